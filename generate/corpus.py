@@ -1,0 +1,310 @@
+"""Corpora: resolving sources, decoding UTF-8, and caching encoded ids.
+
+A corpus is a list of files read as one character stream. Text files are
+joined with newlines; code files are each preceded by FILE_SEPARATOR so a
+model learns where files begin and end. The stream is normalised (BOM
+stripped, CRLF to LF) and encoded to a compact integer array that is cached
+on disk, keyed by the sources' content hash, and memory-mapped on load, so
+corpora larger than RAM train in constant memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import glob
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .config import CorpusConfig
+from .errors import CorpusError
+from .fileio import atomic_path, atomic_write_text
+from .progress import ProgressBar
+from .vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+FILE_SEPARATOR = "\x1c"  # ASCII "file separator": marks the start of each file in code corpora
+CHUNK_BYTES = 8 << 20
+CACHE_FORMAT = 1  # bump when the on-disk layout or normalisation changes
+# Directory and file names never read as code: VCS data, vendored and generated trees.
+DEFAULT_CODE_EXCLUDES = (
+    ".git", ".hg", ".svn", ".tox", ".venv", "venv", "__pycache__", "node_modules",
+    "vendor", "vendored", "third_party", "site-packages", "dist", "build", "*.egg-info",
+    "*.min.js", "*.min.css", "*.lock", "package-lock.json",
+)
+DEFAULT_TEXT_EXCLUDES = (".git", ".hg", ".svn", "__pycache__")
+
+
+def cache_root() -> Path:
+    """The corpus cache: $GENERATE_CACHE_DIR, else $XDG_CACHE_HOME/generate."""
+    if os.environ.get("GENERATE_CACHE_DIR"):
+        return Path(os.environ["GENERATE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "generate"
+
+
+def resolve_files(cfg: CorpusConfig) -> list[Path]:
+    """Expands files, directories and glob patterns into an ordered file list.
+
+    Raises:
+        CorpusError: a source that does not exist, a pattern that matches
+            nothing, or no files at all.
+    """
+    if not cfg.sources:
+        raise CorpusError("no corpus sources given: expected one or more files, directories or glob patterns")
+    excludes = tuple(cfg.exclude) + (DEFAULT_CODE_EXCLUDES if cfg.kind == "code" else DEFAULT_TEXT_EXCLUDES)
+    files: list[Path] = []
+    for source in cfg.sources:
+        if glob.has_magic(source):
+            matches = [Path(p) for p in sorted(glob.glob(os.path.expanduser(source), recursive=True)) if os.path.isfile(p)]
+            matches = [p for p in matches if not _excluded(p, excludes)]
+            if not matches:
+                raise CorpusError(f"corpus source {source!r}: pattern matches no files")
+            files.extend(matches)
+            continue
+        path = Path(os.path.expanduser(source))
+        if path.is_dir():
+            found = list(_walk(path, cfg.include, excludes))
+            if not found:
+                raise CorpusError(f"corpus source {source!r}: directory holds no matching files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif path.exists():
+            raise CorpusError(f"corpus source {source!r}: expected a regular file or directory")
+        else:
+            raise CorpusError(f"corpus source {source!r}: no such file or directory")
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def _walk(root: Path, include: list[str], excludes: tuple[str, ...]) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not _matches(d, excludes))
+        for name in sorted(filenames):
+            if _matches(name, excludes) or (include and not _matches(name, tuple(include))):
+                continue
+            path = Path(dirpath) / name
+            if _looks_binary(path):
+                log.info("skipping binary file %s", path)
+                continue
+            yield path
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def _excluded(path: Path, patterns: tuple[str, ...]) -> bool:
+    return any(_matches(part, patterns) for part in path.parts)
+
+
+def _looks_binary(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return b"\x00" in handle.read(8192)
+    except OSError:
+        return False
+
+
+def iter_file_text(path: Path, errors: str) -> Iterator[str]:
+    """Decodes one file as UTF-8 in chunks, stripping a BOM and normalising CRLF.
+
+    Args:
+        path: the file to read.
+        errors: `strict`, `replace` or `ignore`; `skip` behaves as `strict`
+            here and the caller drops the file.
+
+    Raises:
+        CorpusError: invalid UTF-8 under `strict`/`skip`, naming the byte offset.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict" if errors == "skip" else errors)
+    offset = 0
+    first = True
+    pending_cr = ""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read ({exc.strerror})") from None
+    with handle:
+        while True:
+            raw = handle.read(CHUNK_BYTES)
+            final = not raw
+            try:
+                text = decoder.decode(raw, final=final)
+            except UnicodeDecodeError as exc:
+                buffered = len(decoder.getstate()[0]) if not final else 0
+                position = offset - buffered + exc.start
+                raise CorpusError(
+                    f"{path}: invalid UTF-8 at byte {position}: expected UTF-8 text "
+                    "(use --encoding-errors replace, ignore or skip)"
+                ) from None
+            offset += len(raw)
+            if first and text:
+                text = text.removeprefix("\ufeff")
+                first = False
+            text = pending_cr + text
+            pending_cr = ""
+            if text.endswith("\r") and not final:
+                text, pending_cr = text[:-1], "\r"
+            text = text.replace("\r\n", "\n")
+            if text:
+                yield text
+            if final:
+                return
+
+
+@dataclass
+class Corpus:
+    """A resolved, hashed corpus whose ids are cached on disk."""
+
+    cfg: CorpusConfig
+    files: list[Path]  # files that contribute, in stream order
+    sha256: str  # hash of the raw bytes and reading options
+    n_chars: int  # characters after normalisation
+    counts: dict[str, int]  # character frequencies
+    skipped: list[str]  # files dropped under --encoding-errors skip
+    cache_dir: Path
+
+    def ids(self, vocab: Vocab, show_progress: bool = True) -> np.ndarray:
+        """The corpus as a memory-mapped id array, built once per vocabulary."""
+        dtype = np.uint16 if len(vocab) <= 0xFFFF else np.uint32
+        path = self.cache_dir / f"ids-{vocab.sha256[:16]}.npy"
+        if path.exists():
+            try:
+                ids = np.load(path, mmap_mode="r")
+                if ids.shape == (self.n_chars,) and ids.dtype == dtype:
+                    return ids
+            except (OSError, ValueError):
+                pass
+            log.warning("rebuilding stale corpus cache %s", path)
+        table = vocab.lookup_table()
+        with atomic_path(path, suffix=".npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(self.n_chars,))
+            position = 0
+            for chunk in self._stream(show_progress, "encoding"):
+                ids = table[_code_points(chunk)]
+                if (ids < 0).any():
+                    bad = sorted({chunk[i] for i in np.flatnonzero(ids < 0)[:20]})
+                    raise CorpusError(f"corpus has characters outside the vocabulary: {bad!r}")
+                out[position : position + len(ids)] = ids
+                position += len(ids)
+            out.flush()
+            del out
+        return np.load(path, mmap_mode="r")
+
+    def _stream(self, show_progress: bool, desc: str) -> Iterator[str]:
+        yield from _stream_files(self.files, self.cfg, show_progress, desc)
+
+
+def _stream_files(files: list[Path], cfg: CorpusConfig, show_progress: bool, desc: str) -> Iterator[str]:
+    total = sum(f.stat().st_size for f in files)
+    bar = ProgressBar(total, desc=desc, unit="B", enabled=show_progress and total > 64 << 20)
+    done = 0
+    for path in files:
+        if cfg.kind == "code":
+            yield FILE_SEPARATOR
+        last = ""
+        for chunk in iter_file_text(path, cfg.encoding_errors):
+            last = chunk
+            yield chunk
+        if cfg.kind == "text" and last and not last.endswith("\n"):
+            yield "\n"
+        done += path.stat().st_size
+        bar.update(done)
+    bar.close()
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+
+
+def load_corpus(cfg: CorpusConfig, show_progress: bool = True) -> Corpus:
+    """Resolves, hashes and (if not cached) scans a corpus.
+
+    Raises:
+        CorpusError: unreadable sources, invalid UTF-8, or an empty corpus.
+    """
+    cfg.validate()
+    files = resolve_files(cfg)
+    digest = hashlib.sha256(json.dumps([CACHE_FORMAT, cfg.kind, cfg.encoding_errors]).encode())
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                digest.update(f"\0{path.stat().st_size}\0".encode())
+                while block := handle.read(CHUNK_BYTES):
+                    digest.update(block)
+        except OSError as exc:
+            raise CorpusError(f"{path}: cannot read ({exc.strerror})") from None
+    key = digest.hexdigest()
+    cache_dir = cache_root() / "corpora" / key[:32]
+    meta_path = cache_dir / "meta.json"
+    meta = _read_meta(meta_path, key)
+    if meta is None:
+        meta = _scan(files, cfg, show_progress)
+        meta["sha256"] = key
+        atomic_write_text(meta_path, json.dumps(meta, ensure_ascii=False))
+    used = [Path(f) for f in meta["files"]]
+    for name in meta["skipped"]:
+        log.warning("skipped %s: not valid UTF-8", name)
+    if meta["n_chars"] == 0:
+        raise CorpusError(f"corpus is empty: {len(files)} file(s) from {', '.join(cfg.sources)} hold no text")
+    counts = {chr(int(cp)): n for cp, n in meta["counts"].items()}
+    return Corpus(cfg, used, key, meta["n_chars"], counts, meta["skipped"], cache_dir)
+
+
+def _read_meta(path: Path, key: str) -> dict | None:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if meta.get("sha256") == key and all(Path(f).is_file() for f in meta["files"]):
+            return meta
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _scan(files: list[Path], cfg: CorpusConfig, show_progress: bool) -> dict:
+    """Counts characters per file; under `skip`, drops files that fail to decode."""
+    counts = np.zeros(0x110000, dtype=np.int64)
+    used, skipped = [], []
+    total = sum(f.stat().st_size for f in files)
+    bar = ProgressBar(total, desc="scanning", unit="B", enabled=show_progress and total > 64 << 20)
+    done = 0
+    for path in files:
+        file_counts = np.zeros_like(counts) if cfg.encoding_errors == "skip" else counts
+        try:
+            for chunk in _stream_files([path], cfg, show_progress=False, desc=""):
+                file_counts += np.bincount(_code_points(chunk), minlength=0x110000)
+        except CorpusError:
+            if cfg.encoding_errors != "skip":
+                raise
+            skipped.append(str(path))
+            continue
+        finally:
+            done += path.stat().st_size
+            bar.update(done)
+        if file_counts is not counts:
+            counts += file_counts
+        used.append(str(path))
+    bar.close()
+    nonzero = np.flatnonzero(counts)
+    return {
+        "files": used,
+        "skipped": skipped,
+        "n_chars": int(counts.sum()),
+        "counts": {str(int(cp)): int(counts[cp]) for cp in nonzero},
+    }

@@ -1,0 +1,147 @@
+"""Sampling from a run directory: load, prime, generate, and record.
+
+`load_generator` builds the sampling model at its own batch size from the
+same builder as training, loads the checkpoint's weights into it, and reads
+them into the fused step network that `sampling.Sampler` runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .checkpoint import RunDir, load_weights_into
+from .config import RunConfig
+from .corpus import FILE_SEPARATOR
+from .errors import UsageError
+from .fileio import sha256_file
+from .model import build_model
+from .sampling import Sample, Sampler, SamplingConfig, StepNetwork
+from .vocab import OOV_POLICIES, Vocab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Generator:
+    run: RunDir
+    config: RunConfig
+    vocab: Vocab
+    checkpoint: Path
+    sampler: Sampler
+
+    def default_prime(self) -> str:
+        """What a sample starts from when no prime is given: a file start for code, a newline for text."""
+        for candidate in (FILE_SEPARATOR if self.config.corpus.kind == "code" else "\n", "\n", " "):
+            if self.vocab.id_of(candidate) is not None:
+                return candidate
+        return self.vocab.chars[0]
+
+    def default_stops(self) -> tuple[str, ...]:
+        # A code model's file separator means "end of this file".
+        return (FILE_SEPARATOR,) if self.config.corpus.kind == "code" else ()
+
+
+def load_generator(run_path: Path, checkpoint: str = "best", num_samples: int = 1) -> Generator:
+    """Prepares a run for sampling `num_samples` streams at once.
+
+    Raises:
+        UsageError: not a run directory, or a bad checkpoint choice.
+        CheckpointError: a damaged checkpoint.
+    """
+    run = RunDir(Path(run_path)).require()
+    config = run.load_config()
+    vocab = run.load_vocab()
+    path = run.checkpoint(checkpoint)
+    model = build_model(config.model, num_samples, seq_len=1)
+    load_weights_into(model, path)
+    net = StepNetwork.from_model(model, config.model)
+    return Generator(run, config, vocab, path, Sampler(net, vocab.chars))
+
+
+def resolve_seed(seed: int | None) -> tuple[int, bool]:
+    """Returns (seed, drawn): a given seed, or a fresh one that the caller should report."""
+    if seed is not None:
+        if not 0 <= seed < 2**63:
+            raise UsageError(f"--seed: expected an integer in [0, 2**63), received {seed}")
+        return seed, False
+    return secrets.randbits(32), True
+
+
+def generate_samples(
+    gen: Generator,
+    cfg: SamplingConfig,
+    prime: str | None,
+    oov: str = "error",
+    on_text: Callable[[int, str], None] | None = None,
+) -> list[Sample]:
+    """Samples `cfg.num_samples` texts after `prime` (or the model's default start).
+
+    Raises:
+        UsageError: bad settings, or prime characters outside the vocabulary under `oov="error"`.
+    """
+    if oov not in OOV_POLICIES:
+        raise UsageError(f"--oov: expected one of {', '.join(OOV_POLICIES)}, received {oov!r}")
+    cfg.validate(len(gen.vocab))
+    if cfg.seed is None:
+        raise ValueError("cfg.seed must be resolved before sampling")
+    prime_ids = gen.vocab.encode(prime, oov=oov, what="--prime") if prime else []
+    if not prime_ids:
+        prime_ids = gen.vocab.encode(gen.default_prime())
+    rng = np.random.default_rng(cfg.seed)
+    cfg = SamplingConfig(**{**asdict(cfg), "stop": tuple(cfg.stop) + gen.default_stops()})
+    return gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text)
+
+
+def sample_record(gen: Generator, cfg: SamplingConfig, prime: str | None, index: int, sample: Sample) -> dict:
+    """The sidecar for one output: enough to regenerate it exactly."""
+    return {
+        "run": str(gen.run.path.resolve()),
+        "checkpoint": str(gen.checkpoint.resolve()),
+        "checkpoint_sha256": _checkpoint_hash(gen.checkpoint),
+        "seed": cfg.seed,
+        "sample_index": index,
+        "num_samples": cfg.num_samples,
+        "prime": prime or "",
+        "length": cfg.length,
+        "temperature": cfg.temperature,
+        "top_k": cfg.top_k,
+        "top_p": cfg.top_p,
+        "greedy": cfg.is_greedy,
+        "stop": list(cfg.stop),
+        "stopped": sample.stopped,
+        "chars": len(sample.text),
+        "version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+_hashes: dict[Path, str] = {}
+
+
+def _checkpoint_hash(path: Path) -> str:
+    if path not in _hashes:
+        _hashes[path] = sha256_file(path)
+    return _hashes[path]
+
+
+def output_paths(target: Path, count: int, extension: str = ".txt") -> list[Path]:
+    """One file for a single sample, else numbered files in a directory.
+
+    A target that exists as a directory, ends with a slash, or has no suffix
+    while count > 1 is treated as a directory.
+    """
+    as_dir = target.is_dir() or str(target).endswith(("/", "\\")) or count > 1
+    if not as_dir:
+        return [target]
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"-o {str(target)!r}: expected a directory for {count} samples, found a file")
+    width = max(2, len(str(count)))
+    return [target / f"sample-{i + 1:0{width}d}{extension}" for i in range(count)]

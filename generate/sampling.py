@@ -1,0 +1,366 @@
+"""The sampling engine: N streams decoded together in one compiled loop.
+
+The trained Keras layers are read into a fused single-step network
+(`StepNetwork`): the embedding is folded into the first layer's input
+projection, LSTM gates are reordered so one sigmoid covers three of them,
+and deeper layers multiply `[input, state]` by one stacked matrix. A chunk of
+steps runs inside one compiled loop (`compiled.compile_loop`), so Python is
+entered once per chunk, never per character, and `model.predict` is never
+called. All math is `keras.ops`, so every backend runs it.
+
+Randomness comes from NumPy: one uniform number per stream and step, drawn in
+order, is turned into a character by inverse-CDF sampling. Output therefore
+depends only on the seed and settings, never on how steps are chunked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .config import ModelConfig
+from .errors import UsageError
+from .model import import_keras, recurrent_layer_name
+
+log = logging.getLogger(__name__)
+
+CHUNK_STEPS = 256  # steps per compiled call; the buffer size, fixed so the loop traces once
+
+
+@dataclass
+class SamplingConfig:
+    length: int = 500  # characters to generate per sample, after the prime
+    temperature: float = 1.0  # divides the logits; lower is more conservative
+    top_k: int = 0  # keep only the k most likely characters; 0 disables
+    top_p: float = 1.0  # keep the smallest set of characters holding this probability mass
+    greedy: bool = False  # always take the most likely character (also temperature 0)
+    num_samples: int = 1  # streams generated together as one batch
+    stop: tuple[str, ...] = ()  # a sample ends just before the first of these strings
+    seed: int | None = None  # seeds the uniform draws; same seed, same text
+
+    def validate(self, vocab_size: int) -> None:
+        checks = (
+            (self.length >= 1, "length", "an integer >= 1", self.length),
+            (self.temperature >= 0, "temperature", "a number >= 0", self.temperature),
+            (0 <= self.top_k <= vocab_size, "top-k", f"an integer in [0, {vocab_size}] (the vocab size)", self.top_k),
+            (0 < self.top_p <= 1, "top-p", "a number in (0, 1]", self.top_p),
+            (self.num_samples >= 1, "num-samples", "an integer >= 1", self.num_samples),
+            (all(self.stop), "stop", "non-empty strings", self.stop),
+        )
+        for ok, option, expected, received in checks:
+            if not ok:
+                raise UsageError(f"--{option}: expected {expected}, received {received!r}")
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.greedy or self.temperature == 0
+
+
+# ---------------------------------------------------------------- logit filters
+# Each filter maps logits (N, V) to logits, masking with -inf; they chain in
+# order, as in whisper's decoding. Later constraints (acrostics, forms, keys)
+# are more filters.
+
+
+class LogitFilter:
+    def apply(self, logits):
+        raise NotImplementedError
+
+
+@dataclass
+class Temperature(LogitFilter):
+    temperature: float
+
+    def apply(self, logits):
+        return logits / self.temperature
+
+
+@dataclass
+class TopK(LogitFilter):
+    k: int
+
+    def apply(self, logits):
+        ops = import_keras().ops
+        kth_largest = ops.top_k(logits, self.k, sorted=True)[0][:, -1:]
+        return ops.where(logits < kth_largest, float("-inf"), logits)
+
+
+@dataclass
+class TopP(LogitFilter):
+    p: float
+
+    def apply(self, logits):
+        ops = import_keras().ops
+        descending = ops.flip(ops.sort(logits, axis=-1), axis=-1)
+        probs = ops.softmax(descending, axis=-1)
+        mass_before = ops.cumsum(probs, axis=-1) - probs
+        # The most likely character always has mass_before == 0 < p, so one survives.
+        threshold = ops.min(ops.where(mass_before < self.p, descending, float("inf")), axis=-1, keepdims=True)
+        return ops.where(logits < threshold, float("-inf"), logits)
+
+
+def build_filters(cfg: SamplingConfig) -> list[LogitFilter]:
+    filters: list[LogitFilter] = []
+    if not cfg.is_greedy and cfg.temperature != 1.0:
+        filters.append(Temperature(cfg.temperature))
+    if cfg.top_k:
+        filters.append(TopK(cfg.top_k))
+    if cfg.top_p < 1.0 and not cfg.is_greedy:
+        filters.append(TopP(cfg.top_p))
+    return filters
+
+
+# ---------------------------------------------------------------- fused step network
+
+
+@dataclass
+class StepNetwork:
+    """The trained network as plain arrays, arranged for single-step decoding."""
+
+    cell: str
+    units: int
+    first_table: np.ndarray  # (V, G*H): embedding @ W_in + input bias of layer 0
+    input_kernels: list[np.ndarray]  # layers >= 1: W_in, stacked over W_rec for LSTM/RNN
+    recurrent_kernels: list[np.ndarray]  # layer 0 always; layers >= 1 for GRU only
+    biases: list[np.ndarray]  # layers >= 1 input biases (layer 0's is in first_table)
+    recurrent_biases: list[np.ndarray]  # GRU only: one per layer
+    residual: list[bool]  # whether layer i adds its input to its output
+    out_kernel: np.ndarray  # (H, V)
+    out_bias: np.ndarray  # (V,)
+    embedding: np.ndarray | None = None  # (V, E), kept only when layer 0 is residual
+    tensors: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_model(cls, model, cfg: ModelConfig) -> "StepNetwork":
+        """Reads the weights of any model made by `model.build_model`."""
+        embedding = np.asarray(model.get_layer("embedding").get_weights()[0], dtype=np.float32)
+        net = cls(cfg.cell, cfg.units, None, [], [], [], [], [], None, None)  # type: ignore[arg-type]
+        width = cfg.embedding_dim
+        for i in range(cfg.layers):
+            kernel, recurrent, bias = (np.asarray(w, np.float32) for w in model.get_layer(recurrent_layer_name(cfg, i)).get_weights())
+            if cfg.cell == "lstm":
+                kernel, recurrent, bias = (_lstm_gate_order(w, cfg.units) for w in (kernel, recurrent, bias))
+            input_bias = bias[0] if cfg.cell == "gru" else bias
+            if cfg.cell == "gru":
+                net.recurrent_biases.append(bias[1])
+            if i == 0:
+                net.first_table = embedding @ kernel + input_bias
+                net.recurrent_kernels.append(recurrent)
+            elif cfg.cell == "gru":
+                net.input_kernels.append(kernel)
+                net.recurrent_kernels.append(recurrent)
+                net.biases.append(input_bias)
+            else:
+                net.input_kernels.append(np.concatenate([kernel, recurrent], axis=0))
+                net.biases.append(input_bias)
+            net.residual.append(bool(cfg.residual and width == cfg.units))
+            if i == 0 and net.residual[0]:
+                net.embedding = embedding
+            width = cfg.units
+        net.out_kernel, net.out_bias = (np.asarray(w, np.float32) for w in model.get_layer("logits").get_weights())
+        return net
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.residual)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.out_bias.shape[0]
+
+    def initial_states(self, batch: int) -> list:
+        per_layer = 2 if self.cell == "lstm" else 1
+        return [np.zeros((batch, self.units), np.float32) for _ in range(per_layer * self.num_layers)]
+
+    def _t(self, name: str, value):
+        # Backend tensors are made once, eagerly: a tensor first made inside
+        # one trace cannot be used by the next.
+        return self.tensors[name]
+
+    def prepare(self) -> "StepNetwork":
+        """Converts every array to a backend tensor, outside any compiled trace."""
+        ops = import_keras().ops
+        arrays = {"table": self.first_table, "rec0": self.recurrent_kernels[0], "out": self.out_kernel, "out_b": self.out_bias}
+        if self.embedding is not None:
+            arrays["embedding"] = self.embedding
+        for i in range(1, self.num_layers):
+            arrays[f"in{i}"], arrays[f"b{i}"] = self.input_kernels[i - 1], self.biases[i - 1]
+        if self.cell == "gru":
+            arrays.update({f"rec{i}": self.recurrent_kernels[i] for i in range(self.num_layers)})
+            arrays.update({f"rb{i}": self.recurrent_biases[i] for i in range(self.num_layers)})
+        self.tensors = {name: ops.convert_to_tensor(value) for name, value in arrays.items()}
+        return self
+
+    def step(self, tokens, states):
+        """One time step: ids (N,) and states -> logits (N, V) and new states."""
+        ops = import_keras().ops
+        H = self.units
+        new_states = []
+        x = ops.take(self._t("embedding", self.embedding), tokens, axis=0) if self.residual[0] else None
+        for i in range(self.num_layers):
+            h = states[2 * i] if self.cell == "lstm" else states[i]
+            if i == 0:
+                projected = ops.take(self._t("table", self.first_table), tokens, axis=0)
+            elif self.cell == "gru":
+                projected = ops.matmul(x, self._t(f"in{i}", self.input_kernels[i - 1])) + self._t(f"b{i}", self.biases[i - 1])
+            else:
+                stacked = ops.concatenate([x, h], axis=-1)
+                projected = ops.matmul(stacked, self._t(f"in{i}", self.input_kernels[i - 1])) + self._t(f"b{i}", self.biases[i - 1])
+            if self.cell == "lstm":
+                z = projected if i else projected + ops.matmul(h, self._t("rec0", self.recurrent_kernels[0]))
+                gates = ops.sigmoid(z[:, : 3 * H])
+                c = gates[:, H : 2 * H] * states[2 * i + 1] + gates[:, :H] * ops.tanh(z[:, 3 * H :])
+                h = gates[:, 2 * H : 3 * H] * ops.tanh(c)
+                new_states += [h, c]
+            elif self.cell == "gru":
+                inner = ops.matmul(h, self._t(f"rec{i}", self.recurrent_kernels[i])) + self._t(f"rb{i}", self.recurrent_biases[i])
+                zr = ops.sigmoid(projected[:, : 2 * H] + inner[:, : 2 * H])
+                candidate = ops.tanh(projected[:, 2 * H :] + zr[:, H:] * inner[:, 2 * H :])
+                h = zr[:, :H] * h + (1.0 - zr[:, :H]) * candidate
+                new_states.append(h)
+            else:
+                z = projected if i else projected + ops.matmul(h, self._t("rec0", self.recurrent_kernels[0]))
+                h = ops.tanh(z)
+                new_states.append(h)
+            x = h + x if self.residual[i] else h
+        logits = ops.matmul(x, self._t("out", self.out_kernel)) + self._t("out_b", self.out_bias)
+        return logits, new_states
+
+
+def _lstm_gate_order(weights: np.ndarray, units: int) -> np.ndarray:
+    # Keras stores gates as [i, f, c, o]; [i, f, o, c] lets one sigmoid cover i, f and o.
+    i, f, c, o = (weights[..., k * units : (k + 1) * units] for k in range(4))
+    return np.concatenate([i, f, o, c], axis=-1)
+
+
+# ---------------------------------------------------------------- the compiled loop
+
+
+def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool):
+    """Builds `run(token, states, forced, uniforms, steps)` for one chunk.
+
+    `forced[t]` holds ids to feed instead of sampling (the prime), or -1;
+    `uniforms[t]` holds the random draws for step t. Only the first `steps`
+    rows are used, so one trace serves every chunk length.
+    """
+    keras = import_keras()
+    ops = keras.ops
+    from .compiled import compile_loop
+
+    def choose(logits, uniform):
+        # Step 1: constrain the distribution (temperature, top-k, top-p, ...).
+        for logit_filter in filters:
+            logits = logit_filter.apply(logits)
+        if greedy:
+            return ops.cast(ops.argmax(logits, axis=-1), "int32")
+        # Step 2: unnormalised probabilities, and their running total (the CDF).
+        weights = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
+        cdf = ops.cumsum(weights, axis=-1)
+        # Step 3: invert the CDF at u * total; u > 0 so masked (zero-weight) ids are never chosen.
+        target = ops.maximum(uniform, 1e-7)[:, None] * cdf[:, -1:]
+        return ops.cast(ops.sum(ops.cast(cdf < target, "int32"), axis=-1), "int32")
+
+    def run(token, states, forced, uniforms, steps):
+        out = ops.zeros(ops.shape(forced), "int32")
+        rows = ops.arange(ops.shape(forced)[0], dtype="int32")[:, None]
+
+        def body(t, carry):
+            token, states, out = carry
+            # Feed the current character through every layer.
+            logits, states = net.step(token, states)
+            # Take the prime's next character if one is forced, else sample.
+            forced_t = ops.take(forced, t, axis=0)
+            chosen = choose(logits, ops.take(uniforms, t, axis=0))
+            token = ops.where(forced_t >= 0, forced_t, chosen)
+            # Record it in row t of the output buffer.
+            out = ops.where(rows == t, token[None, :], out)
+            return token, states, out
+
+        return ops.fori_loop(0, steps, body, (token, list(states), out))
+
+    return compile_loop(run)
+
+
+@dataclass
+class Sample:
+    text: str  # generated characters, without the prime, cut before any stop string
+    stopped: bool  # True if a stop string ended it before `length`
+
+
+class Sampler:
+    """Generates `num_samples` streams at once from a StepNetwork."""
+
+    def __init__(self, net: StepNetwork, chars: tuple[str, ...]):
+        self.net = net.prepare()
+        self.chars = np.array(chars, dtype=object)
+        self._compiled: dict = {}
+
+    def generate(
+        self,
+        prime_ids: list[int],
+        cfg: SamplingConfig,
+        rng: np.random.Generator,
+        on_text: Callable[[int, str], None] | None = None,
+        chunk_steps: int = CHUNK_STEPS,
+    ) -> list[Sample]:
+        """Runs the prime through the network, then samples `cfg.length` characters.
+
+        Args:
+            prime_ids: at least one id; the last one is the first input to sample from.
+            cfg: decoding settings.
+            rng: the source of every random draw.
+            on_text: called as (stream, text) with text that is final (never
+                later cut by a stop string), for streaming output.
+            chunk_steps: at most this many steps per compiled call.
+
+        Returns:
+            One `Sample` per stream.
+        """
+        ops = import_keras().ops
+        key = (repr(build_filters(cfg)), cfg.is_greedy)
+        if key not in self._compiled:
+            self._compiled[key] = make_chunk_fn(self.net, build_filters(cfg), cfg.is_greedy)
+        run = self._compiled[key]
+        n = cfg.num_samples
+        token = ops.convert_to_tensor(np.full((n,), prime_ids[0], np.int32))
+        states = [ops.convert_to_tensor(s) for s in self.net.initial_states(n)]
+        pending_prime = list(prime_ids[1:])
+        texts = [""] * n
+        emitted = [0] * n
+        done = [False] * n
+        generated = 0
+        hold = max((len(s) for s in cfg.stop), default=1) - 1
+        steps_this_call = 16  # a short first chunk puts the first characters on screen sooner
+        while generated < cfg.length and not all(done):
+            n_forced = min(len(pending_prime), chunk_steps)
+            steps = min(chunk_steps, n_forced + min(cfg.length - generated, steps_this_call))
+            forced = np.full((chunk_steps, n), -1, np.int32)
+            forced[:n_forced] = np.asarray(pending_prime[:n_forced], np.int32)[:, None]
+            uniforms = np.zeros((chunk_steps, n), np.float32)
+            uniforms[n_forced:steps] = rng.random((steps - n_forced, n), dtype=np.float32)
+            token, states, out = run(token, states, forced, uniforms, np.int32(steps))
+            new_ids = np.asarray(ops.convert_to_numpy(out))[n_forced:steps]
+            pending_prime = pending_prime[n_forced:]
+            generated += steps - n_forced
+            steps_this_call = chunk_steps
+            for s in range(n):
+                if done[s]:
+                    continue
+                start = max(len(texts[s]) - hold, 0)
+                texts[s] += "".join(self.chars[new_ids[:, s]])
+                cut = _first_stop(texts[s], cfg.stop, start)
+                if cut is not None:
+                    texts[s], done[s] = texts[s][:cut], True
+                final = len(texts[s]) if done[s] or generated >= cfg.length else max(len(texts[s]) - hold, 0)
+                if on_text and final > emitted[s]:
+                    on_text(s, texts[s][emitted[s] : final])
+                emitted[s] = max(emitted[s], final)
+        return [Sample(text, stopped) for text, stopped in zip(texts, done)]
+
+
+def _first_stop(text: str, stops: tuple[str, ...], start: int) -> int | None:
+    hits = [i for i in (text.find(s, start) for s in stops) if i >= 0]
+    return min(hits) if hits else None
