@@ -215,3 +215,55 @@ def run_summary(run: RunDir) -> dict:
     history = run.read_history()
     summary["history"] = history[-5:]
     return summary
+
+
+def export_run(run: RunDir, dest: Path, which: str = "best") -> Path:
+    """Copies a run into `dest` for sampling only: config, vocab and weights, no optimizer.
+
+    The exported `best.keras` is a third of the training checkpoint's size,
+    which is what keeps shipped models small.
+
+    Raises:
+        UsageError: `dest` already holds files, or the checkpoint is missing.
+    """
+    from .model import build_model
+
+    source = run.checkpoint(which)
+    target = RunDir(Path(dest))
+    if target.path.exists() and any(target.path.iterdir()):
+        raise UsageError(f"export target {str(target.path)!r}: expected a new or empty directory, found files")
+    config = run.load_config()
+    model = build_model(config.model, 1)
+    load_weights_into(model, source)
+    state = read_training_state(source)
+    target.path.mkdir(parents=True, exist_ok=True)
+    run.load_vocab().save(target.vocab)
+    config.save(target.config)
+    save_checkpoint(model, target.best, {**state, "exported_from": str(source)})
+    if run.history.exists():
+        target.write_history(run.read_history())
+    return target.best
+
+
+def shipped_checkpoints_dir() -> Path:
+    """`checkpoints/` at the top of the source tree, where shipped models live."""
+    return Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def resolve_run(name_or_path: str | Path) -> RunDir:
+    """A run directory by path, or a shipped model by name (e.g. `shakespeare`).
+
+    Raises:
+        UsageError: neither a run directory nor a shipped model name.
+    """
+    path = Path(name_or_path)
+    if path.exists() or "/" in str(name_or_path) or str(name_or_path).startswith("."):
+        return RunDir(path).require()
+    shipped = RunDir(shipped_checkpoints_dir() / str(name_or_path))
+    if shipped.is_run():
+        return shipped
+    names = sorted(p.parent.name for p in shipped_checkpoints_dir().glob("*/config.json"))
+    raise UsageError(
+        f"run {str(name_or_path)!r}: no such directory or shipped model; expected a run path"
+        + (f" or one of: {', '.join(names)}" if names else "")
+    )

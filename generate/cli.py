@@ -159,8 +159,11 @@ def _pick(options: dict, cls, exclude: tuple[str, ...] = ()) -> dict:
     return {k: v for k, v in options.items() if k in names}
 
 
+DEFAULT_MODEL = "shakespeare"
+
+
 @cli.command()
-@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run", default=DEFAULT_MODEL)
 @click.option("--prime", default=None, help="Text the samples continue from.")
 @click.option("--prime-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the prime from a UTF-8 file.")
 @click.option("--oov", type=click.Choice(["error", "drop", "unk"]), default="error", show_default=True, help="Prime characters outside the vocabulary: fail, drop them, or map to the unknown token.")
@@ -178,7 +181,10 @@ def _pick(options: dict, cls, exclude: tuple[str, ...] = ()) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per sample on stdout.")
 @click.pass_context
 def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint, output, overwrite, as_json):
-    """Generate text from the model in RUN."""
+    """Generate text from RUN: a run directory, or a shipped model's name.
+
+    Without RUN, the shipped default model (shakespeare) writes a poem.
+    """
     from .generation import generate_samples, load_generator, output_paths, resolve_seed, sample_record
     from .sampling import SamplingConfig
     from .writers import check_free, write_output
@@ -226,13 +232,16 @@ def _unescape(text: str) -> str:
 
 
 @cli.command()
-@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(run: Path, as_json: bool) -> None:
-    """Describe RUN: model, corpus, checkpoints and recent losses (no TensorFlow needed)."""
-    from .checkpoint import RunDir, run_summary
+def info(run: str, as_json: bool) -> None:
+    """Describe RUN (a path or shipped model name): model, corpus, checkpoints, losses.
 
-    summary = run_summary(RunDir(run).require())
+    Reads JSON and zip metadata only; TensorFlow is never imported.
+    """
+    from .checkpoint import resolve_run, run_summary
+
+    summary = run_summary(resolve_run(run))
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
@@ -276,6 +285,17 @@ def list_runs(directory: Path) -> None:
         best = state.get("best_val_loss")
         best_text = f"{best / 0.6931471805599453:.3f} bpc" if best is not None else "-"
         click.echo(f"{path}\t{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}\tepoch {state.get('epoch', 0)}/{cfg.train.epochs}\tbest val {best_text}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
+def export(run: Path, dest: Path, checkpoint: str) -> None:
+    """Copy RUN to DEST for sampling only: weights without optimizer state."""
+    from .checkpoint import RunDir, export_run
+
+    click.echo(str(export_run(RunDir(run).require(), dest, checkpoint)))
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from .config import CorpusConfig
-from .errors import CorpusError
+from .errors import CorpusError, UsageError
 from .fileio import atomic_path, atomic_write_text
 from .progress import ProgressBar
 from .vocab import Vocab
@@ -55,11 +55,11 @@ def resolve_files(cfg: CorpusConfig) -> list[Path]:
     """Expands files, directories and glob patterns into an ordered file list.
 
     Raises:
-        CorpusError: a source that does not exist, a pattern that matches
-            nothing, or no files at all.
+        UsageError: a source that does not exist or a pattern that matches nothing.
+        CorpusError: a directory with no usable files.
     """
     if not cfg.sources:
-        raise CorpusError("no corpus sources given: expected one or more files, directories or glob patterns")
+        raise UsageError("no corpus sources given: expected one or more files, directories or glob patterns")
     excludes = tuple(cfg.exclude) + (DEFAULT_CODE_EXCLUDES if cfg.kind == "code" else DEFAULT_TEXT_EXCLUDES)
     files: list[Path] = []
     for source in cfg.sources:
@@ -67,7 +67,7 @@ def resolve_files(cfg: CorpusConfig) -> list[Path]:
             matches = [Path(p) for p in sorted(glob.glob(os.path.expanduser(source), recursive=True)) if os.path.isfile(p)]
             matches = [p for p in matches if not _excluded(p, excludes)]
             if not matches:
-                raise CorpusError(f"corpus source {source!r}: pattern matches no files")
+                raise UsageError(f"corpus source {source!r}: pattern matches no files")
             files.extend(matches)
             continue
         path = Path(os.path.expanduser(source))
@@ -81,7 +81,7 @@ def resolve_files(cfg: CorpusConfig) -> list[Path]:
         elif path.exists():
             raise CorpusError(f"corpus source {source!r}: expected a regular file or directory")
         else:
-            raise CorpusError(f"corpus source {source!r}: no such file or directory")
+            raise UsageError(f"corpus source {source!r}: no such file or directory")
     seen: set[Path] = set()
     unique = []
     for f in files:

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .checkpoint import RunDir, load_weights_into
+from .checkpoint import RunDir, load_weights_into, resolve_run
 from .config import RunConfig
 from .corpus import FILE_SEPARATOR
 from .errors import UsageError
@@ -56,7 +56,7 @@ def load_generator(run_path: Path, checkpoint: str = "best", num_samples: int = 
         UsageError: not a run directory, or a bad checkpoint choice.
         CheckpointError: a damaged checkpoint.
     """
-    run = RunDir(Path(run_path)).require()
+    run = resolve_run(run_path)
     config = run.load_config()
     vocab = run.load_vocab()
     path = run.checkpoint(checkpoint)

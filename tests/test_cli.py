@@ -1,0 +1,126 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from generate.cli import cli
+
+from .conftest import TINY_MODEL
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def run(runner, *args):
+    return runner.invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result, code, *needles):
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args,code,needles",
+    [
+        (["sample", "{run}", "--temperature", "-1"], 2, ["--temperature", "-1"]),
+        (["sample", "{run}", "--top-p", "1.5"], 2, ["--top-p"]),
+        (["sample", "{run}", "--top-k", "100000", "--seed", "1"], 2, ["--top-k", "vocab size"]),
+        (["sample", "{run}", "--prime", "§", "--seed", "1"], 2, ["--prime", "'§'"]),
+        (["sample", "{run}", "--checkpoint", "model.h5"], 2, ["legacy .h5"]),
+        (["sample", "{tmp}", "--seed", "1"], 2, ["expected a run directory"]),
+        (["sample", "{tmp}/nope"], 2, ["no such directory"]),
+        (["train", "{tmp}/new", "{tmp}/missing.txt"], 2, ["missing.txt", "no such file"]),
+        (["train", "{tmp}/new"], 2, ["missing SOURCES"]),
+        (["train", "{tmp}/new", "{tmp}/bad.txt"], 1, ["bad.txt", "invalid UTF-8 at byte 3"]),
+        (["train", "{tmp}/new", "{tmp}/short.txt", *TINY_MODEL], 1, ["too short", "4 x 16 + 1 = 65"]),
+        (["train", "{tmp}/new", "{tmp}/short.txt", "--units", "0"], 2, ["--units"]),
+        (["train", "{run}", "{tmp}/short.txt"], 2, ["already exists", "--resume"]),
+        (["info", "{tmp}"], 2, ["expected a run directory"]),
+        (["nonsense"], 2, ["No such command"]),
+    ],
+)
+def test_bad_input_gets_a_one_line_error_and_exit_code(runner, trained_run, tmp_path, args, code, needles):
+    (tmp_path / "bad.txt").write_bytes(b"abc\xffdef")
+    (tmp_path / "short.txt").write_text("too short\n")
+    args = [a.format(run=trained_run, tmp=tmp_path) for a in args]
+    one_line_error(run(runner, *args), code, *needles)
+    assert not (tmp_path / "new").exists()  # nothing half-created
+
+
+def test_sample_to_files_writes_sidecars_and_never_clobbers(runner, trained_run, tmp_path):
+    out = tmp_path / "out"
+    result = run(runner, "sample", trained_run, "-N", "3", "-n", "50", "--seed", "4", "-o", out, "--prime", "Shall")
+    assert result.exit_code == 0, result.stderr
+    paths = result.stdout.split()
+    assert [p.split("/")[-1] for p in paths] == ["sample-01.txt", "sample-02.txt", "sample-03.txt"]
+    record = json.loads((out / "sample-02.txt.json").read_text())
+    assert record["seed"] == 4 and record["sample_index"] == 1 and record["prime"] == "Shall"
+    assert len(record["checkpoint_sha256"]) == 64
+    before = (out / "sample-01.txt").read_bytes()
+    assert before.startswith(b"Shall") and len(before.decode()) == 55
+    again = run(runner, "sample", trained_run, "-N", "3", "-n", "50", "--seed", "9", "-o", out)
+    one_line_error(again, 2, "already exists", "--overwrite")
+    assert (out / "sample-01.txt").read_bytes() == before
+
+
+def test_seed_reproduces_stdout_and_drawn_seed_is_reported(runner, trained_run):
+    a = run(runner, "sample", trained_run, "-n", "80", "--seed", "7")
+    b = run(runner, "sample", trained_run, "-n", "80", "--seed", "7")
+    assert a.exit_code == 0 and a.stdout == b.stdout and len(a.stdout) > 0
+    drawn = run(runner, "sample", trained_run, "-n", "20")
+    seed = int(drawn.stderr.split("seed: ")[1].split()[0])
+    assert run(runner, "sample", trained_run, "-n", "20", "--seed", seed).stdout == drawn.stdout
+
+
+def test_envvars_configure_options(runner, trained_run):
+    a = runner.invoke(cli, ["sample", str(trained_run), "-n", "40"], env={"GENERATE_SAMPLE_SEED": "3"})
+    b = run(runner, "sample", trained_run, "-n", "40", "--seed", "3")
+    assert a.exit_code == 0 and a.stdout == b.stdout
+
+
+def test_info_and_list(runner, trained_run):
+    result = run(runner, "info", trained_run)
+    assert result.exit_code == 0 and "lstm 2x16" in result.stdout and "best:" in result.stdout
+    summary = json.loads(run(runner, "info", trained_run, "--json").stdout)
+    assert summary["checkpoints"]["latest"]["finished"] is True
+    listed = run(runner, "list", trained_run.parent)
+    assert str(trained_run) in listed.stdout and "epoch 1/1" in listed.stdout
+
+
+def test_train_then_resume_through_the_cli(runner, verse_file, tmp_path):
+    target = tmp_path / "cli_run"
+    result = run(runner, "-q", "train", target, verse_file, *TINY_MODEL, "--epochs", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "epochs 1" in result.stdout and "finished" in result.stdout
+    for name in ("config.json", "vocab.json", "latest.keras", "best.keras", "history.csv"):
+        assert (target / name).is_file()
+    again = run(runner, "-q", "train", target, "--resume", "--epochs", "2")
+    assert again.exit_code == 0 and "epochs 2" in again.stdout
+    refused = run(runner, "train", target, "--resume", "--cell", "gru")
+    one_line_error(refused, 2, "--cell", "cannot change on --resume")
+
+
+def _modules_after(*args):
+    code = (
+        "import sys; from generate.cli import cli\n"
+        "try:\n    cli(%r, prog_name='generate')\nexcept SystemExit:\n    pass\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, file=sys.stderr)" % (list(args),)
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    return done.stderr.strip().splitlines()[-1]
+
+
+def test_help_version_and_info_never_import_tensorflow(trained_run):
+    assert _modules_after("--help") == "False False"
+    assert _modules_after("--version") == "False False"
+    assert _modules_after("info", str(trained_run)) == "False False"
