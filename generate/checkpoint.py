@@ -69,6 +69,12 @@ class RunDir:
     def logs(self) -> Path:
         return self.path / "logs"
 
+    def remove_stale_temp_files(self) -> None:
+        """Deletes temp files that a killed writer left (`.latest.keras.XXXX.keras` and such)."""
+        for name in ("config.json", "vocab.json", "latest.keras", "best.keras", "history.csv"):
+            for stale in self.path.glob(f".{name}.*"):
+                stale.unlink(missing_ok=True)
+
     def is_run(self) -> bool:
         return self.config.is_file()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from dataclasses import fields
@@ -54,6 +55,9 @@ class GenerateGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             code = 130
+        except BrokenPipeError:  # stdout closed early, e.g. `generate sample | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = 141
         except Exception as exc:  # a bug: one line unless -v asks for the traceback
             if verbose:
                 traceback.print_exc()

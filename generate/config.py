@@ -50,7 +50,7 @@ class TrainConfig:
     batch_size: int = 64  # B: parallel contiguous streams per batch
     seq_len: int = 100  # T: time steps per batch (truncated BPTT length)
     epochs: int = 10  # maximum passes over the training split
-    learning_rate: float = 2e-3  # Adam's initial learning rate
+    learning_rate: float = 4e-3  # Adam's initial rate; beat 2e-3 and 6e-3 on 3-minute CPU runs
     lr_decay: float = 0.95  # learning rate multiplier applied after every epoch
     clip_norm: float = 5.0  # global gradient norm clip; 0 disables clipping
     val_fraction: float = 0.1  # held-out tail of the corpus used for validation

@@ -66,6 +66,8 @@ def resolve_files(cfg: CorpusConfig) -> list[Path]:
         if glob.has_magic(source):
             matches = [Path(p) for p in sorted(glob.glob(os.path.expanduser(source), recursive=True)) if os.path.isfile(p)]
             matches = [p for p in matches if not _excluded(p, excludes)]
+            if cfg.kind == "code":
+                matches = [p for p in matches if not _skip_binary(p)]
             if not matches:
                 raise UsageError(f"corpus source {source!r}: pattern matches no files")
             files.extend(matches)
@@ -99,10 +101,8 @@ def _walk(root: Path, include: list[str], excludes: tuple[str, ...]) -> Iterator
             if _matches(name, excludes) or (include and not _matches(name, tuple(include))):
                 continue
             path = Path(dirpath) / name
-            if _looks_binary(path):
-                log.info("skipping binary file %s", path)
-                continue
-            yield path
+            if not _skip_binary(path):
+                yield path
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -111,6 +111,13 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
 
 def _excluded(path: Path, patterns: tuple[str, ...]) -> bool:
     return any(_matches(part, patterns) for part in path.parts)
+
+
+def _skip_binary(path: Path) -> bool:
+    if _looks_binary(path):
+        log.info("skipping binary file %s", path)
+        return True
+    return False
 
 
 def _looks_binary(path: Path) -> bool:
@@ -229,6 +236,15 @@ def _stream_files(files: list[Path], cfg: CorpusConfig, show_progress: bool, des
     bar.close()
 
 
+def _count_code_points(code_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct code points, counts): bincount for big chunks, a sort for small files."""
+    if len(code_points) > 1 << 20:
+        counts = np.bincount(code_points, minlength=0x110000)
+        present = np.flatnonzero(counts)
+        return present, counts[present]
+    return np.unique(code_points, return_counts=True)
+
+
 def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
@@ -285,10 +301,11 @@ def _scan(files: list[Path], cfg: CorpusConfig, show_progress: bool) -> dict:
     bar = ProgressBar(total, desc="scanning", unit="B", enabled=show_progress and total > 64 << 20)
     done = 0
     for path in files:
-        file_counts = np.zeros_like(counts) if cfg.encoding_errors == "skip" else counts
+        # Per-file (code point, count) pairs, so a file that fails under `skip` adds nothing.
+        file_counts: list[tuple[np.ndarray, np.ndarray]] = []
         try:
             for chunk in _stream_files([path], cfg, show_progress=False, desc=""):
-                file_counts += np.bincount(_code_points(chunk), minlength=0x110000)
+                file_counts.append(_count_code_points(_code_points(chunk)))
         except CorpusError:
             if cfg.encoding_errors != "skip":
                 raise
@@ -297,8 +314,8 @@ def _scan(files: list[Path], cfg: CorpusConfig, show_progress: bool) -> dict:
         finally:
             done += path.stat().st_size
             bar.update(done)
-        if file_counts is not counts:
-            counts += file_counts
+        for code_points, n in file_counts:
+            counts[code_points] += n
         used.append(str(path))
     bar.close()
     nonzero = np.flatnonzero(counts)

@@ -118,6 +118,7 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
     run = RunDir(Path(run_path)).require()
     config = run.load_config()
     vocab = run.load_vocab()
+    run.remove_stale_temp_files()
     for key, value in (overrides or {}).items():
         if key in RESUMABLE_OVERRIDES:
             setattr(config.train, key, value)

@@ -124,3 +124,22 @@ def test_help_version_and_info_never_import_tensorflow(trained_run):
     assert _modules_after("--help") == "False False"
     assert _modules_after("--version") == "False False"
     assert _modules_after("info", str(trained_run)) == "False False"
+
+
+def test_code_kind_trains_and_samples_whole_files(runner, tmp_path):
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    body = "def add(a, b):\n    return a + b\n\n\nclass Point:\n    x: int = 0\n    y: int = 0\n"
+    for i in range(12):
+        (src / "pkg" / f"mod{i}.py").write_text(f"# module {i}\n" + body * 3)
+    (src / "pkg" / "README.txt").write_text("not python\n")
+    result = run(runner, "-q", "train", tmp_path / "run", f"{src}/**/*.py", "--kind", "code", "--cell", "gru",
+                 "--layers", "1", "--units", "16", "--batch-size", "4", "--seq-len", "16", "--epochs", "2")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(run(runner, "info", tmp_path / "run", "--json").stdout)
+    assert summary["corpus"]["kind"] == "code" and summary["model"]["cell"] == "gru"
+    out = run(runner, "sample", tmp_path / "run", "-N", "2", "-n", "300", "--seed", "1", "-o", tmp_path / "out")
+    assert out.exit_code == 0, out.stderr
+    for path in out.stdout.split():
+        text = open(path, encoding="utf-8").read()
+        assert "\x1c" not in text and len(text) <= 300
