@@ -290,6 +290,34 @@ class Sample:
     stopped: bool  # True if a stop string ended it before `length`
 
 
+class _StreamText:
+    """One stream's text: appends chunks, cuts at stop strings, releases final text.
+
+    Text is released only once no stop string can still begin inside it, so a
+    streamed sample never shows characters that are later cut.
+    """
+
+    def __init__(self, stops: tuple[str, ...]):
+        self.stops = stops
+        self.hold = max((len(s) for s in stops), default=1) - 1
+        self.text = ""
+        self.emitted = 0
+        self.stopped = False
+
+    def append(self, piece: str, last: bool) -> str:
+        """Adds `piece`; returns the newly final text (everything, if `last`)."""
+        if self.stopped:
+            return ""
+        search_from = max(len(self.text) - self.hold, 0)
+        self.text += piece
+        hits = [i for i in (self.text.find(s, search_from) for s in self.stops) if i >= 0]
+        if hits:
+            self.text, self.stopped = self.text[: min(hits)], True
+        final = len(self.text) if self.stopped or last else max(len(self.text) - self.hold, 0)
+        released, self.emitted = self.text[self.emitted : final], max(self.emitted, final)
+        return released
+
+
 class Sampler:
     """Generates `num_samples` streams at once from a StepNetwork."""
 
@@ -320,47 +348,37 @@ class Sampler:
             One `Sample` per stream.
         """
         ops = import_keras().ops
-        key = (repr(build_filters(cfg)), cfg.is_greedy)
-        if key not in self._compiled:
-            self._compiled[key] = make_chunk_fn(self.net, build_filters(cfg), cfg.is_greedy)
-        run = self._compiled[key]
+        run = self._chunk_fn(cfg)
         n = cfg.num_samples
         token = ops.convert_to_tensor(np.full((n,), prime_ids[0], np.int32))
         states = [ops.convert_to_tensor(s) for s in self.net.initial_states(n)]
-        pending_prime = list(prime_ids[1:])
-        texts = [""] * n
-        emitted = [0] * n
-        done = [False] * n
-        generated = 0
-        hold = max((len(s) for s in cfg.stop), default=1) - 1
-        steps_this_call = 16  # a short first chunk puts the first characters on screen sooner
-        while generated < cfg.length and not all(done):
+        pending_prime, generated = list(prime_ids[1:]), 0
+        streams = [_StreamText(cfg.stop) for _ in range(n)]
+        want = 16  # a short first chunk puts the first characters on screen sooner
+        while generated < cfg.length and not all(s.stopped for s in streams):
+            # 1. Plan the chunk: prime characters to force, then steps to sample.
             n_forced = min(len(pending_prime), chunk_steps)
-            steps = min(chunk_steps, n_forced + min(cfg.length - generated, steps_this_call))
+            steps = min(chunk_steps, n_forced + min(cfg.length - generated, want))
             forced = np.full((chunk_steps, n), -1, np.int32)
             forced[:n_forced] = np.asarray(pending_prime[:n_forced], np.int32)[:, None]
+            # 2. Draw one uniform per sampled step and stream, in order, from the seeded RNG.
             uniforms = np.zeros((chunk_steps, n), np.float32)
             uniforms[n_forced:steps] = rng.random((steps - n_forced, n), dtype=np.float32)
+            # 3. Run the whole chunk in one compiled call.
             token, states, out = run(token, states, forced, uniforms, np.int32(steps))
             new_ids = np.asarray(ops.convert_to_numpy(out))[n_forced:steps]
-            pending_prime = pending_prime[n_forced:]
-            generated += steps - n_forced
-            steps_this_call = chunk_steps
-            for s in range(n):
-                if done[s]:
-                    continue
-                start = max(len(texts[s]) - hold, 0)
-                texts[s] += "".join(self.chars[new_ids[:, s]])
-                cut = _first_stop(texts[s], cfg.stop, start)
-                if cut is not None:
-                    texts[s], done[s] = texts[s][:cut], True
-                final = len(texts[s]) if done[s] or generated >= cfg.length else max(len(texts[s]) - hold, 0)
-                if on_text and final > emitted[s]:
-                    on_text(s, texts[s][emitted[s] : final])
-                emitted[s] = max(emitted[s], final)
-        return [Sample(text, stopped) for text, stopped in zip(texts, done)]
+            pending_prime, generated, want = pending_prime[n_forced:], generated + steps - n_forced, chunk_steps
+            # 4. Decode, apply stop strings, and hand final text to the caller.
+            for i, stream in enumerate(streams):
+                released = stream.append("".join(self.chars[new_ids[:, i]]), last=generated >= cfg.length)
+                if on_text and released:
+                    on_text(i, released)
+        return [Sample(s.text, s.stopped) for s in streams]
 
-
-def _first_stop(text: str, stops: tuple[str, ...], start: int) -> int | None:
-    hits = [i for i in (text.find(s, start) for s in stops) if i >= 0]
-    return min(hits) if hits else None
+    def _chunk_fn(self, cfg: SamplingConfig):
+        # One compiled loop per filter chain; reused across calls with the same settings.
+        filters = build_filters(cfg)
+        key = (repr(filters), cfg.is_greedy)
+        if key not in self._compiled:
+            self._compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy)
+        return self._compiled[key]

@@ -1,0 +1,54 @@
+"""Training throughput of our stateful model, in characters per second.
+
+Times `train_on_batch` steps (Adam, global-norm clipping 5, B=64, T=100,
+embedding 64, vocab 65) for LSTM and GRU at 2x256, as `generate train` runs
+them. Absolute figures only: the PyTorch baseline comparison is issue 4's.
+
+    python benchmarks/train_speed.py [--steps 12] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from generate.config import ModelConfig, TrainConfig
+from generate.model import build_model, import_keras
+from generate.train import _compile
+
+
+def steps_per_second(cell: str, units: int, steps: int, repeats: int, batch: int = 64, seq_len: int = 100) -> list[float]:
+    cfg = ModelConfig(cell=cell, layers=2, units=units, embedding_dim=64, vocab_size=65)
+    model = build_model(cfg, batch)
+    _compile(model, TrainConfig(), steps_per_epoch=1000)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 65, (batch, seq_len)).astype("int32")
+    y = rng.integers(0, 65, (batch, seq_len)).astype("int32")
+    for _ in range(3):  # trace and warm up
+        model.train_on_batch(x, y)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        rates.append(batch * seq_len * steps / (time.perf_counter() - start))
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    import_keras()
+    print(f"{'case':30} {'median chars/s':>15} {'min-max':>20}")
+    for cell in ("lstm", "gru"):
+        rates = steps_per_second(cell, 256, args.steps, args.repeats)
+        print(f"{'train ' + cell + ' 2x256 B64 T100':30} {statistics.median(rates):15.0f} {min(rates):9.0f}-{max(rates):<10.0f}")
+
+
+if __name__ == "__main__":
+    main()
