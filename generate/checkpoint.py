@@ -177,8 +177,6 @@ def load_trainable_model(path: Path):
 
     check_keras_file(path)
     keras = import_keras()
-    from . import layers  # noqa: F401  registers our layer classes for deserialisation
-
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive

@@ -65,8 +65,7 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None):
     """Builds the stateful character model.
 
     With default layer settings (tanh/sigmoid activations, no recurrent
-    dropout, no unrolling) Keras picks the cuDNN kernel on a GPU. On a CPU
-    the layers project every time step's input in one matmul (`layers.py`).
+    dropout, no unrolling) Keras picks the cuDNN kernel on a GPU.
 
     Args:
         cfg: the model configuration; `cfg.vocab_size` must be set.
@@ -77,10 +76,8 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None):
         An uncompiled `keras.Model` mapping int ids (B, T) to logits (B, T, V).
     """
     keras = import_keras()
-    from .layers import ProjectedGRU, ProjectedLSTM, ProjectedSimpleRNN
-
     layers = keras.layers
-    cell_class = {"lstm": ProjectedLSTM, "gru": ProjectedGRU, "rnn": ProjectedSimpleRNN}[cfg.cell]
+    cell_class = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[cfg.cell]
     inputs = keras.Input(batch_shape=(batch_size, seq_len), dtype="int32", name="ids")
     x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")(inputs)
     width = cfg.embedding_dim

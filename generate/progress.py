@@ -21,16 +21,19 @@ class ProgressBar:
         unit: the unit name shown with the rate.
         stream: where to write; stderr by default.
         enabled: False silences it entirely (`-q`).
+        initial: units already done before this bar started (a resumed
+            epoch); rate and ETA count only the work done since.
     """
 
-    def __init__(self, total: int, desc: str = "", unit: str = "it", stream: TextIO | None = None, enabled: bool = True):
+    def __init__(self, total: int, desc: str = "", unit: str = "it", stream: TextIO | None = None,
+                 enabled: bool = True, initial: int = 0):
         self.total = max(int(total), 1)
         self.desc = desc
         self.unit = unit
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.done = 0
+        self.initial = self.done = int(initial)
         self.start = time.monotonic()
         self._last_draw = 0.0
         self._last_tenth = -1
@@ -63,8 +66,9 @@ class ProgressBar:
     def _line(self, now: float, rate_units: float | None) -> str:
         elapsed = max(now - self.start, 1e-9)
         fraction = self.done / self.total
-        rate = (rate_units if rate_units is not None else self.done) / elapsed
-        eta = (elapsed / fraction - elapsed) if fraction > 0 else float("nan")
+        progressed = self.done - self.initial
+        rate = (rate_units if rate_units is not None else progressed) / elapsed
+        eta = (self.total - self.done) * elapsed / progressed if progressed > 0 else float("nan")
         bar = ""
         if self.is_tty:
             width = 24

@@ -208,8 +208,9 @@ class Trainer:
                 if self.state["step"] == 0:
                     reset_states(self.model)
                     self.state["train_loss_sum"], self.state["train_loss_count"] = 0.0, 0
-                bar = ProgressBar(steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="char", enabled=self.show_progress)
-                bar.update(self.state["step"])
+                bar = ProgressBar(steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="char",
+                                  enabled=self.show_progress, initial=self.state["step"])
+                bar.update(self.state["step"], rate_units=0)
                 epoch_start, epoch_first_step = time.monotonic(), self.state["step"]
                 while self.state["step"] < steps:
                     x, y = self.batches.batch(self.state["step"])
