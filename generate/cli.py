@@ -33,7 +33,10 @@ class GenerateGroup(click.Group):
     """A command group whose errors are one line on stderr, with exit codes 2 and 1."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        verbose = "-v" in (args if args is not None else sys.argv[1:]) or "--verbose" in (args or sys.argv[1:])
+        argv = list(args if args is not None else sys.argv[1:])
+        # Only the group's own options, before the command name, can ask for tracebacks.
+        group_options = argv[: next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))]
+        verbose = "-v" in group_options or "--verbose" in group_options
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
