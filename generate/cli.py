@@ -136,15 +136,15 @@ def train(ctx: click.Context, run: Path, sources: tuple[str, ...], resume: bool,
 
     With --resume, SOURCES may be left out: the recorded ones are used.
     """
-    from .train import RESUMABLE_OVERRIDES, create_run, resume_run
+    from .train import create_run, resume_run
 
     show_progress = not ctx.obj["quiet"]
     if resume:
-        explicit = {
+        # Only options the user set count: resume_run applies the allowed ones and refuses changes to the rest.
+        overrides = {
             name: value for name, value in options.items()
             if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
         }
-        overrides = {k: v for k, v in explicit.items() if k in RESUMABLE_OVERRIDES or k in _field_names(ModelConfig, TrainConfig, CorpusConfig)}
         result = resume_run(run, list(sources) or None, overrides, show_progress)
     else:
         if not sources:
@@ -210,7 +210,6 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     paths = output_paths(output, num_samples) if output is not None else []
     check_free(paths, overwrite)
     gen = load_generator(run, checkpoint, num_samples)
-    cfg.validate(len(gen.vocab))
     if drawn and not ctx.obj["quiet"]:
         click.echo(f"seed: {seed}", err=True)
     stream = output is None and num_samples == 1 and not as_json and sys.stdout.isatty()

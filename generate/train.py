@@ -75,7 +75,7 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
     vocab = Vocab.from_counts(corpus.counts, corpus_cfg.min_count)
     ids = corpus.ids(vocab, show_progress)
     train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
-    StreamBatches.checked(train_ids, train_cfg.batch_size, train_cfg.seq_len, "training")
+    batches = StreamBatches.checked(train_ids, train_cfg.batch_size, train_cfg.seq_len, "training")
     if train_cfg.val_fraction > 0 and validation_batches(val_ids, train_cfg.batch_size, train_cfg.seq_len) is None:
         raise UsageError(
             f"--val-fraction {train_cfg.val_fraction}: the validation tail holds {len(val_ids)} characters, "
@@ -91,7 +91,7 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
     )
     keras.utils.set_random_seed(train_cfg.seed)
     model = build_model(model_cfg, train_cfg.batch_size)
-    _compile(model, train_cfg, steps_per_epoch=len(StreamBatches(train_ids, train_cfg.batch_size, train_cfg.seq_len)))
+    _compile(model, train_cfg, steps_per_epoch=len(batches))
     run.path.mkdir(parents=True, exist_ok=True)
     vocab.save(run.vocab)
     config.save(run.config)

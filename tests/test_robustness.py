@@ -10,7 +10,6 @@ import time
 
 import h5py
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from generate.checkpoint import RunDir, load_trainable_model, read_training_state
