@@ -207,6 +207,7 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     seed, drawn = resolve_seed(seed)
     cfg = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                          num_samples=num_samples, stop=stops, seed=seed)
+    cfg.validate()
     paths = output_paths(output, num_samples) if output is not None else []
     check_free(paths, overwrite)
     gen = load_generator(run, checkpoint, num_samples)

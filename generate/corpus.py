@@ -115,7 +115,7 @@ def _excluded(path: Path, patterns: tuple[str, ...]) -> bool:
 
 def _skip_binary(path: Path) -> bool:
     if _looks_binary(path):
-        log.info("skipping binary file %s", path)
+        log.debug("skipping binary file %s", path)
         return True
     return False
 

@@ -71,3 +71,24 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def check_writable_location(path: Path, what: str) -> None:
+    """Checks, before any work, that `path` could be created or replaced.
+
+    Args:
+        path: the file or directory to be written.
+        what: how to name it in an error, e.g. `-o` or `run`.
+
+    Raises:
+        UsageError: an ancestor is a file, or the nearest existing directory is not writable.
+    """
+    from .errors import UsageError
+
+    ancestor = Path(path).absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{what} {str(path)!r}: {str(ancestor)!r} is a file, expected a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {str(path)!r}: directory {str(ancestor)!r} is not writable")

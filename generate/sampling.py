@@ -41,11 +41,13 @@ class SamplingConfig:
     stop: tuple[str, ...] = ()  # a sample ends just before the first of these strings
     seed: int | None = None  # seeds the uniform draws; same seed, same text
 
-    def validate(self, vocab_size: int) -> None:
+    def validate(self, vocab_size: int | None = None) -> None:
+        """Raises UsageError for a bad setting; top-k is bounded only once vocab_size is known."""
+        top_k_max = vocab_size if vocab_size is not None else self.top_k
         checks = (
             (self.length >= 1, "length", "an integer >= 1", self.length),
             (self.temperature >= 0, "temperature", "a number >= 0", self.temperature),
-            (0 <= self.top_k <= vocab_size, "top-k", f"an integer in [0, {vocab_size}] (the vocab size)", self.top_k),
+            (0 <= self.top_k <= top_k_max, "top-k", f"an integer in [0, {vocab_size}] (the vocab size)", self.top_k),
             (0 < self.top_p <= 1, "top-p", "a number in (0, 1]", self.top_p),
             (self.num_samples >= 1, "num-samples", "an integer >= 1", self.num_samples),
             (all(self.stop), "stop", "non-empty strings", self.stop),

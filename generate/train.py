@@ -29,6 +29,7 @@ from .checkpoint import RunDir, load_trainable_model, read_training_state, save_
 from .config import CorpusConfig, ModelConfig, RunConfig, TrainConfig
 from .corpus import load_corpus
 from .errors import GenerateError, UsageError
+from .fileio import check_writable_location
 from .model import build_model, count_params, import_keras, reset_states
 from .progress import ProgressBar
 from .vocab import Vocab
@@ -69,6 +70,7 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
         raise UsageError(f"run {str(run.path)!r} already exists: use --resume to continue it, or choose a new directory")
     if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
         raise UsageError(f"run {str(run.path)!r}: expected a new or empty directory, found existing files")
+    check_writable_location(run.path, "run")
     for cfg in (corpus_cfg, model_cfg, train_cfg):
         cfg.validate()
     corpus = load_corpus(corpus_cfg, show_progress)

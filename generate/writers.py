@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from .errors import UsageError
-from .fileio import atomic_write_bytes, atomic_write_text
+from .errors import GenerateError, UsageError
+from .fileio import atomic_write_bytes, atomic_write_text, check_writable_location
 
 WRITERS: dict[str, Callable[[Path, str], None]] = {}
 
@@ -35,7 +35,9 @@ def sidecar_path(path: Path) -> Path:
 
 
 def check_free(paths: list[Path], overwrite: bool) -> None:
-    """Raises UsageError if any output (or its sidecar) exists and overwrite is off."""
+    """Raises UsageError if an output cannot be written, or exists and overwrite is off."""
+    for path in paths[:1]:  # all outputs share one directory
+        check_writable_location(path, "-o")
     if overwrite:
         return
     taken = [p for path in paths for p in (path, sidecar_path(path)) if p.exists()]
@@ -47,5 +49,8 @@ def check_free(paths: list[Path], overwrite: bool) -> None:
 def write_output(path: Path, text: str, record: dict) -> None:
     """Writes one sample and its sidecar, each atomically."""
     write = WRITERS.get(path.suffix.lower(), write_text)
-    write(path, text)
-    atomic_write_bytes(sidecar_path(path), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    try:
+        write(path, text)
+        atomic_write_bytes(sidecar_path(path), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    except OSError as exc:
+        raise GenerateError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None

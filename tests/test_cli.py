@@ -46,15 +46,24 @@ def one_line_error(result, code, *needles):
         (["train", "{tmp}/new", "{tmp}/short.txt", "--units", "0"], 2, ["--units"]),
         (["train", "{run}", "{tmp}/short.txt"], 2, ["already exists", "--resume"]),
         (["info", "{tmp}"], 2, ["expected a run directory"]),
+        (["sample", "{run}", "-n", "10", "-o", "{tmp}/afile/out.txt"], 2, ["-o", "is a file"]),
+        (["sample", "{run}", "-N", "2", "-o", "{tmp}/afile"], 2, ["expected a directory for 2 samples"]),
+        (["sample", "{run}", "--stop", ""], 2, ["--stop", "non-empty"]),
+        (["train", "{tmp}/afile/run", "{tmp}/short.txt"], 2, ["run", "is a file"]),
+        (["train", "{tmp}/new", "{tmp}/binaries"], 1, ["binaries", "no matching files"]),
         (["nonsense"], 2, ["No such command"]),
     ],
 )
 def test_bad_input_gets_a_one_line_error_and_exit_code(runner, trained_run, tmp_path, args, code, needles):
     (tmp_path / "bad.txt").write_bytes(b"abc\xffdef")
     (tmp_path / "short.txt").write_text("too short\n")
+    (tmp_path / "afile").write_text("a file where a directory is expected\n")
+    (tmp_path / "binaries").mkdir()
+    (tmp_path / "binaries" / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)
     args = [a.format(run=trained_run, tmp=tmp_path) for a in args]
     one_line_error(run(runner, *args), code, *needles)
     assert not (tmp_path / "new").exists()  # nothing half-created
+    assert (tmp_path / "afile").read_text().startswith("a file")  # nothing clobbered
 
 
 def test_sample_to_files_writes_sidecars_and_never_clobbers(runner, trained_run, tmp_path):
