@@ -1,0 +1,93 @@
+"""The melody encoding: exact round trips on real folk tunes, and a decoder that never fails."""
+
+import random
+from fractions import Fraction
+
+import pytest
+
+from generate.music.melody import (
+    DURATIONS, HIGHEST_PITCH, LOWEST_PITCH, Event, Tune, decode_tune, duration_chars, encode_tune,
+)
+from generate.music.midi import instrument_program, read_midi_notes, write_midi
+from generate.music.sources import abc_tune_numbers, parse_abc_tune, tune_from_score
+
+
+def folk_tunes(count=30, seed=0):
+    """A fixed, seeded sample of real tunes from the four ABC collections music21 ships."""
+    from music21 import corpus
+
+    paths = sorted(p for p in corpus.getPaths()
+                   if any(k in str(p) for k in ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth")))
+    rng = random.Random(seed)
+    chosen = rng.sample(paths, count)
+    return [(p, rng.choice(abc_tune_numbers(p))) for p in chosen]
+
+
+@pytest.fixture(scope="module")
+def real_tunes():
+    return [(f"{p.name}#{n}", tune_from_score(parse_abc_tune(p, n))) for p, n in folk_tunes()]
+
+
+def test_real_folk_tunes_round_trip_exactly(real_tunes):
+    for name, tune in real_tunes:
+        text, exact = encode_tune(tune)
+        back, report = decode_tune(text)
+        assert exact and report.dropped == 0, name
+        assert (back.meter, back.sharps, back.bar_lines, back.events) == (tune.meter, tune.sharps, tune.bar_lines, tune.events), name
+        assert "\n" not in text and len(text) < 4 * len(tune.events) + 40  # about two characters a note
+
+
+def test_midi_keeps_every_note_of_real_tunes(real_tunes, tmp_path):
+    for name, tune in real_tunes[:8]:
+        path = tmp_path / "tune.mid"
+        write_midi(path, [tune.events], bpm=100, program=instrument_program("fiddle"), meter=tune.meter, sharps=tune.sharps)
+        (track,) = read_midi_notes(path)
+        assert track == [(e.onset, e.pitch, e.duration) for e in tune.events if e.pitch is not None], name
+
+
+def test_durations_add_up_and_unusual_ones_are_flagged():
+    chars, exact = duration_chars(Fraction(5, 6))
+    assert exact and len(chars) == 2 and sum(DURATIONS[c] for c in chars) == Fraction(5, 6)
+    assert duration_chars(Fraction(1, 12)) == ("0", True)  # triplet 32nds occur in the folk corpus
+    assert duration_chars(Fraction(1)) == ("9", True)
+    assert duration_chars(Fraction(1, 5))[1] is False  # quintuplets are approximated
+
+
+def test_ties_across_bar_lines_and_out_of_range_pitches():
+    tune = Tune("3/4", -2, [Event(Fraction(0), 60, Fraction(2)), Event(Fraction(2), 60, Fraction(3)),
+                            Event(Fraction(5), None, Fraction(1))], [Fraction(3)])
+    text, exact = encode_tune(tune)
+    assert text == "M:3/4 K:-2|M?M9|-?_9|" and exact
+    assert decode_tune(text)[0].events == tune.events
+    low = Tune(events=[Event(Fraction(0), LOWEST_PITCH - 5, Fraction(1)), Event(Fraction(1), HIGHEST_PITCH + 1, Fraction(1))])
+    text, exact = encode_tune(low)
+    assert not exact
+    assert [e.pitch for e in decode_tune(text)[0].events] == [LOWEST_PITCH + 7, HIGHEST_PITCH - 11]
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_decoding_garbage_never_fails_and_writes_valid_midi(seed, tmp_path):
+    import mido
+    from music21 import converter
+
+    rng = random.Random(seed)
+    alphabet = "ABCXYZabcxyz_-|123456789=>?@^`{M:/K \t#%&é"
+    garbage = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 120)))
+    if seed % 3 == 0:
+        garbage = "M:7/3 K:99" + garbage  # a broken header
+    tune, report = decode_tune(garbage)
+    path = tmp_path / "out.mid"
+    write_midi(path, [tune.events], meter=tune.meter, sharps=tune.sharps)
+    assert mido.MidiFile(str(path)).length >= 0
+    notes = sum(len(t) for t in read_midi_notes(path))
+    assert notes == sum(e.pitch is not None for e in tune.events)
+    assert converter.parse(str(path)) is not None
+    assert report.dropped >= 0
+
+
+def test_unknown_instrument_is_a_usage_error():
+    from generate.errors import UsageError
+
+    assert instrument_program("41") == 41 and instrument_program("Fiddle") == 40
+    with pytest.raises(UsageError, match="--instrument"):
+        instrument_program("kazoo")
