@@ -109,6 +109,7 @@ def _help(cls, name: str, text: str) -> str:
 @click.option("--kind", type=click.Choice(KINDS), default="text", show_default=True, help="text, or code: walk trees and mark file boundaries.")
 @click.option("--include", multiple=True, help="Glob a file name must match (repeatable), e.g. '*.py'.")
 @click.option("--exclude", multiple=True, help="Glob of names to skip (repeatable), on top of VCS and vendored dirs.")
+@click.option("--encoding", type=click.Choice(["melody"]), default="melody", show_default=True, help="With --kind music: how notes are written as text.")
 @click.option("--encoding-errors", type=click.Choice(ENCODING_ERRORS), default="strict", show_default=True, help="Invalid UTF-8: fail, replace with U+FFFD, ignore the bytes, or skip the file.")
 @click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True, help="Characters seen fewer times map to an unknown token.")
 @click.option("--cell", type=click.Choice(CELLS), default=_DEFAULT_MODEL.cell, show_default=True, help="Recurrent cell.")
@@ -186,13 +187,18 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to FILE, or DIR/sample-NN.txt for several, each with a .json sidecar.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per sample on stdout.")
+@click.option("--bpm", type=click.FloatRange(min=1, max=1000), default=120, show_default=True, help="Music: tempo of MIDI output.")
+@click.option("--instrument", default="piano", show_default=True, help="Music: a General MIDI program number or name (fiddle, flute, ...).")
 @click.pass_context
-def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint, output, overwrite, as_json):
+def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint,
+           output, overwrite, as_json, bpm, instrument):
     """Generate text from RUN: a run directory, or a shipped model's name.
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
     """
+    from .checkpoint import resolve_run
     from .generation import generate_samples, load_generator, output_paths, resolve_seed, sample_record
+    from .music.midi import instrument_program
     from .sampling import SamplingConfig
     from .writers import check_free, write_output
 
@@ -208,7 +214,9 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     cfg = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                          num_samples=num_samples, stop=stops, seed=seed)
     cfg.validate()
-    paths = output_paths(output, num_samples) if output is not None else []
+    render_options = {"bpm": bpm, "program": instrument_program(instrument)}
+    music = resolve_run(run).load_config().corpus.kind == "music"
+    paths = output_paths(output, num_samples, ".mid" if music else ".txt") if output is not None else []
     check_free(paths, overwrite)
     gen = load_generator(run, checkpoint, num_samples)
     if drawn and not ctx.obj["quiet"]:
@@ -224,7 +232,7 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     for i, s in enumerate(samples):
         record = sample_record(gen, cfg, prime, i, s)
         if paths:
-            write_output(paths[i], (prime or "") + s.text, record)
+            write_output(paths[i], (prime or "") + s.text, record, render_options)
             click.echo(str(paths[i]))
         elif as_json:
             click.echo(json.dumps({**record, "text": (prime or "") + s.text}, ensure_ascii=False))
@@ -292,6 +300,34 @@ def list_runs(directory: Path) -> None:
         best = state.get("best_val_loss")
         best_text = f"{best / 0.6931471805599453:.3f} bpc" if best is not None else "-"
         click.echo(f"{path}\t{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}\tepoch {state.get('epoch', 0)}/{cfg.train.epochs}\tbest val {best_text}")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The MIDI file to write.")
+@click.option("--bpm", type=click.FloatRange(min=1, max=1000), default=120, show_default=True, help="Tempo.")
+@click.option("--instrument", default="piano", show_default=True, help="A General MIDI program number or name.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def render(source: Path, output: Path, bpm: float, instrument: str, overwrite: bool) -> None:
+    """Render encoded music text (a .txt, or a sample's .json sidecar) to MIDI.
+
+    Malformed text is repaired rather than refused; the sidecar counts what was dropped.
+    """
+    from .music.midi import instrument_program
+    from .writers import check_free, write_output
+
+    try:
+        raw = source.read_text(encoding="utf-8")
+        text = json.loads(raw)["text"] if source.suffix == ".json" else raw
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise click.BadParameter(f"{source}: expected UTF-8 music text or a sample sidecar with a 'text' field", param_hint="SOURCE")
+    if output.suffix.lower() not in (".mid", ".midi"):
+        raise click.BadParameter(f"expected a .mid path, received {str(output)!r}", param_hint="-o")
+    program = instrument_program(instrument)
+    check_free([output], overwrite)
+    record = write_output(output, text, {"source": str(source.resolve()), "bpm": bpm, "program": program}, {"bpm": bpm, "program": program})
+    log.info("%s: %d tune(s), %d notes, %d malformed character(s) dropped", output, record["tunes"], record["notes"], record["dropped_chars"])
+    click.echo(str(output))
 
 
 @cli.command()

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import CheckpointError, UsageError
 
 CELLS = ("lstm", "gru", "rnn")
-KINDS = ("text", "code")
+KINDS = ("text", "code", "music")
 ENCODING_ERRORS = ("strict", "replace", "ignore", "skip")
 
 
@@ -78,7 +78,8 @@ class TrainConfig:
 @dataclass
 class CorpusConfig:
     sources: list[str] = field(default_factory=list)  # files, directories or glob patterns
-    kind: str = "text"  # text or code (code walks trees and marks file boundaries)
+    kind: str = "text"  # text, code (walks trees, marks file boundaries) or music (parsed by music21)
+    encoding: str = "melody"  # how music is written as text (music only)
     include: list[str] = field(default_factory=list)  # glob patterns a file name must match (code)
     exclude: list[str] = field(default_factory=list)  # extra glob patterns to skip
     encoding_errors: str = "strict"  # strict, replace, ignore or skip (the whole file)

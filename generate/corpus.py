@@ -256,7 +256,12 @@ def load_corpus(cfg: CorpusConfig, show_progress: bool = True) -> Corpus:
         CorpusError: unreadable sources, invalid UTF-8, or an empty corpus.
     """
     cfg.validate()
-    files = resolve_files(cfg)
+    if cfg.kind == "music":
+        from .music.dataset import encode_music_corpus
+
+        files = [encode_music_corpus(cfg.sources, cfg.encoding, show_progress)]
+    else:
+        files = resolve_files(cfg)
     digest = hashlib.sha256(json.dumps([CACHE_FORMAT, cfg.kind, cfg.encoding_errors]).encode())
     for path in files:
         try:

@@ -45,8 +45,12 @@ class Generator:
         return self.vocab.chars[0]
 
     def default_stops(self) -> tuple[str, ...]:
-        # A code model's file separator means "end of this file".
-        return (FILE_SEPARATOR,) if self.config.corpus.kind == "code" else ()
+        # A code model's file separator means "end of this file"; a music model's newline, "end of this tune".
+        return {"code": (FILE_SEPARATOR,), "music": ("\n",)}.get(self.config.corpus.kind, ())
+
+    @property
+    def output_extension(self) -> str:
+        return ".mid" if self.config.corpus.kind == "music" else ".txt"
 
 
 def load_generator(run_path: Path, checkpoint: str = "best", num_samples: int = 1) -> Generator:

@@ -13,11 +13,12 @@ from typing import Callable
 from .errors import GenerateError, UsageError
 from .fileio import atomic_write_bytes, atomic_write_text, check_writable_location
 
-WRITERS: dict[str, Callable[[Path, str], None]] = {}
+# A writer takes (path, text, options) and returns facts to record in the sidecar.
+WRITERS: dict[str, Callable[[Path, str, dict], dict]] = {}
 
 
 def writer(*extensions: str):
-    def register(fn: Callable[[Path, str], None]):
+    def register(fn: Callable[[Path, str, dict], dict]):
         for ext in extensions:
             WRITERS[ext] = fn
         return fn
@@ -26,8 +27,17 @@ def writer(*extensions: str):
 
 
 @writer(".txt", ".md", ".py", "")
-def write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str, options: dict) -> dict:
     atomic_write_text(path, text)
+    return {}
+
+
+@writer(".mid", ".midi")
+def write_midi_file(path: Path, text: str, options: dict) -> dict:
+    """Music text to MIDI; `options` may hold bpm, program and velocity."""
+    from .music.render import render_melody
+
+    return render_melody(text, path, **{k: options[k] for k in ("bpm", "program", "velocity") if k in options})
 
 
 def sidecar_path(path: Path) -> Path:
@@ -46,11 +56,16 @@ def check_free(paths: list[Path], overwrite: bool) -> None:
         raise UsageError(f"output {str(taken[0])!r}{more} already exists: expected a new path (use --overwrite to replace)")
 
 
-def write_output(path: Path, text: str, record: dict) -> None:
-    """Writes one sample and its sidecar, each atomically."""
+def write_output(path: Path, text: str, record: dict, options: dict | None = None) -> dict:
+    """Writes one sample and its sidecar, each atomically; returns the sidecar record.
+
+    The sidecar of a rendered format (MIDI) also keeps the text it was rendered from.
+    """
     write = WRITERS.get(path.suffix.lower(), write_text)
     try:
-        write(path, text)
+        facts = write(path, text, options or {})
+        record = {**record, **facts, **({"text": text} if write is not write_text else {})}
         atomic_write_bytes(sidecar_path(path), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        return record
     except OSError as exc:
         raise GenerateError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
