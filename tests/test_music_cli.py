@@ -1,0 +1,76 @@
+"""Music through the CLI: train on tiny ABC and MIDI corpora, sample MIDI, render text."""
+
+import json
+from fractions import Fraction
+
+import mido
+import pytest
+from click.testing import CliRunner
+
+from generate.cli import cli
+from generate.music.melody import Event
+from generate.music.midi import read_midi_notes, write_midi
+
+TUNE_BODIES = ["GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA|", "D2FA d2fd|cBAG FGAF|E2GB e2ge|dcBA GFED|",
+               "c2 e2 g2 e2|f2 d2 B2 G2|c2 e2 g2 c'2|b2 g2 c'4|"]
+
+
+@pytest.fixture
+def folk_dir(tmp_path):
+    folder = tmp_path / "folk"
+    folder.mkdir()
+    tunes = [f"X:{i + 1}\nT:Tune {i + 1}\nM:4/4\nL:1/8\nK:G\n{TUNE_BODIES[i % 3]}\n" for i in range(24)]
+    (folder / "tunes.abc").write_text("\n".join(tunes))
+    events = [Event(Fraction(i), 60 + (i * 5) % 12, Fraction(1)) for i in range(32)]
+    write_midi(folder / "scale.mid", [events], meter="4/4")
+    (folder / "broken.mid").write_bytes(b"MThd not really a midi file")
+    (folder / "notes.txt").write_text("not music, ignored")
+    return folder
+
+
+def test_train_and_sample_melodies_to_midi(folk_dir, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(cli, ["train", str(run), str(folk_dir), "--kind", "music", "--layers", "1", "--units", "16",
+                                 "--batch-size", "4", "--seq-len", "16", "--epochs", "2"])
+    assert result.exit_code == 0, result.stderr
+    assert "broken.mid" in result.stderr and "25 pieces encoded" in result.stderr and "1 skipped" in result.stderr
+    out = tmp_path / "tunes"
+    sampled = runner.invoke(cli, ["sample", str(run), "-N", "3", "-n", "200", "--seed", "2", "-o", str(out),
+                                  "--bpm", "90", "--instrument", "flute"])
+    assert sampled.exit_code == 0, sampled.stderr
+    paths = sampled.stdout.split()
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["sample-01.mid", "sample-02.mid", "sample-03.mid"]
+    for path in paths:
+        midi = mido.MidiFile(path)
+        assert any(m.type == "program_change" and m.program == 73 for m in midi.tracks[1])
+        record = json.loads(open(path + ".json").read())
+        assert record["notes"] == sum(len(t) for t in read_midi_notes(path))
+        assert "\n" not in record["text"]  # one tune per sample
+
+
+def test_render_repairs_malformed_text(tmp_path):
+    source = tmp_path / "tune.txt"
+    source.write_text("M:6/8 K:x|Vh9?|%%X99|A\nnot a tune at all\nM:3/4 K:0|M9M9M9|")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "tune.mid")])
+    assert result.exit_code == 0, result.stderr
+    record = json.loads((tmp_path / "tune.mid.json").read_text())
+    assert record["tunes"] == 3 and record["dropped_chars"] > 0 and record["notes"] >= 4
+    from music21 import converter
+
+    assert len(converter.parse(str(tmp_path / "tune.mid")).stripTies().flatten().notes) == record["notes"]
+    again = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "tune.mid")])
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    bad = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "tune.wav")])
+    assert bad.exit_code == 2 and "expected a .mid path" in bad.stderr
+
+
+def test_music_sources_errors(tmp_path):
+    runner = CliRunner()
+    unknown = runner.invoke(cli, ["train", str(tmp_path / "r"), "corpus:jazz", "--kind", "music"])
+    assert unknown.exit_code == 2 and "corpus:folk" in unknown.stderr
+    (tmp_path / "junk.mid").write_bytes(b"junk")
+    nothing = runner.invoke(cli, ["train", str(tmp_path / "r"), str(tmp_path / "junk.mid"), "--kind", "music"])
+    assert nothing.exit_code == 1 and "no music could be parsed" in nothing.stderr
+    assert not (tmp_path / "r").exists()
