@@ -109,7 +109,7 @@ def _help(cls, name: str, text: str) -> str:
 @click.option("--kind", type=click.Choice(KINDS), default="text", show_default=True, help="text, or code: walk trees and mark file boundaries.")
 @click.option("--include", multiple=True, help="Glob a file name must match (repeatable), e.g. '*.py'.")
 @click.option("--exclude", multiple=True, help="Glob of names to skip (repeatable), on top of VCS and vendored dirs.")
-@click.option("--encoding", type=click.Choice(["melody"]), default="melody", show_default=True, help="With --kind music: how notes are written as text.")
+@click.option("--encoding", type=click.Choice(["melody", "chorale"]), default="melody", show_default=True, help="With --kind music: monophonic melody, or four-voice chorale.")
 @click.option("--encoding-errors", type=click.Choice(ENCODING_ERRORS), default="strict", show_default=True, help="Invalid UTF-8: fail, replace with U+FFFD, ignore the bytes, or skip the file.")
 @click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True, help="Characters seen fewer times map to an unknown token.")
 @click.option("--cell", type=click.Choice(CELLS), default=_DEFAULT_MODEL.cell, show_default=True, help="Recurrent cell.")
@@ -214,8 +214,9 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     cfg = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                          num_samples=num_samples, stop=stops, seed=seed)
     cfg.validate()
-    render_options = {"bpm": bpm, "program": instrument_program(instrument)}
-    music = resolve_run(run).load_config().corpus.kind == "music"
+    corpus_config = resolve_run(run).load_config().corpus
+    music = corpus_config.kind == "music"
+    render_options = {"bpm": bpm, "program": instrument_program(instrument), "encoding": corpus_config.encoding}
     paths = output_paths(output, num_samples, ".mid" if music else ".txt") if output is not None else []
     check_free(paths, overwrite)
     gen = load_generator(run, checkpoint, num_samples)
@@ -307,8 +308,9 @@ def list_runs(directory: Path) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The MIDI file to write.")
 @click.option("--bpm", type=click.FloatRange(min=1, max=1000), default=120, show_default=True, help="Tempo.")
 @click.option("--instrument", default="piano", show_default=True, help="A General MIDI program number or name.")
+@click.option("--encoding", type=click.Choice(["melody", "chorale"]), default=None, help="How the text is encoded [default: the sidecar's, else melody].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-def render(source: Path, output: Path, bpm: float, instrument: str, overwrite: bool) -> None:
+def render(source: Path, output: Path, bpm: float, instrument: str, encoding: str | None, overwrite: bool) -> None:
     """Render encoded music text (a .txt, or a sample's .json sidecar) to MIDI.
 
     Malformed text is repaired rather than refused; the sidecar counts what was dropped.
@@ -318,15 +320,18 @@ def render(source: Path, output: Path, bpm: float, instrument: str, overwrite: b
 
     try:
         raw = source.read_text(encoding="utf-8")
-        text = json.loads(raw)["text"] if source.suffix == ".json" else raw
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        sidecar = json.loads(raw) if source.suffix == ".json" else {}
+        text = sidecar["text"] if sidecar else raw
+        encoding = encoding or sidecar.get("encoding") or "melody"
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
         raise click.BadParameter(f"{source}: expected UTF-8 music text or a sample sidecar with a 'text' field", param_hint="SOURCE")
     if output.suffix.lower() not in (".mid", ".midi"):
         raise click.BadParameter(f"expected a .mid path, received {str(output)!r}", param_hint="-o")
     program = instrument_program(instrument)
     check_free([output], overwrite)
-    record = write_output(output, text, {"source": str(source.resolve()), "bpm": bpm, "program": program}, {"bpm": bpm, "program": program})
-    log.info("%s: %d tune(s), %d notes, %d malformed character(s) dropped", output, record["tunes"], record["notes"], record["dropped_chars"])
+    options = {"bpm": bpm, "program": program, "encoding": encoding}
+    record = write_output(output, text, {"source": str(source.resolve()), **options}, options)
+    log.info("%s: %d piece(s), %d notes, %d malformed character(s) dropped", output, record["pieces"], record["notes"], record["dropped_chars"])
     click.echo(str(output))
 
 

@@ -34,10 +34,10 @@ def write_text(path: Path, text: str, options: dict) -> dict:
 
 @writer(".mid", ".midi")
 def write_midi_file(path: Path, text: str, options: dict) -> dict:
-    """Music text to MIDI; `options` may hold bpm, program and velocity."""
-    from .music.render import render_melody
+    """Music text to MIDI; `options` may hold encoding, bpm, program and velocity."""
+    from .music.render import render_music
 
-    return render_melody(text, path, **{k: options[k] for k in ("bpm", "program", "velocity") if k in options})
+    return render_music(text, path, **{k: options[k] for k in ("encoding", "bpm", "program", "velocity") if k in options})
 
 
 def sidecar_path(path: Path) -> Path:

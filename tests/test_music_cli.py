@@ -56,7 +56,7 @@ def test_render_repairs_malformed_text(tmp_path):
     result = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "tune.mid")])
     assert result.exit_code == 0, result.stderr
     record = json.loads((tmp_path / "tune.mid.json").read_text())
-    assert record["tunes"] == 3 and record["dropped_chars"] > 0 and record["notes"] >= 4
+    assert record["pieces"] == 3 and record["dropped_chars"] > 0 and record["notes"] >= 4
     from music21 import converter
 
     assert len(converter.parse(str(tmp_path / "tune.mid")).stripTies().flatten().notes) == record["notes"]

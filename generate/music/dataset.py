@@ -12,6 +12,7 @@ parse is skipped with a warning that names it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ from ..progress import ProgressBar
 log = logging.getLogger(__name__)
 
 MUSIC_SUFFIXES = (".mid", ".midi", ".abc", ".xml", ".mxl", ".musicxml", ".krn")
-ENCODINGS = ("melody",)
+ENCODINGS = ("melody", "chorale")
 FORMAT_VERSION = 1  # bump when an encoding's output changes
 BUILTIN = {
     "corpus:folk": ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth"),
@@ -50,7 +51,10 @@ def resolve_music_files(sources: list[str]) -> list[Path]:
             from music21 import corpus
 
             folders = BUILTIN[source]
-            files.extend(sorted(Path(p) for p in corpus.getPaths() if any(f"/{name}/" in str(p) for name in folders)))
+            found = sorted(Path(p) for p in corpus.getPaths()
+                           if any(f"/{name}/" in str(p) for name in folders) and Path(p).suffix.lower() in MUSIC_SUFFIXES)
+            stems: set[str] = set()  # the collection holds some pieces twice, in two formats
+            files.extend(p for p in found if not (p.stem in stems or stems.add(p.stem)))
             continue
         path = Path(os.path.expanduser(source))
         if glob.has_magic(source):
@@ -96,7 +100,8 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
     bar = ProgressBar(len(jobs), desc=f"parsing {len(jobs)} pieces", unit="piece", enabled=show_progress)
     workers = min(os.cpu_count() or 1, 8)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(jobs) > 20 else _Serial() as pool:
-        for done, (job, result) in enumerate(zip(jobs, pool.map(_encode_job, jobs, chunksize=16)), start=1):
+        encode = functools.partial(_encode_job, encoding=encoding)
+        for done, (job, result) in enumerate(zip(jobs, pool.map(encode, jobs, chunksize=16)), start=1):
             text, exact, error = result
             if error:
                 skipped.append(f"{job[0]}" + (f" (tune {job[1]})" if job[1] is not None else "") + f": {error}")
@@ -127,17 +132,21 @@ def _abc_numbers(path: Path) -> list:
     return abc_tune_numbers(path) or [None]
 
 
-def _encode_job(job: tuple[str, int | None]) -> tuple[str, bool, str]:
+def _encode_job(job: tuple[str, int | None], encoding: str) -> tuple[str, bool, str]:
     """Worker: parse and encode one piece; returns (text, exact, error)."""
+    from .chorale import encode_chorale
     from .melody import encode_tune
-    from .sources import tune_from_score
+    from .sources import chorale_from_score, tune_from_score
 
     path, number = job
     try:
         from music21 import converter
 
         score = converter.parse(path, number=number, format="abc") if number is not None else converter.parse(path)
-        text, exact = encode_tune(tune_from_score(score))
+        if encoding == "chorale":
+            text, exact = encode_chorale(chorale_from_score(score))
+        else:
+            text, exact = encode_tune(tune_from_score(score))
         return text, exact, ""
     except Exception as exc:  # music21 raises anything on malformed files
         return "", False, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]

@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
+from .chorale import VOICES, decode_chorale
 from .melody import Event, decode_tune
 from .midi import write_midi
 
 
-def render_melody(text: str, path: Path, bpm: float = 120.0, program: int = 0, velocity: int = 80) -> dict:
-    """Decodes every tune in `text` and writes them one after another as MIDI.
+def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 120.0, program: int = 0,
+                 velocity: int = 80) -> dict:
+    """Decodes every piece in `text` and writes them one after another as MIDI.
+
+    Melodies become one track; chorales one track per voice.
 
     Returns:
-        Facts for the sidecar: tunes, notes, and characters the decoder dropped.
+        Facts for the sidecar: pieces, notes, and characters the decoder dropped.
     """
-    events: list[Event] = []
-    meter, sharps, tunes, dropped = "4/4", 0, 0, 0
+    voices: list[list[Event]] = [[] for _ in range(VOICES if encoding == "chorale" else 1)]
+    meter, sharps, pieces, dropped, offset = "4/4", 0, 0, 0, Fraction(0)
     for line in text.splitlines():
         if not line.strip():
             continue
-        tune, report = decode_tune(line.strip())
+        if encoding == "chorale":
+            piece, report = decode_chorale(line.strip())
+            parts = piece.voices
+        else:
+            piece, report = decode_tune(line.strip())
+            parts = [piece.events]
         dropped += report.dropped
-        if tunes == 0:
-            meter, sharps = tune.meter, tune.sharps
-        offset = events[-1].onset + events[-1].duration if events else 0
-        events.extend(Event(e.onset + offset, e.pitch, e.duration) for e in tune.events)
-        tunes += 1
-    write_midi(path, [events], bpm=bpm, program=program, velocity=velocity, meter=meter, sharps=sharps)
-    return {"tunes": tunes, "notes": sum(e.pitch is not None for e in events), "dropped_chars": dropped}
+        if pieces == 0:
+            meter, sharps = piece.meter, piece.sharps
+        for target, events in zip(voices, parts):
+            target.extend(Event(e.onset + offset, e.pitch, e.duration) for e in events)
+        offset = max((v[-1].onset + v[-1].duration for v in voices if v), default=offset)
+        pieces += 1
+    write_midi(path, voices, bpm=bpm, program=program, velocity=velocity, meter=meter, sharps=sharps)
+    return {"encoding": encoding, "pieces": pieces, "voices": len(voices),
+            "notes": sum(e.pitch is not None for v in voices for e in v), "dropped_chars": dropped}

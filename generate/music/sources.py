@@ -14,6 +14,7 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
+from .chorale import VOICES, Chorale
 from .melody import Event, Tune
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,42 @@ def parse_abc_tune(path: Path, number: int):
     return converter.parse(str(path), number=number, format="abc")
 
 
-def tune_from_score(score) -> Tune:
+def _expand_repeats(score):
+    try:
+        return score.expandRepeats()
+    except Exception as exc:  # music21 raises several types for odd repeat marks
+        log.debug("repeats left unexpanded: %s", exc)
+        return score
+
+
+def chorale_from_score(score) -> Chorale:
+    """Reads a four-part score (soprano, alto, tenor, bass) as a `Chorale`.
+
+    Raises:
+        ValueError: the score does not have exactly four parts, or has no notes.
+    """
+    from music21 import expressions, stream
+
+    score = _expand_repeats(score)
+    parts = list(score.parts) if isinstance(score, stream.Score) else []
+    if len(parts) != VOICES:
+        raise ValueError(f"expected four voices, found {len(parts)} part(s)")
+    tunes = [tune_from_score(part, expand=False) for part in parts]
+    end = max(t.events[-1].onset + t.events[-1].duration for t in tunes)
+    for tune in tunes:  # every voice lasts to the end, so the encoded form is canonical
+        last = tune.events[-1]
+        if last.onset + last.duration < end:
+            if last.pitch is None:
+                tune.events[-1] = Event(last.onset, None, end - last.onset)
+            else:
+                tune.events.append(Event(last.onset + last.duration, None, end - last.onset - last.duration))
+    soprano = parts[0].stripTies(inPlace=False).flatten().notes
+    fermatas = sorted({Fraction(n.offset).limit_denominator(10_000) for n in soprano
+                       if any(isinstance(e, expressions.Fermata) for e in n.expressions)})
+    return Chorale(tunes[0].meter, tunes[0].sharps, [t.events for t in tunes], tunes[0].bar_lines, fermatas)
+
+
+def tune_from_score(score, expand: bool = True) -> Tune:
     """Reduces a music21 score (or part) to one monophonic `Tune`.
 
     Raises:
@@ -40,10 +76,8 @@ def tune_from_score(score) -> Tune:
     """
     from music21 import key, meter, stream
 
-    try:
-        score = score.expandRepeats()
-    except Exception as exc:  # music21 raises several types for odd repeat marks
-        log.debug("repeats left unexpanded: %s", exc)
+    if expand:
+        score = _expand_repeats(score)
     parts = list(score.parts) if isinstance(score, stream.Score) else [score]
     line = parts[0] if len(parts) == 1 else score.chordify()
     line = line.stripTies(inPlace=False)
