@@ -189,9 +189,12 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per sample on stdout.")
 @click.option("--bpm", type=click.FloatRange(min=1, max=1000), default=120, show_default=True, help="Music: tempo of MIDI output.")
 @click.option("--instrument", default="piano", show_default=True, help="Music: a General MIDI program number or name (fiddle, flute, ...).")
+@click.option("--bars", type=click.IntRange(min=1), default=None, help="Music: stop after this many bars.")
+@click.option("--notes", type=click.IntRange(min=1), default=None, help="Music: stop after this many notes (note onsets, for chorales).")
+@click.option("--drop-prime", is_flag=True, help="Leave the prime out of the output (music keeps its header).")
 @click.pass_context
 def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint,
-           output, overwrite, as_json, bpm, instrument):
+           output, overwrite, as_json, bpm, instrument, bars, notes, drop_prime):
     """Generate text from RUN: a run directory, or a shipped model's name.
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
@@ -204,25 +207,38 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
 
     if prime is not None and prime_file is not None:
         raise click.UsageError("--prime and --prime-file: expected one, received both", ctx)
-    if prime_file is not None:
+    from .music.dataset import MUSIC_SUFFIXES, encode_primer, limit_for
+
+    corpus_config = resolve_run(run).load_config().corpus
+    music = corpus_config.kind == "music"
+    if (bars or notes) and not music:
+        raise click.UsageError(f"--{'bars' if bars else 'notes'}: expected a music run, received a {corpus_config.kind} run", ctx)
+    if bars and notes:
+        raise click.UsageError("--bars and --notes: expected one, received both", ctx)
+    if prime_file is not None and prime_file.suffix.lower() in MUSIC_SUFFIXES:
+        if not music:
+            raise click.UsageError(f"--prime-file {str(prime_file)!r}: a music file needs a music run", ctx)
+        prime = encode_primer(prime_file, corpus_config.encoding)
+    elif prime_file is not None:
         try:
             prime = prime_file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise click.BadParameter(f"{prime_file}: invalid UTF-8 at byte {exc.start}", param_hint="--prime-file")
+    if (bars or notes) and ctx.get_parameter_source("length") == ParameterSource.DEFAULT:
+        length = 20_000  # the bar or note count ends the sample, well before this
     stops = tuple(_unescape(s) for s in stop)
     seed, drawn = resolve_seed(seed)
     cfg = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
-                         num_samples=num_samples, stop=stops, seed=seed)
+                         num_samples=num_samples, stop=stops, seed=seed,
+                         limit=limit_for(corpus_config.encoding, bars, notes, primed_header="|" in (prime or "")))
     cfg.validate()
-    corpus_config = resolve_run(run).load_config().corpus
-    music = corpus_config.kind == "music"
     render_options = {"bpm": bpm, "program": instrument_program(instrument), "encoding": corpus_config.encoding}
     paths = output_paths(output, num_samples, ".mid" if music else ".txt") if output is not None else []
     check_free(paths, overwrite)
     gen = load_generator(run, checkpoint, num_samples)
     if drawn and not ctx.obj["quiet"]:
         click.echo(f"seed: {seed}", err=True)
-    stream = output is None and num_samples == 1 and not as_json and sys.stdout.isatty()
+    stream = output is None and num_samples == 1 and not as_json and sys.stdout.isatty() and not drop_prime
     if stream and prime:
         click.echo(prime, nl=False)
     on_text = (lambda _s, text: (sys.stdout.write(text), sys.stdout.flush())) if stream else None
@@ -230,17 +246,21 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     if stream:
         click.echo("")
         return
+    # What leads each output: the prime, nothing, or (music) just the prime's header.
+    lead = prime or ""
+    if drop_prime:
+        lead = lead[: lead.index("|") + 1] if music and "|" in lead else ""
     for i, s in enumerate(samples):
         record = sample_record(gen, cfg, prime, i, s)
         if paths:
-            write_output(paths[i], (prime or "") + s.text, record, render_options)
+            write_output(paths[i], lead + s.text, record, render_options)
             click.echo(str(paths[i]))
         elif as_json:
-            click.echo(json.dumps({**record, "text": (prime or "") + s.text}, ensure_ascii=False))
+            click.echo(json.dumps({**record, "text": lead + s.text}, ensure_ascii=False))
         else:
             if num_samples > 1:
                 click.echo(f"--- sample {i + 1}/{num_samples} ---")
-            click.echo((prime or "") + s.text)
+            click.echo(lead + s.text)
 
 
 def _unescape(text: str) -> str:

@@ -40,6 +40,9 @@ class SamplingConfig:
     num_samples: int = 1  # streams generated together as one batch
     stop: tuple[str, ...] = ()  # a sample ends just before the first of these strings
     seed: int | None = None  # seeds the uniform draws; same seed, same text
+    # (characters, n, after, start): end at the nth of the characters, just after or before it,
+    # counting only past the first `start` character when `start` is not empty (a music header).
+    limit: tuple[str, int, bool, str] | None = None
 
     def validate(self, vocab_size: int | None = None) -> None:
         """Raises UsageError for a bad setting; top-k is bounded only once vocab_size is known."""
@@ -299,8 +302,9 @@ class _StreamText:
     streamed sample never shows characters that are later cut.
     """
 
-    def __init__(self, stops: tuple[str, ...]):
+    def __init__(self, stops: tuple[str, ...], limit: tuple[str, int, bool, str] | None = None):
         self.stops = stops
+        self.limit = limit
         self.hold = max((len(s) for s in stops), default=1) - 1
         self.text = ""
         self.emitted = 0
@@ -315,6 +319,14 @@ class _StreamText:
         hits = [i for i in (self.text.find(s, search_from) for s in self.stops) if i >= 0]
         if hits:
             self.text, self.stopped = self.text[: min(hits)], True
+        if self.limit:
+            chars, n, after, start = self.limit
+            begin = self.text.find(start) + 1 if start else 0  # 0 while a `start` is still missing
+            counting = begin > 0 or not start
+            positions = [i for i, c in enumerate(self.text) if counting and i >= begin and c in chars]
+            if len(positions) >= n:
+                cut = positions[n - 1] + (1 if after else 0)
+                self.text, self.stopped = self.text[:cut], True
         final = len(self.text) if self.stopped or last else max(len(self.text) - self.hold, 0)
         released, self.emitted = self.text[self.emitted : final], max(self.emitted, final)
         return released
@@ -355,7 +367,7 @@ class Sampler:
         token = ops.convert_to_tensor(np.full((n,), prime_ids[0], np.int32))
         states = [ops.convert_to_tensor(s) for s in self.net.initial_states(n)]
         pending_prime, generated = list(prime_ids[1:]), 0
-        streams = [_StreamText(cfg.stop) for _ in range(n)]
+        streams = [_StreamText(cfg.stop, cfg.limit) for _ in range(n)]
         want = 16  # a short first chunk puts the first characters on screen sooner
         while generated < cfg.length and not all(s.stopped for s in streams):
             # 1. Plan the chunk: prime characters to force, then steps to sample.

@@ -15,9 +15,8 @@ TUNE_BODIES = ["GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA|", "D2FA d2fd|cBAG FGAF|
                "c2 e2 g2 e2|f2 d2 B2 G2|c2 e2 g2 c'2|b2 g2 c'4|"]
 
 
-@pytest.fixture
-def folk_dir(tmp_path):
-    folder = tmp_path / "folk"
+def make_folk_dir(base):
+    folder = base / "folk"
     folder.mkdir()
     tunes = [f"X:{i + 1}\nT:Tune {i + 1}\nM:4/4\nL:1/8\nK:G\n{TUNE_BODIES[i % 3]}\n" for i in range(24)]
     (folder / "tunes.abc").write_text("\n".join(tunes))
@@ -28,13 +27,50 @@ def folk_dir(tmp_path):
     return folder
 
 
-def test_train_and_sample_melodies_to_midi(folk_dir, tmp_path):
+def test_bars_notes_and_midi_primers(folk_run, tmp_path):
     runner = CliRunner()
-    run = tmp_path / "run"
-    result = runner.invoke(cli, ["train", str(run), str(folk_dir), "--kind", "music", "--layers", "1", "--units", "16",
-                                 "--batch-size", "4", "--seq-len", "16", "--epochs", "2"])
+    run, _ = folk_run
+    bars = runner.invoke(cli, ["sample", str(run), "--bars", "3", "--seed", "1", "--prime", "M:4/4 K:1|", "--json", "-N", "3"])
+    assert bars.exit_code == 0, bars.stderr
+    for line in bars.stdout.splitlines():
+        text = json.loads(line)["text"]
+        body = text[len("M:4/4 K:1|"):]
+        assert body.count("|") <= 3 and (body.endswith("|") or json.loads(line)["stopped"])
+    notes = runner.invoke(cli, ["sample", str(run), "--notes", "4", "--seed", "2", "--prime", "M:4/4 K:1|", "--json"])
+    from generate.music.melody import PITCH_CHARS
+
+    assert sum(c in PITCH_CHARS for c in json.loads(notes.stdout)["text"][len("M:4/4 K:1|"):]) <= 4
+    opening = tmp_path / "opening.mid"
+    write_midi(opening, [[Event(Fraction(i), 67 + i, Fraction(1)) for i in range(4)]], meter="4/4")
+    out = tmp_path / "cont.mid"
+    cont = runner.invoke(cli, ["sample", str(run), "--prime-file", str(opening), "--drop-prime", "--bars", "2",
+                               "--seed", "3", "-o", str(out)])
+    assert cont.exit_code == 0, cont.stderr
+    text = json.loads((tmp_path / "cont.mid.json").read_text())["text"]
+    assert text.startswith("M:4/4 K:0|") and "T9U9V9W9" not in text  # the primer's header, not its notes
+    wrong = runner.invoke(cli, ["sample", str(run), "--bars", "2", "--notes", "2"])
+    assert wrong.exit_code == 2 and "expected one" in wrong.stderr
+
+
+def test_bars_on_a_text_run_is_a_usage_error(trained_run):
+    result = CliRunner().invoke(cli, ["sample", str(trained_run), "--bars", "2"])
+    assert result.exit_code == 2 and "--bars: expected a music run" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def folk_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("folk")
+    folder = make_folk_dir(base)
+    result = CliRunner().invoke(cli, ["train", str(base / "run"), str(folder), "--kind", "music", "--layers", "1",
+                                      "--units", "16", "--batch-size", "4", "--seq-len", "16", "--epochs", "2"])
     assert result.exit_code == 0, result.stderr
-    assert "broken.mid" in result.stderr and "25 pieces encoded" in result.stderr and "1 skipped" in result.stderr
+    return base / "run", result.stderr
+
+
+def test_train_and_sample_melodies_to_midi(folk_run, tmp_path):
+    runner = CliRunner()
+    run, log = folk_run
+    assert "broken.mid" in log and "25 pieces encoded" in log and "1 skipped" in log
     out = tmp_path / "tunes"
     sampled = runner.invoke(cli, ["sample", str(run), "-N", "3", "-n", "200", "--seed", "2", "-o", str(out),
                                   "--bpm", "90", "--instrument", "flute"])

@@ -90,3 +90,17 @@ def test_bad_settings_are_usage_errors(trained_run):
         generate_samples(gen, SamplingConfig(top_k=10_000, seed=1), None)
     with pytest.raises(UsageError, match="not in the model's vocabulary"):
         generate_samples(gen, SamplingConfig(seed=1), "§§§")
+
+
+def test_limit_ends_just_after_or_before_the_nth_character():
+    from generate.sampling import _StreamText
+
+    after = _StreamText((), ("|", 2, True, ""))
+    assert after.append("ab|cd|ef|", last=False) == "ab|cd|" and after.stopped
+    before = _StreamText((), ("xy", 3, False, ""))
+    released = before.append("1x2y", last=False) + before.append("3x4", last=False)
+    assert released == "1x2y3" and before.text == "1x2y3"
+    header = _StreamText((), ("MKab", 3, False, "|"))  # M and K in a header are not notes
+    assert header.append("M:4/4 K:0|a9", last=False) == "M:4/4 K:0|a9" and not header.stopped
+    header.append("b9a9b9", last=False)
+    assert header.text == "M:4/4 K:0|a9b9" and header.stopped  # ends before the third note

@@ -163,3 +163,35 @@ class _Serial:
 
     def map(self, fn, items, chunksize=1):
         return map(fn, items)
+
+
+def encode_primer(path: Path, encoding: str) -> str:
+    """Encodes a MIDI, ABC or MusicXML file (its first tune) as a primer.
+
+    Raises:
+        UsageError: the file cannot be parsed as music.
+    """
+    number = None
+    if Path(path).suffix.lower() == ".abc":
+        number = (_abc_numbers(Path(path)) or [None])[0]
+    text, _, error = _encode_job((str(path), number), encoding)
+    if error:
+        raise UsageError(f"--prime-file {str(path)!r}: cannot be read as music ({error})")
+    return text
+
+
+def limit_for(encoding: str, bars: int | None, notes: int | None, primed_header: bool) -> tuple[str, int, bool, str] | None:
+    """The sampler limit for `--bars N` or `--notes N`.
+
+    Bars end just after the Nth bar line of the continuation (a fresh tune's
+    header has one more); notes end just before the (N+1)th note starts,
+    counting only past the header, whose `M` and `K` are also pitch letters.
+    """
+    from . import chorale, melody
+
+    if bars:
+        return (melody.BAR, bars + (0 if primed_header else 1), True, "")
+    if notes:
+        pitches = chorale.PITCH_CHARS if encoding == "chorale" else melody.PITCH_CHARS
+        return (pitches, notes + 1, False, "" if primed_header else melody.BAR)
+    return None
