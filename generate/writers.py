@@ -37,20 +37,27 @@ def write_midi_file(path: Path, text: str, options: dict) -> dict:
     """Music text to MIDI; `options` may hold encoding, bpm, program and velocity."""
     from .music.render import render_music
 
-    return render_music(text, path, **{k: options[k] for k in ("encoding", "bpm", "program", "velocity") if k in options})
+    keys = ("encoding", "bpm", "program", "velocity", "png", "wav")
+    return render_music(text, path, **{k: options[k] for k in keys if k in options})
 
 
 def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def check_free(paths: list[Path], overwrite: bool) -> None:
-    """Raises UsageError if an output cannot be written, or exists and overwrite is off."""
+def check_free(paths: list[Path], overwrite: bool, also: tuple[str, ...] = ()) -> None:
+    """Raises UsageError if an output cannot be written, or exists and overwrite is off.
+
+    Args:
+        paths: the outputs; each also gets a sidecar.
+        overwrite: whether existing files may be replaced.
+        also: suffixes of further files written beside each output (".wav", ".png").
+    """
     for path in paths[:1]:  # all outputs share one directory
         check_writable_location(path, "-o")
     if overwrite:
         return
-    taken = [p for path in paths for p in (path, sidecar_path(path)) if p.exists()]
+    taken = [p for path in paths for p in (path, sidecar_path(path), *(path.with_suffix(s) for s in also)) if p.exists()]
     if taken:
         more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
         raise UsageError(f"output {str(taken[0])!r}{more} already exists: expected a new path (use --overwrite to replace)")

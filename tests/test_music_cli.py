@@ -110,3 +110,28 @@ def test_music_sources_errors(tmp_path):
     nothing = runner.invoke(cli, ["train", str(tmp_path / "r"), str(tmp_path / "junk.mid"), "--kind", "music"])
     assert nothing.exit_code == 1 and "no music could be parsed" in nothing.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_render_png_and_wav(tmp_path, monkeypatch):
+    import shutil
+    import wave
+
+    source = tmp_path / "tune.txt"
+    source.write_text("M:3/4 K:1|T9V9X9|Y?_9|a>Y6X9|T@|")
+    runner = CliRunner()
+    if shutil.which("fluidsynth"):
+        result = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "a.mid"), "--png", "--wav"])
+        assert result.exit_code == 0, result.stderr
+        with wave.open(str(tmp_path / "a.wav")) as audio:
+            assert audio.getnframes() > audio.getframerate() * 3  # 10 beats at 120 bpm is 5 s
+    else:
+        result = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "a.mid"), "--png"])
+        assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Without fluidsynth: one clear line naming the Debian package, and the MIDI file is still written.
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    missing = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "b.mid"), "--wav"])
+    assert missing.exit_code == 1 and "apt-get install fluidsynth" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and (tmp_path / "b.mid").exists()
+    refused = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "a.mid"), "--png"])
+    assert refused.exit_code == 2 and "already exists" in refused.stderr  # a.png, a.mid are never replaced

@@ -11,16 +11,19 @@ from .midi import write_midi
 
 
 def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 120.0, program: int = 0,
-                 velocity: int = 80) -> dict:
+                 velocity: int = 80, png: bool = False, wav: bool = False) -> dict:
     """Decodes every piece in `text` and writes them one after another as MIDI.
 
-    Melodies become one track; chorales one track per voice.
+    Melodies become one track; chorales one track per voice. With `png` or
+    `wav`, a piano roll and an audio rendering go beside the MIDI file, with
+    the same name.
 
     Returns:
         Facts for the sidecar: pieces, notes, and characters the decoder dropped.
     """
     voices: list[list[Event]] = [[] for _ in range(VOICES if encoding == "chorale" else 1)]
     meter, sharps, pieces, dropped, offset = "4/4", 0, 0, 0, Fraction(0)
+    bar_lines: list[Fraction] = []
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -35,8 +38,20 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
             meter, sharps = piece.meter, piece.sharps
         for target, events in zip(voices, parts):
             target.extend(Event(e.onset + offset, e.pitch, e.duration) for e in events)
+        bar_lines.extend([offset] * (offset > 0) + [b + offset for b in piece.bar_lines])
         offset = max((v[-1].onset + v[-1].duration for v in voices if v), default=offset)
         pieces += 1
     write_midi(path, voices, bpm=bpm, program=program, velocity=velocity, meter=meter, sharps=sharps)
-    return {"encoding": encoding, "pieces": pieces, "voices": len(voices),
-            "notes": sum(e.pitch is not None for v in voices for e in v), "dropped_chars": dropped}
+    facts = {"encoding": encoding, "pieces": pieces, "voices": len(voices),
+             "notes": sum(e.pitch is not None for v in voices for e in v), "dropped_chars": dropped}
+    if png:
+        from .media import render_png
+
+        render_png(path.with_suffix(".png"), voices, bar_lines, title=f"{path.name}: {meter}, {facts['notes']} notes")
+        facts["png"] = str(path.with_suffix(".png"))
+    if wav:
+        from .media import render_wav
+
+        render_wav(path, path.with_suffix(".wav"))
+        facts["wav"] = str(path.with_suffix(".wav"))
+    return facts

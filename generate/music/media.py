@@ -1,0 +1,83 @@
+"""Optional renderings of music: a piano-roll PNG and a WAV file.
+
+PNGs use matplotlib (installed with music21). WAVs need the `fluidsynth`
+program and a General MIDI soundfont, both from Debian's `fluidsynth`
+package. A missing tool raises `GenerateError` naming the package to
+install, and is never a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..errors import GenerateError
+from ..fileio import atomic_path
+from .melody import Event
+
+SOUNDFONTS = (
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+)
+VOICE_COLOURS = ("#c0392b", "#2980b9", "#27ae60", "#8e44ad")  # soprano, alto, tenor, bass
+
+
+def render_png(path: Path, voices: list[list[Event]], bar_lines: list, title: str = "") -> None:
+    """Draws a piano roll: time across, pitch up, one colour per voice, bar lines in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    notes = [(float(e.onset), e.pitch, float(e.duration), v) for v, events in enumerate(voices) for e in events if e.pitch is not None]
+    end = max((o + d for o, _, d, _ in notes), default=4.0)
+    low = min((p for _, p, _, _ in notes), default=60) - 2
+    high = max((p for _, p, _, _ in notes), default=72) + 2
+    figure, axes = plt.subplots(figsize=(min(max(end / 3, 6), 24), 4), dpi=100)
+    for onset, pitch, duration, voice in notes:
+        axes.add_patch(Rectangle((onset, pitch - 0.4), duration * 0.95, 0.8, color=VOICE_COLOURS[voice % 4]))
+    for bar in bar_lines:
+        axes.axvline(float(bar), color="#bbbbbb", linewidth=0.8, zorder=0)
+    axes.set_xlim(0, end)
+    axes.set_ylim(low, high)
+    octaves = range((low // 12 + 1) * 12, high, 12)
+    axes.set_yticks(list(octaves), [f"C{c // 12 - 1}" for c in octaves])
+    axes.set_xlabel("quarter notes")
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+
+
+def find_soundfont() -> Path:
+    configured = os.environ.get("GENERATE_SOUNDFONT")
+    for candidate in ([configured] if configured else []) + list(SOUNDFONTS):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise GenerateError("--wav: no General MIDI soundfont found; install Debian's fluidsynth package "
+                        "(apt-get install fluidsynth) or set GENERATE_SOUNDFONT to an .sf2 file")
+
+
+def render_wav(midi_path: Path, wav_path: Path, sample_rate: int = 44100) -> None:
+    """Synthesises a MIDI file to WAV with fluidsynth.
+
+    Raises:
+        GenerateError: fluidsynth or a soundfont is missing, or synthesis failed.
+    """
+    program = shutil.which("fluidsynth")
+    if program is None:
+        raise GenerateError("--wav: the fluidsynth program is not installed; install Debian's fluidsynth package (apt-get install fluidsynth)")
+    soundfont = find_soundfont()
+    with atomic_path(wav_path, suffix=".wav") as tmp:
+        done = subprocess.run(
+            [program, "-ni", "-q", "-F", str(tmp), "-r", str(sample_rate), str(soundfont), str(midi_path)],
+            capture_output=True, text=True, timeout=600,
+        )
+        if done.returncode != 0 or tmp.stat().st_size <= 44:
+            raise GenerateError(f"--wav: fluidsynth failed on {midi_path}: {(done.stderr or done.stdout).strip()[:200]}")
