@@ -192,11 +192,12 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--bars", type=click.IntRange(min=1), default=None, help="Music: stop after this many bars.")
 @click.option("--notes", type=click.IntRange(min=1), default=None, help="Music: stop after this many notes (note onsets, for chorales).")
 @click.option("--drop-prime", is_flag=True, help="Leave the prime out of the output (music keeps its header).")
+@click.option("--in-key", is_flag=True, help="Music: sample only pitches in the key signature of the prime's header.")
 @click.option("--wav", is_flag=True, help="Music with -o: also a WAV beside each MIDI file (needs fluidsynth).")
 @click.option("--png", is_flag=True, help="Music with -o: also a piano-roll PNG beside each MIDI file.")
 @click.pass_context
 def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint,
-           output, overwrite, as_json, bpm, instrument, bars, notes, drop_prime, wav, png):
+           output, overwrite, as_json, bpm, instrument, bars, notes, drop_prime, in_key, wav, png):
     """Generate text from RUN: a run directory, or a shipped model's name.
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
@@ -228,13 +229,23 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
             prime = prime_file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise click.BadParameter(f"{prime_file}: invalid UTF-8 at byte {exc.start}", param_hint="--prime-file")
+    banned: tuple[int, ...] = ()
+    if in_key:
+        from .music.keys import header_sharps, out_of_key_chars
+
+        sharps = header_sharps(prime or "") if music else None
+        if sharps is None:
+            raise click.UsageError("--in-key: expected a music run and a prime that starts with a header, e.g. --prime 'M:6/8 K:1|'", ctx)
+        vocab = resolve_run(run).load_vocab()
+        banned = tuple(i for c in out_of_key_chars(corpus_config.encoding, sharps) if (i := vocab.id_of(c)) is not None)
     if (bars or notes) and ctx.get_parameter_source("length") == ParameterSource.DEFAULT:
         length = 20_000  # the bar or note count ends the sample, well before this
     stops = tuple(_unescape(s) for s in stop)
     seed, drawn = resolve_seed(seed)
     cfg = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                          num_samples=num_samples, stop=stops, seed=seed,
-                         limit=limit_for(corpus_config.encoding, bars, notes, primed_header="|" in (prime or "")))
+                         limit=limit_for(corpus_config.encoding, bars, notes, primed_header="|" in (prime or "")),
+                         banned=banned)
     cfg.validate()
     render_options = {"bpm": bpm, "program": instrument_program(instrument), "encoding": corpus_config.encoding,
                       "wav": wav, "png": png}

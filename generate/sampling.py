@@ -43,6 +43,7 @@ class SamplingConfig:
     # (characters, n, after, start): end at the nth of the characters, just after or before it,
     # counting only past the first `start` character when `start` is not empty (a music header).
     limit: tuple[str, int, bool, str] | None = None
+    banned: tuple[int, ...] = ()  # token ids never sampled, e.g. pitches outside a key
 
     def validate(self, vocab_size: int | None = None) -> None:
         """Raises UsageError for a bad setting; top-k is bounded only once vocab_size is known."""
@@ -73,6 +74,17 @@ class SamplingConfig:
 class LogitFilter:
     def apply(self, logits):
         raise NotImplementedError
+
+
+@dataclass
+class TokenMask(LogitFilter):
+    banned: tuple[int, ...]  # ids that may never be sampled
+
+    def apply(self, logits):
+        ops = import_keras().ops
+        allowed = np.ones(logits.shape[-1], dtype=bool)
+        allowed[list(self.banned)] = False
+        return ops.where(ops.convert_to_tensor(allowed)[None, :], logits, float("-inf"))
 
 
 @dataclass
@@ -109,6 +121,8 @@ class TopP(LogitFilter):
 
 def build_filters(cfg: SamplingConfig) -> list[LogitFilter]:
     filters: list[LogitFilter] = []
+    if cfg.banned:
+        filters.append(TokenMask(tuple(sorted(cfg.banned))))
     if not cfg.is_greedy and cfg.temperature != 1.0:
         filters.append(Temperature(cfg.temperature))
     if cfg.top_k:

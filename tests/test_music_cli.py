@@ -52,6 +52,20 @@ def test_bars_notes_and_midi_primers(folk_run, tmp_path):
     assert wrong.exit_code == 2 and "expected one" in wrong.stderr
 
 
+def test_in_key_keeps_every_sampled_pitch_in_the_key(folk_run):
+    from generate.music.keys import in_key_fraction
+
+    runner = CliRunner()
+    run, _ = folk_run
+    result = runner.invoke(cli, ["sample", str(run), "--prime", "M:4/4 K:1|", "--in-key", "-N", "6", "-n", "120",
+                                 "--temperature", "1.5", "--seed", "3", "--json"])
+    assert result.exit_code == 0, result.stderr
+    counts = [in_key_fraction(json.loads(line)["text"]) for line in result.stdout.splitlines()]
+    assert sum(n for _, n in counts) > 0 and all(k == n for k, n in counts)
+    missing = runner.invoke(cli, ["sample", str(run), "--in-key"])
+    assert missing.exit_code == 2 and "--in-key: expected" in missing.stderr
+
+
 def test_bars_on_a_text_run_is_a_usage_error(trained_run):
     result = CliRunner().invoke(cli, ["sample", str(trained_run), "--bars", "2"])
     assert result.exit_code == 2 and "--bars: expected a music run" in result.stderr

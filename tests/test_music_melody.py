@@ -91,3 +91,15 @@ def test_unknown_instrument_is_a_usage_error():
     assert instrument_program("41") == 41 and instrument_program("Fiddle") == 40
     with pytest.raises(UsageError, match="--instrument"):
         instrument_program("kazoo")
+
+
+def test_key_signatures_and_in_key_counting():
+    from generate.music.keys import diatonic_pitch_classes, in_key_fraction, out_of_key_chars
+
+    assert diatonic_pitch_classes(0) == {0, 2, 4, 5, 7, 9, 11}
+    assert 10 in diatonic_pitch_classes(-1) and 11 not in diatonic_pitch_classes(-1)  # F major has Bb
+    assert 6 in diatonic_pitch_classes(1) and 5 not in diatonic_pitch_classes(1)  # G major has F#
+    outside = out_of_key_chars("melody", 0)
+    assert len(outside) == sum((LOWEST_PITCH + i) % 12 in (1, 3, 6, 8, 10) for i in range(52))
+    assert in_key_fraction("M:4/4 K:0|M9N9O9|") == (2, 3)  # C, C#, D in C major
+    assert in_key_fraction("no header") == (0, 0)

@@ -104,3 +104,12 @@ def test_limit_ends_just_after_or_before_the_nth_character():
     assert header.append("M:4/4 K:0|a9", last=False) == "M:4/4 K:0|a9" and not header.stopped
     header.append("b9a9b9", last=False)
     assert header.text == "M:4/4 K:0|a9b9" and header.stopped  # ends before the third note
+
+
+def test_banned_tokens_are_never_sampled(trained_run):
+    gen = load_generator(trained_run, num_samples=8)
+    banned = tuple(gen.vocab.id_of(c) for c in "aeiou")
+    cfg = SamplingConfig(length=150, num_samples=8, temperature=1.5, seed=4, banned=banned)
+    texts = [s.text for s in generate_samples(gen, cfg, "Shall")]
+    assert all(not set(t) & set("aeiou") for t in texts)
+    assert sum(len(t) for t in texts) == 8 * 150

@@ -1,0 +1,43 @@
+"""Keys: which pitch characters fall outside a key signature, for `--in-key`."""
+
+from __future__ import annotations
+
+from . import chorale, melody
+
+MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
+
+
+def diatonic_pitch_classes(sharps: int) -> set[int]:
+    """The seven pitch classes a key signature of `sharps` (negative: flats) leaves unaltered."""
+    tonic = (7 * sharps) % 12  # the major key with this signature
+    return {(tonic + step) % 12 for step in MAJOR_STEPS}
+
+
+def out_of_key_chars(encoding: str, sharps: int) -> str:
+    """Pitch characters of `encoding` whose pitch is not in the key signature."""
+    table, lowest = (chorale.PITCH_CHARS, chorale.LOWEST_PITCH) if encoding == "chorale" else (melody.PITCH_CHARS, melody.LOWEST_PITCH)
+    allowed = diatonic_pitch_classes(sharps)
+    return "".join(c for i, c in enumerate(table) if (lowest + i) % 12 not in allowed)
+
+
+def header_sharps(text: str) -> int | None:
+    """The `K:` of a music header at the start of `text`, or None if there is no complete header."""
+    if not text.startswith("M:") or "|" not in text:
+        return None
+    for token in text.split("|", 1)[0].split():
+        key, _, value = token.partition(":")
+        if key == "K" and value.lstrip("-").isdigit():
+            return int(value)
+    return None
+
+
+def in_key_fraction(text: str, encoding: str = "melody") -> tuple[int, int]:
+    """(notes in the header's key, notes) for one encoded piece; (0, 0) without a header."""
+    sharps = header_sharps(text)
+    if sharps is None:
+        return 0, 0
+    body = text.split("|", 1)[1]
+    table = chorale.PITCH_CHARS if encoding == "chorale" else melody.PITCH_CHARS
+    outside = set(out_of_key_chars(encoding, sharps))
+    notes = [c for c in body if c in table]
+    return sum(c not in outside for c in notes), len(notes)
