@@ -110,6 +110,7 @@ def _help(cls, name: str, text: str) -> str:
 @click.option("--include", multiple=True, help="Glob a file name must match (repeatable), e.g. '*.py'.")
 @click.option("--exclude", multiple=True, help="Glob of names to skip (repeatable), on top of VCS and vendored dirs.")
 @click.option("--encoding", type=click.Choice(["melody", "chorale"]), default="melody", show_default=True, help="With --kind music: monophonic melody, or four-voice chorale.")
+@click.option("--transpose", type=click.Choice(["none", "common", "all"]), default="none", show_default=True, help="With --kind music: augment by transposing to C (common) or into every key in range (all).")
 @click.option("--encoding-errors", type=click.Choice(ENCODING_ERRORS), default="strict", show_default=True, help="Invalid UTF-8: fail, replace with U+FFFD, ignore the bytes, or skip the file.")
 @click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True, help="Characters seen fewer times map to an unknown token.")
 @click.option("--cell", type=click.Choice(CELLS), default=_DEFAULT_MODEL.cell, show_default=True, help="Recurrent cell.")

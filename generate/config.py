@@ -80,6 +80,7 @@ class CorpusConfig:
     sources: list[str] = field(default_factory=list)  # files, directories or glob patterns
     kind: str = "text"  # text, code (walks trees, marks file boundaries) or music (parsed by music21)
     encoding: str = "melody"  # how music is written as text (music only)
+    transpose: str = "none"  # music augmentation: none, common (to C/Am) or all (every key in range)
     include: list[str] = field(default_factory=list)  # glob patterns a file name must match (code)
     exclude: list[str] = field(default_factory=list)  # extra glob patterns to skip
     encoding_errors: str = "strict"  # strict, replace, ignore or skip (the whole file)

@@ -259,7 +259,7 @@ def load_corpus(cfg: CorpusConfig, show_progress: bool = True) -> Corpus:
     if cfg.kind == "music":
         from .music.dataset import encode_music_corpus
 
-        files = [encode_music_corpus(cfg.sources, cfg.encoding, show_progress)]
+        files = [encode_music_corpus(cfg.sources, cfg.encoding, show_progress, cfg.transpose)]
     else:
         files = resolve_files(cfg)
     digest = hashlib.sha256(json.dumps([CACHE_FORMAT, cfg.kind, cfg.encoding_errors]).encode())

@@ -103,3 +103,22 @@ def test_key_signatures_and_in_key_counting():
     assert len(outside) == sum((LOWEST_PITCH + i) % 12 in (1, 3, 6, 8, 10) for i in range(52))
     assert in_key_fraction("M:4/4 K:0|M9N9O9|") == (2, 3)  # C, C#, D in C major
     assert in_key_fraction("no header") == (0, 0)
+
+
+def test_transposition_augmentation(tmp_path, monkeypatch):
+    from generate.music.dataset import encode_music_corpus
+    from generate.music.keys import in_key_fraction, transposed_sharps
+
+    assert [transposed_sharps(0, t) for t in (-5, 2, 1)] == [1, 2, -5]  # G, D, Db major
+    monkeypatch.setenv("GENERATE_CACHE_DIR", str(tmp_path / "cache"))
+    abc = tmp_path / "tunes.abc"
+    abc.write_text("X:1\nM:3/4\nL:1/8\nK:D\nd2 f2 a2|g2 e2 c2|d6|\n\nX:2\nM:2/4\nL:1/8\nK:F\nF2 A2|c2 B2|A4|\n")
+    plain = encode_music_corpus([str(abc)], show_progress=False).read_text().splitlines()
+    common = encode_music_corpus([str(abc)], show_progress=False, transpose="common").read_text().splitlines()
+    every = encode_music_corpus([str(abc)], show_progress=False, transpose="all").read_text().splitlines()
+    assert [line[:10] for line in plain] == ["M:3/4 K:2|", "M:2/4 K:-1"]
+    assert all(" K:0|" in line for line in common) and len(common) == 2
+    assert len(every) == 24 and len({line.split("|")[0] for line in every}) == 24  # 12 keys for each of 2 tunes
+    for line in every:  # a transposed tune stays exactly as diatonic as the original
+        in_key, total = in_key_fraction(line)
+        assert in_key == total

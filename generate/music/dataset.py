@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MUSIC_SUFFIXES = (".mid", ".midi", ".abc", ".xml", ".mxl", ".musicxml", ".krn")
 ENCODINGS = ("melody", "chorale")
+TRANSPOSE_MODES = ("none", "common", "all")
 FORMAT_VERSION = 1  # bump when an encoding's output changes
 BUILTIN = {
     "corpus:folk": ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth"),
@@ -72,8 +73,13 @@ def resolve_music_files(sources: list[str]) -> list[Path]:
     return files
 
 
-def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progress: bool = True) -> Path:
+def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progress: bool = True,
+                        transpose: str = "none") -> Path:
     """Returns a cached text file with one encoded piece per line.
+
+    With `transpose="common"` every piece moves to the key signature without
+    sharps or flats; with `"all"`, every transposition whose pitches stay in
+    the encoding's range is written (up to twelve lines per piece).
 
     Raises:
         UsageError: bad sources or encoding.
@@ -83,14 +89,16 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
 
     if encoding not in ENCODINGS:
         raise UsageError(f"--encoding: expected one of {', '.join(ENCODINGS)}, received {encoding!r}")
+    if transpose not in TRANSPOSE_MODES:
+        raise UsageError(f"--transpose: expected one of {', '.join(TRANSPOSE_MODES)}, received {transpose!r}")
     files = resolve_music_files(sources)
     import music21
 
-    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, encoding, music21.__version__]).encode())
+    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, encoding, transpose, music21.__version__]).encode())
     for path in files:
         digest.update(f"\0{path.name}\0".encode())
         digest.update(path.read_bytes())
-    out = cache_root() / "music" / f"{digest.hexdigest()[:32]}-{encoding}.txt"
+    out = cache_root() / "music" / f"{digest.hexdigest()[:32]}-{encoding}-{transpose}.txt"
     meta_path = out.with_suffix(".json")
     if out.exists() and meta_path.exists():
         _report(json.loads(meta_path.read_text()))
@@ -100,12 +108,12 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
     bar = ProgressBar(len(jobs), desc=f"parsing {len(jobs)} pieces", unit="piece", enabled=show_progress)
     workers = min(os.cpu_count() or 1, 8)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(jobs) > 20 else _Serial() as pool:
-        encode = functools.partial(_encode_job, encoding=encoding)
+        encode = functools.partial(_encode_job, encoding=encoding, transpose=transpose)
         for done, (job, result) in enumerate(zip(jobs, pool.map(encode, jobs, chunksize=16)), start=1):
             text, exact, error = result
             if error:
                 skipped.append(f"{job[0]}" + (f" (tune {job[1]})" if job[1] is not None else "") + f": {error}")
-            else:
+            elif text:
                 lines.append(text)
                 inexact += not exact
             bar.update(done)
@@ -132,24 +140,39 @@ def _abc_numbers(path: Path) -> list:
     return abc_tune_numbers(path) or [None]
 
 
-def _encode_job(job: tuple[str, int | None], encoding: str) -> tuple[str, bool, str]:
-    """Worker: parse and encode one piece; returns (text, exact, error)."""
-    from .chorale import encode_chorale
-    from .melody import encode_tune
-    from .sources import chorale_from_score, tune_from_score
+def _encode_job(job: tuple[str, int | None], encoding: str, transpose: str = "none") -> tuple[str, bool, str]:
+    """Worker: parse and encode one piece; returns (text, exact, error).
+
+    Under augmentation the text holds one line per transposition.
+    """
+    from .chorale import HIGHEST_PITCH as CHORALE_HIGH, LOWEST_PITCH as CHORALE_LOW, encode_chorale
+    from .keys import transposed_sharps, transpositions
+    from .melody import HIGHEST_PITCH, LOWEST_PITCH, encode_tune
+    from .sources import chorale_from_score, shifted, tune_from_score
 
     path, number = job
     try:
         from music21 import converter
 
         score = converter.parse(path, number=number, format="abc") if number is not None else converter.parse(path)
-        if encoding == "chorale":
-            text, exact = encode_chorale(chorale_from_score(score))
-        else:
-            text, exact = encode_tune(tune_from_score(score))
-        return text, exact, ""
+        piece = chorale_from_score(score) if encoding == "chorale" else tune_from_score(score)
+        low, high = (CHORALE_LOW, CHORALE_HIGH) if encoding == "chorale" else (LOWEST_PITCH, HIGHEST_PITCH)
+        lines, exact = [], True
+        for semitones in transpositions(piece.sharps, transpose):
+            moved = shifted(piece, semitones, transposed_sharps(piece.sharps, semitones))
+            pitches = [e.pitch for v in _voices(moved) for e in v if e.pitch is not None]
+            if semitones and not all(low <= p <= high for p in pitches):
+                continue  # an augmented copy must not need octave folding
+            text, piece_exact = encode_chorale(moved) if encoding == "chorale" else encode_tune(moved)
+            lines.append(text)
+            exact &= piece_exact
+        return "\n".join(lines), exact, ""
     except Exception as exc:  # music21 raises anything on malformed files
         return "", False, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
+def _voices(piece) -> list:
+    return piece.voices if hasattr(piece, "voices") else [piece.events]
 
 
 class _Serial:

@@ -41,3 +41,20 @@ def in_key_fraction(text: str, encoding: str = "melody") -> tuple[int, int]:
     outside = set(out_of_key_chars(encoding, sharps))
     notes = [c for c in body if c in table]
     return sum(c not in outside for c in notes), len(notes)
+
+
+def transposed_sharps(sharps: int, semitones: int) -> int:
+    """The key signature after transposing by `semitones`, as -6..5 sharps."""
+    tonic = (7 * sharps + semitones) % 12
+    signature = (7 * tonic) % 12  # 7 is its own inverse modulo 12
+    return signature - 12 if signature > 5 else signature
+
+
+def transpositions(sharps: int, mode: str) -> list[int]:
+    """Semitone shifts for augmentation: `none` [0], `common` (to no sharps or flats), or `all` twelve."""
+    if mode == "common":
+        tonic = (7 * sharps) % 12
+        return [-tonic if tonic <= 6 else 12 - tonic]
+    if mode == "all":
+        return list(range(-6, 6))
+    return [0]

@@ -33,6 +33,20 @@ def parse_abc_tune(path: Path, number: int):
     return converter.parse(str(path), number=number, format="abc")
 
 
+def shifted(piece, semitones: int, sharps: int):
+    """A copy of a Tune or Chorale moved by `semitones`, with a new key signature."""
+    import dataclasses
+
+    def move(events):
+        return [Event(e.onset, None if e.pitch is None else e.pitch + semitones, e.duration) for e in events]
+
+    if semitones == 0:
+        return piece
+    if isinstance(piece, Chorale):
+        return dataclasses.replace(piece, sharps=sharps, voices=[move(v) for v in piece.voices])
+    return dataclasses.replace(piece, sharps=sharps, events=move(piece.events))
+
+
 def _expand_repeats(score):
     try:
         return score.expandRepeats()
