@@ -122,3 +122,19 @@ def test_transposition_augmentation(tmp_path, monkeypatch):
     for line in every:  # a transposed tune stays exactly as diatonic as the original
         in_key, total = in_key_fraction(line)
         assert in_key == total
+
+
+def test_multitrack_midi_reduces_to_the_top_line_without_drums(tmp_path):
+    import mido
+    from music21 import converter
+
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    for channel, notes in ((0, [60, 62, 64, 65]), (1, [36, 43, 36, 43]), (9, [81, 81, 81, 81])):  # drums high
+        track = mido.MidiTrack()
+        for n in notes:
+            track += [mido.Message("note_on", note=n, velocity=80, channel=channel, time=0),
+                      mido.Message("note_off", note=n, velocity=0, channel=channel, time=480)]
+        midi.tracks.append(track)
+    midi.save(str(tmp_path / "band.mid"))
+    tune = tune_from_score(converter.parse(str(tmp_path / "band.mid")))
+    assert [e.pitch for e in tune.events if e.pitch is not None] == [60, 62, 64, 65]

@@ -47,6 +47,12 @@ def shifted(piece, semitones: int, sharps: int):
     return dataclasses.replace(piece, sharps=sharps, events=move(piece.events))
 
 
+def _is_percussion(part) -> bool:
+    # music21 reads MIDI channel 10 as Unpitched notes under a part named "Percussion".
+    notes = list(part.recurse().notes)
+    return bool(notes) and not any(getattr(n, "pitches", ()) for n in notes)
+
+
 def _expand_repeats(score):
     try:
         return score.expandRepeats()
@@ -93,6 +99,12 @@ def tune_from_score(score, expand: bool = True) -> Tune:
     if expand:
         score = _expand_repeats(score)
     parts = list(score.parts) if isinstance(score, stream.Score) else [score]
+    pitched = [part for part in parts if not _is_percussion(part)]
+    if len(pitched) < len(parts):  # drums (MIDI channel 10) are not part of the melody
+        score = stream.Score(pitched)
+        parts = pitched
+    if not parts:
+        raise ValueError("only percussion")
     line = parts[0] if len(parts) == 1 else score.chordify()
     line = line.stripTies(inPlace=False)
     signatures = list(line.recurse().getElementsByClass(meter.TimeSignature))
@@ -114,8 +126,10 @@ def tune_from_score(score, expand: bool = True) -> Tune:
             tune.events.append(Event(now, None, onset - now))
         if element.isRest:
             pitch = None
-        else:
+        elif getattr(element, "pitches", ()):
             pitch = max(p.midi for p in element.pitches)
+        else:  # unpitched percussion
+            continue
         if tune.events and pitch is None and tune.events[-1].pitch is None and tune.events[-1].onset + tune.events[-1].duration == onset:
             last = tune.events.pop()  # merge adjacent rests
             tune.events.append(Event(last.onset, None, last.duration + duration))
