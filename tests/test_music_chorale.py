@@ -81,3 +81,19 @@ def test_train_and_sample_chorales(tmp_path):
     assert sampled.exit_code == 0, sampled.stderr
     for path in sampled.stdout.split():
         assert len(mido.MidiFile(path).tracks) == 5
+
+
+def test_render_chorale_as_musicxml_and_png(chorales, tmp_path):
+    from music21 import converter
+
+    name, chorale = chorales[1]
+    source = tmp_path / "c.txt"
+    source.write_text(encode_chorale(chorale)[0] + "\n")
+    result = CliRunner().invoke(cli, ["render", str(source), "-o", str(tmp_path / "c.mid"), "--encoding", "chorale",
+                                      "--musicxml", "--png"])
+    assert result.exit_code == 0, result.stderr
+    score = converter.parse(str(tmp_path / "c.musicxml"))
+    expected = sum(e.pitch is not None for v in chorale.voices for e in v)
+    assert len(score.parts) == 4
+    assert len(score.stripTies().flatten().notes) == expected
+    assert (tmp_path / "c.png").stat().st_size > 1000

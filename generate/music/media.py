@@ -81,3 +81,26 @@ def render_wav(midi_path: Path, wav_path: Path, sample_rate: int = 44100) -> Non
         )
         if done.returncode != 0 or tmp.stat().st_size <= 44:
             raise GenerateError(f"--wav: fluidsynth failed on {midi_path}: {(done.stderr or done.stdout).strip()[:200]}")
+
+
+def render_musicxml(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "") -> None:
+    """Writes the voices as a MusicXML score (bars and ties made by music21)."""
+    from music21 import clef, key, metadata, note, stream
+    from music21 import meter as m21meter
+
+    score = stream.Score()
+    score.insert(0, metadata.Metadata(title=title or path.stem))
+    for index, events in enumerate(voices):
+        part = stream.Part()
+        part.insert(0, m21meter.TimeSignature(meter))
+        part.insert(0, key.KeySignature(max(-7, min(7, sharps))))
+        if len(voices) == 4 and index >= 2:
+            part.insert(0, clef.BassClef() if index == 3 else clef.Treble8vbClef())
+        for event in events:
+            element = note.Rest() if event.pitch is None else note.Note(event.pitch)
+            element.quarterLength = event.duration
+            part.insert(event.onset, element)
+        score.insert(0, part)
+    with atomic_path(path, suffix=".musicxml") as tmp:
+        score.makeNotation(inPlace=True)
+        score.write("musicxml", fp=str(tmp))

@@ -11,12 +11,12 @@ from .midi import write_midi
 
 
 def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 120.0, program: int = 0,
-                 velocity: int = 80, png: bool = False, wav: bool = False) -> dict:
+                 velocity: int = 80, png: bool = False, wav: bool = False, musicxml: bool = False) -> dict:
     """Decodes every piece in `text` and writes them one after another as MIDI.
 
-    Melodies become one track; chorales one track per voice. With `png` or
-    `wav`, a piano roll and an audio rendering go beside the MIDI file, with
-    the same name.
+    Melodies become one track; chorales one track per voice. With `png`,
+    `wav` or `musicxml`, a piano roll, an audio rendering or a score goes
+    beside the MIDI file, with the same name.
 
     Returns:
         Facts for the sidecar: pieces, notes, and characters the decoder dropped.
@@ -49,6 +49,11 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
 
         render_png(path.with_suffix(".png"), voices, bar_lines, title=f"{path.name}: {meter}, {facts['notes']} notes")
         facts["png"] = str(path.with_suffix(".png"))
+    if musicxml:
+        from .media import render_musicxml
+
+        render_musicxml(path.with_suffix(".musicxml"), voices, meter, sharps, title=path.stem)
+        facts["musicxml"] = str(path.with_suffix(".musicxml"))
     if wav:
         from .media import render_wav
 
