@@ -190,6 +190,7 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per sample on stdout.")
 @click.option("--bpm", type=click.FloatRange(min=1, max=1000), default=120, show_default=True, help="Music: tempo of MIDI output.")
 @click.option("--instrument", default="piano", show_default=True, help="Music: a General MIDI program number or name (fiddle, flute, ...).")
+@click.option("--velocity", type=click.IntRange(1, 127), default=80, show_default=True, help="Music: MIDI note velocity (loudness).")
 @click.option("--bars", type=click.IntRange(min=1), default=None, help="Music: stop after this many bars.")
 @click.option("--notes", type=click.IntRange(min=1), default=None, help="Music: stop after this many notes (note onsets, for chorales).")
 @click.option("--drop-prime", is_flag=True, help="Leave the prime out of the output (music keeps its header).")
@@ -199,7 +200,7 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--musicxml", is_flag=True, help="Music with -o: also a MusicXML score beside each MIDI file.")
 @click.pass_context
 def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint,
-           output, overwrite, as_json, bpm, instrument, bars, notes, drop_prime, in_key, wav, png, musicxml):
+           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, in_key, wav, png, musicxml):
     """Generate text from RUN: a run directory, or a shipped model's name.
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
@@ -251,8 +252,8 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
                          limit=limit_for(corpus_config.encoding, bars, notes, primed_header="|" in (prime or "")),
                          banned=banned)
     cfg.validate()
-    render_options = {"bpm": bpm, "program": instrument_program(instrument), "encoding": corpus_config.encoding,
-                      "wav": wav, "png": png, "musicxml": musicxml}
+    render_options = {"bpm": bpm, "program": instrument_program(instrument), "velocity": velocity,
+                      "encoding": corpus_config.encoding, "wav": wav, "png": png, "musicxml": musicxml}
     paths = output_paths(output, num_samples, ".mid" if music else ".txt") if output is not None else []
     check_free(paths, overwrite, also=tuple(f".{name}" for name in extras))
     gen = load_generator(run, checkpoint, num_samples)
