@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .melody import BAR, DecodeReport, Event, _parse_header
+from .melody import BAR, DecodeReport, Event, _parse_header, pitch_char
 
 PITCH_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123"
 LOWEST_PITCH = 36
@@ -40,14 +40,6 @@ class Chorale:
     fermatas: list[Fraction] = field(default_factory=list)  # onsets of frames that carry a fermata
 
 
-def _pitch_char(midi: int) -> str:
-    while midi < LOWEST_PITCH:
-        midi += 12
-    while midi > HIGHEST_PITCH:
-        midi -= 12
-    return PITCH_CHARS[midi - LOWEST_PITCH]
-
-
 def encode_chorale(chorale: Chorale) -> tuple[str, bool]:
     """Encodes a four-voice piece as one line; returns (text, exact)."""
     exact = True
@@ -62,7 +54,7 @@ def encode_chorale(chorale: Chorale) -> tuple[str, bool]:
             if event.pitch is None or last <= first:
                 continue
             exact &= LOWEST_PITCH <= event.pitch <= HIGHEST_PITCH
-            grid[first][index] = _pitch_char(event.pitch)
+            grid[first][index] = pitch_char(event.pitch, PITCH_CHARS, LOWEST_PITCH)
             for frame in range(first + 1, min(last, frames)):
                 grid[frame][index] = HOLD
     bars = {int(b / FRAME) for b in chorale.bar_lines if (b / FRAME).denominator == 1}

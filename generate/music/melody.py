@@ -67,12 +67,13 @@ class DecodeReport:
         return self
 
 
-def pitch_char(midi: int) -> str:
-    while midi < LOWEST_PITCH:
+def pitch_char(midi: int, table: str = PITCH_CHARS, lowest: int = LOWEST_PITCH) -> str:
+    """The character for a MIDI pitch, moved by octaves into the table's range."""
+    while midi < lowest:
         midi += 12
-    while midi > HIGHEST_PITCH:
+    while midi > lowest + len(table) - 1:
         midi -= 12
-    return PITCH_CHARS[midi - LOWEST_PITCH]
+    return table[midi - lowest]
 
 
 @functools.lru_cache(maxsize=1)
