@@ -198,9 +198,10 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--wav", is_flag=True, help="Music with -o: also a WAV beside each MIDI file (needs fluidsynth).")
 @click.option("--png", is_flag=True, help="Music with -o: also a piano-roll PNG beside each MIDI file.")
 @click.option("--musicxml", is_flag=True, help="Music with -o: also a MusicXML score beside each MIDI file.")
+@click.option("--score", is_flag=True, help="Music with -o: also an engraved score, NAME.score.png (needs LilyPond).")
 @click.pass_context
 def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint,
-           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, in_key, wav, png, musicxml):
+           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, in_key, wav, png, musicxml, score):
     """Generate text from RUN: a run directory, or a shipped model's name.
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
@@ -221,7 +222,7 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
         raise click.UsageError(f"--{'bars' if bars else 'notes'}: expected a music run, received a {corpus_config.kind} run", ctx)
     if bars and notes:
         raise click.UsageError("--bars and --notes: expected one, received both", ctx)
-    extras = [name for name, on in (("wav", wav), ("png", png), ("musicxml", musicxml)) if on]
+    extras = [name for name, on in (("wav", wav), ("png", png), ("musicxml", musicxml), ("score", score)) if on]
     if extras and not (music and output is not None):
         raise click.UsageError(f"--{extras[0]}: expected a music run and -o", ctx)
     if prime_file is not None and prime_file.suffix.lower() in MUSIC_SUFFIXES:
@@ -253,9 +254,9 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
                          banned=banned)
     cfg.validate()
     render_options = {"bpm": bpm, "program": instrument_program(instrument), "velocity": velocity,
-                      "encoding": corpus_config.encoding, "wav": wav, "png": png, "musicxml": musicxml}
+                      "encoding": corpus_config.encoding, "wav": wav, "png": png, "musicxml": musicxml, "score": score}
     paths = output_paths(output, num_samples, ".mid" if music else ".txt") if output is not None else []
-    check_free(paths, overwrite, also=tuple(f".{name}" for name in extras))
+    check_free(paths, overwrite, also=tuple(".score.png" if name == "score" else f".{name}" for name in extras))
     gen = load_generator(run, checkpoint, num_samples)
     if drawn and not ctx.obj["quiet"]:
         click.echo(f"seed: {seed}", err=True)
@@ -353,9 +354,10 @@ def list_runs(directory: Path) -> None:
 @click.option("--wav", is_flag=True, help="Also a WAV beside the MIDI file (needs Debian's fluidsynth).")
 @click.option("--png", is_flag=True, help="Also a piano-roll PNG beside the MIDI file.")
 @click.option("--musicxml", is_flag=True, help="Also a MusicXML score beside the MIDI file.")
+@click.option("--score", is_flag=True, help="Also an engraved score, NAME.score.png (needs Debian's lilypond).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def render(source: Path, output: Path, bpm: float, instrument: str, encoding: str | None, wav: bool, png: bool,
-           musicxml: bool, overwrite: bool) -> None:
+           musicxml: bool, score: bool, overwrite: bool) -> None:
     """Render encoded music text (a .txt, or a sample's .json sidecar) to MIDI.
 
     Malformed text is repaired rather than refused; the sidecar counts what was dropped.
@@ -373,8 +375,8 @@ def render(source: Path, output: Path, bpm: float, instrument: str, encoding: st
     if output.suffix.lower() not in (".mid", ".midi"):
         raise click.BadParameter(f"expected a .mid path, received {str(output)!r}", param_hint="-o")
     program = instrument_program(instrument)
-    check_free([output], overwrite, also=(".wav",) * wav + (".png",) * png + (".musicxml",) * musicxml)
-    options = {"bpm": bpm, "program": program, "encoding": encoding, "wav": wav, "png": png, "musicxml": musicxml}
+    check_free([output], overwrite, also=(".wav",) * wav + (".png",) * png + (".musicxml",) * musicxml + (".score.png",) * score)
+    options = {"bpm": bpm, "program": program, "encoding": encoding, "wav": wav, "png": png, "musicxml": musicxml, "score": score}
     record = write_output(output, text, {"source": str(source.resolve()), **options}, options)
     log.info("%s: %d piece(s), %d notes, %d malformed character(s) dropped", output, record["pieces"], record["notes"], record["dropped_chars"])
     click.echo(str(output))

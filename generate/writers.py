@@ -37,7 +37,7 @@ def write_midi_file(path: Path, text: str, options: dict) -> dict:
     """Music text to MIDI; `options` may hold encoding, bpm, program and velocity."""
     from .music.render import render_music
 
-    keys = ("encoding", "bpm", "program", "velocity", "png", "wav", "musicxml")
+    keys = ("encoding", "bpm", "program", "velocity", "png", "wav", "musicxml", "score")
     return render_music(text, path, **{k: options[k] for k in keys if k in options})
 
 

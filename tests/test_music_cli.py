@@ -149,3 +149,18 @@ def test_render_png_and_wav(tmp_path, monkeypatch):
     assert len(missing.stderr.strip().splitlines()) == 1 and (tmp_path / "b.mid").exists()
     refused = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "a.mid"), "--png"])
     assert refused.exit_code == 2 and "already exists" in refused.stderr  # a.png, a.mid are never replaced
+
+
+def test_engraved_score_or_a_clear_missing_tool_message(tmp_path, monkeypatch):
+    import shutil
+
+    source = tmp_path / "tune.txt"
+    source.write_text("M:6/8 K:2|a6c6e6f>|e>c>|a`|")
+    runner = CliRunner()
+    if shutil.which("lilypond"):
+        result = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "a.mid"), "--score"])
+        assert result.exit_code == 0, result.stderr
+        assert (tmp_path / "a.score.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    missing = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "b.mid"), "--score"])
+    assert missing.exit_code == 1 and "apt-get install lilypond" in missing.stderr

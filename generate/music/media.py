@@ -83,13 +83,13 @@ def render_wav(midi_path: Path, wav_path: Path, sample_rate: int = 44100) -> Non
             raise GenerateError(f"--wav: fluidsynth failed on {midi_path}: {(done.stderr or done.stdout).strip()[:200]}")
 
 
-def render_musicxml(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "") -> None:
-    """Writes the voices as a MusicXML score (bars and ties made by music21)."""
+def build_score(voices: list[list[Event]], meter: str, sharps: int, title: str):
+    """A music21 score of the voices, with bars and ties made by music21."""
     from music21 import clef, key, metadata, note, stream
     from music21 import meter as m21meter
 
     score = stream.Score()
-    score.insert(0, metadata.Metadata(title=title or path.stem))
+    score.insert(0, metadata.Metadata(title=title))
     for index, events in enumerate(voices):
         part = stream.Part()
         part.insert(0, m21meter.TimeSignature(meter))
@@ -101,6 +101,41 @@ def render_musicxml(path: Path, voices: list[list[Event]], meter: str, sharps: i
             element.quarterLength = event.duration
             part.insert(event.onset, element)
         score.insert(0, part)
+    score.makeNotation(inPlace=True)
+    return score
+
+
+def render_musicxml(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "") -> None:
+    """Writes the voices as a MusicXML score."""
+    score = build_score(voices, meter, sharps, title or path.stem)
     with atomic_path(path, suffix=".musicxml") as tmp:
-        score.makeNotation(inPlace=True)
         score.write("musicxml", fp=str(tmp))
+
+
+def render_score_png(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "") -> None:
+    """Engraves the voices with LilyPond into a cropped PNG.
+
+    music21's own `lily.png` path fails with LilyPond 2.24, so this writes
+    the `.ly` file, drops its `lilypond-book-preamble` include, and runs
+    `lilypond --png -dcrop` itself.
+
+    Raises:
+        GenerateError: LilyPond is not installed, or failed.
+    """
+    import tempfile
+
+    program = shutil.which("lilypond")
+    if program is None:
+        raise GenerateError("--score: the lilypond program is not installed; install Debian's lilypond package (apt-get install lilypond)")
+    score = build_score(voices, meter, sharps, title or path.stem)
+    with tempfile.TemporaryDirectory() as folder:
+        written = Path(score.write("lily", fp=str(Path(folder) / "score.ly")))
+        source = "\n".join(line for line in written.read_text(encoding="utf-8").splitlines() if "lilypond-book-preamble" not in line)
+        (Path(folder) / "clean.ly").write_text(source, encoding="utf-8")
+        done = subprocess.run([program, "--png", "-dcrop", "-dresolution=110", "-o", "out", "clean.ly"],
+                              cwd=folder, capture_output=True, text=True, timeout=600)
+        cropped = Path(folder) / "out.cropped.png"
+        if done.returncode != 0 or not cropped.exists():
+            raise GenerateError(f"--score: lilypond failed: {(done.stderr or done.stdout).strip().splitlines()[-1:] or ''}")
+        with atomic_path(path, suffix=".png") as tmp:
+            tmp.write_bytes(cropped.read_bytes())

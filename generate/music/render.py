@@ -10,12 +10,18 @@ from .melody import Event, decode_tune
 from .midi import write_midi
 
 
+def score_png_path(path: Path) -> Path:
+    return path.with_suffix(".score.png")
+
+
 def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 120.0, program: int = 0,
-                 velocity: int = 80, png: bool = False, wav: bool = False, musicxml: bool = False) -> dict:
+                 velocity: int = 80, png: bool = False, wav: bool = False, musicxml: bool = False,
+                 score: bool = False) -> dict:
     """Decodes every piece in `text` and writes them one after another as MIDI.
 
     Melodies become one track; chorales one track per voice. With `png`,
-    `wav` or `musicxml`, a piano roll, an audio rendering or a score goes
+    `wav`, `musicxml` or `score`, a piano roll, an audio rendering, a
+    MusicXML score or an engraved score (`NAME.score.png`, LilyPond) goes
     beside the MIDI file, with the same name.
 
     Returns:
@@ -54,6 +60,11 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
 
         render_musicxml(path.with_suffix(".musicxml"), voices, meter, sharps, title=path.stem)
         facts["musicxml"] = str(path.with_suffix(".musicxml"))
+    if score:
+        from .media import render_score_png
+
+        render_score_png(score_png_path(path), voices, meter, sharps, title=path.stem)
+        facts["score"] = str(score_png_path(path))
     if wav:
         from .media import render_wav
 
