@@ -44,7 +44,7 @@ def main() -> None:
     voices_expected = 4 if encoding == "chorale" else 1
     gen = load_generator(run.path, num_samples=args.samples)
     cfg = SamplingConfig(length=8000, temperature=args.temperature, num_samples=args.samples, seed=args.seed)
-    samples = generate_samples(gen, cfg, None)
+    samples = generate_samples(gen, cfg, None)  # no prime: each stream warms up on one tune first
     good_voices, note_counts, in_key, notes_total = 0, [], 0, 0
     with tempfile.TemporaryDirectory() as folder:
         for i, sample in enumerate(samples):

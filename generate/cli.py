@@ -194,6 +194,7 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--bars", type=click.IntRange(min=1), default=None, help="Music: stop after this many bars.")
 @click.option("--notes", type=click.IntRange(min=1), default=None, help="Music: stop after this many notes (note onsets, for chorales).")
 @click.option("--drop-prime", is_flag=True, help="Leave the prime out of the output (music keeps its header).")
+@click.option("--warmup/--no-warmup", default=True, show_default=True, help="Without a prime, start each sample after a first tune, file or paragraph.")
 @click.option("--in-key", is_flag=True, help="Music: sample only pitches in the key signature of the prime's header.")
 @click.option("--wav", is_flag=True, help="Music with -o: also a WAV beside each MIDI file (needs fluidsynth).")
 @click.option("--png", is_flag=True, help="Music with -o: also a piano-roll PNG beside each MIDI file.")
@@ -201,7 +202,7 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--score", is_flag=True, help="Music with -o: also an engraved score, NAME.score.png (needs LilyPond).")
 @click.pass_context
 def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint,
-           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, in_key, wav, png, musicxml, score):
+           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, warmup, in_key, wav, png, musicxml, score):
     """Generate text from RUN: a run directory, or a shipped model's name.
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
@@ -264,7 +265,7 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     if stream and prime:
         click.echo(prime, nl=False)
     on_text = (lambda _s, text: (sys.stdout.write(text), sys.stdout.flush())) if stream else None
-    samples = generate_samples(gen, cfg, prime, oov=oov, on_text=on_text)
+    samples = generate_samples(gen, cfg, prime, oov=oov, on_text=on_text, warmup=warmup)
     if stream:
         click.echo("")
         return

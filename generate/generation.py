@@ -44,6 +44,11 @@ class Generator:
                 return candidate
         return self.vocab.chars[0]
 
+    def default_warmup(self) -> str:
+        """Where a sample without a prime starts: after a tune, a file, or a blank line."""
+        candidate = {"code": FILE_SEPARATOR, "music": "\n"}.get(self.config.corpus.kind, "\n\n")
+        return candidate if all(self.vocab.id_of(c) is not None for c in candidate) else ""
+
     def default_stops(self) -> tuple[str, ...]:
         # A code model's file separator means "end of this file"; a music model's newline, "end of this tune".
         return {"code": (FILE_SEPARATOR,), "music": ("\n",)}.get(self.config.corpus.kind, ())
@@ -85,8 +90,13 @@ def generate_samples(
     prime: str | None,
     oov: str = "error",
     on_text: Callable[[int, str], None] | None = None,
+    warmup: bool = True,
 ) -> list[Sample]:
     """Samples `cfg.num_samples` texts after `prime` (or the model's default start).
+
+    Without a prime and with `warmup`, each stream first runs to a natural
+    boundary (the end of a tune, file or paragraph), and its sample starts
+    there: from a hidden state like those seen in training, not from zeros.
 
     Raises:
         UsageError: bad settings, or prime characters outside the vocabulary under `oov="error"`.
@@ -100,6 +110,7 @@ def generate_samples(
     if not prime_ids:
         prime_ids = gen.vocab.encode(gen.default_prime())
     rng = np.random.default_rng(cfg.seed)
+    cfg.warmup = gen.default_warmup() if warmup and not prime else ""
     cfg = SamplingConfig(**{**asdict(cfg), "stop": tuple(cfg.stop) + gen.default_stops()})
     return gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text)
 
@@ -120,6 +131,7 @@ def sample_record(gen: Generator, cfg: SamplingConfig, prime: str | None, index:
         "top_p": cfg.top_p,
         "greedy": cfg.is_greedy,
         "stop": list(cfg.stop),
+        "warmup": cfg.warmup,
         "stopped": sample.stopped,
         "chars": len(sample.text),
         "version": __version__,

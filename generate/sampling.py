@@ -28,6 +28,7 @@ from .model import import_keras, recurrent_layer_name
 log = logging.getLogger(__name__)
 
 CHUNK_STEPS = 256  # steps per compiled call; the buffer size, fixed so the loop traces once
+WARMUP_MAX_CHARS = 2000  # a warm-up that finds no boundary in this many characters starts output anyway
 
 
 @dataclass
@@ -44,6 +45,9 @@ class SamplingConfig:
     # counting only past the first `start` character when `start` is not empty (a music header).
     limit: tuple[str, int, bool, str] | None = None
     banned: tuple[int, ...] = ()  # token ids never sampled, e.g. pitches outside a key
+    # Output starts after the first occurrence of this string in the stream. Sampling starts from a
+    # zero hidden state that training rarely sees, so the first unit (tune, paragraph) is unreliable.
+    warmup: str = ""
 
     def validate(self, vocab_size: int | None = None) -> None:
         """Raises UsageError for a bad setting; top-k is bounded only once vocab_size is known."""
@@ -310,24 +314,45 @@ class Sample:
 
 
 class _StreamText:
-    """One stream's text: appends chunks, cuts at stop strings, releases final text.
+    """One stream's text: skips a warm-up, cuts at stop strings and limits, releases final text.
 
     Text is released only once no stop string can still begin inside it, so a
     streamed sample never shows characters that are later cut.
     """
 
-    def __init__(self, stops: tuple[str, ...], limit: tuple[str, int, bool, str] | None = None):
+    def __init__(self, stops: tuple[str, ...], limit: tuple[str, int, bool, str] | None = None,
+                 warmup: str = "", length: int | None = None):
         self.stops = stops
         self.limit = limit
+        self.warmup = warmup
+        self.warm_text = ""
+        self.length = length
         self.hold = max((len(s) for s in stops), default=1) - 1
         self.text = ""
         self.emitted = 0
-        self.stopped = False
+        self.stopped = False  # a stop string or limit ended it
+        self.full = False  # it reached `length`
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped or self.full
 
     def append(self, piece: str, last: bool) -> str:
         """Adds `piece`; returns the newly final text (everything, if `last`)."""
-        if self.stopped:
+        if self.finished:
             return ""
+        if self.warmup:
+            # The start depends only on the stream, never on chunking: just after the boundary
+            # if it ends within WARMUP_MAX_CHARS, else exactly at WARMUP_MAX_CHARS.
+            self.warm_text += piece
+            boundary = self.warm_text.find(self.warmup)
+            if 0 <= boundary <= WARMUP_MAX_CHARS - len(self.warmup):
+                start = boundary + len(self.warmup)
+            elif len(self.warm_text) >= WARMUP_MAX_CHARS:
+                start = WARMUP_MAX_CHARS
+            else:
+                return ""
+            piece, self.warmup = self.warm_text[start:], ""
         search_from = max(len(self.text) - self.hold, 0)
         self.text += piece
         hits = [i for i in (self.text.find(s, search_from) for s in self.stops) if i >= 0]
@@ -341,7 +366,9 @@ class _StreamText:
             if len(positions) >= n:
                 cut = positions[n - 1] + (1 if after else 0)
                 self.text, self.stopped = self.text[:cut], True
-        final = len(self.text) if self.stopped or last else max(len(self.text) - self.hold, 0)
+        if self.length is not None and len(self.text) >= self.length and not self.stopped:
+            self.text, self.full = self.text[: self.length], True
+        final = len(self.text) if self.finished or last else max(len(self.text) - self.hold, 0)
         released, self.emitted = self.text[self.emitted : final], max(self.emitted, final)
         return released
 
@@ -381,12 +408,13 @@ class Sampler:
         token = ops.convert_to_tensor(np.full((n,), prime_ids[0], np.int32))
         states = [ops.convert_to_tensor(s) for s in self.net.initial_states(n)]
         pending_prime, generated = list(prime_ids[1:]), 0
-        streams = [_StreamText(cfg.stop, cfg.limit) for _ in range(n)]
+        streams = [_StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length) for _ in range(n)]
+        budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
         want = 16  # a short first chunk puts the first characters on screen sooner
-        while generated < cfg.length and not all(s.stopped for s in streams):
+        while generated < budget and not all(s.finished for s in streams):
             # 1. Plan the chunk: prime characters to force, then steps to sample.
             n_forced = min(len(pending_prime), chunk_steps)
-            steps = min(chunk_steps, n_forced + min(cfg.length - generated, want))
+            steps = min(chunk_steps, n_forced + min(budget - generated, want))
             forced = np.full((chunk_steps, n), -1, np.int32)
             forced[:n_forced] = np.asarray(pending_prime[:n_forced], np.int32)[:, None]
             # 2. Draw one uniform per sampled step and stream, in order, from the seeded RNG.
@@ -398,7 +426,7 @@ class Sampler:
             pending_prime, generated, want = pending_prime[n_forced:], generated + steps - n_forced, chunk_steps
             # 4. Decode, apply stop strings, and hand final text to the caller.
             for i, stream in enumerate(streams):
-                released = stream.append("".join(self.chars[new_ids[:, i]]), last=generated >= cfg.length)
+                released = stream.append("".join(self.chars[new_ids[:, i]]), last=generated >= budget)
                 if on_text and released:
                     on_text(i, released)
         return [Sample(s.text, s.stopped) for s in streams]
