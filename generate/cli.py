@@ -176,7 +176,7 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--prime", default=None, help="Text the samples continue from.")
 @click.option("--prime-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the prime from a UTF-8 file.")
 @click.option("--oov", type=click.Choice(["error", "drop", "unk"]), default="error", show_default=True, help="Prime characters outside the vocabulary: fail, drop them, or map to the unknown token.")
-@click.option("--length", "-n", type=click.IntRange(min=1), default=500, show_default=True, help="Characters to generate per sample (music runs: 4000, ended by the tune's end).")
+@click.option("--length", "-n", type=click.IntRange(min=1), default=500, show_default=True, help="Characters to generate per sample (music runs: 8000, ended by the end of the tune or piece).")
 @click.option("--temperature", "-t", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Softmax temperature; 0 is greedy.")
 @click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="Sample from the k likeliest characters; 0 = all.")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True, help="Sample from the smallest set holding this probability.")
@@ -246,7 +246,7 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
         banned = tuple(i for c in out_of_key_chars(corpus_config.encoding, sharps) if (i := vocab.id_of(c)) is not None)
     if ctx.get_parameter_source("length") == ParameterSource.DEFAULT and music:
         # A tune ends at its newline (or at --bars/--notes), long before this; a chorale needs ~5 chars a sixteenth.
-        length = 20_000 if (bars or notes) else 4_000
+        length = 20_000 if (bars or notes) else 8_000
     stops = tuple(_unescape(s) for s in stop)
     seed, drawn = resolve_seed(seed)
     cfg = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,

@@ -27,6 +27,7 @@ from .sampling import Sample, Sampler, SamplingConfig, StepNetwork
 from .vocab import OOV_POLICIES, Vocab
 
 log = logging.getLogger(__name__)
+MIN_MUSIC_CHARS = 100  # a sampled tune or piece shorter than this (a failed header, say) is replaced by the next
 
 
 @dataclass
@@ -111,6 +112,8 @@ def generate_samples(
         prime_ids = gen.vocab.encode(gen.default_prime())
     rng = np.random.default_rng(cfg.seed)
     cfg.warmup = gen.default_warmup() if warmup and not prime else ""
+    if gen.config.corpus.kind == "music" and not cfg.min_chars:
+        cfg.min_chars = MIN_MUSIC_CHARS
     cfg = SamplingConfig(**{**asdict(cfg), "stop": tuple(cfg.stop) + gen.default_stops()})
     return gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text)
 
@@ -132,6 +135,7 @@ def sample_record(gen: Generator, cfg: SamplingConfig, prime: str | None, index:
         "greedy": cfg.is_greedy,
         "stop": list(cfg.stop),
         "warmup": cfg.warmup,
+        "min_chars": cfg.min_chars,
         "stopped": sample.stopped,
         "chars": len(sample.text),
         "version": __version__,

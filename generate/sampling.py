@@ -28,7 +28,7 @@ from .model import import_keras, recurrent_layer_name
 log = logging.getLogger(__name__)
 
 CHUNK_STEPS = 256  # steps per compiled call; the buffer size, fixed so the loop traces once
-WARMUP_MAX_CHARS = 2000  # a warm-up that finds no boundary in this many characters starts output anyway
+WARMUP_MAX_CHARS = 8000  # a warm-up that finds no boundary in this many characters starts output anyway (a chorale line runs to ~6000)
 
 
 @dataclass
@@ -48,6 +48,7 @@ class SamplingConfig:
     # Output starts after the first occurrence of this string in the stream. Sampling starts from a
     # zero hidden state that training rarely sees, so the first unit (tune, paragraph) is unreliable.
     warmup: str = ""
+    min_chars: int = 0  # a sample that a stop string ends sooner is discarded and the stream goes on
 
     def validate(self, vocab_size: int | None = None) -> None:
         """Raises UsageError for a bad setting; top-k is bounded only once vocab_size is known."""
@@ -321,8 +322,9 @@ class _StreamText:
     """
 
     def __init__(self, stops: tuple[str, ...], limit: tuple[str, int, bool, str] | None = None,
-                 warmup: str = "", length: int | None = None):
+                 warmup: str = "", length: int | None = None, min_chars: int = 0):
         self.stops = stops
+        self.min_chars = min_chars
         self.limit = limit
         self.warmup = warmup
         self.warm_text = ""
@@ -356,6 +358,12 @@ class _StreamText:
         search_from = max(len(self.text) - self.hold, 0)
         self.text += piece
         hits = [i for i in (self.text.find(s, search_from) for s in self.stops) if i >= 0]
+        while hits and min(hits) < self.min_chars:
+            # Too short to keep (a failed tune, say): drop it and carry on from after its stop.
+            cut = min(hits)
+            stop = next(s for s in self.stops if self.text.startswith(s, cut))
+            self.text = self.text[cut + len(stop):]
+            hits = [i for i in (self.text.find(s) for s in self.stops) if i >= 0]
         if hits:
             self.text, self.stopped = self.text[: min(hits)], True
         if self.limit:
@@ -369,6 +377,8 @@ class _StreamText:
         if self.length is not None and len(self.text) >= self.length and not self.stopped:
             self.text, self.full = self.text[: self.length], True
         final = len(self.text) if self.finished or last else max(len(self.text) - self.hold, 0)
+        if len(self.text) < self.min_chars and not (self.finished or last):
+            final = 0  # it may still be dropped
         released, self.emitted = self.text[self.emitted : final], max(self.emitted, final)
         return released
 
@@ -408,7 +418,7 @@ class Sampler:
         token = ops.convert_to_tensor(np.full((n,), prime_ids[0], np.int32))
         states = [ops.convert_to_tensor(s) for s in self.net.initial_states(n)]
         pending_prime, generated = list(prime_ids[1:]), 0
-        streams = [_StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length) for _ in range(n)]
+        streams = [_StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars) for _ in range(n)]
         budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
         want = 16  # a short first chunk puts the first characters on screen sooner
         while generated < budget and not all(s.finished for s in streams):

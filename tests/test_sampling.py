@@ -122,7 +122,8 @@ def test_warmup_only_moves_the_output_window(trained_run):
     gen = load_generator(trained_run, num_samples=2)
     cfg = SamplingConfig(length=120, num_samples=2, seed=9)
     warmed = [s.text for s in generate_samples(gen, cfg, None)]
-    raw = [s.text for s in generate_samples(gen, SamplingConfig(length=2200, num_samples=2, seed=9), None, warmup=False)]
+    raw_length = WARMUP_MAX_CHARS + 200
+    raw = [s.text for s in generate_samples(gen, SamplingConfig(length=raw_length, num_samples=2, seed=9), None, warmup=False)]
     for w, r in zip(warmed, raw):
         boundary = r.find("\n\n")  # a barely trained model may never write one: then the cap applies
         start = boundary + 2 if 0 <= boundary <= WARMUP_MAX_CHARS - 2 else WARMUP_MAX_CHARS
@@ -130,3 +131,12 @@ def test_warmup_only_moves_the_output_window(trained_run):
     stream = _StreamText((), None, warmup="\n", length=5)
     assert stream.append("junk", last=False) == "" and stream.append("\nabcdefg", last=False) == "abcde"
     assert stream.finished and not stream.stopped
+
+
+def test_pieces_shorter_than_min_chars_are_replaced_by_the_next():
+    from generate.sampling import _StreamText
+
+    stream = _StreamText(("\n",), min_chars=6)
+    released = stream.append("M/4\nM:4/4 K", last=False)  # a failed 3-character tune is dropped
+    released += stream.append(":0|ab\nnext", last=False)
+    assert stream.stopped and stream.text == "M:4/4 K:0|ab" and released == stream.text
