@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .melody import BAR, DecodeReport, Event, _parse_header, pitch_char
+from .melody import BAR, DecodeReport, Event, pitch_char, split_header
 
 PITCH_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123"
 LOWEST_PITCH = 36
@@ -78,10 +78,7 @@ def decode_chorale(line: str) -> tuple[Chorale, DecodeReport]:
     """
     report = DecodeReport()
     chorale = Chorale()
-    body = line
-    if line.startswith("M:") and BAR in line:
-        header, body = line.split(BAR, 1)
-        chorale.meter, chorale.sharps = _parse_header(header, report)
+    chorale.meter, chorale.sharps, body = split_header(line, report)
     frames: list[str] = []
     current = ""
     bar_frames: list[int] = []

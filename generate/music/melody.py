@@ -140,13 +140,7 @@ def decode_tune(line: str) -> tuple[Tune, DecodeReport]:
     """
     report = DecodeReport()
     tune = Tune()
-    body = line
-    if line.startswith("M:") and BAR in line:
-        header, body = line.split(BAR, 1)
-        tune.meter, tune.sharps = _parse_header(header, report)
-    elif line.startswith("M:"):
-        report.dropped += 1
-        body = ""
+    tune.meter, tune.sharps, body = split_header(line, report)
     now = Fraction(0)
     pending: tuple[int | None, Fraction] | None = None  # (pitch or None, duration so far)
     pending_onset = now
@@ -190,6 +184,21 @@ def decode_tune(line: str) -> tuple[Tune, DecodeReport]:
     if tune.bar_lines and tune.events and tune.bar_lines[-1] == tune.events[-1].onset + tune.events[-1].duration:
         tune.bar_lines.pop()  # the closing bar line starts no bar
     return tune, report
+
+
+def split_header(line: str, report: DecodeReport) -> tuple[str, int, str]:
+    """(meter, sharps, body) of an encoded line; a missing or broken header gives 4/4 in C.
+
+    A line that starts a header but never closes it holds nothing usable.
+    """
+    if line.startswith("M:") and BAR in line:
+        header, body = line.split(BAR, 1)
+        meter, sharps = _parse_header(header, report)
+        return meter, sharps, body
+    if line.startswith("M:"):
+        report.dropped += 1
+        return "4/4", 0, ""
+    return "4/4", 0, line
 
 
 def _parse_header(header: str, report: DecodeReport) -> tuple[str, int]:
