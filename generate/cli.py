@@ -208,7 +208,7 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     Without RUN, the shipped default model (shakespeare) writes a poem.
     """
     from .checkpoint import resolve_run
-    from .generation import generate_samples, load_generator, output_paths, resolve_seed, sample_record
+    from .generation import generate_samples, load_generator, output_paths, resolve_config, resolve_seed, sample_record
     from .music.midi import instrument_program
     from .sampling import SamplingConfig
     from .writers import check_free, write_output
@@ -217,7 +217,8 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
         raise click.UsageError("--prime and --prime-file: expected one, received both", ctx)
     from .music.dataset import MUSIC_SUFFIXES, encode_primer, limit_for
 
-    corpus_config = resolve_run(run).load_config().corpus
+    run_dir = resolve_run(run)
+    corpus_config = run_dir.load_config().corpus
     music = corpus_config.kind == "music"
     if (bars or notes) and not music:
         raise click.UsageError(f"--{'bars' if bars else 'notes'}: expected a music run, received a {corpus_config.kind} run", ctx)
@@ -242,7 +243,7 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
         sharps = header_sharps(prime or "") if music else None
         if sharps is None:
             raise click.UsageError("--in-key: expected a music run and a prime that starts with a header, e.g. --prime 'M:6/8 K:1|'", ctx)
-        vocab = resolve_run(run).load_vocab()
+        vocab = run_dir.load_vocab()
         banned = tuple(i for c in out_of_key_chars(corpus_config.encoding, sharps) if (i := vocab.id_of(c)) is not None)
     if ctx.get_parameter_source("length") == ParameterSource.DEFAULT and music:
         # A tune ends at its newline (or at --bars/--notes), long before this; a chorale needs ~5 chars a sixteenth.
@@ -258,7 +259,8 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
                       "encoding": corpus_config.encoding, "wav": wav, "png": png, "musicxml": musicxml, "score": score}
     paths = output_paths(output, num_samples, ".mid" if music else ".txt") if output is not None else []
     check_free(paths, overwrite, also=tuple(".score.png" if name == "score" else f".{name}" for name in extras))
-    gen = load_generator(run, checkpoint, num_samples)
+    gen = load_generator(run_dir.path, checkpoint, num_samples)
+    cfg = resolve_config(gen, cfg, prime, warmup)
     if drawn and not ctx.obj["quiet"]:
         click.echo(f"seed: {seed}", err=True)
     stream = output is None and num_samples == 1 and not as_json and sys.stdout.isatty() and not drop_prime

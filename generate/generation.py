@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -111,11 +111,19 @@ def generate_samples(
     if not prime_ids:
         prime_ids = gen.vocab.encode(gen.default_prime())
     rng = np.random.default_rng(cfg.seed)
-    cfg.warmup = gen.default_warmup() if warmup and not prime else ""
-    if gen.config.corpus.kind == "music" and not cfg.min_chars:
-        cfg.min_chars = MIN_MUSIC_CHARS
-    cfg = SamplingConfig(**{**asdict(cfg), "stop": tuple(cfg.stop) + gen.default_stops()})
+    cfg = resolve_config(gen, cfg, prime, warmup)
+    cfg = replace(cfg, stop=tuple(cfg.stop) + gen.default_stops())
     return gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text)
+
+
+def resolve_config(gen: Generator, cfg: SamplingConfig, prime: str | None, warmup: bool = True) -> SamplingConfig:
+    """The settings a run actually samples with, for recording in sidecars; `cfg` is not changed.
+
+    Adds the warm-up boundary (when there is no prime) and, for music, the
+    minimum length below which a piece is replaced by the next.
+    """
+    min_chars = cfg.min_chars or (MIN_MUSIC_CHARS if gen.config.corpus.kind == "music" else 0)
+    return replace(cfg, warmup=gen.default_warmup() if warmup and not prime else "", min_chars=min_chars)
 
 
 def sample_record(gen: Generator, cfg: SamplingConfig, prime: str | None, index: int, sample: Sample) -> dict:
