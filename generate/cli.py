@@ -195,14 +195,16 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--notes", type=click.IntRange(min=1), default=None, help="Music: stop after this many notes (note onsets, for chorales).")
 @click.option("--drop-prime", is_flag=True, help="Leave the prime out of the output (music keeps its header).")
 @click.option("--warmup/--no-warmup", default=True, show_default=True, help="Without a prime, start each sample after a first tune, file or paragraph.")
-@click.option("--in-key", is_flag=True, help="Music: sample only pitches in the key signature of the prime's header.")
+@click.option("--in-key", is_flag=True, help="Music: never sample a pitch outside the key its piece's header names (the prime's or a sampled one).")
+@click.option("--key", "key_name", default=None, help="Music: every sampled header names this key: sharps (-6..5) or a name such as D, Bb or F#m.")
+@click.option("--key-penalty", type=click.FloatRange(min=0), default=None, help="Music: nats off the logits of out-of-key pitches (default 2; 0 turns it off).")
 @click.option("--wav", is_flag=True, help="Music with -o: also a WAV beside each MIDI file (needs fluidsynth).")
 @click.option("--png", is_flag=True, help="Music with -o: also a piano-roll PNG beside each MIDI file.")
 @click.option("--musicxml", is_flag=True, help="Music with -o: also a MusicXML score beside each MIDI file.")
 @click.option("--score", is_flag=True, help="Music with -o: also an engraved score, NAME.score.png (needs LilyPond).")
 @click.pass_context
 def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint,
-           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, warmup, in_key, wav, png, musicxml, score):
+           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, warmup, in_key, key_name, key_penalty, wav, png, musicxml, score):
     """Generate text from RUN: a run directory, or a shipped model's name.
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
@@ -236,15 +238,22 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
             prime = prime_file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise click.BadParameter(f"{prime_file}: invalid UTF-8 at byte {exc.start}", param_hint="--prime-file")
-    banned: tuple[int, ...] = ()
-    if in_key:
-        from .music.keys import header_sharps, out_of_key_chars
+    key = None
+    if (in_key or key_name is not None or key_penalty is not None) and not music:
+        option = "--in-key" if in_key else ("--key" if key_name is not None else "--key-penalty")
+        raise click.UsageError(f"{option}: expected a music run, received a {corpus_config.kind} run", ctx)
+    if in_key and key_penalty is not None:
+        raise click.UsageError("--in-key and --key-penalty: expected one, received both", ctx)
+    if key_name is not None:
+        from .music.keys import header_sharps, parse_key
 
-        sharps = header_sharps(prime or "") if music else None
-        if sharps is None:
-            raise click.UsageError("--in-key: expected a music run and a prime that starts with a header, e.g. --prime 'M:6/8 K:1|'", ctx)
-        vocab = run_dir.load_vocab()
-        banned = tuple(i for c in out_of_key_chars(corpus_config.encoding, sharps) if (i := vocab.id_of(c)) is not None)
+        try:
+            key = parse_key(key_name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--key")
+        primed = header_sharps(prime or "")
+        if primed is not None and primed != key:
+            raise click.UsageError(f"--key {key_name}: the prime's header already names K:{primed}", ctx)
     if ctx.get_parameter_source("length") == ParameterSource.DEFAULT and music:
         # A tune ends at its newline (or at --bars/--notes), long before this; a chorale needs ~5 chars a sixteenth.
         length = 20_000 if (bars or notes) else 8_000
@@ -253,7 +262,7 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     cfg = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                          num_samples=num_samples, stop=stops, seed=seed,
                          limit=limit_for(corpus_config.encoding, bars, notes, primed_header="|" in (prime or "")),
-                         banned=banned)
+                         key_penalty=float("inf") if in_key else key_penalty, key=key)
     cfg.validate()
     render_options = {"bpm": bpm, "program": instrument_program(instrument), "velocity": velocity,
                       "encoding": corpus_config.encoding, "wav": wav, "png": png, "musicxml": musicxml, "score": score}

@@ -19,6 +19,7 @@ import numpy as np
 from . import __version__
 from .checkpoint import RunDir, load_weights_into, resolve_run
 from .config import RunConfig
+from .constraints import Automaton, key_automaton
 from .corpus import FILE_SEPARATOR
 from .errors import UsageError
 from .fileio import sha256_file
@@ -28,6 +29,9 @@ from .vocab import OOV_POLICIES, Vocab
 
 log = logging.getLogger(__name__)
 MIN_MUSIC_CHARS = 100  # a sampled tune or piece shorter than this (a failed header, say) is replaced by the next
+# Nats off out-of-key pitch logits for music by default: enough to bring a model's accidentals down
+# to the corpus's own rate (benchmarks/RESULTS.md, "Staying in key"), while keeping some of them.
+DEFAULT_KEY_PENALTY = 3.0
 
 
 @dataclass
@@ -113,17 +117,38 @@ def generate_samples(
     rng = np.random.default_rng(cfg.seed)
     cfg = resolve_config(gen, cfg, prime, warmup)
     cfg = replace(cfg, stop=tuple(cfg.stop) + gen.default_stops())
-    return gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text)
+    return gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text, automata=build_automata(gen, cfg))
+
+
+def build_automata(gen: Generator, cfg: SamplingConfig) -> tuple[Automaton, ...]:
+    """The constraints that `cfg` asks for, as automata over this run's vocabulary.
+
+    Raises:
+        UsageError: a music-only setting on a text or code run.
+    """
+    music = gen.config.corpus.kind == "music"
+    if not music and (cfg.key is not None or cfg.key_penalty):
+        option = "--key" if cfg.key is not None else ("--in-key" if cfg.key_penalty == float("inf") else "--key-penalty")
+        raise UsageError(f"{option}: expected a music run, received a {gen.config.corpus.kind} run")
+    automata = []
+    if music and (cfg.key_penalty or cfg.key is not None):
+        automata.append(key_automaton(gen.vocab.chars, gen.config.corpus.encoding, cfg.key_penalty or 0.0, cfg.key))
+    return tuple(automata)
 
 
 def resolve_config(gen: Generator, cfg: SamplingConfig, prime: str | None, warmup: bool = True) -> SamplingConfig:
     """The settings a run actually samples with, for recording in sidecars; `cfg` is not changed.
 
     Adds the warm-up boundary (when there is no prime) and, for music, the
-    minimum length below which a piece is replaced by the next.
+    minimum length below which an unprimed piece is replaced by the next, and
+    the default key penalty.
     """
-    min_chars = cfg.min_chars or (MIN_MUSIC_CHARS if gen.config.corpus.kind == "music" else 0)
-    return replace(cfg, warmup=gen.default_warmup() if warmup and not prime else "", min_chars=min_chars)
+    music = gen.config.corpus.kind == "music"
+    # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
+    min_chars = cfg.min_chars or (MIN_MUSIC_CHARS if music and not prime else 0)
+    key_penalty = cfg.key_penalty if cfg.key_penalty is not None else (DEFAULT_KEY_PENALTY if music else 0.0)
+    return replace(cfg, warmup=gen.default_warmup() if warmup and not prime else "", min_chars=min_chars,
+                   key_penalty=key_penalty)
 
 
 def sample_record(gen: Generator, cfg: SamplingConfig, prime: str | None, index: int, sample: Sample) -> dict:
@@ -144,6 +169,8 @@ def sample_record(gen: Generator, cfg: SamplingConfig, prime: str | None, index:
         "stop": list(cfg.stop),
         "warmup": cfg.warmup,
         "min_chars": cfg.min_chars,
+        "key_penalty": cfg.key_penalty if cfg.key_penalty != float("inf") else "inf",
+        "key": cfg.key,
         "stopped": sample.stopped,
         "chars": len(sample.text),
         "version": __version__,

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .config import ModelConfig
+from .constraints import Automaton
 from .errors import UsageError
 from .model import import_keras, recurrent_layer_name
 
@@ -49,6 +50,10 @@ class SamplingConfig:
     # zero hidden state that training rarely sees, so the first unit (tune, paragraph) is unreliable.
     warmup: str = ""
     min_chars: int = 0  # a sample that a stop string ends sooner is discarded and the stream goes on
+    # Music: nats taken off the logits of pitches outside the key that the current piece's header
+    # names; inf forbids them, 0 turns it off, None means the run's default (`generation.py`).
+    key_penalty: float | None = None
+    key: int | None = None  # music: every sampled header names this key signature (sharps; negative: flats)
 
     def validate(self, vocab_size: int | None = None) -> None:
         """Raises UsageError for a bad setting; top-k is bounded only once vocab_size is known."""
@@ -60,6 +65,8 @@ class SamplingConfig:
             (0 < self.top_p <= 1, "top-p", "a number in (0, 1]", self.top_p),
             (self.num_samples >= 1, "num-samples", "an integer >= 1", self.num_samples),
             (all(self.stop), "stop", "non-empty strings", self.stop),
+            (self.key_penalty is None or self.key_penalty >= 0, "key-penalty", "a number >= 0", self.key_penalty),
+            (self.key is None or -6 <= self.key <= 5, "key", "a key signature from -6 (six flats) to 5 (five sharps)", self.key),
         )
         for ok, option, expected, received in checks:
             if not ok:
@@ -263,16 +270,20 @@ def _lstm_gate_order(weights: np.ndarray, units: int) -> np.ndarray:
 # ---------------------------------------------------------------- the compiled loop
 
 
-def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool):
-    """Builds `run(token, states, forced, uniforms, steps)` for one chunk.
+def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, automata: tuple[Automaton, ...] = ()):
+    """Builds `run(token, states, automaton_states, forced, uniforms, steps)` for one chunk.
 
     `forced[t]` holds ids to feed instead of sampling (the prime), or -1;
     `uniforms[t]` holds the random draws for step t. Only the first `steps`
-    rows are used, so one trace serves every chunk length.
+    rows are used, so one trace serves every chunk length. Each automaton
+    moves on every character fed, forced or sampled, and biases the next choice.
     """
     keras = import_keras()
     ops = keras.ops
     from .compiled import compile_loop
+
+    vocab_size = net.vocab_size
+    tables = [(ops.convert_to_tensor(a.transitions.reshape(-1)), ops.convert_to_tensor(a.bias)) for a in automata]
 
     def choose(logits, uniform):
         # Step 1: constrain the distribution (temperature, top-k, top-p, ...).
@@ -287,23 +298,28 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool):
         target = ops.maximum(uniform, 1e-7)[:, None] * cdf[:, -1:]
         return ops.cast(ops.sum(ops.cast(cdf < target, "int32"), axis=-1), "int32")
 
-    def run(token, states, forced, uniforms, steps):
+    def run(token, states, automaton_states, forced, uniforms, steps):
         out = ops.zeros(ops.shape(forced), "int32")
         rows = ops.arange(ops.shape(forced)[0], dtype="int32")[:, None]
 
         def body(t, carry):
-            token, states, out = carry
+            token, states, automaton_states, out = carry
             # Feed the current character through every layer.
             logits, states = net.step(token, states)
+            # Move each automaton on the same character; add its bias for the next choice.
+            automaton_states = [ops.take(moves, state * vocab_size + token, axis=0)
+                                for (moves, _), state in zip(tables, automaton_states)]
+            for (_, bias), state in zip(tables, automaton_states):
+                logits = logits + ops.take(bias, state, axis=0)
             # Take the prime's next character if one is forced, else sample.
             forced_t = ops.take(forced, t, axis=0)
             chosen = choose(logits, ops.take(uniforms, t, axis=0))
             token = ops.where(forced_t >= 0, forced_t, chosen)
             # Record it in row t of the output buffer.
             out = ops.where(rows == t, token[None, :], out)
-            return token, states, out
+            return token, states, automaton_states, out
 
-        return ops.fori_loop(0, steps, body, (token, list(states), out))
+        return ops.fori_loop(0, steps, body, (token, list(states), list(automaton_states), out))
 
     return compile_loop(run)
 
@@ -398,6 +414,7 @@ class Sampler:
         rng: np.random.Generator,
         on_text: Callable[[int, str], None] | None = None,
         chunk_steps: int = CHUNK_STEPS,
+        automata: tuple[Automaton, ...] = (),
     ) -> list[Sample]:
         """Runs the prime through the network, then samples `cfg.length` characters.
 
@@ -408,15 +425,17 @@ class Sampler:
             on_text: called as (stream, text) with text that is final (never
                 later cut by a stop string), for streaming output.
             chunk_steps: at most this many steps per compiled call.
+            automata: constraints that follow each stream's text (`constraints.py`).
 
         Returns:
             One `Sample` per stream.
         """
         ops = import_keras().ops
-        run = self._chunk_fn(cfg)
+        run = self._chunk_fn(cfg, automata)
         n = cfg.num_samples
         token = ops.convert_to_tensor(np.full((n,), prime_ids[0], np.int32))
         states = [ops.convert_to_tensor(s) for s in self.net.initial_states(n)]
+        automaton_states = [ops.convert_to_tensor(np.full((n,), a.start, np.int32)) for a in automata]
         pending_prime, generated = list(prime_ids[1:]), 0
         streams = [_StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars) for _ in range(n)]
         budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
@@ -431,7 +450,7 @@ class Sampler:
             uniforms = np.zeros((chunk_steps, n), np.float32)
             uniforms[n_forced:steps] = rng.random((steps - n_forced, n), dtype=np.float32)
             # 3. Run the whole chunk in one compiled call.
-            token, states, out = run(token, states, forced, uniforms, np.int32(steps))
+            token, states, automaton_states, out = run(token, states, automaton_states, forced, uniforms, np.int32(steps))
             new_ids = np.asarray(ops.convert_to_numpy(out))[n_forced:steps]
             pending_prime, generated, want = pending_prime[n_forced:], generated + steps - n_forced, chunk_steps
             # 4. Decode, apply stop strings, and hand final text to the caller.
@@ -441,10 +460,10 @@ class Sampler:
                     on_text(i, released)
         return [Sample(s.text, s.stopped) for s in streams]
 
-    def _chunk_fn(self, cfg: SamplingConfig):
-        # One compiled loop per filter chain; reused across calls with the same settings.
+    def _chunk_fn(self, cfg: SamplingConfig, automata: tuple[Automaton, ...]):
+        # One compiled loop per filter chain and set of automata; reused across calls with the same settings.
         filters = build_filters(cfg)
-        key = (repr(filters), cfg.is_greedy)
+        key = (repr(filters), cfg.is_greedy, tuple(a.fingerprint for a in automata))
         if key not in self._compiled:
-            self._compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy)
+            self._compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy, automata)
         return self._compiled[key]

@@ -62,8 +62,47 @@ def test_in_key_keeps_every_sampled_pitch_in_the_key(folk_run):
     assert result.exit_code == 0, result.stderr
     counts = [in_key_fraction(json.loads(line)["text"]) for line in result.stdout.splitlines()]
     assert sum(n for _, n in counts) > 0 and all(k == n for k, n in counts)
-    missing = runner.invoke(cli, ["sample", str(run), "--in-key"])
-    assert missing.exit_code == 2 and "--in-key: expected" in missing.stderr
+    # Without a prime, each piece keeps to the key its own sampled header names, however garbled the rest.
+    unprimed = runner.invoke(cli, ["sample", str(run), "--in-key", "-N", "16", "-n", "120", "--temperature", "0.5",
+                                   "--seed", "4", "--json"])
+    keyed = [sampled_key(json.loads(line)["text"]) for line in unprimed.stdout.splitlines()]
+    keyed = [(sharps, body) for sharps, body in keyed if sharps is not None]
+    assert len(keyed) >= 2 and all(notes_out_of_key(body, sharps) == 0 for sharps, body in keyed)
+
+
+def sampled_key(text):
+    """(sharps, body) as the key automaton reads a header: `K:<digit>` anywhere before the first bar line."""
+    import re
+
+    match = re.match(r"[^|\n]*?K:(-?\d)[^|\n]*\|([^\n]*)", text)
+    return (int(match.group(1)), match.group(2)) if match and -6 <= int(match.group(1)) <= 5 else (None, "")
+
+
+def notes_out_of_key(body, sharps):
+    from generate.music.keys import out_of_key_chars
+
+    return sum(c in out_of_key_chars("melody", sharps) for c in body)
+
+
+def test_key_option_sets_every_sampled_header(folk_run, trained_run):
+    runner = CliRunner()
+    run, _ = folk_run
+    result = runner.invoke(cli, ["sample", str(run), "--key", "E", "--in-key", "-N", "16", "-n", "150",
+                                 "--seed", "5", "--temperature", "0.5", "--json"])
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    keyed = [sampled_key(r["text"]) for r in records if sampled_key(r["text"])[0] is not None]
+    assert len(keyed) >= 2 and all(sharps == 4 for sharps, _ in keyed)  # the corpus only ever has K:1
+    assert all(notes_out_of_key(body, 4) == 0 for _, body in keyed)
+    assert records[0]["key"] == 4 and records[0]["key_penalty"] == "inf"
+    for args, message in ((["--key", "H"], "--key"), (["--key", "9"], "--key"),
+                          (["--key", "Bb"], "cannot write the header K:-2|"),
+                          (["--key", "D", "--prime", "M:4/4 K:1|"], "already names K:1"),
+                          (["--in-key", "--key-penalty", "2"], "expected one")):
+        bad = runner.invoke(cli, ["sample", str(run), *args])
+        assert bad.exit_code == 2 and message in bad.stderr, bad.stderr
+    text_run = runner.invoke(cli, ["sample", str(trained_run), "--key-penalty", "1"])
+    assert text_run.exit_code == 2 and "--key-penalty: expected a music run" in text_run.stderr
 
 
 def test_bars_on_a_text_run_is_a_usage_error(trained_run):
@@ -76,7 +115,7 @@ def folk_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("folk")
     folder = make_folk_dir(base)
     result = CliRunner().invoke(cli, ["train", str(base / "run"), str(folder), "--kind", "music", "--layers", "1",
-                                      "--units", "16", "--batch-size", "4", "--seq-len", "16", "--epochs", "2"])
+                                      "--units", "32", "--batch-size", "4", "--seq-len", "32", "--epochs", "12"])
     assert result.exit_code == 0, result.stderr
     return base / "run", result.stderr
 

@@ -58,3 +58,27 @@ def transpositions(sharps: int, mode: str) -> list[int]:
     if mode == "all":
         return list(range(-6, 6))
     return [0]
+
+
+_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def parse_key(text: str) -> int:
+    """A key signature, as sharps (negative: flats), from `2`, `-3`, `D`, `Bb`, `F#m` or `E minor`.
+
+    Raises:
+        ValueError: anything else.
+    """
+    value = text.strip()
+    if value.lstrip("+-").isdigit():
+        sharps = int(value)
+        if -6 <= sharps <= 5:
+            return sharps
+        raise ValueError(f"expected a key signature from -6 (six flats) to 5 (five sharps), received {text!r}")
+    name = value.replace(" ", "").lower()
+    minor = name.endswith(("m", "min", "minor")) and not name.endswith("major")
+    name = name.removesuffix("major").removesuffix("maj").removesuffix("minor").removesuffix("min").removesuffix("m")
+    if not name or name[0].upper() not in _LETTERS or name[1:] not in ("", "#", "b"):
+        raise ValueError(f"expected sharps (-6..5) or a key name such as D, Bb, F#m or 'E minor', received {text!r}")
+    tonic = _LETTERS[name[0].upper()] + {"": 0, "#": 1, "b": -1}[name[1:]] + (3 if minor else 0)
+    return transposed_sharps(0, tonic)
