@@ -151,12 +151,26 @@ def train(ctx: click.Context, run: Path, sources: tuple[str, ...], resume: bool,
     else:
         if not sources:
             raise click.UsageError("missing SOURCES: expected one or more corpus files, directories or glob patterns", ctx)
+        _kind_from_registry(ctx, sources, options)
         corpus = CorpusConfig(sources=list(sources), **_pick(options, CorpusConfig, exclude=("sources",)))
         corpus.include, corpus.exclude = list(corpus.include), list(corpus.exclude)
         result = create_run(run, corpus, ModelConfig(**_pick(options, ModelConfig)), TrainConfig(**_pick(options, TrainConfig)), show_progress)
     best = f"{result.best_val_loss:.4f} nats ({result.best_val_loss / 0.6931471805599453:.4f} bpc)" if result.best_val_loss is not None else "n/a"
     status = "finished" if result.finished else "paused (resume with --resume)"
     click.echo(f"{result.run}\tepochs {result.epochs_done}\tsteps {result.global_step}\tbest val {best}\t{status}")
+
+
+def _kind_from_registry(ctx: click.Context, sources: tuple[str, ...], options: dict) -> None:
+    """Built-in corpora (`corpus:NAME`) bring their kind and music encoding unless the user set them."""
+    builtin = [s for s in sources if s.startswith("corpus:")]
+    if not builtin:
+        return
+    from .corpora import get_entry
+
+    entry = get_entry(builtin[0])
+    for option, value in (("kind", entry.kind), ("encoding", entry.encoding)):
+        if ctx.get_parameter_source(option) == ParameterSource.DEFAULT:
+            options[option] = value
 
 
 def _field_names(*classes) -> set[str]:
@@ -403,6 +417,12 @@ def export(run: Path, dest: Path, checkpoint: str) -> None:
     from .checkpoint import RunDir, export_run
 
     click.echo(str(export_run(RunDir(run).require(), dest, checkpoint)))
+
+
+from .cli_corpus import corpus_group, score  # noqa: E402  (registered after the group exists)
+
+cli.add_command(corpus_group)
+cli.add_command(score)
 
 
 def main() -> None:

@@ -63,6 +63,14 @@ def resolve_files(cfg: CorpusConfig) -> list[Path]:
     excludes = tuple(cfg.exclude) + (DEFAULT_CODE_EXCLUDES if cfg.kind == "code" else DEFAULT_TEXT_EXCLUDES)
     files: list[Path] = []
     for source in cfg.sources:
+        if source.startswith("corpus:"):
+            from .corpora import get_entry, resolve_source
+
+            entry = get_entry(source)
+            if entry.kind != cfg.kind:
+                raise UsageError(f"corpus source {source!r}: a {entry.kind} corpus, expected --kind {entry.kind}")
+            files.append(resolve_source(source))
+            continue
         if glob.has_magic(source):
             matches = [Path(p) for p in sorted(glob.glob(os.path.expanduser(source), recursive=True)) if os.path.isfile(p)]
             matches = [p for p in matches if not _excluded(p, excludes)]

@@ -30,10 +30,13 @@ MUSIC_SUFFIXES = (".mid", ".midi", ".abc", ".xml", ".mxl", ".musicxml", ".krn")
 ENCODINGS = ("melody", "chorale")
 TRANSPOSE_MODES = ("none", "common", "all")
 FORMAT_VERSION = 1  # bump when an encoding's output changes
-BUILTIN = {
-    "corpus:folk": ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth"),
-    "corpus:bach": ("bach",),
-}
+
+
+def builtin_collections() -> dict[str, tuple[str, ...]]:
+    """`corpus:NAME` -> music21 corpus folders, for the music entries of the corpus registry."""
+    from ..corpora import load_registry
+
+    return {f"corpus:{e.name}": tuple(e.collections) for e in load_registry().values() if e.source == "music21"}
 
 
 def resolve_music_files(sources: list[str]) -> list[Path]:
@@ -47,11 +50,12 @@ def resolve_music_files(sources: list[str]) -> list[Path]:
     files: list[Path] = []
     for source in sources:
         if source.startswith("corpus:"):
-            if source not in BUILTIN:
-                raise UsageError(f"corpus source {source!r}: expected one of {', '.join(BUILTIN)}")
+            builtin = builtin_collections()
+            if source not in builtin:
+                raise UsageError(f"corpus source {source!r}: expected one of {', '.join(builtin)}")
             from music21 import corpus
 
-            folders = BUILTIN[source]
+            folders = builtin[source]
             found = sorted(Path(p) for p in corpus.getPaths()
                            if any(f"/{name}/" in str(p) for name in folders) and Path(p).suffix.lower() in MUSIC_SUFFIXES)
             stems: set[str] = set()  # the collection holds some pieces twice, in two formats
