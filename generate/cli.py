@@ -212,13 +212,16 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--in-key", is_flag=True, help="Music: never sample a pitch outside the key its piece's header names (the prime's or a sampled one).")
 @click.option("--key", "key_name", default=None, help="Music: every sampled header names this key: sharps (-6..5) or a name such as D, Bb or F#m.")
 @click.option("--key-penalty", type=click.FloatRange(min=0), default=None, help="Music: nats off the logits of out-of-key pitches (default 2; 0 turns it off).")
+@click.option("--lines", type=click.IntRange(min=1, max=1000), default=None, help="A poem of N non-empty lines, then stop.")
+@click.option("--acrostic", default="", help="Line i of the poem begins with character i of TEXT.")
+@click.option("--form", default="", help="A Chinese form COLUMNSxLINES, e.g. 5x4: a five-character quatrain with ，and 。.")
 @click.option("--wav", is_flag=True, help="Music with -o: also a WAV beside each MIDI file (needs fluidsynth).")
 @click.option("--png", is_flag=True, help="Music with -o: also a piano-roll PNG beside each MIDI file.")
 @click.option("--musicxml", is_flag=True, help="Music with -o: also a MusicXML score beside each MIDI file.")
 @click.option("--score", is_flag=True, help="Music with -o: also an engraved score, NAME.score.png (needs LilyPond).")
 @click.pass_context
 def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint,
-           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, warmup, in_key, key_name, key_penalty, wav, png, musicxml, score):
+           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, warmup, in_key, key_name, key_penalty, lines, acrostic, form, wav, png, musicxml, score):
     """Generate text from RUN: a run directory, or a shipped model's name.
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
@@ -271,12 +274,16 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     if ctx.get_parameter_source("length") == ParameterSource.DEFAULT and music:
         # A tune ends at its newline (or at --bars/--notes), long before this; a chorale needs ~5 chars a sixteenth.
         length = 20_000 if (bars or notes) else 8_000
+    poem_lines = lines or (int(form.partition("x")[2]) if form.partition("x")[2].isdigit() else 0) or len(acrostic)
+    if ctx.get_parameter_source("length") == ParameterSource.DEFAULT and poem_lines:
+        length = 400 * poem_lines  # a poem ends at its last line; this only bounds a runaway line
     stops = tuple(_unescape(s) for s in stop)
     seed, drawn = resolve_seed(seed)
     cfg = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                          num_samples=num_samples, stop=stops, seed=seed,
                          limit=limit_for(corpus_config.encoding, bars, notes, primed_header="|" in (prime or "")),
-                         key_penalty=float("inf") if in_key else key_penalty, key=key)
+                         key_penalty=float("inf") if in_key else key_penalty, key=key,
+                         lines=lines or 0, acrostic=acrostic, form=form)
     cfg.validate()
     render_options = {"bpm": bpm, "program": instrument_program(instrument), "velocity": velocity,
                       "encoding": corpus_config.encoding, "wav": wav, "png": png, "musicxml": musicxml, "score": score}

@@ -13,10 +13,12 @@ with no Python per character and no rejection loops.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .corpora import HAN
 from .errors import UsageError
 
 FORBID = float("-inf")
@@ -157,3 +159,78 @@ def key_automaton(chars: tuple[str, ...], encoding: str, penalty: float, key: in
     b.move("body", "\n", "header")
     settings = {"key_penalty": penalty if np.isfinite(penalty) else "inf", "key": key}
     return b.build(f"key({encoding})", "header", settings)
+
+
+# ---------------------------------------------------------------- poems
+
+
+def _boundary_moves(boundary: str, matched: int, char: str) -> int:
+    """How much of `boundary` is matched after `char`, given `matched` characters of it before (KMP)."""
+    text = boundary[:matched] + char
+    return next(k for k in range(min(len(boundary), len(text)), -1, -1) if text.endswith(boundary[:k]))
+
+
+def poem_automaton(chars: tuple[str, ...], lines: int, acrostic: str = "", columns: int = 0,
+                   boundary: str = "", skip_first: bool = False) -> Automaton:
+    """Makes every stream write a poem of `lines` lines, line i starting with `acrostic[i]`.
+
+    With `columns` (a Chinese form such as 5x4), each line is exactly
+    `columns` Han characters, then `，` on odd lines and `。` on even ones,
+    then a newline. Without it, lines are simply never empty. Sampling ends
+    at the last line's newline (the caller's limit); nothing is resampled.
+
+    Args:
+        chars: the run's vocabulary, in id order.
+        lines: how many lines the poem has.
+        acrostic: the first character of each line; empty for none.
+        columns: characters per line for a Chinese form; 0 for free lines.
+        boundary: the poem starts after this string (the warm-up's), or at once when empty.
+        skip_first: the first character fed is a default prime, not part of the text.
+
+    Raises:
+        UsageError: a character the constraint needs is not in the vocabulary.
+    """
+    needed = set(acrostic) | {"\n"} | ({"，", "。"} if columns else set())
+    missing = sorted(needed - set(chars))
+    if missing:
+        what = "--acrostic" if set(missing) & set(acrostic) else "--form"
+        raise UsageError(f"{what}: this model's vocabulary has no {', '.join(repr(c) for c in missing)}")
+    han = "".join(c for c in chars if re.fullmatch(f"[{HAN}]", c))
+    if columns and not han:
+        raise UsageError(f"--form {columns}x{lines}: expected a model that writes Chinese, this vocabulary has no Han characters")
+    b = _Builder(chars)
+    first_line = ("line", 0, 0)
+    start: object = first_line
+    if boundary:
+        for matched in range(len(boundary)):
+            for c in set(chars):
+                after = _boundary_moves(boundary, matched, c)
+                b.move(("warm", matched), c, first_line if after == len(boundary) else ("warm", after))
+        start = ("warm", 0)
+    if skip_first:
+        b.default("skip", start)
+        start = "skip"
+    done = "done"
+    for i in range(lines):
+        next_line = ("line", i + 1, 0) if i + 1 < lines else done
+        if columns:
+            for col in range(columns):
+                b.default(("line", i, col), ("line", i, col + 1))
+                b.allow_only(("line", i, col), acrostic[i] if col == 0 and acrostic else han)
+            b.default(("line", i, columns), ("line", i, columns + 1))
+            b.allow_only(("line", i, columns), "，" if i % 2 == 0 else "。")
+            b.default(("line", i, columns + 1), next_line)
+            b.allow_only(("line", i, columns + 1), "\n")
+        else:
+            b.default(("line", i, 0), ("line", i, 1))
+            if acrostic:
+                b.allow_only(("line", i, 0), acrostic[i])
+            else:
+                b.allow_only(("line", i, 0), "".join(c for c in chars if c != "\n"))
+            b.default(("line", i, 1), ("line", i, 1))
+            b.move(("line", i, 1), "\n", next_line)
+    b.default(done, done)
+    if columns:
+        b.allow_only(done, "\n")  # a blank line closes the poem, as in the corpus
+    settings = {"lines": lines, "acrostic": acrostic, "columns": columns}
+    return b.build("poem", start, settings)

@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .checkpoint import RunDir, load_weights_into, resolve_run
 from .config import RunConfig
-from .constraints import Automaton, key_automaton
+from .constraints import Automaton, key_automaton, poem_automaton
 from .corpus import FILE_SEPARATOR
 from .errors import UsageError
 from .fileio import sha256_file
@@ -117,10 +117,10 @@ def generate_samples(
     rng = np.random.default_rng(cfg.seed)
     cfg = resolve_config(gen, cfg, prime, warmup)
     cfg = replace(cfg, stop=tuple(cfg.stop) + gen.default_stops())
-    return gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text, automata=build_automata(gen, cfg))
+    return gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text, automata=build_automata(gen, cfg, prime))
 
 
-def build_automata(gen: Generator, cfg: SamplingConfig) -> tuple[Automaton, ...]:
+def build_automata(gen: Generator, cfg: SamplingConfig, prime: str | None = None) -> tuple[Automaton, ...]:
     """The constraints that `cfg` asks for, as automata over this run's vocabulary.
 
     Raises:
@@ -133,6 +133,14 @@ def build_automata(gen: Generator, cfg: SamplingConfig) -> tuple[Automaton, ...]
     automata = []
     if music and (cfg.key_penalty or cfg.key is not None):
         automata.append(key_automaton(gen.vocab.chars, gen.config.corpus.encoding, cfg.key_penalty or 0.0, cfg.key))
+    if cfg.poem_lines:
+        if music:
+            raise UsageError(f"--{'acrostic' if cfg.acrostic else 'form' if cfg.form else 'lines'}: expected a text run, received a music run")
+        columns = cfg.form_shape[0] if cfg.form_shape else 0
+        # Without a prime, the default prime is fed first (not part of the text) and the poem starts after
+        # the warm-up boundary; a prime is the poem's own beginning.
+        automata.append(poem_automaton(gen.vocab.chars, cfg.poem_lines, cfg.acrostic, columns,
+                                       boundary=cfg.warmup, skip_first=not prime))
     return tuple(automata)
 
 
@@ -147,8 +155,15 @@ def resolve_config(gen: Generator, cfg: SamplingConfig, prime: str | None, warmu
     # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
     min_chars = cfg.min_chars or (MIN_MUSIC_CHARS if music and not prime else 0)
     key_penalty = cfg.key_penalty if cfg.key_penalty is not None else (DEFAULT_KEY_PENALTY if music else 0.0)
+    limit = cfg.limit
+    if cfg.poem_lines and limit is None:
+        # The poem ends just before the newline of its last line; a prime's own lines count.
+        remaining = cfg.poem_lines - (prime or "").count("\n")
+        if remaining < 1:
+            raise UsageError(f"--prime: holds {cfg.poem_lines - remaining} lines, expected fewer than the poem's {cfg.poem_lines}")
+        limit = ("\n", remaining, False, "")
     return replace(cfg, warmup=gen.default_warmup() if warmup and not prime else "", min_chars=min_chars,
-                   key_penalty=key_penalty)
+                   key_penalty=key_penalty, limit=limit)
 
 
 def sample_record(gen: Generator, cfg: SamplingConfig, prime: str | None, index: int, sample: Sample) -> dict:
@@ -171,6 +186,10 @@ def sample_record(gen: Generator, cfg: SamplingConfig, prime: str | None, index:
         "min_chars": cfg.min_chars,
         "key_penalty": cfg.key_penalty if cfg.key_penalty != float("inf") else "inf",
         "key": cfg.key,
+        "lines": cfg.lines,
+        "acrostic": cfg.acrostic,
+        "form": cfg.form,
+        "limit": list(cfg.limit) if cfg.limit else None,
         "stopped": sample.stopped,
         "chars": len(sample.text),
         "version": __version__,

@@ -16,6 +16,7 @@ depends only on the seed and settings, never on how steps are chunked.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -54,6 +55,9 @@ class SamplingConfig:
     # names; inf forbids them, 0 turns it off, None means the run's default (`generation.py`).
     key_penalty: float | None = None
     key: int | None = None  # music: every sampled header names this key signature (sharps; negative: flats)
+    lines: int = 0  # a poem of this many lines, never empty ones; 0: free text
+    acrostic: str = ""  # line i of the poem begins with character i
+    form: str = ""  # a Chinese form, COLUMNSxLINES such as 5x4: exact line lengths and punctuation
 
     def validate(self, vocab_size: int | None = None) -> None:
         """Raises UsageError for a bad setting; top-k is bounded only once vocab_size is known."""
@@ -67,10 +71,30 @@ class SamplingConfig:
             (all(self.stop), "stop", "non-empty strings", self.stop),
             (self.key_penalty is None or self.key_penalty >= 0, "key-penalty", "a number >= 0", self.key_penalty),
             (self.key is None or -6 <= self.key <= 5, "key", "a key signature from -6 (six flats) to 5 (five sharps)", self.key),
+            (0 <= self.lines <= 1000, "lines", "an integer in [0, 1000]", self.lines),
+            (not self.form or self.form_shape is not None, "form", "COLUMNSxLINES, e.g. 5x4 or 7x8", self.form),
         )
         for ok, option, expected, received in checks:
             if not ok:
                 raise UsageError(f"--{option}: expected {expected}, received {received!r}")
+        lines = self.poem_lines
+        for option, count in (("lines", self.lines), ("form", self.form_shape[1] if self.form_shape else 0)):
+            if count and self.acrostic and count != len(self.acrostic):
+                raise UsageError(f"--acrostic {self.acrostic!r}: expected {count} characters to match --{option}, "
+                                 f"received {len(self.acrostic)}")
+        if self.lines and self.form_shape and self.lines != lines:
+            raise UsageError(f"--lines {self.lines}: expected {lines} to match --form {self.form}")
+
+    @property
+    def form_shape(self) -> tuple[int, int] | None:
+        """(characters per line, lines) of `form`, or None if it is not COLUMNSxLINES."""
+        match = re.fullmatch(r"([1-9][0-9]?)x([1-9][0-9]?)", self.form)
+        return (int(match.group(1)), int(match.group(2))) if match else None
+
+    @property
+    def poem_lines(self) -> int:
+        """Lines of the constrained poem, or 0 when sampling is free."""
+        return self.lines or (self.form_shape[1] if self.form_shape else 0) or len(self.acrostic)
 
     @property
     def is_greedy(self) -> bool:
@@ -338,8 +362,9 @@ class _StreamText:
     """
 
     def __init__(self, stops: tuple[str, ...], limit: tuple[str, int, bool, str] | None = None,
-                 warmup: str = "", length: int | None = None, min_chars: int = 0):
+                 warmup: str = "", length: int | None = None, min_chars: int = 0, strict_warmup: bool = False):
         self.stops = stops
+        self.strict_warmup = strict_warmup  # a constraint starts at the boundary: never start without one
         self.min_chars = min_chars
         self.limit = limit
         self.warmup = warmup
@@ -366,7 +391,7 @@ class _StreamText:
             boundary = self.warm_text.find(self.warmup)
             if 0 <= boundary <= WARMUP_MAX_CHARS - len(self.warmup):
                 start = boundary + len(self.warmup)
-            elif len(self.warm_text) >= WARMUP_MAX_CHARS:
+            elif len(self.warm_text) >= WARMUP_MAX_CHARS and not self.strict_warmup:
                 start = WARMUP_MAX_CHARS
             else:
                 return ""
@@ -437,7 +462,8 @@ class Sampler:
         states = [ops.convert_to_tensor(s) for s in self.net.initial_states(n)]
         automaton_states = [ops.convert_to_tensor(np.full((n,), a.start, np.int32)) for a in automata]
         pending_prime, generated = list(prime_ids[1:]), 0
-        streams = [_StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars) for _ in range(n)]
+        strict = bool(cfg.poem_lines)  # the poem automaton starts at the boundary itself
+        streams = [_StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars, strict) for _ in range(n)]
         budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
         want = 16  # a short first chunk puts the first characters on screen sooner
         while generated < budget and not all(s.finished for s in streams):

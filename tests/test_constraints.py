@@ -1,5 +1,7 @@
 """Sampling constraints as automata: the key follower, and automata inside the compiled loop."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,70 @@ def test_automata_bias_the_compiled_loop_independently_of_chunking(trained_run):
     assert texts(37) == constrained
     free = [s.text for s in gen.sampler.generate(prime, cfg, np.random.default_rng(5))]
     assert any(" e" in t for t in free)  # the constraint did something
+
+
+POEMS = ["春眠不覺曉，\n處處聞啼鳥。\n夜來風雨聲，\n花落知多少。\n\n", "白日依山盡，\n黃河入海流。\n欲窮千里目，\n更上一層樓。\n\n",
+         "床前明月光，\n疑是地上霜。\n舉頭望明月，\n低頭思故鄉。\n\n", "千山鳥飛絕，\n萬徑人蹤滅。\n孤舟蓑笠翁，\n獨釣寒江雪。\n\n"]
+
+
+def test_poem_automaton_walks_a_quatrain_and_forbids_the_rest():
+    from generate.constraints import poem_automaton
+
+    chars = tuple(sorted(set("".join(POEMS)) | set("abc ")))
+    auto = poem_automaton(chars, 4, acrostic="春處夜花", columns=5, boundary="\n\n", skip_first=True)
+    allowed = lambda state: {chars[i] for i in np.flatnonzero(np.isfinite(auto.bias[state]))}  # noqa: E731
+    state = auto.run(ids(chars, "\n" + "ab\n\n"))  # the default prime, then a warm-up paragraph
+    assert allowed(state) == {"春"}
+    state = auto.run(ids(chars, "春眠不覺曉"), state)
+    assert allowed(state) == {"，"}
+    state = auto.run(ids(chars, "，\n"), state)
+    assert allowed(state) == {"處"}
+    state = auto.run(ids(chars, "處處聞啼鳥"), state)
+    assert allowed(state) == {"。"}
+    state = auto.run(ids(chars, "。\n夜來風雨聲，\n花落知多少。\n"), state)
+    assert allowed(state) == {"\n"}  # the blank line that closes the poem
+    with pytest.raises(UsageError, match="--acrostic: this model's vocabulary has no '冬'"):
+        poem_automaton(chars, 4, acrostic="春夏秋冬")
+
+
+def test_form_and_acrostic_are_always_honoured(tmp_path):
+    """Even a barely trained model writes exact quatrains: the masks, not the model, guarantee the form."""
+    from click.testing import CliRunner
+
+    from generate.cli import cli
+
+    corpus = tmp_path / "poems.txt"
+    corpus.write_text("".join(POEMS) * 20, encoding="utf-8")
+    runner = CliRunner()
+    trained = runner.invoke(cli, ["train", str(tmp_path / "run"), str(corpus), "--layers", "1", "--units", "16",
+                                  "--batch-size", "4", "--seq-len", "16", "--epochs", "1"])
+    assert trained.exit_code == 0, trained.stderr
+    result = runner.invoke(cli, ["sample", str(tmp_path / "run"), "--form", "5x4", "--acrostic", "春白床千",
+                                 "-N", "12", "--temperature", "1.5", "--seed", "3", "--json"])
+    assert result.exit_code == 0, result.stderr
+    for line in result.stdout.splitlines():
+        verses = json.loads(line)["text"].split("\n")
+        assert len(verses) == 4, verses
+        for i, verse in enumerate(verses):
+            assert len(verse) == 6 and verse[0] == "春白床千"[i] and verse[5] == "，。"[i % 2], verses
+            assert all(c not in "，。\n" for c in verse[:5])
+    for args, message in ((["--form", "5x4", "--acrostic", "春白"], "expected 4 characters"),
+                          (["--form", "five"], "--form: expected COLUMNSxLINES"),
+                          (["--acrostic", "春夏"], "vocabulary has no '夏'")):
+        bad = runner.invoke(cli, ["sample", str(tmp_path / "run"), *args])
+        assert bad.exit_code == 2 and message in bad.stderr, bad.stderr
+
+
+def test_lines_make_english_poems_of_exactly_n_nonempty_lines(trained_run):
+    from click.testing import CliRunner
+
+    from generate.cli import cli
+
+    result = CliRunner().invoke(cli, ["sample", str(trained_run), "--lines", "3", "-N", "6", "--seed", "1", "--json"])
+    assert result.exit_code == 0, result.stderr
+    for line in result.stdout.splitlines():
+        verses = json.loads(line)["text"].split("\n")
+        assert len(verses) == 3 and all(v for v in verses), verses
+    acrostic = CliRunner().invoke(cli, ["sample", str(trained_run), "--acrostic", "SAT", "-N", "4", "--seed", "2", "--json"])
+    for line in acrostic.stdout.splitlines():
+        assert [v[0] for v in json.loads(line)["text"].split("\n")] == ["S", "A", "T"]

@@ -158,7 +158,7 @@ def test_render_repairs_malformed_text(tmp_path):
 def test_music_sources_errors(tmp_path):
     runner = CliRunner()
     unknown = runner.invoke(cli, ["train", str(tmp_path / "r"), "corpus:jazz", "--kind", "music"])
-    assert unknown.exit_code == 2 and "corpus:folk" in unknown.stderr
+    assert unknown.exit_code == 2 and "corpus:jazz" in unknown.stderr and "folk, bach" in unknown.stderr
     (tmp_path / "junk.mid").write_bytes(b"junk")
     nothing = runner.invoke(cli, ["train", str(tmp_path / "r"), str(tmp_path / "junk.mid"), "--kind", "music"])
     assert nothing.exit_code == 1 and "no music could be parsed" in nothing.stderr
