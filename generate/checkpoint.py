@@ -31,6 +31,7 @@ from .errors import CheckpointError, UsageError
 from .fileio import atomic_path, atomic_write_text
 from .vocab import Vocab
 
+WEIGHTS_MEMBER = "model.weights.h5"  # where Keras keeps the weights inside a .keras zip
 TRAINING_STATE = "training_state.json"
 RUNTIME_STATE = "runtime_state.npz"
 HISTORY_FIELDS = (
@@ -223,11 +224,12 @@ def run_summary(run: RunDir) -> dict:
     return summary
 
 
-def export_run(run: RunDir, dest: Path, which: str = "best") -> Path:
+def export_run(run: RunDir, dest: Path, which: str = "best", float16: bool = False) -> Path:
     """Copies a run into `dest` for sampling only: config, vocab and weights, no optimizer.
 
     The exported `best.keras` is a third of the training checkpoint's size,
-    which is what keeps shipped models small.
+    which is what keeps shipped models small; `float16` halves it again
+    (Keras casts the stored weights back to float32 on loading).
 
     Raises:
         UsageError: `dest` already holds files, or the checkpoint is missing.
@@ -245,10 +247,36 @@ def export_run(run: RunDir, dest: Path, which: str = "best") -> Path:
     target.path.mkdir(parents=True, exist_ok=True)
     run.load_vocab().save(target.vocab)
     config.save(target.config)
-    save_checkpoint(model, target.best, {**state, "exported_from": str(source)})
+    save_checkpoint(model, target.best, {**state, "exported_from": str(source), "weights_dtype": "float16" if float16 else "float32"})
+    if float16:
+        _store_weights_as_float16(target.best)
     if run.history.exists():
         target.write_history(run.read_history())
     return target.best
+
+
+def _store_weights_as_float16(path: Path) -> None:
+    """Rewrites the float32 arrays of a `.keras` file's weights as float16, atomically."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    halved = io.BytesIO()
+    with h5py.File(io.BytesIO(members[WEIGHTS_MEMBER]), "r") as source, h5py.File(halved, "w") as target:
+        def copy(name, item):
+            if isinstance(item, h5py.Dataset):
+                data = item[()]
+                target.create_dataset(name, data=data.astype(np.float16) if data.dtype == np.float32 else data)
+            else:
+                target.require_group(name)
+            target[name].attrs.update(dict(item.attrs))
+
+        source.visititems(copy)
+        target.attrs.update(dict(source.attrs))
+    members[WEIGHTS_MEMBER] = halved.getvalue()
+    with atomic_path(path, suffix=".keras") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
 
 
 def shipped_checkpoints_dir() -> Path:

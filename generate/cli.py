@@ -215,19 +215,20 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--lines", type=click.IntRange(min=1, max=1000), default=None, help="A poem of N non-empty lines, then stop.")
 @click.option("--acrostic", default="", help="Line i of the poem begins with character i of TEXT.")
 @click.option("--form", default="", help="A Chinese form COLUMNSxLINES, e.g. 5x4: a five-character quatrain with ，and 。.")
+@click.option("--valid-only", is_flag=True, help="Keep only samples that parse (code, with ast) or decode cleanly (music); resample the rest.")
 @click.option("--wav", is_flag=True, help="Music with -o: also a WAV beside each MIDI file (needs fluidsynth).")
 @click.option("--png", is_flag=True, help="Music with -o: also a piano-roll PNG beside each MIDI file.")
 @click.option("--musicxml", is_flag=True, help="Music with -o: also a MusicXML score beside each MIDI file.")
 @click.option("--score", is_flag=True, help="Music with -o: also an engraved score, NAME.score.png (needs LilyPond).")
 @click.pass_context
 def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, greedy, num_samples, stop, seed, checkpoint,
-           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, warmup, in_key, key_name, key_penalty, lines, acrostic, form, wav, png, musicxml, score):
+           output, overwrite, as_json, bpm, instrument, velocity, bars, notes, drop_prime, warmup, in_key, key_name, key_penalty, lines, acrostic, form, valid_only, wav, png, musicxml, score):
     """Generate text from RUN: a run directory, or a shipped model's name.
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
     """
     from .checkpoint import resolve_run
-    from .generation import generate_samples, load_generator, output_paths, resolve_config, resolve_seed, sample_record
+    from .generation import generate_samples, generate_valid, load_generator, output_paths, resolve_config, resolve_seed, sample_record
     from .music.midi import instrument_program
     from .sampling import SamplingConfig
     from .writers import check_free, write_output
@@ -296,8 +297,20 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     stream = output is None and num_samples == 1 and not as_json and sys.stdout.isatty() and not drop_prime
     if stream and prime:
         click.echo(prime, nl=False)
-    on_text = (lambda _s, text: (sys.stdout.write(text), sys.stdout.flush())) if stream else None
-    samples = generate_samples(gen, cfg, prime, oov=oov, on_text=on_text, warmup=warmup)
+    on_text = (lambda _s, text: (sys.stdout.write(text), sys.stdout.flush())) if stream and not valid_only else None
+    if valid_only:
+        if corpus_config.kind == "text":
+            raise click.UsageError("--valid-only: expected a code or music run, received a text run", ctx)
+        kept, tried = generate_valid(gen, cfg, prime, oov=oov, warmup=warmup)
+        what = "parse as Python" if corpus_config.kind == "code" else "decode cleanly"
+        log.info("--valid-only: %d of %d samples %s (%.0f%%)", len(kept), tried, what, 100 * len(kept) / tried)
+        if len(kept) < num_samples:
+            log.warning("--valid-only: kept %d of the %d samples asked for", len(kept), num_samples)
+        results = [(c, i, s) for c, i, s in kept]
+        stream = False
+    else:
+        samples = generate_samples(gen, cfg, prime, oov=oov, on_text=on_text, warmup=warmup)
+        results = [(cfg, i, s) for i, s in enumerate(samples)]
     if stream:
         click.echo("")
         return
@@ -305,8 +318,8 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     lead = prime or ""
     if drop_prime:
         lead = lead[: lead.index("|") + 1] if music and "|" in lead else ""
-    for i, s in enumerate(samples):
-        record = sample_record(gen, cfg, prime, i, s)
+    for i, (used_cfg, index, s) in enumerate(results):
+        record = sample_record(gen, used_cfg, prime, index, s)
         if paths:
             write_output(paths[i], lead + s.text, record, render_options)
             click.echo(str(paths[i]))
@@ -419,11 +432,12 @@ def render(source: Path, output: Path, bpm: float, instrument: str, encoding: st
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
-def export(run: Path, dest: Path, checkpoint: str) -> None:
+@click.option("--float16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
+def export(run: Path, dest: Path, checkpoint: str, float16: bool) -> None:
     """Copy RUN to DEST for sampling only: weights without optimizer state."""
     from .checkpoint import RunDir, export_run
 
-    click.echo(str(export_run(RunDir(run).require(), dest, checkpoint)))
+    click.echo(str(export_run(RunDir(run).require(), dest, checkpoint, float16=float16)))
 
 
 from .cli_corpus import corpus_group, score  # noqa: E402  (registered after the group exists)

@@ -144,6 +144,63 @@ def build_automata(gen: Generator, cfg: SamplingConfig, prime: str | None = None
     return tuple(automata)
 
 
+MAX_VALID_ROUNDS = 4  # --valid-only samples at most this many batches before giving up on the rest
+
+
+def is_valid(gen: Generator, text: str) -> bool:
+    """Code parses with `ast`; music decodes with nothing repaired and at least one note; text always passes."""
+    kind = gen.config.corpus.kind
+    if kind == "code":
+        import ast
+        import textwrap
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escape sequences in sampled strings
+                ast.parse(textwrap.dedent(text.replace(FILE_SEPARATOR, "")))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+        return True
+    if kind == "music":
+        from .music import chorale, melody
+
+        decode = chorale.decode_chorale if gen.config.corpus.encoding == "chorale" else melody.decode_tune
+        pieces = [decode(line) for line in text.splitlines() if line.strip()]
+        voices = [voice for piece, _ in pieces for voice in getattr(piece, "voices", None) or [piece.events]]
+        has_notes = any(event.pitch is not None for voice in voices for event in voice)
+        return bool(pieces) and has_notes and all(report.dropped == 0 for _, report in pieces)
+    return True
+
+
+def generate_valid(gen: Generator, cfg: SamplingConfig, prime: str | None, oov: str = "error",
+                   warmup: bool = True, rounds: int = MAX_VALID_ROUNDS) -> tuple[list[tuple[SamplingConfig, int, Sample]], int]:
+    """Samples batches until `cfg.num_samples` samples are valid (`is_valid`), or `rounds` batches are spent.
+
+    Each batch after the first draws from a new seed derived from `cfg.seed`,
+    recorded with every sample it yields, so each output can be regenerated.
+
+    Returns:
+        (kept, tried): (settings, index in its batch, sample) for each valid sample, and how many were tried.
+    """
+    kept: list[tuple[SamplingConfig, int, Sample]] = []
+    tried = 0
+    for round_index in range(rounds):
+        round_cfg = replace(cfg, seed=derived_seed(cfg.seed, round_index))
+        for index, sample in enumerate(generate_samples(gen, round_cfg, prime, oov=oov, warmup=warmup)):
+            tried += 1
+            if len(kept) < cfg.num_samples and is_valid(gen, (prime or "") + sample.text):
+                kept.append((round_cfg, index, sample))
+        if len(kept) >= cfg.num_samples:
+            break
+    return kept, tried
+
+
+def derived_seed(seed: int, round_index: int) -> int:
+    """The seed of resampling round `round_index` (round 0 is `seed` itself)."""
+    return seed if round_index == 0 else (seed + round_index * 0x9E3779B97F4A7C15) % 2**63
+
+
 def resolve_config(gen: Generator, cfg: SamplingConfig, prime: str | None, warmup: bool = True) -> SamplingConfig:
     """The settings a run actually samples with, for recording in sidecars; `cfg` is not changed.
 

@@ -83,6 +83,29 @@ def test_export_is_smaller_and_samples_identically(trained_run, tmp_path):
     assert again.exit_code == 2 and "expected a new or empty directory" in again.stderr
 
 
+def test_float16_export_halves_the_weights_and_keeps_the_loss(trained_run, tmp_path):
+    from generate.checkpoint import RunDir
+    from generate.scoring import score_validation
+
+    runner = CliRunner()
+    full, half = tmp_path / "full", tmp_path / "half"
+    assert runner.invoke(cli, ["export", str(trained_run), str(full)]).exit_code == 0
+    assert runner.invoke(cli, ["export", str(trained_run), str(half), "--float16"]).exit_code == 0
+
+    def arrays(run):
+        found = {}
+        with zipfile.ZipFile(run / "best.keras") as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
+            weights.visititems(lambda name, item: found.update({name: item[()]}) if isinstance(item, h5py.Dataset) else None)
+        return found
+
+    full_arrays, half_arrays = arrays(full), arrays(half)
+    assert full_arrays.keys() == half_arrays.keys() and {a.dtype for a in half_arrays.values()} == {np.dtype("float16")}
+    assert sum(a.nbytes for a in half_arrays.values()) * 2 == sum(a.nbytes for a in full_arrays.values())
+    assert abs(score_validation(RunDir(half)).nats - score_validation(RunDir(full)).nats) < 0.01
+    sampled = runner.invoke(cli, ["sample", str(half), "-n", "40", "--seed", "1"])
+    assert sampled.exit_code == 0 and len(sampled.stdout) > 40
+
+
 def test_stale_temp_files_are_removed_on_resume(trained_run, tmp_path):
     import shutil
 
