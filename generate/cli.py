@@ -372,10 +372,18 @@ def info(run: str, as_json: bool) -> None:
 @cli.command("list")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".")
 def list_runs(directory: Path) -> None:
-    """List the runs under DIRECTORY (three levels deep)."""
-    from .checkpoint import RunDir, read_training_state
+    """List the shipped models, then the runs under DIRECTORY (three levels deep)."""
+    from .checkpoint import RunDir, read_training_state, shipped_checkpoints_dir
 
-    found = sorted({p.parent for depth in ("", "*/", "*/*/", "*/*/*/") for p in directory.glob(depth + "config.json")})
+    shipped = sorted(p.parent for p in shipped_checkpoints_dir().glob("*/config.json"))
+    for path in shipped:
+        cfg = RunDir(path).load_config()
+        state = read_training_state(RunDir(path).best)
+        best = state.get("best_val_loss")
+        best_text = f"{best / 0.6931471805599453:.3f} bpc" if best is not None else "-"
+        click.echo(f"{path.name}	shipped	{cfg.corpus.kind}	{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}	best val {best_text}")
+    found = sorted({p.parent for depth in ("", "*/", "*/*/", "*/*/*/") for p in directory.glob(depth + "config.json")}
+                   - set(shipped))
     if not found:
         log.warning("no runs under %s", directory)
     for path in found:
@@ -441,9 +449,12 @@ def export(run: Path, dest: Path, checkpoint: str, float16: bool) -> None:
 
 
 from .cli_corpus import corpus_group, score  # noqa: E402  (registered after the group exists)
+from .cli_jobs import run_command, runs_group  # noqa: E402
 
 cli.add_command(corpus_group)
 cli.add_command(score)
+cli.add_command(run_command)
+cli.add_command(runs_group)
 
 
 def main() -> None:
