@@ -11,7 +11,6 @@ comparison.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 

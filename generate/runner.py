@@ -34,6 +34,7 @@ def run_job(job: Job, run: RunDir, clock: RunClock, overwrite: bool, result: Job
     gen = load_generator(run.path, job["checkpoint"], 1)
     music = gen.config.corpus.kind == "music"
     records = read_manifest(job.manifest)
+    recorded = {(r.get("job"), r.get("run_id"), r.get("n")) for r in records if r.get("event") == "made"}
     earlier = _earlier_texts(job, records)
     copy_index = _copy_index(gen) if job["max_copy"] else None
     failures = []
@@ -42,6 +43,9 @@ def run_job(job: Job, run: RunDir, clock: RunClock, overwrite: bool, result: Job
         _remove_stale_temp_files(files)
         if all(_made_by(p, job, clock, n) for p in files) and not overwrite:
             result.existing += 1
+            if (job.name, clock.run_id, n) not in recorded:  # made by a run killed before it wrote the manifest
+                record = json.loads(sidecar_path(files[0]).read_text(encoding="utf-8"))
+                _record_made(job, clock, n, sorted(set(files) | _renders(files)), record)
             continue
         # Files of this very output (a rerun after some were lost) are remade identically; others are never clobbered.
         taken = [p for p in files if (p.exists() or sidecar_path(p).exists()) and not _made_by(p, job, clock, n, whole=False)]
@@ -58,16 +62,26 @@ def run_job(job: Job, run: RunDir, clock: RunClock, overwrite: bool, result: Job
         for path in paths:
             if on_file:
                 on_file(path, "made")
-        append_manifest(job.manifest, {"event": "made", "job": job.name, "n": n, "run_id": clock.run_id,
-                                       "time": clock.moment.isoformat(), "files": [str(p) for p in paths],
-                                       "seed": record["seed"], "attempt": record["attempt"], "job_file": str(job.source),
-                                       "checkpoint_sha256": record["checkpoint_sha256"], "max_copy": record.get("max_copy")})
+        _record_made(job, clock, n, paths, record)
     result.pruned = prune(job, clock, read_manifest(job.manifest))
     append_manifest(job.manifest, {"event": "run", "job": job.name, "run_id": clock.run_id, "time": clock.moment.isoformat(),
                                    "made": len(result.made), "existing": result.existing, "rejected": result.rejected,
                                    "pruned": result.pruned, "failures": failures})
     if failures:
         raise GenerateError("; ".join(failures))
+
+
+def _record_made(job: Job, clock: RunClock, n: int, paths: list[Path], record: dict) -> None:
+    append_manifest(job.manifest, {"event": "made", "job": job.name, "n": n, "run_id": clock.run_id,
+                                   "time": clock.moment.isoformat(), "files": [str(p) for p in paths],
+                                   "seed": record["seed"], "attempt": record["attempt"], "job_file": str(job.source),
+                                   "checkpoint_sha256": record["checkpoint_sha256"], "max_copy": record.get("max_copy")})
+
+
+def _renders(files: list[Path]) -> set[Path]:
+    """The WAV, PNG and MusicXML files rendered beside a MIDI output, where they exist."""
+    return {p.with_suffix(s) for p in files if p.suffix == ".mid" for s in (".wav", ".png", ".musicxml")
+            if p.with_suffix(s).exists()}
 
 
 def _make_output(job: Job, gen: Generator, clock: RunClock, n: int, files: list[Path], music: bool,
