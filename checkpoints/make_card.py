@@ -1,34 +1,52 @@
 """Writes README.md (a model card) for a shipped checkpoint directory.
 
-    python checkpoints/make_card.py checkpoints/shakespeare --command "generate train ..." \
-        --corpus ../shared/data/tinyshakespeare.txt --prime "ROMEO:" --samples 3
+    python checkpoints/make_card.py checkpoints/tang --command "generate train tang corpus:wujue ..." \
+        --sampling '{"form": "5x4", "temperature": 0.8}' --samples 4
 
 The card records the corpus and its sha256, the configuration, the exact
-training command, training time, losses in nats and bits per character, and
-a few unedited samples drawn with recorded seeds.
+training command, training time, losses in nats and bits per character
+(as training measured them, and as `generate score NAME --split val`
+measures the shipped weights), and a few unedited samples drawn with
+recorded seeds. Music models also get one sample as MIDI and a piano roll.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
 from generate.checkpoint import RunDir, read_training_state
-from generate.fileio import sha256_file
+from generate.corpora import get_entry
 from generate.generation import generate_samples, load_generator
 from generate.sampling import SamplingConfig
+from generate.scoring import score_validation
+
+
+def corpus_line(cfg) -> str:
+    sources = cfg.corpus.sources
+    if len(sources) == 1 and sources[0].startswith("corpus:"):
+        entry = get_entry(sources[0])
+        info = entry.build_info() or {}
+        origin = entry.url or entry.path or entry.source
+        if entry.kind == "music":
+            return f"`{sources[0]}` ({entry.description}; music21's corpus, encoded as `{cfg.corpus.encoding}` text)"
+        hashes = f"source sha256 `{entry.sha256}`, " if entry.sha256 else ""
+        built = f"built text sha256 `{info['sha256']}`" if info else ""
+        return f"`{sources[0]}` ({entry.description}; from {origin}), {hashes}{built}".rstrip(", ")
+    return f"{', '.join(f'`{s}`' for s in sources)}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
-    parser.add_argument("--command", required=True, help="the exact command that trained it")
-    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--command", action="append", required=True, help="the exact command(s) that trained it")
+    parser.add_argument("--note", default="", help="a paragraph about how it was trained")
     parser.add_argument("--prime", default="")
     parser.add_argument("--samples", type=int, default=3)
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--length", type=int, default=400)
+    parser.add_argument("--sampling", default="{}", help="JSON of SamplingConfig fields for the samples")
+    parser.add_argument("--cli", default="", help="the sample command the samples correspond to")
     args = parser.parse_args()
 
     run = RunDir(args.run)
@@ -36,36 +54,53 @@ def main() -> None:
     state = read_training_state(run.best)
     history = run.read_history()
     best = min(history, key=lambda r: float(r["val_loss"]))
+    scored = score_validation(run)
+    extra = {"temperature": 0.8, **json.loads(args.sampling)}
     gen = load_generator(run.path, num_samples=args.samples)
-    settings = SamplingConfig(length=args.length, temperature=args.temperature, num_samples=args.samples, seed=1)
+    settings = SamplingConfig(length=extra.pop("length", 8000 if cfg.corpus.kind == "music" else 400),
+                              num_samples=args.samples, seed=1, **extra)
     samples = generate_samples(gen, settings, args.prime or None)
     m, t = cfg.model, cfg.train
+    size_mb = run.best.stat().st_size / 1e6
     lines = [
-        f"# `{run.path.name}`: a character-level {m.cell.upper()} model",
+        f"# `{run.path.name}`: a character-level {m.cell.upper()} model ({cfg.corpus.kind})",
         "",
-        f"- **Corpus:** `{args.corpus.name}`, {cfg.corpus_chars:,} characters ({cfg.train_chars:,} train, "
-        f"{cfg.val_chars:,} validation: the last {t.val_fraction:.0%}), sha256 `{sha256_file(args.corpus)}`",
+        f"- **Corpus:** {corpus_line(cfg)}; {cfg.corpus_chars:,} characters ({cfg.train_chars:,} train, "
+        f"{cfg.val_chars:,} validation: the last {t.val_fraction:.0%}); training-cache key `{cfg.corpus_sha256[:16]}…`",
         f"- **Model:** {m.layers} x {m.units} {m.cell.upper()}, embedding {m.embedding_dim}, dropout {m.dropout}, "
-        f"vocabulary {m.vocab_size}",
+        f"vocabulary {m.vocab_size}; `best.keras` is {size_mb:.1f} MB "
+        f"({state.get('weights_dtype', 'float32')} weights)",
         f"- **Training:** batch {t.batch_size} x {t.seq_len} steps, Adam lr {t.learning_rate} (x{t.lr_decay} per epoch), "
         f"clip {t.clip_norm}, seed {t.seed}, on a 2-core CPU",
-        f"- **Command:** `{args.command}`",
+        *[f"- **Command:** `{command}`" for command in args.command],
         f"- **Best checkpoint:** epoch {best['epoch']}, after {float(best['elapsed_s']) / 60:.1f} minutes of training "
         f"({state['global_step']} steps)",
-        f"- **Loss at the best checkpoint:** train {float(best['train_loss']):.4f} nats ({float(best['train_bpc']):.4f} bpc), "
-        f"validation {float(best['val_loss']):.4f} nats ({float(best['val_loss']) / math.log(2):.4f} bpc)",
+        f"- **Loss at the best checkpoint, as training measured it:** train {float(best['train_loss']):.4f} nats "
+        f"({float(best['train_bpc']):.4f} bpc), validation {float(best['val_loss']):.4f} nats "
+        f"({float(best['val_loss']) / math.log(2):.4f} bpc)",
+        f"- **Validation loss of the shipped weights** (`generate score {run.path.name} --split val`): "
+        f"{scored.nats:.4f} nats ({scored.bpc:.4f} bpc) over {scored.chars:,} characters",
         f"- **Versions:** {', '.join(f'{k} {v}' for k, v in cfg.versions.items())}",
         "",
-        "## History",
-        "",
-        "| epoch | minutes | train nats | train bpc | val nats | val bpc |",
-        "|---|---|---|---|---|---|",
     ]
+    if args.note:
+        lines += [args.note, ""]
+    lines += ["## History", "", "| epoch | minutes | train nats | train bpc | val nats | val bpc |", "|---|---|---|---|---|---|"]
     for row in history:
-        lines.append(f"| {row['epoch']} | {float(row['elapsed_s']) / 60:.1f} | {row['train_loss']} | {row['train_bpc']} | {row['val_loss']} | {row['val_bpc']} |")
-    lines += ["", f"## Unedited samples (`--prime {args.prime!r} --temperature {args.temperature} --seed 1 -N {args.samples}`)", ""]
+        lines.append(f"| {row['epoch']} | {float(row['elapsed_s']) / 60:.1f} | {row['train_loss']} | {row['train_bpc']} | "
+                     f"{row['val_loss']} | {row['val_bpc']} |")
+    command = args.cli or f"generate sample {run.path.name} --seed 1 -N {args.samples}"
+    lines += ["", f"## Unedited samples (`{command}`)", ""]
     for i, s in enumerate(samples):
         lines += [f"### Sample {i + 1}", "", "```", args.prime + s.text, "```", ""]
+    if cfg.corpus.kind == "music":
+        from generate.music.render import render_music
+
+        folder = run.path / "samples"
+        folder.mkdir(exist_ok=True)
+        facts = render_music(samples[0].text, folder / "sample-1.mid", encoding=cfg.corpus.encoding, png=True)
+        lines += ["Sample 1 as MIDI and as a piano roll:", "", f"- [samples/sample-1.mid](samples/sample-1.mid) "
+                  f"({facts['notes']} notes)", "", "![Sample 1, piano roll](samples/sample-1.png)", ""]
     (run.path / "README.md").write_text("\n".join(lines), encoding="utf-8")
 
 

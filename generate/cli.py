@@ -211,7 +211,7 @@ DEFAULT_MODEL = "shakespeare"
 @click.option("--warmup/--no-warmup", default=True, show_default=True, help="Without a prime, start each sample after a first tune, file or paragraph.")
 @click.option("--in-key", is_flag=True, help="Music: never sample a pitch outside the key its piece's header names (the prime's or a sampled one).")
 @click.option("--key", "key_name", default=None, help="Music: every sampled header names this key: sharps (-6..5) or a name such as D, Bb or F#m.")
-@click.option("--key-penalty", type=click.FloatRange(min=0), default=None, help="Music: nats off the logits of out-of-key pitches (default 2; 0 turns it off).")
+@click.option("--key-penalty", type=click.FloatRange(min=0), default=None, help="Music: nats off the logits of out-of-key pitches (default 1.5 for melodies, 1 for chorales; 0 turns it off).")
 @click.option("--lines", type=click.IntRange(min=1, max=1000), default=None, help="A poem of N non-empty lines, then stop.")
 @click.option("--acrostic", default="", help="Line i of the poem begins with character i of TEXT.")
 @click.option("--form", default="", help="A Chinese form COLUMNSxLINES, e.g. 5x4: a five-character quatrain with ，and 。.")

@@ -42,6 +42,7 @@ def run_command(ctx: click.Context, job_file: Path, only: str | None, run_id: st
     handler = None
     if log_file is not None:
         try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
             handler = logging.FileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise click.BadParameter(f"{log_file}: cannot open ({exc.strerror})", param_hint="--log")

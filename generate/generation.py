@@ -29,9 +29,10 @@ from .vocab import OOV_POLICIES, Vocab
 
 log = logging.getLogger(__name__)
 MIN_MUSIC_CHARS = 100  # a sampled tune or piece shorter than this (a failed header, say) is replaced by the next
-# Nats off out-of-key pitch logits for music by default: enough to bring a model's accidentals down
-# to the corpus's own rate (benchmarks/RESULTS.md, "Staying in key"), while keeping some of them.
-DEFAULT_KEY_PENALTY = 3.0
+# Nats off out-of-key pitch logits for music by default, per encoding: enough to keep a model's
+# melodies in key at least as often as the corpus (benchmarks/RESULTS.md, "Staying in key") while
+# leaving accidentals possible; chorales get less, since Bach's harmony needs its leading tones.
+DEFAULT_KEY_PENALTY = {"melody": 1.5, "chorale": 1.0}
 
 
 @dataclass
@@ -211,7 +212,8 @@ def resolve_config(gen: Generator, cfg: SamplingConfig, prime: str | None, warmu
     music = gen.config.corpus.kind == "music"
     # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
     min_chars = cfg.min_chars or (MIN_MUSIC_CHARS if music and not prime else 0)
-    key_penalty = cfg.key_penalty if cfg.key_penalty is not None else (DEFAULT_KEY_PENALTY if music else 0.0)
+    key_penalty = cfg.key_penalty if cfg.key_penalty is not None else (
+        DEFAULT_KEY_PENALTY.get(gen.config.corpus.encoding, 0.0) if music else 0.0)
     limit = cfg.limit
     if cfg.poem_lines and limit is None:
         # The poem ends just before the newline of its last line; a prime's own lines count.

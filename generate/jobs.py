@@ -31,7 +31,7 @@ SCHEMA: dict[str, tuple[tuple[type, ...], object, str]] = {
     "temperature": ((float, int, list), 1.0, "sampling temperature; a list is used in turn like prime"),
     "top_k": ((int,), 0, "keep only the k likeliest characters (0: all)"),
     "top_p": ((float, int), 1.0, "keep the smallest set of characters with this probability"),
-    "length": ((int,), 500, "characters per sample (music: until the piece ends, at most this)"),
+    "length": ((int,), None, "characters per sample; default 500 for text, 8000 for music (a piece ends sooner)"),
     "stop": ((list,), [], "strings that end a sample"),
     "seed": ((int,), None, "base seed; default: derived from the run id, so a rerun repeats it"),
     "checkpoint": ((str,), "best", "best, latest or a .keras file in the run"),
@@ -164,7 +164,7 @@ def _check_values(path: Path, where: str, job: dict) -> None:
         if job[key] < 1:
             fail(key, "an integer >= 1")
     for key in ("length", "top_k", "max_copy", "min_length", "lines"):
-        if job[key] < 0:
+        if job[key] is not None and job[key] < 0:
             fail(key, "an integer >= 0")
     if not job["formats"] or any(f not in FORMATS for f in job["formats"]):
         fail("formats", f"a non-empty list from {', '.join(FORMATS)}")

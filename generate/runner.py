@@ -90,7 +90,8 @@ def _make_output(job: Job, gen: Generator, clock: RunClock, n: int, files: list[
     prime = job.cycled("prime", n - 1)
     for attempt in range(job["max_attempts"]):
         seed = output_seed(job, clock, n, attempt)
-        cfg = SamplingConfig(length=job["length"], temperature=float(job.cycled("temperature", n - 1)), top_k=job["top_k"],
+        length = job["length"] or (8000 if gen.config.corpus.kind == "music" else 500)
+        cfg = SamplingConfig(length=length, temperature=float(job.cycled("temperature", n - 1)), top_k=job["top_k"],
                              top_p=float(job["top_p"]), num_samples=1, stop=tuple(job["stop"]), seed=seed,
                              lines=job["lines"], acrostic=job["acrostic"], form=job["form"])
         sample = generate_samples(gen, cfg, prime or None)[0]

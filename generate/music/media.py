@@ -40,7 +40,8 @@ def render_png(path: Path, voices: list[list[Event]], bar_lines: list, title: st
     high = max((p for _, p, _, _ in notes), default=72) + 2
     figure, axes = plt.subplots(figsize=(min(max(end / 3, 6), 24), 4), dpi=100)
     for onset, pitch, duration, voice in notes:
-        axes.add_patch(Rectangle((onset, pitch - 0.4), duration * 0.95, 0.8, color=VOICE_COLOURS[voice % 4]))
+        # A white edge keeps repeated notes apart: eight quavers on one pitch are eight boxes, not one bar.
+        axes.add_patch(Rectangle((onset, pitch - 0.4), duration, 0.8, facecolor=VOICE_COLOURS[voice % 4], edgecolor="white", linewidth=1.2))
     for bar in bar_lines:
         axes.axvline(float(bar), color="#bbbbbb", linewidth=0.8, zorder=0)
     axes.set_xlim(0, end)
