@@ -275,6 +275,11 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
     if ctx.get_parameter_source("length") == ParameterSource.DEFAULT and music:
         # A tune ends at its newline (or at --bars/--notes), long before this; a chorale needs ~5 chars a sixteenth.
         length = 20_000 if (bars or notes) else 8_000
+    if acrostic and not (form or lines) and _is_han(acrostic):
+        vocab = run_dir.load_vocab()
+        if vocab.id_of("，") is not None and vocab.id_of("。") is not None:
+            form = f"5x{len(acrostic)}"  # a Chinese acrostic is a five-character poem unless told otherwise
+            log.info("--acrostic: writing the form %s (give --form or --lines to choose another)", form)
     poem_lines = lines or (int(form.partition("x")[2]) if form.partition("x")[2].isdigit() else 0) or len(acrostic)
     if ctx.get_parameter_source("length") == ParameterSource.DEFAULT and poem_lines:
         length = 400 * poem_lines  # a poem ends at its last line; this only bounds a runaway line
@@ -329,6 +334,14 @@ def sample(ctx, run, prime, prime_file, oov, length, temperature, top_k, top_p, 
             if num_samples > 1:
                 click.echo(f"--- sample {i + 1}/{num_samples} ---")
             click.echo(lead + s.text)
+
+
+def _is_han(text: str) -> bool:
+    import re
+
+    from .corpora import HAN
+
+    return bool(re.fullmatch(f"[{HAN}]+", text))
 
 
 def _unescape(text: str) -> str:

@@ -124,7 +124,9 @@ def test_form_and_acrostic_are_always_honoured(tmp_path):
     result = runner.invoke(cli, ["sample", str(tmp_path / "run"), "--form", "5x4", "--acrostic", "春白床千",
                                  "-N", "12", "--temperature", "1.5", "--seed", "3", "--json"])
     assert result.exit_code == 0, result.stderr
-    for line in result.stdout.splitlines():
+    implied = runner.invoke(cli, ["sample", str(tmp_path / "run"), "--acrostic", "春白床千", "-N", "4", "--json"])
+    assert implied.exit_code == 0 and "writing the form 5x4" in implied.stderr
+    for line in result.stdout.splitlines() + implied.stdout.splitlines():
         verses = json.loads(line)["text"].split("\n")
         assert len(verses) == 4, verses
         for i, verse in enumerate(verses):
