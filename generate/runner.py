@@ -122,7 +122,10 @@ def _make_output(job: Job, gen: Generator, clock: RunClock, n: int, files: list[
             else:
                 facts = write_output(path, _markdown(job, n, text) if path.suffix == ".md" else text, record, options)
             written.append(path)
-            written += [Path(facts[k]) for k in ("wav", "png", "musicxml") if facts.get(k)]
+            for render in (Path(facts[k]) for k in ("wav", "png", "musicxml") if facts.get(k)):
+                atomic_write_text(sidecar_path(render), json.dumps({**record, "rendered_from": str(path)}, indent=2,
+                                                                   ensure_ascii=False) + "\n")
+                written.append(render)
         return written, text, record
     return None
 
