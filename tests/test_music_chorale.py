@@ -97,3 +97,18 @@ def test_render_chorale_as_musicxml_and_png(chorales, tmp_path):
     assert len(score.parts) == 4
     assert len(score.stripTies().flatten().notes) == expected
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_fermatas_reach_the_musicxml_score(chorales, tmp_path):
+    from music21 import converter, expressions
+
+    from generate.music.render import render_music
+
+    name, chorale = chorales[0]
+    text, _ = encode_chorale(chorale)
+    render_music(text, tmp_path / "c.mid", encoding="chorale", musicxml=True)
+    score = converter.parse(str(tmp_path / "c.musicxml"))
+    marked = {float(n.getOffsetInHierarchy(score)) for n in score.recurse().notes
+              if any(isinstance(e, expressions.Fermata) for e in n.expressions)}
+    assert marked and len(marked) <= len(chorale.fermatas) * 4, name
+    assert all(any(float(f) >= m - 4 and float(f) < m + 8 for f in chorale.fermatas) for m in marked)

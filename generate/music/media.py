@@ -84,9 +84,12 @@ def render_wav(midi_path: Path, wav_path: Path, sample_rate: int = 44100) -> Non
             raise GenerateError(f"--wav: fluidsynth failed on {midi_path}: {(done.stderr or done.stdout).strip()[:200]}")
 
 
-def build_score(voices: list[list[Event]], meter: str, sharps: int, title: str):
-    """A music21 score of the voices, with bars and ties made by music21."""
-    from music21 import clef, key, metadata, note, stream
+def build_score(voices: list[list[Event]], meter: str, sharps: int, title: str, fermatas: list | None = None):
+    """A music21 score of the voices, with bars and ties made by music21, and fermatas where a frame holds one.
+
+    A fermata marks the note sounding at (or held through) each fermata onset.
+    """
+    from music21 import clef, expressions, key, metadata, note, stream
     from music21 import meter as m21meter
 
     score = stream.Score()
@@ -100,20 +103,24 @@ def build_score(voices: list[list[Event]], meter: str, sharps: int, title: str):
         for event in events:
             element = note.Rest() if event.pitch is None else note.Note(event.pitch)
             element.quarterLength = event.duration
+            if any(event.onset <= f < event.onset + event.duration for f in fermatas or ()):
+                element.expressions.append(expressions.Fermata())
             part.insert(event.onset, element)
         score.insert(0, part)
     score.makeNotation(inPlace=True)
     return score
 
 
-def render_musicxml(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "") -> None:
+def render_musicxml(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "",
+                    fermatas: list | None = None) -> None:
     """Writes the voices as a MusicXML score."""
-    score = build_score(voices, meter, sharps, title or path.stem)
+    score = build_score(voices, meter, sharps, title or path.stem, fermatas)
     with atomic_path(path, suffix=".musicxml") as tmp:
         score.write("musicxml", fp=str(tmp))
 
 
-def render_score_png(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "") -> None:
+def render_score_png(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "",
+                     fermatas: list | None = None) -> None:
     """Engraves the voices with LilyPond into a cropped PNG.
 
     music21's own `lily.png` path fails with LilyPond 2.24, so this writes
@@ -128,7 +135,7 @@ def render_score_png(path: Path, voices: list[list[Event]], meter: str, sharps: 
     program = shutil.which("lilypond")
     if program is None:
         raise GenerateError("--score: the lilypond program is not installed; install Debian's lilypond package (apt-get install lilypond)")
-    score = build_score(voices, meter, sharps, title or path.stem)
+    score = build_score(voices, meter, sharps, title or path.stem, fermatas)
     with tempfile.TemporaryDirectory() as folder:
         written = Path(score.write("lily", fp=str(Path(folder) / "score.ly")))
         source = "\n".join(line for line in written.read_text(encoding="utf-8").splitlines() if "lilypond-book-preamble" not in line)

@@ -30,6 +30,7 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
     voices: list[list[Event]] = [[] for _ in range(VOICES if encoding == "chorale" else 1)]
     meter, sharps, pieces, dropped, offset = "4/4", 0, 0, 0, Fraction(0)
     bar_lines: list[Fraction] = []
+    fermatas: list[Fraction] = []  # onsets of chorale frames that carry a fermata
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -45,6 +46,7 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
         for target, events in zip(voices, parts):
             target.extend(Event(e.onset + offset, e.pitch, e.duration) for e in events)
         bar_lines.extend([offset] * (offset > 0) + [b + offset for b in piece.bar_lines])
+        fermatas.extend(f + offset for f in getattr(piece, "fermatas", []))
         offset = max((v[-1].onset + v[-1].duration for v in voices if v), default=offset)
         pieces += 1
     write_midi(path, voices, bpm=bpm, program=program, velocity=velocity, meter=meter, sharps=sharps)
@@ -58,12 +60,12 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
     if musicxml:
         from .media import render_musicxml
 
-        render_musicxml(path.with_suffix(".musicxml"), voices, meter, sharps, title=path.stem)
+        render_musicxml(path.with_suffix(".musicxml"), voices, meter, sharps, title=path.stem, fermatas=fermatas)
         facts["musicxml"] = str(path.with_suffix(".musicxml"))
     if score:
         from .media import render_score_png
 
-        render_score_png(score_png_path(path), voices, meter, sharps, title=path.stem)
+        render_score_png(score_png_path(path), voices, meter, sharps, title=path.stem, fermatas=fermatas)
         facts["score"] = str(score_png_path(path))
     if wav:
         from .media import render_wav
