@@ -118,7 +118,11 @@ def generate_samples(
     rng = np.random.default_rng(cfg.seed)
     cfg = resolve_config(gen, cfg, prime, warmup)
     cfg = replace(cfg, stop=tuple(cfg.stop) + gen.default_stops())
-    return gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text, automata=build_automata(gen, cfg, prime))
+    samples = gen.sampler.generate(prime_ids, cfg, rng, on_text=on_text, automata=build_automata(gen, cfg, prime))
+    if cfg.poem_lines and cfg.warmup and any(not s.text for s in samples):
+        log.warning("%d stream(s) wrote no blank line to start a poem after within the warm-up; "
+                    "give a --prime or --no-warmup", sum(not s.text for s in samples))
+    return samples
 
 
 def build_automata(gen: Generator, cfg: SamplingConfig, prime: str | None = None) -> tuple[Automaton, ...]:

@@ -118,6 +118,12 @@ def job_file_lock(path: Path, wait: bool) -> Iterator[None]:
         GenerateError: another run holds it and `wait` is off.
     """
     lock_path = path.with_name(f".{path.name}.lock")
+    if not os.access(path.parent, os.W_OK):  # a read-only jobs folder (/etc, say): lock in the cache instead
+        from .corpus import cache_root
+
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+        lock_path = cache_root() / "locks" / f"{path.name}-{digest}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
