@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from .config import OOV_POLICIES
+
 log = logging.getLogger("generate")
 
 
@@ -78,7 +80,7 @@ def corpus_build(ctx: click.Context, name: str, local: Path | None, force: bool)
 @click.option("--split", type=click.Choice(["val"]), default=None, help="Score the run's validation split, as training did.")
 @click.option("--corpus", "corpus_sources", multiple=True, help="With --split val: where the run's corpus is now (repeatable).")
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
-@click.option("--oov", type=click.Choice(["error", "drop", "unk"]), default="error", show_default=True,
+@click.option("--oov", type=click.Choice(OOV_POLICIES), default="error", show_default=True,
               help="Characters outside the vocabulary: fail, drop them, or score them as unknown.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context

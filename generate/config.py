@@ -17,6 +17,7 @@ from .errors import CheckpointError, UsageError
 
 CELLS = ("lstm", "gru", "rnn")
 KINDS = ("text", "code", "music")
+OOV_POLICIES = ("error", "drop", "unk")  # characters outside a vocabulary: fail, drop them, or map to unknown
 ENCODING_ERRORS = ("strict", "replace", "ignore", "skip")
 
 

@@ -25,7 +25,8 @@ from .errors import UsageError
 from .fileio import sha256_file
 from .model import build_model
 from .sampling import Sample, Sampler, SamplingConfig, StepNetwork
-from .vocab import OOV_POLICIES, Vocab
+from .config import OOV_POLICIES
+from .vocab import Vocab
 
 log = logging.getLogger(__name__)
 MIN_MUSIC_CHARS = 100  # a sampled tune or piece shorter than this (a failed header, say) is replaced by the next

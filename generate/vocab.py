@@ -18,7 +18,6 @@ import numpy as np
 from .errors import CheckpointError, UsageError
 
 UNK_CHAR = "\ufffd"
-OOV_POLICIES = ("error", "drop", "unk")
 
 
 @dataclass(frozen=True)
