@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency import first_char_seconds, help_seconds  # noqa: E402
 from sample_speed import ours as ours_sampling  # noqa: E402
 from sample_speed import predict_per_char  # noqa: E402
-from train_speed import steps_per_second  # noqa: E402
+from train_speed import steps_per_second, timed_rates  # noqa: E402
 
 from generate.config import ModelConfig  # noqa: E402
 from generate.model import import_keras  # noqa: E402
@@ -68,15 +68,8 @@ def keras_io_training(steps: int, repeats: int) -> list[float]:
     rng = np.random.default_rng(0)
     x = np.eye(VOCAB, dtype="float32")[rng.integers(0, VOCAB, (128, WINDOW))]
     y = np.eye(VOCAB, dtype="float32")[rng.integers(0, VOCAB, 128)]
-    model.train_on_batch(x, y)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            model.train_on_batch(x, y)
-        # With step 3, each window covers 3 new characters of the corpus.
-        rates.append(128 * 3 * steps / (time.perf_counter() - start))
-    return rates
+    # With step 3, each window covers 3 new characters of the corpus.
+    return timed_rates(lambda: model.train_on_batch(x, y), steps, repeats, chars_per_step=128 * 3, warmup=1)
 
 
 def torch_training(cell: str, units: int, steps: int, repeats: int, batch: int = 64, seq_len: int = 100) -> list[float]:
@@ -109,15 +102,7 @@ def torch_training(cell: str, units: int, steps: int, repeats: int, batch: int =
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         optimizer.step()
 
-    for _ in range(3):
-        step()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        rates.append(batch * seq_len * steps / (time.perf_counter() - start))
-    return rates
+    return timed_rates(step, steps, repeats, chars_per_step=batch * seq_len)
 
 
 def torch_sampling(length: int, repeats: int) -> list[float]:

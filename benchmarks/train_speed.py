@@ -27,14 +27,19 @@ def steps_per_second(cell: str, units: int, steps: int, repeats: int, batch: int
     rng = np.random.default_rng(0)
     x = rng.integers(0, 65, (batch, seq_len)).astype("int32")
     y = rng.integers(0, 65, (batch, seq_len)).astype("int32")
-    for _ in range(3):  # trace and warm up
-        model.train_on_batch(x, y)
+    return timed_rates(lambda: model.train_on_batch(x, y), steps, repeats, chars_per_step=batch * seq_len)
+
+
+def timed_rates(step, steps: int, repeats: int, chars_per_step: int, warmup: int = 3) -> list[float]:
+    """Characters per second of `steps` calls to `step`, once per repeat, after `warmup` untimed calls."""
+    for _ in range(warmup):  # trace and warm up
+        step()
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(steps):
-            model.train_on_batch(x, y)
-        rates.append(batch * seq_len * steps / (time.perf_counter() - start))
+            step()
+        rates.append(chars_per_step * steps / (time.perf_counter() - start))
     return rates
 
 
