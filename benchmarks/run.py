@@ -35,8 +35,9 @@ from sample_speed import ours as ours_sampling  # noqa: E402
 from sample_speed import predict_per_char  # noqa: E402
 from train_speed import steps_per_second, timed_rates  # noqa: E402
 
-from generate.config import ModelConfig  # noqa: E402
-from generate.model import import_keras  # noqa: E402
+from generate.config import PRECISIONS, ModelConfig  # noqa: E402
+from generate.errors import UsageError  # noqa: E402
+from generate.model import has_gpu, import_keras  # noqa: E402
 
 VOCAB = 65
 WINDOW = 40  # the keras-io example's maxlen
@@ -72,8 +73,20 @@ def keras_io_training(steps: int, repeats: int) -> list[float]:
     return timed_rates(lambda: model.train_on_batch(x, y), steps, repeats, chars_per_step=128 * 3, warmup=1)
 
 
-def torch_training(cell: str, units: int, steps: int, repeats: int, batch: int = 64, seq_len: int = 100) -> list[float]:
+def torch_device() -> str:
     import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def torch_training(cell: str, units: int, steps: int, repeats: int, batch: int = 64, seq_len: int = 100,
+                   precision: str = "float32") -> list[float]:
+    """PyTorch at our shape; with a mixed precision, under `torch.autocast` (and a grad scaler for float16)."""
+    import torch
+
+    device = torch_device()
+    autocast_dtype = {"mixed-float16": torch.float16, "mixed-bfloat16": torch.bfloat16,
+                      "mixed": torch.float16 if device == "cuda" else torch.bfloat16}.get(precision)
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -86,39 +99,49 @@ def torch_training(cell: str, units: int, steps: int, repeats: int, batch: int =
             h, state = self.rnn(self.embed(x), state)
             return self.out(h), state
 
-    net = Net()
+    net = Net().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=4e-3)
-    x = torch.randint(0, VOCAB, (batch, seq_len))
-    y = torch.randint(0, VOCAB, (batch, seq_len))
+    scaler = torch.amp.GradScaler(device, enabled=autocast_dtype == torch.float16)
+    x = torch.randint(0, VOCAB, (batch, seq_len), device=device)
+    y = torch.randint(0, VOCAB, (batch, seq_len), device=device)
     state = None
 
     def step():
         nonlocal state
-        logits, state = net(x, state)
+        with torch.autocast(device, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            logits, state = net(x, state)
+            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, VOCAB), y.reshape(-1))
         state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
         optimizer.zero_grad()
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
+        if device == "cuda":
+            loss.item()  # wait for the step, as Keras's train_on_batch does when it returns the loss
 
     return timed_rates(step, steps, repeats, chars_per_step=batch * seq_len)
 
 
-def torch_sampling(length: int, repeats: int) -> list[float]:
+def torch_sampling(length: int, repeats: int, units: int = 256) -> list[float]:
     import torch
 
-    embed, rnn, out = torch.nn.Embedding(VOCAB, 64), torch.nn.LSTM(64, 256, num_layers=2), torch.nn.Linear(256, VOCAB)
-    generator = torch.Generator().manual_seed(0)
+    device = torch_device()
+    embed = torch.nn.Embedding(VOCAB, 64).to(device)
+    rnn = torch.nn.LSTM(64, units, num_layers=2).to(device)
+    out = torch.nn.Linear(units, VOCAB).to(device)
+    generator = torch.Generator(device).manual_seed(0)
     rates = []
     with torch.no_grad():
         for _ in range(repeats):
-            token, state = torch.zeros(1, 1, dtype=torch.long), None
+            token, state = torch.zeros(1, 1, dtype=torch.long, device=device), None
             start = time.perf_counter()
             for _ in range(length):
                 h, state = rnn(embed(token), state)
                 probs = torch.softmax(out(h[-1]) / 0.8, -1)
                 token = torch.multinomial(probs, 1, generator=generator).view(1, 1)
+            token.cpu()  # the last character has been drawn
             rates.append(length / (time.perf_counter() - start))
     return rates
 
@@ -134,11 +157,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs")
     parser.add_argument("--only", default="sampling,training,latency")
     parser.add_argument("--run", default="shakespeare", help="the run whose first character is timed")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="training arithmetic, ours and PyTorch's alike")
+    parser.add_argument("--batch-size", type=int, default=64, help="training batch size B")
+    parser.add_argument("--keras-loop", action="store_true", help="also time training with Keras's own recurrent loop")
     args = parser.parse_args()
     repeats = 2 if args.quick else 3
     sections = set(args.only.split(","))
     have_torch = importlib.util.find_spec("torch") is not None
-    import_keras()
+    keras = import_keras()
+    print(f"# Keras {keras.__version__} on {keras.backend.backend()}, {'GPU' if has_gpu() else 'CPU'};"
+          f" PyTorch {'on ' + torch_device() if have_torch else 'not installed'}; training precision {args.precision}")
     print(f"{'measure':48} {'median':>12} {'min-max':>21} {'unit':8} {'ours/baseline'}")
     if "sampling" in sections:
         cfg = ModelConfig(cell="lstm", layers=2, units=256, embedding_dim=64, vocab_size=VOCAB)
@@ -151,14 +179,28 @@ def main() -> None:
         row("  keras-io sliding window (LSTM 128), 1 stream", keras_io_sampling(40, repeats), "chars/s", ours)
         if have_torch:
             row("  PyTorch nn.LSTM step loop, 1 stream", torch_sampling(1000, repeats), "chars/s", ours)
+        wide = ModelConfig(cell="lstm", layers=2, units=512, embedding_dim=64, vocab_size=VOCAB)
+        ours = ours_sampling(wide, 1, 1000 if args.quick else 3000, repeats)
+        row("sample 2x512 LSTM, 1 stream: ours", ours, "chars/s")
+        if have_torch:
+            row("  PyTorch nn.LSTM step loop, 1 stream", torch_sampling(500, repeats, units=512), "chars/s", ours)
     if "training" in sections:
         steps = 6 if args.quick else 12
+        batch = args.batch_size
         for cell in ("lstm", "gru"):
             for units in (256, 512):
-                ours = steps_per_second(cell, units, steps, repeats)
-                row(f"train 2x{units} {cell.upper()} B64 T100: ours", ours, "chars/s")
+                try:
+                    ours = steps_per_second(cell, units, steps, repeats, batch=batch, precision=args.precision)
+                except UsageError as exc:
+                    print(f"train 2x{units} {cell.upper()}: skipped, {exc}")
+                    continue
+                row(f"train 2x{units} {cell.upper()} B{batch} T100: ours", ours, "chars/s")
+                if args.keras_loop:
+                    keras_loop = steps_per_second(cell, units, steps, repeats, batch=batch, precision=args.precision, fused=False)
+                    row("  ours with Keras's own recurrent loop", keras_loop, "chars/s", ours)
                 if have_torch:
-                    row(f"  PyTorch nn.{cell.upper()} at the same shape", torch_training(cell, units, steps, repeats), "chars/s", ours)
+                    theirs = torch_training(cell, units, steps, repeats, batch=batch, precision=args.precision)
+                    row(f"  PyTorch nn.{cell.upper()} at the same shape", theirs, "chars/s", ours)
         row("  keras-io sliding window (LSTM 128, one-hot)", keras_io_training(steps, repeats), "chars/s",
             steps_per_second("lstm", 256, steps, repeats))
     if "latency" in sections:

@@ -16,14 +16,23 @@ import time
 import numpy as np
 
 from generate.config import ModelConfig, TrainConfig
-from generate.model import build_model, import_keras
+from generate.fused_rnn import use_fused_kernels
+from generate.model import build_model, dtype_policy, import_keras
 from generate.train import _compile
 
 
-def steps_per_second(cell: str, units: int, steps: int, repeats: int, batch: int = 64, seq_len: int = 100) -> list[float]:
+def steps_per_second(cell: str, units: int, steps: int, repeats: int, batch: int = 64, seq_len: int = 100,
+                     precision: str = "float32", fused: bool = True) -> list[float]:
+    """Characters per second of `generate train`'s step; `precision` as `--precision` takes it.
+
+    With `fused=False` the layers keep Keras's own recurrent loop, for comparison.
+    """
     cfg = ModelConfig(cell=cell, layers=2, units=units, embedding_dim=64, vocab_size=65)
-    model = build_model(cfg, batch)
-    _compile(model, TrainConfig(), steps_per_epoch=1000)
+    train_cfg = TrainConfig(batch_size=batch, seq_len=seq_len, precision=precision)
+    model = build_model(cfg, batch, policy=dtype_policy(precision, cell))
+    if fused:
+        use_fused_kernels(model)
+    _compile(model, train_cfg, steps_per_epoch=1000)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 65, (batch, seq_len)).astype("int32")
     y = rng.integers(0, 65, (batch, seq_len)).astype("int32")

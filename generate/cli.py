@@ -22,7 +22,7 @@ import click
 from click.core import ParameterSource
 
 from . import __version__
-from .config import CELLS, ENCODING_ERRORS, KINDS, CorpusConfig, ModelConfig, TrainConfig
+from .config import CELLS, ENCODING_ERRORS, KINDS, PRECISIONS, CorpusConfig, ModelConfig, TrainConfig
 from .errors import GenerateError
 
 log = logging.getLogger("generate")
@@ -132,6 +132,7 @@ def _help(cls, name: str, text: str) -> str:
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.checkpoint_every, show_default=True, help="Steps between latest.keras saves (also every 2 minutes).")
 @click.option("--preview-every", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.preview_every, show_default=True, help="Steps between sample previews on stderr; 0 disables.")
 @click.option("--max-minutes", type=click.FloatRange(min=0), default=_DEFAULT_TRAIN.max_minutes, show_default=True, help="Stop resumably after this much training time; 0 = no limit.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=_DEFAULT_TRAIN.precision, show_default=True, help="Training math: mixed is float16 on a GPU, bfloat16 on a CPU; weights stay float32.")
 @click.pass_context
 def train(ctx: click.Context, run: Path, sources: tuple[str, ...], resume: bool, **options) -> None:
     """Train a model on SOURCES (files, directories or globs) into the directory RUN.
@@ -202,7 +203,7 @@ def info(run: str, as_json: bool) -> None:
         f"model:      {m['cell']} {m['layers']}x{m['units']}, embedding {m['embedding_dim']}, dropout {m['dropout']}, residual {m['residual']}",
         f"vocab:      {summary['vocab_size']} characters",
         f"corpus:     {c['kind']} {', '.join(c['sources'])} ({c['chars']} chars: {c['train_chars']} train, {c['val_chars']} val), sha256 {c['sha256'][:16]}",
-        f"training:   batch {t['batch_size']} x seq {t['seq_len']}, {t['epochs']} epochs, lr {t['learning_rate']} (decay {t['lr_decay']}), clip {t['clip_norm']}, seed {t['seed']}",
+        f"training:   batch {t['batch_size']} x seq {t['seq_len']}, {t['epochs']} epochs, lr {t['learning_rate']} (decay {t['lr_decay']}), clip {t['clip_norm']}, seed {t['seed']}, precision {t.get('precision', 'float32')}",
         f"versions:   {', '.join(f'{k} {v}' for k, v in summary['versions'].items())}",
     ]
     for name, ck in summary["checkpoints"].items():

@@ -19,6 +19,9 @@ CELLS = ("lstm", "gru", "rnn")
 KINDS = ("text", "code", "music")
 OOV_POLICIES = ("error", "drop", "unk")  # characters outside a vocabulary: fail, drop them, or map to unknown
 ENCODING_ERRORS = ("strict", "replace", "ignore", "skip")
+# Training arithmetic: float32, or Keras mixed precision (float32 weights, 16-bit math).
+# "mixed" picks float16 on a GPU (cuDNN's fast path, with loss scaling) and bfloat16 on a CPU.
+PRECISIONS = ("float32", "mixed", "mixed-float16", "mixed-bfloat16")
 
 
 @dataclass
@@ -61,6 +64,7 @@ class TrainConfig:
     checkpoint_seconds: float = 120.0  # also save `latest.keras` when this much time passed
     preview_every: int = 0  # steps between sample previews on stderr; 0 disables
     max_minutes: float = 0.0  # stop (resumably) after this much training time; 0 = no limit
+    precision: str = "float32"  # training arithmetic, one of PRECISIONS; validation always runs in float32
 
     def validate(self) -> None:
         _expect(self.batch_size >= 1, "batch-size", "an integer >= 1", self.batch_size)
@@ -74,6 +78,7 @@ class TrainConfig:
         _expect(self.checkpoint_every >= 1, "checkpoint-every", "an integer >= 1", self.checkpoint_every)
         _expect(self.preview_every >= 0, "preview-every", "an integer >= 0", self.preview_every)
         _expect(self.max_minutes >= 0, "max-minutes", "a number >= 0", self.max_minutes)
+        _expect(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
 
 
 @dataclass

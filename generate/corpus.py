@@ -19,7 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -136,13 +136,19 @@ def _looks_binary(path: Path) -> bool:
         return False
 
 
-def iter_file_text(path: Path, errors: str) -> Iterator[str]:
+def iter_file_text(path: Path, errors: str, on_read: Callable[[int], None] | None = None) -> Iterator[str | bytes]:
     """Decodes one file as UTF-8 in chunks, stripping a BOM and normalising CRLF.
+
+    A block of pure ASCII comes back as `bytes`, undecoded: ASCII bytes are
+    their own code points, and skipping the decoder (and the 4-byte-per-
+    character arrays that follow it) is what lets a 1 GB corpus be read at
+    hundreds of MB/s. Anything else comes back as `str`.
 
     Args:
         path: the file to read.
         errors: `strict`, `replace` or `ignore`; `skip` behaves as `strict`
             here and the caller drops the file.
+        on_read: called with the number of bytes of each block read, for progress.
 
     Raises:
         CorpusError: invalid UTF-8 under `strict`/`skip`, naming the byte offset.
@@ -159,6 +165,20 @@ def iter_file_text(path: Path, errors: str) -> Iterator[str]:
         while True:
             raw = handle.read(CHUNK_BYTES)
             final = not raw
+            if on_read and raw:
+                on_read(len(raw))
+            # A decoder holding part of a character would reject ASCII anyway: let it.
+            if raw and raw.isascii() and not decoder.getstate()[0]:
+                offset += len(raw)
+                first = False
+                block = (b"\r" if pending_cr else b"") + raw
+                pending_cr = ""
+                if block.endswith(b"\r"):
+                    block, pending_cr = block[:-1], "\r"
+                block = block.replace(b"\r\n", b"\n")
+                if block:
+                    yield block
+                continue
             try:
                 text = decoder.decode(raw, final=final)
             except UnicodeDecodeError as exc:
@@ -197,7 +217,7 @@ class Corpus:
 
     def ids(self, vocab: Vocab, show_progress: bool = True) -> np.ndarray:
         """The corpus as a memory-mapped id array, built once per vocabulary."""
-        dtype = np.uint16 if len(vocab) <= 0xFFFF else np.uint32
+        dtype = np.uint8 if len(vocab) <= 0x100 else np.uint16 if len(vocab) <= 0x10000 else np.uint32
         path = self.cache_dir / f"ids-{vocab.sha256[:16]}.npy"
         if path.exists():
             try:
@@ -208,44 +228,55 @@ class Corpus:
                 pass
             log.warning("rebuilding stale corpus cache %s", path)
         table = vocab.lookup_table()
-        with atomic_path(path, suffix=".npy") as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(self.n_chars,))
-            position = 0
+        ascii_table = table[:0x80]
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (self.n_chars,)}
+        # Plain writes, not a writable memmap: its dirty pages would count
+        # against the process's memory until the kernel wrote them back.
+        with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as out:
+            np.lib.format.write_array_header_1_0(out, header)
+            written = 0
             for chunk in self._stream(show_progress, "encoding"):
-                ids = table[_code_points(chunk)]
+                code_points = _code_points(chunk)
+                ids = (ascii_table if code_points.dtype == np.uint8 else table)[code_points]
                 if (ids < 0).any():
-                    bad = sorted({chunk[i] for i in np.flatnonzero(ids < 0)[:20]})
+                    bad = sorted({chr(code_points[i]) for i in np.flatnonzero(ids < 0)[:20]})
                     raise CorpusError(f"corpus has characters outside the vocabulary: {bad!r}")
-                out[position : position + len(ids)] = ids
-                position += len(ids)
-            out.flush()
-            del out
+                out.write(ids.astype(dtype).tobytes())
+                written += len(ids)
+            if written != self.n_chars:
+                raise CorpusError(f"corpus changed while it was read: expected {self.n_chars} characters, read {written}")
         return np.load(path, mmap_mode="r")
 
-    def _stream(self, show_progress: bool, desc: str) -> Iterator[str]:
-        yield from _stream_files(self.files, self.cfg, show_progress, desc)
+    def _stream(self, show_progress: bool, desc: str) -> Iterator[str | bytes]:
+        bar = _byte_bar(self.files, desc, show_progress)
+        yield from _stream_files(self.files, self.cfg, bar.advance)
+        bar.close()
 
 
-def _stream_files(files: list[Path], cfg: CorpusConfig, show_progress: bool, desc: str) -> Iterator[str]:
+def _byte_bar(files: list[Path], desc: str, show_progress: bool) -> ProgressBar:
     total = sum(f.stat().st_size for f in files)
-    bar = ProgressBar(total, desc=desc, unit="B", enabled=show_progress and total > 64 << 20)
-    done = 0
+    return ProgressBar(total, desc=desc, unit="B", enabled=show_progress and total > 64 << 20)
+
+
+def _stream_files(files: list[Path], cfg: CorpusConfig, on_read: Callable[[int], None] | None = None) -> Iterator[str | bytes]:
+    """The corpus as one stream of chunks: file separators for code, a final newline for text files."""
     for path in files:
         if cfg.kind == "code":
             yield FILE_SEPARATOR
-        last = ""
-        for chunk in iter_file_text(path, cfg.encoding_errors):
+        last: str | bytes = ""
+        for chunk in iter_file_text(path, cfg.encoding_errors, on_read):
             last = chunk
             yield chunk
-        if cfg.kind == "text" and last and not last.endswith("\n"):
+        if cfg.kind == "text" and last and last[-1:] not in ("\n", b"\n"):
             yield "\n"
-        done += path.stat().st_size
-        bar.update(done)
-    bar.close()
 
 
 def _count_code_points(code_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct code points, counts): bincount for big chunks, a sort for small files."""
+    """(distinct code points, counts): bincount for big chunks and ASCII, a sort for small files."""
+    if code_points.dtype == np.uint8:
+        counts = np.bincount(code_points, minlength=0x80)
+        present = np.flatnonzero(counts)
+        return present, counts[present]
     if len(code_points) > 1 << 20:
         counts = np.bincount(code_points, minlength=0x110000)
         present = np.flatnonzero(counts)
@@ -253,8 +284,11 @@ def _count_code_points(code_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.unique(code_points, return_counts=True)
 
 
-def _code_points(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+def _code_points(chunk: str | bytes) -> np.ndarray:
+    """Code points of a chunk: uint8 for an ASCII `bytes` block, uint32 for `str`."""
+    if isinstance(chunk, bytes):
+        return np.frombuffer(chunk, dtype=np.uint8)
+    return np.frombuffer(chunk.encode("utf-32-le"), dtype="<u4")
 
 
 def load_corpus(cfg: CorpusConfig, show_progress: bool = True) -> Corpus:
@@ -310,14 +344,13 @@ def _scan(files: list[Path], cfg: CorpusConfig, show_progress: bool) -> dict:
     """Counts characters per file; under `skip`, drops files that fail to decode."""
     counts = np.zeros(0x110000, dtype=np.int64)
     used, skipped = [], []
-    total = sum(f.stat().st_size for f in files)
-    bar = ProgressBar(total, desc="scanning", unit="B", enabled=show_progress and total > 64 << 20)
-    done = 0
+    bar = _byte_bar(files, "scanning", show_progress)
     for path in files:
         # Per-file (code point, count) pairs, so a file that fails under `skip` adds nothing.
         file_counts: list[tuple[np.ndarray, np.ndarray]] = []
+        read_before = bar.done
         try:
-            for chunk in _stream_files([path], cfg, show_progress=False, desc=""):
+            for chunk in _stream_files([path], cfg, bar.advance):
                 file_counts.append(_count_code_points(_code_points(chunk)))
         except CorpusError:
             if cfg.encoding_errors != "skip":
@@ -325,8 +358,7 @@ def _scan(files: list[Path], cfg: CorpusConfig, show_progress: bool) -> dict:
             skipped.append(str(path))
             continue
         finally:
-            done += path.stat().st_size
-            bar.update(done)
+            bar.update(read_before + path.stat().st_size)
         for code_points, n in file_counts:
             counts[code_points] += n
         used.append(str(path))

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from .config import ModelConfig
+from .errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,46 @@ def recurrent_layer_name(cfg: ModelConfig, index: int) -> str:
     return f"{cfg.cell}_{index}"
 
 
-def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None):
+def has_gpu() -> bool:
+    """Whether the active Keras backend computes on a GPU."""
+    backend = import_keras().backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
+def dtype_policy(precision: str, cell: str = "lstm") -> str:
+    """The Keras dtype policy for a `TrainConfig.precision`.
+
+    "mixed" is float16 on a GPU, where cuDNN's recurrent kernels run it on
+    tensor cores, and bfloat16 on a CPU, which needs no loss scaling.
+
+    Raises:
+        UsageError: a 16-bit LSTM on Keras's JAX backend with a GPU, whose
+            cuDNN LSTM (`jax.experimental.rnn`) takes float32 only.
+    """
+    policy = precision.replace("-", "_")
+    if precision == "mixed":
+        policy = "mixed_float16" if has_gpu() else "mixed_bfloat16"
+    if policy != "float32" and cell == "lstm" and import_keras().backend.backend() == "jax" and has_gpu():
+        raise UsageError(
+            f"--precision {precision}: Keras on JAX runs LSTMs on the GPU through cuDNN in float32 only; "
+            "expected --precision float32 there (or KERAS_BACKEND=tensorflow)"
+        )
+    return policy
+
+
+def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, policy: str = "float32"):
     """Builds the stateful character model.
 
     With default layer settings (tanh/sigmoid activations, no recurrent
@@ -71,6 +111,10 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None):
         cfg: the model configuration; `cfg.vocab_size` must be set.
         batch_size: the static batch size the stateful layers are built for.
         seq_len: a static sequence length, or None to accept any length.
+        policy: a Keras dtype policy such as "mixed_float16" for every layer
+            but the logits, which stay float32 so the softmax loss is exact.
+            Weights are float32 under every policy, so any copy of the model
+            loads them.
 
     Returns:
         An uncompiled `keras.Model` mapping int ids (B, T) to logits (B, T, V).
@@ -79,25 +123,26 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None):
     layers = keras.layers
     cell_class = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[cfg.cell]
     inputs = keras.Input(batch_shape=(batch_size, seq_len), dtype="int32", name="ids")
-    x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")(inputs)
+    x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding", dtype=policy)(inputs)
     width = cfg.embedding_dim
     for i in range(cfg.layers):
         layer_input = x
         if cfg.dropout:
-            x = layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
+            x = layers.Dropout(cfg.dropout, name=f"dropout_{i}", dtype=policy)(x)
         x = cell_class(
             cfg.units,
             return_sequences=True,
             stateful=True,
             recurrent_dropout=cfg.recurrent_dropout,
             name=recurrent_layer_name(cfg, i),
+            dtype=policy,
         )(x)
         if cfg.residual and width == cfg.units:
-            x = layers.Add(name=f"residual_{i}")([x, layer_input])
+            x = layers.Add(name=f"residual_{i}", dtype=policy)([x, layer_input])
         width = cfg.units
     if cfg.dropout:
-        x = layers.Dropout(cfg.dropout, name="dropout_out")(x)
-    logits = layers.Dense(cfg.vocab_size, name="logits")(x)
+        x = layers.Dropout(cfg.dropout, name="dropout_out", dtype=policy)(x)
+    logits = layers.Dense(cfg.vocab_size, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name=f"char_{cfg.cell}")
 
 

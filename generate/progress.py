@@ -58,6 +58,10 @@ class ProgressBar:
                 self.stream.write(self._line(now, rate_units) + "\n")
                 self.stream.flush()
 
+    def advance(self, n: int) -> None:
+        """Moves the bar on by `n` units."""
+        self.update(self.done + n)
+
     def close(self) -> None:
         if self.enabled and self.is_tty:
             self.stream.write("\n")

@@ -30,7 +30,8 @@ from .config import CorpusConfig, ModelConfig, RunConfig, TrainConfig
 from .corpus import load_corpus
 from .errors import GenerateError, UsageError
 from .fileio import check_writable_location
-from .model import build_model, count_params, import_keras, reset_states
+from .fused_rnn import use_fused_kernels
+from .model import build_model, count_params, dtype_policy, import_keras, reset_states
 from .progress import ProgressBar
 from .vocab import Vocab
 
@@ -92,7 +93,8 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
         versions=_versions(keras), created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     keras.utils.set_random_seed(train_cfg.seed)
-    model = build_model(model_cfg, train_cfg.batch_size)
+    model = build_model(model_cfg, train_cfg.batch_size, policy=dtype_policy(train_cfg.precision, model_cfg.cell))
+    use_fused_kernels(model)
     _compile(model, train_cfg, steps_per_epoch=len(batches))
     run.path.mkdir(parents=True, exist_ok=True)
     vocab.save(run.vocab)
@@ -154,6 +156,7 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
     if state.get("finished"):  # stopped early, and the user asks for more
         state["finished"], state["bad_validations"] = False, 0
     model = load_trainable_model(run.latest)
+    use_fused_kernels(model)
     ids = corpus.ids(vocab, show_progress)
     train_ids, val_ids = split_train_val(ids, config.train.val_fraction)
     # Rows logged after the checkpoint would be repeated by the resumed run.
@@ -169,6 +172,9 @@ def _compile(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
         cfg.learning_rate, decay_steps=max(steps_per_epoch, 1), decay_rate=cfg.lr_decay, staircase=True
     )
     optimizer = keras.optimizers.Adam(schedule, global_clipnorm=cfg.clip_norm or None)
+    if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
+        # float16 gradients underflow without it; bfloat16 has float32's range and needs none.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
 

@@ -84,4 +84,31 @@ def test_ids_are_compact_integers(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("hello world\n")
     corpus = load_corpus(CorpusConfig(sources=[str(path)]), show_progress=False)
-    assert corpus.ids(Vocab.from_counts(corpus.counts)).dtype == np.uint16
+    assert corpus.ids(Vocab.from_counts(corpus.counts)).dtype == np.uint8
+
+
+def test_large_vocabularies_get_wider_ids(tmp_path):
+    path = tmp_path / "han.txt"
+    path.write_text("".join(chr(0x4E00 + i) for i in range(300)) + "\n", encoding="utf-8")
+    corpus = load_corpus(CorpusConfig(sources=[str(path)]), show_progress=False)
+    vocab = Vocab.from_counts(corpus.counts)
+    ids = corpus.ids(vocab)
+    assert ids.dtype == np.uint16 and vocab.decode(ids) == path.read_text(encoding="utf-8")
+
+
+def test_ascii_fast_path_matches_decoding_across_block_boundaries(tmp_path, monkeypatch):
+    """Blocks alternate between raw ASCII and decoded text; CRLF, BOM and multi-byte characters straddle blocks."""
+    import generate.corpus as corpus_module
+
+    monkeypatch.setattr(corpus_module, "CHUNK_BYTES", 7)
+    rng = np.random.default_rng(0)
+    pieces = ["ab\r\n", "\r\n", "caf\u00e9", "\u4e2d\u6587", "plain ascii words ", "x\r", "\ny", "\r", "z"]
+    text = "".join(pieces[i] for i in rng.integers(0, len(pieces), 400))
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    expected = text.replace("\r\n", "\n")
+    expected += "" if expected.endswith("\n") else "\n"
+    corpus, vocab, decoded = read_all(CorpusConfig(sources=[str(path)]))
+    assert decoded == expected
+    assert corpus.n_chars == len(expected)
+    assert corpus.counts == {c: expected.count(c) for c in set(expected)}
