@@ -261,7 +261,7 @@ def _loop(fn, dtype):
     if dtype != tf.float32 or not JIT_LOOPS:
         return fn
     if fn not in _COMPILED:
-        compiled = tf.function(fn, jit_compile=True)
+        compiled = tf.function(fn, jit_compile=True, autograph=False)
         # The gradient is written by hand: stop TF from tracing a differentiable
         # copy of the loop, whose accumulators XLA cannot compile.
         _COMPILED[fn] = lambda *args: compiled(*(tf.stop_gradient(a) for a in args))

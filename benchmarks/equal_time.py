@@ -1,0 +1,107 @@
+"""Validation loss reached in equal training time: ours vs. the keras-io char-RNN example.
+
+    python benchmarks/equal_time.py [--minutes 5] [--corpus ../shared/data/tinyshakespeare.txt]
+
+Both train on the corpus's first 90% for the same wall-clock training time
+(validation passes not counted) and are scored on the last 10% in nats per
+character:
+
+- ours: `generate train` with its defaults (2x256 stateful LSTM, B=64,
+  T=100), float32 and again with `--precision mixed`;
+- keras-io: the example's model and recipe (one-hot windows of 40 characters
+  taken every 3, LSTM 128, softmax, RMSprop 0.01, batch 128), batches built on
+  the fly from the same ids. Its validation loss is the mean over every 3rd
+  position of the validation split, each predicted from the 40 characters
+  before it: all the context that model ever sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+WINDOW, STEP, BATCH = 40, 3, 128
+
+
+def ours(corpus: Path, minutes: float, extra: list[str]) -> tuple[float, str]:
+    """Best validation loss of a `generate train` run limited to `minutes` of training."""
+    generate = str(Path(sys.executable).with_name("generate"))
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "GENERATE_CACHE_DIR": os.path.join(tmp, "cache")}
+        result = subprocess.run([generate, "-q", "train", os.path.join(tmp, "run"), str(corpus), "--epochs", "1000",
+                                 "--patience", "0", "--max-minutes", str(minutes), *extra],
+                                env=env, capture_output=True, text=True, check=True)
+    line = result.stdout.strip()
+    return float(re.search(r"best val ([0-9.]+) nats", line).group(1)), line.replace("\t", "  ")
+
+
+def keras_io(corpus: Path, minutes: float) -> tuple[float, str]:
+    from generate.model import import_keras
+
+    keras = import_keras()
+    text = corpus.read_text(encoding="utf-8")
+    chars = sorted(set(text))
+    lookup = {c: i for i, c in enumerate(chars)}
+    ids = np.fromiter((lookup[c] for c in text), dtype=np.int32, count=len(text))
+    split = len(ids) - len(ids) // 10
+    train, val = ids[:split], ids[split:]
+    vocab = len(chars)
+    eye = np.eye(vocab, dtype="float32")
+    model = keras.Sequential([keras.Input((WINDOW, vocab)), keras.layers.LSTM(128), keras.layers.Dense(vocab, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(0.01))
+    starts = np.arange(0, len(train) - WINDOW, STEP)
+    rng = np.random.default_rng(0)
+    offsets = np.arange(WINDOW)
+    trained, steps, epochs = 0.0, 0, 0
+    while trained < minutes * 60:
+        order = rng.permutation(starts)  # the example shuffles (model.fit's default)
+        for k in range(0, len(order) - BATCH + 1, BATCH):
+            batch = order[k : k + BATCH]
+            began = time.perf_counter()
+            model.train_on_batch(eye[train[batch[:, None] + offsets]], eye[train[batch + WINDOW]])
+            trained += time.perf_counter() - began
+            steps += 1
+            if trained >= minutes * 60:
+                break
+        epochs += 1
+    val_starts = np.arange(0, len(val) - WINDOW, STEP)
+    losses = []
+    for k in range(0, len(val_starts), 1024):
+        batch = val_starts[k : k + 1024]
+        probs = model.predict_on_batch(eye[val[batch[:, None] + offsets]])
+        losses.append(-np.log(np.maximum(probs[np.arange(len(batch)), val[batch + WINDOW]], 1e-12)))
+    loss = float(np.concatenate(losses).mean())
+    return loss, f"{steps} steps ({steps * BATCH * STEP / len(train):.1f} passes over the corpus), {len(val_starts)} validation windows"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "data" / "tinyshakespeare.txt")
+    parser.add_argument("--only", default="ours,mixed,keras-io")
+    args = parser.parse_args()
+    rows = []
+    for name in args.only.split(","):
+        if name == "ours":
+            rows.append(("ours, 2x256 LSTM, float32", *ours(args.corpus, args.minutes, [])))
+        elif name == "mixed":
+            rows.append(("ours, 2x256 LSTM, --precision mixed", *ours(args.corpus, args.minutes, ["--precision", "mixed"])))
+        elif name == "keras-io":
+            rows.append(("keras-io example (LSTM 128, windows of 40)", *keras_io(args.corpus, args.minutes)))
+    print(f"{args.minutes:g} minutes of training each on {args.corpus.name}; validation: the last 10%")
+    print(f"{'model':45} {'val nats':>9} {'val bpc':>8}  notes")
+    for name, loss, notes in rows:
+        print(f"{name:45} {loss:9.4f} {loss / np.log(2):8.4f}  {notes}")
+
+
+if __name__ == "__main__":
+    main()
