@@ -30,6 +30,7 @@ from .model import import_keras, recurrent_layer_name
 log = logging.getLogger(__name__)
 
 CHUNK_STEPS = 256  # steps per compiled call; the buffer size, fixed so the loop traces once
+SPLIT_COLUMNS = 512  # per-step weight matrices at least this wide run as two half-width products
 WARMUP_MAX_CHARS = 8000  # a warm-up that finds no boundary in this many characters starts output anyway (a chorale line runs to ~6000)
 
 
@@ -247,7 +248,24 @@ class StepNetwork:
             arrays.update({f"rec{i}": self.recurrent_kernels[i] for i in range(self.num_layers)})
             arrays.update({f"rb{i}": self.recurrent_biases[i] for i in range(self.num_layers)})
         self.tensors = {name: ops.convert_to_tensor(value) for name, value in arrays.items()}
+        # Each per-step product becomes two over halves of the columns. XLA's
+        # CPU runtime runs independent products on separate cores, while one
+        # product of a single stream ran on one core: 1.24x for a 2x512 LSTM
+        # at one stream, 1.04x for 2x256, same text (benchmarks/RESULTS.md).
+        self.column_blocks = {
+            name: [ops.convert_to_tensor(block) for block in np.array_split(value, 2, axis=1)]
+            for name, value in arrays.items()
+            if value.ndim == 2 and name != "table" and name != "embedding" and value.shape[1] >= SPLIT_COLUMNS
+        }
         return self
+
+    def _product(self, x, name: str):
+        """x @ the named matrix, over its column blocks where it has them."""
+        ops = import_keras().ops
+        blocks = self.column_blocks.get(name)
+        if blocks is None:
+            return ops.matmul(x, self.tensors[name])
+        return ops.concatenate([ops.matmul(x, block) for block in blocks], axis=-1)
 
     def step(self, tokens, states):
         """One time step: ids (N,) and states -> logits (N, V) and new states."""
@@ -260,28 +278,28 @@ class StepNetwork:
             if i == 0:
                 projected = ops.take(self._t("table", self.first_table), tokens, axis=0)
             elif self.cell == "gru":
-                projected = ops.matmul(x, self._t(f"in{i}", self.input_kernels[i - 1])) + self._t(f"b{i}", self.biases[i - 1])
+                projected = self._product(x, f"in{i}") + self._t(f"b{i}", self.biases[i - 1])
             else:
                 stacked = ops.concatenate([x, h], axis=-1)
-                projected = ops.matmul(stacked, self._t(f"in{i}", self.input_kernels[i - 1])) + self._t(f"b{i}", self.biases[i - 1])
+                projected = self._product(stacked, f"in{i}") + self._t(f"b{i}", self.biases[i - 1])
             if self.cell == "lstm":
-                z = projected if i else projected + ops.matmul(h, self._t("rec0", self.recurrent_kernels[0]))
+                z = projected if i else projected + self._product(h, "rec0")
                 gates = ops.sigmoid(z[:, : 3 * H])
                 c = gates[:, H : 2 * H] * states[2 * i + 1] + gates[:, :H] * ops.tanh(z[:, 3 * H :])
                 h = gates[:, 2 * H : 3 * H] * ops.tanh(c)
                 new_states += [h, c]
             elif self.cell == "gru":
-                inner = ops.matmul(h, self._t(f"rec{i}", self.recurrent_kernels[i])) + self._t(f"rb{i}", self.recurrent_biases[i])
+                inner = self._product(h, f"rec{i}") + self._t(f"rb{i}", self.recurrent_biases[i])
                 zr = ops.sigmoid(projected[:, : 2 * H] + inner[:, : 2 * H])
                 candidate = ops.tanh(projected[:, 2 * H :] + zr[:, H:] * inner[:, 2 * H :])
                 h = zr[:, :H] * h + (1.0 - zr[:, :H]) * candidate
                 new_states.append(h)
             else:
-                z = projected if i else projected + ops.matmul(h, self._t("rec0", self.recurrent_kernels[0]))
+                z = projected if i else projected + self._product(h, "rec0")
                 h = ops.tanh(z)
                 new_states.append(h)
             x = h + x if self.residual[i] else h
-        logits = ops.matmul(x, self._t("out", self.out_kernel)) + self._t("out_b", self.out_bias)
+        logits = self._product(x, "out") + self._t("out_b", self.out_bias)
         return logits, new_states
 
 

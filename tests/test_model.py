@@ -49,6 +49,22 @@ def test_fused_sampling_step_matches_keras_logits(cell, residual):
     np.testing.assert_allclose(np.stack(steps, axis=1), reference, atol=1e-4)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_wide_layers_step_over_column_blocks_and_match_keras(cell):
+    cfg = ModelConfig(cell=cell, layers=2, units=192, embedding_dim=8, vocab_size=9)  # 768 or 576 columns
+    model = perturbed_model(cfg, batch=2)
+    x = np.random.default_rng(4).integers(0, 9, (2, 5)).astype("int32")
+    reference = np.asarray(model(x))
+    net = StepNetwork.from_model(model, cfg).prepare()
+    assert {"rec0", "in1"} <= set(net.column_blocks)
+    states = net.initial_states(2)
+    steps = []
+    for t in range(5):
+        logits, states = net.step(keras.ops.convert_to_tensor(x[:, t]), states)
+        steps.append(np.asarray(logits))
+    np.testing.assert_allclose(np.stack(steps, axis=1), reference, atol=1e-4)
+
+
 def test_checkpoint_round_trip_gives_identical_logits_at_any_batch_size(tmp_path):
     cfg = ModelConfig(layers=2, units=8, embedding_dim=4, vocab_size=7, dropout=0.1)
     model = perturbed_model(cfg, batch=4)
