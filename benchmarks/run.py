@@ -1,6 +1,6 @@
 """The benchmark suite: ours and the baselines side by side, in one process, a few repetitions each.
 
-    python benchmarks/run.py [--quick] [--only sampling,training,latency]
+    python benchmarks/run.py [--quick] [--only sampling,training,scale,latency,quality]
 
 Baselines live here, never in the package:
 - sampling: a `model.predict`-per-character loop; the keras-io char-RNN
@@ -10,26 +10,35 @@ Baselines live here, never in the package:
 - training: the keras-io example's non-stateful sliding-window model
   (one-hot windows of 40, step 3, LSTM 128, batch 128); PyTorch
   `nn.LSTM`/`nn.GRU` with Adam at our shape, when torch is installed;
-- latency: `generate --help` and the first sampled character (see latency.py).
+- scale: a generated 1 GiB corpus ingested, trained on and validated, each
+  in a fresh process (see scale.py);
+- latency: `generate --help` and the first sampled character (see latency.py);
+- quality, on request: validation loss against the keras-io example after
+  equal training time on ../shared/data/tinyshakespeare.txt (see equal_time.py).
 
-Prints a table: median and min-max of each measure, and ours/baseline. The
-machine is noisy, so only ratios measured in the same run are quoted in
-RESULTS.md.
+Prints a table: median and min-max of each measure, and ours/baseline, then
+issue #4's goals against what this run measured. The machine is noisy, so
+only ratios measured in the same run are quoted in RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from equal_time import keras_io as equal_time_keras_io  # noqa: E402
+from equal_time import ours as equal_time_ours  # noqa: E402
 from latency import first_char_seconds, help_seconds  # noqa: E402
 from sample_speed import ours as ours_sampling  # noqa: E402
 from sample_speed import predict_per_char  # noqa: E402
@@ -146,16 +155,46 @@ def torch_sampling(length: int, repeats: int, units: int = 256) -> list[float]:
     return rates
 
 
-def row(name: str, values: list[float], unit: str, ours: list[float] | None = None) -> None:
+def row(name: str, values: list[float], unit: str, ours: list[float] | None = None) -> float:
     """One line of the table; a baseline row also gets ours/baseline (of the medians)."""
     ratio = f"{statistics.median(ours) / statistics.median(values):8.2f}x" if ours else ""
     print(f"{name:48} {statistics.median(values):12.2f} {min(values):10.2f}-{max(values):<10.2f} {unit:8} {ratio}")
+    return statistics.median(ours) / statistics.median(values) if ours else statistics.median(values)
+
+
+# Issue #4's goals: (key, what, target, True if higher is better).
+GOALS = [
+    ("sample256x1", "sampling 2x256 LSTM, 1 stream (chars/s)", 20_000, True),
+    ("sample256x64", "sampling 2x256 LSTM, 64 streams (chars/s)", 150_000, True),
+    ("sample512x1", "sampling 2x512 LSTM, 1 stream (chars/s)", 5_000, True),
+    ("train_lstm_256", "LSTM 2x256 training, ours/PyTorch", 1.0, True),
+    ("train_lstm_512", "LSTM 2x512 training, ours/PyTorch", 1.0, True),
+    ("train_gru_256", "GRU 2x256 training, ours/PyTorch", 1.0, True),
+    ("train_gru_512", "GRU 2x512 training, ours/PyTorch", 1.0, True),
+    ("ingest", "1 GB corpus ingestion (MB/s)", 50, True),
+    ("peak_rss", "1 GB corpus, largest peak RSS (MB)", 2048, False),
+    ("help", "generate --help (s)", 0.3, False),
+    ("first_char", "first sampled character (s)", 4.0, False),
+]
+
+
+def print_goals(results: dict) -> None:
+    print("\ngoal                                             target      measured   met")
+    for key, what, target, higher in GOALS:
+        if key in results:
+            value = results[key]
+            met = value >= target if higher else value < target
+            print(f"{what:48} {('>= ' if higher else '< ') + format(target, 'g'):>9} {value:12.2f}   {'yes' if met else 'NO'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs")
-    parser.add_argument("--only", default="sampling,training,latency")
+    parser.add_argument("--only", default="sampling,training,scale,latency",
+                        help="comma-separated sections: sampling, training, scale, latency, and quality (not run by default: "
+                             "validation loss against keras-io after --minutes of training each)")
+    parser.add_argument("--minutes", type=float, default=5.0, help="training time per model in the quality section")
+    parser.add_argument("--scale-dir", type=Path, default=Path("/tmp/generate-scale"), help="where the 1 GB corpus is made")
     parser.add_argument("--run", default="shakespeare", help="the run whose first character is timed")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="training arithmetic, ours and PyTorch's alike")
     parser.add_argument("--batch-size", type=int, default=64, help="training batch size B")
@@ -165,6 +204,7 @@ def main() -> None:
     sections = set(args.only.split(","))
     have_torch = importlib.util.find_spec("torch") is not None
     keras = import_keras()
+    results: dict[str, float] = {}
     print(f"# Keras {keras.__version__} on {keras.backend.backend()}, {'GPU' if has_gpu() else 'CPU'};"
           f" PyTorch {'on ' + torch_device() if have_torch else 'not installed'}; training precision {args.precision}")
     print(f"{'measure':48} {'median':>12} {'min-max':>21} {'unit':8} {'ours/baseline'}")
@@ -173,7 +213,7 @@ def main() -> None:
         for streams in (1, 64):
             length = (1500 if args.quick else 4000) // (1 if streams == 1 else 8)
             ours = ours_sampling(cfg, streams, length, repeats)
-            row(f"sample 2x256 LSTM, {streams} stream(s): ours", ours, "chars/s")
+            results[f"sample256x{streams}"] = row(f"sample 2x256 LSTM, {streams} stream(s): ours", ours, "chars/s")
             row(f"  predict per char, {streams} stream(s)", predict_per_char(cfg, streams, 40, repeats), "chars/s", ours)
         ours = ours_sampling(cfg, 1, 1500 if args.quick else 4000, repeats)
         row("  keras-io sliding window (LSTM 128), 1 stream", keras_io_sampling(40, repeats), "chars/s", ours)
@@ -181,7 +221,7 @@ def main() -> None:
             row("  PyTorch nn.LSTM step loop, 1 stream", torch_sampling(1000, repeats), "chars/s", ours)
         wide = ModelConfig(cell="lstm", layers=2, units=512, embedding_dim=64, vocab_size=VOCAB)
         ours = ours_sampling(wide, 1, 1000 if args.quick else 3000, repeats)
-        row("sample 2x512 LSTM, 1 stream: ours", ours, "chars/s")
+        results["sample512x1"] = row("sample 2x512 LSTM, 1 stream: ours", ours, "chars/s")
         if have_torch:
             row("  PyTorch nn.LSTM step loop, 1 stream", torch_sampling(500, repeats, units=512), "chars/s", ours)
     if "training" in sections:
@@ -200,20 +240,37 @@ def main() -> None:
                     row("  ours with Keras's own recurrent loop", keras_loop, "chars/s", ours)
                 if have_torch:
                     theirs = torch_training(cell, units, steps, repeats, batch=batch, precision=args.precision)
-                    row(f"  PyTorch nn.{cell.upper()} at the same shape", theirs, "chars/s", ours)
+                    results[f"train_{cell}_{units}"] = row(f"  PyTorch nn.{cell.upper()} at the same shape", theirs, "chars/s", ours)
         # Against our 2x256 LSTM at B=64; the keras-io model itself always runs in float32.
         try:
             reference = steps_per_second("lstm", 256, steps, repeats, precision=args.precision)
         except UsageError:
             reference = None
         row("  keras-io sliding window (LSTM 128, one-hot)", keras_io_training(steps, repeats), "chars/s", reference)
+    if "scale" in sections:
+        # A fresh interpreter forks the measured processes: a child's maxrss starts at its parent's size.
+        scale = subprocess.run([sys.executable, str(REPO / "benchmarks" / "scale.py"), "--json", "--dir", str(args.scale_dir)],
+                               capture_output=True, text=True, check=True)
+        measured = json.loads(scale.stdout)
+        rows, results["ingest"] = measured["rows"], measured["mb_s"]
+        for name, wall, rss, notes in rows:
+            print(f"scale, 1 GiB: {name:35} {wall:7.1f} s {rss:8.0f} MB peak RSS   {notes}")
+        results["peak_rss"] = max(rss for _, _, rss, _ in rows)
     if "latency" in sections:
         helps = [help_seconds() for _ in range(repeats + 1)]
         firsts = [first_char_seconds(args.run) for _ in range(repeats)]
-        row("generate --help", helps, "s")
-        row(f"first sampled character ({args.run})", firsts, "s")
+        results["help"] = row("generate --help", helps, "s")
+        results["first_char"] = row(f"first sampled character ({args.run})", firsts, "s")
+    if "quality" in sections:
+        corpus = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+        print(f"validation loss after {args.minutes:g} minutes of training each on {corpus.name} (nats/char, lower is better):")
+        ours_loss, _ = equal_time_ours(corpus, args.minutes, [])
+        theirs_loss, notes = equal_time_keras_io(corpus, args.minutes)
+        print(f"{'  ours, 2x256 stateful LSTM':48} {ours_loss:12.4f}")
+        print(f"{'  keras-io example (LSTM 128, windows of 40)':48} {theirs_loss:12.4f}   ours lower by {theirs_loss - ours_loss:.4f}; {notes}")
     if not have_torch:
         print("(PyTorch baselines skipped: pip install torch==2.13.0 for them)")
+    print_goals(results)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ up to the size, then runs three fresh processes against an empty corpus cache:
 3. `generate score RUN --split val`, the validation pass.
 
 Prints MB/s of ingestion and each process's own peak RSS (the kernel's
-maxrss of that child, from wait4). Issue #4's targets: >= 50 MB/s, peak RSS < 2 GB.
+maxrss of that child, from wait4). Run this script from a small process:
+Linux starts a child's maxrss at its parent's resident size, so run.py calls
+it as a subprocess rather than from its own (TensorFlow-sized) process. Issue #4's targets: >= 50 MB/s, peak RSS < 2 GB.
 """
 
 from __future__ import annotations
@@ -72,39 +74,45 @@ def child(command: list[str], env: dict) -> tuple[str, float, float]:
         return out.read(), wall, usage.ru_maxrss / 1024
 
 
+def measure(size_mb: int, directory: Path, train_minutes: float) -> tuple[list[tuple[str, float, float, str]], float]:
+    """Runs the three processes; returns (process, wall s, peak RSS MB, notes) rows and the ingest MB/s."""
+    directory.mkdir(parents=True, exist_ok=True)
+    corpus = directory / "corpus.txt"
+    make_corpus(corpus, size_mb << 20)
+    size = corpus.stat().st_size / 1e6
+    generate = str(Path(sys.executable).with_name("generate"))
+    for name in ("cache-ingest", "cache-train", "run"):
+        shutil.rmtree(directory / name, ignore_errors=True)
+    rows = []
+    env = {**os.environ, "GENERATE_CACHE_DIR": str(directory / "cache-ingest")}
+    out, wall, rss = child([sys.executable, "-c", INGEST, str(corpus)], env)
+    info = json.loads(out)
+    mb_s = size / (info["scan_s"] + info["encode_s"])
+    rows.append(("ingest (hash + count + encode)", wall, rss,
+                 f"{mb_s:.0f} MB/s; count {info['scan_s']:.1f} s, encode {info['encode_s']:.1f} s; "
+                 f"{info['chars']:,} chars -> {info['ids_bytes'] / 1e6:.0f} MB of {info['ids_dtype']} ids"))
+    env = {**os.environ, "GENERATE_CACHE_DIR": str(directory / "cache-train")}
+    run = directory / "run"
+    out, wall, rss = child([generate, "-q", "train", str(run), str(corpus), "--layers", "1", "--units", "128",
+                            "--val-fraction", "0.001", "--max-minutes", str(train_minutes)], env)
+    rows.append(("generate train (ingest, then train)", wall, rss, out.strip().replace("\t", "  ")))
+    out, wall, rss = child([generate, "-q", "score", str(run), "--split", "val"], env)
+    rows.append(("generate score RUN --split val", wall, rss, out.strip().replace("\t", "  ")))
+    return rows, mb_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/generate-scale"))
     parser.add_argument("--train-minutes", type=float, default=0.3)
+    parser.add_argument("--json", action="store_true", help="print the rows and MB/s as JSON (for run.py)")
     args = parser.parse_args()
-    args.dir.mkdir(parents=True, exist_ok=True)
-    corpus = args.dir / "corpus.txt"
-    make_corpus(corpus, args.size_mb << 20)
-    size_mb = corpus.stat().st_size / 1e6
-    generate = str(Path(sys.executable).with_name("generate"))
-    rows = []
-    for name in ("ingest", "train", "score"):
-        cache = args.dir / f"cache-{name}"
-        shutil.rmtree(cache, ignore_errors=True)
-        env = {**os.environ, "GENERATE_CACHE_DIR": str(args.dir / ("cache-train" if name == "score" else f"cache-{name}"))}
-        if name == "ingest":
-            out, wall, rss = child([sys.executable, "-c", INGEST, str(corpus)], env)
-            info = json.loads(out)
-            mb_s = size_mb / (info["scan_s"] + info["encode_s"])
-            rows.append(("ingest (hash + count + encode)", wall, rss,
-                         f"{mb_s:.0f} MB/s; count {info['scan_s']:.1f} s, encode {info['encode_s']:.1f} s; "
-                         f"{info['chars']:,} chars -> {info['ids_bytes'] / 1e6:.0f} MB of {info['ids_dtype']} ids"))
-        elif name == "train":
-            run = args.dir / "run"
-            shutil.rmtree(run, ignore_errors=True)
-            out, wall, rss = child([generate, "-q", "train", str(run), str(corpus), "--layers", "1", "--units", "128",
-                                    "--val-fraction", "0.001", "--max-minutes", str(args.train_minutes)], env)
-            rows.append(("generate train (ingest, then train)", wall, rss, out.strip().replace("\t", "  ")))
-        else:
-            out, wall, rss = child([generate, "-q", "score", str(args.dir / "run"), "--split", "val"], env)
-            rows.append(("generate score RUN --split val", wall, rss, out.strip().replace("\t", "  ")))
-    print(f"corpus: {corpus} ({size_mb:.0f} MB, ASCII)")
+    rows, mb_s = measure(args.size_mb, args.dir, args.train_minutes)
+    if args.json:
+        print(json.dumps({"rows": rows, "mb_s": mb_s}))
+        return
+    print(f"corpus: {args.dir / 'corpus.txt'} ({args.size_mb} MiB, ASCII)")
     print(f"{'process':38} {'wall s':>8} {'peak RSS MB':>12}  notes")
     for name, wall, rss, notes in rows:
         print(f"{name:38} {wall:8.1f} {rss:12.0f}  {notes}")
