@@ -16,7 +16,9 @@ Baselines live here, never in the package:
 - quality, on request: validation loss against the keras-io example after
   equal training time on ../shared/data/tinyshakespeare.txt (see equal_time.py).
 
-Prints a table: median and min-max of each measure, and ours/baseline, then
+Training contenders take turns within each repetition, so drift in the
+machine's speed reaches all of them. Prints a table: median and min-max of
+each measure, and ours/baseline, then
 issue #4's goals against what this run measured. The machine is noisy, so
 only ratios measured in the same run are quoted in RESULTS.md.
 """
@@ -42,7 +44,7 @@ from equal_time import ours as equal_time_ours  # noqa: E402
 from latency import first_char_seconds, help_seconds  # noqa: E402
 from sample_speed import ours as ours_sampling  # noqa: E402
 from sample_speed import predict_per_char  # noqa: E402
-from train_speed import steps_per_second, timed_rates  # noqa: E402
+from train_speed import interleaved_rates, steps_per_second, timed_rates, train_step  # noqa: E402
 
 from generate.config import PRECISIONS, ModelConfig  # noqa: E402
 from generate.errors import UsageError  # noqa: E402
@@ -88,9 +90,9 @@ def torch_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def torch_training(cell: str, units: int, steps: int, repeats: int, batch: int = 64, seq_len: int = 100,
-                   precision: str = "float32") -> list[float]:
-    """PyTorch at our shape; with a mixed precision, under `torch.autocast` (and a grad scaler for float16)."""
+def torch_train_step(cell: str, units: int, batch: int = 64, seq_len: int = 100, precision: str = "float32"):
+    """A PyTorch training step at our shape, as a callable; a mixed precision runs under
+    `torch.autocast` (with a grad scaler for float16)."""
     import torch
 
     device = torch_device()
@@ -130,7 +132,7 @@ def torch_training(cell: str, units: int, steps: int, repeats: int, batch: int =
         if device == "cuda":
             loss.item()  # wait for the step, as Keras's train_on_batch does when it returns the loss
 
-    return timed_rates(step, steps, repeats, chars_per_step=batch * seq_len)
+    return step
 
 
 def torch_sampling(length: int, repeats: int, units: int = 256) -> list[float]:
@@ -230,17 +232,21 @@ def main() -> None:
         for cell in ("lstm", "gru"):
             for units in (256, 512):
                 try:
-                    ours = steps_per_second(cell, units, steps, repeats, batch=batch, precision=args.precision)
+                    contenders = {"ours": train_step(cell, units, batch, precision=args.precision)}
                 except UsageError as exc:
                     print(f"train 2x{units} {cell.upper()}: skipped, {exc}")
                     continue
-                row(f"train 2x{units} {cell.upper()} B{batch} T100: ours", ours, "chars/s")
                 if args.keras_loop:
-                    keras_loop = steps_per_second(cell, units, steps, repeats, batch=batch, precision=args.precision, fused=False)
-                    row("  ours with Keras's own recurrent loop", keras_loop, "chars/s", ours)
+                    contenders["keras"] = train_step(cell, units, batch, precision=args.precision, fused=False)
                 if have_torch:
-                    theirs = torch_training(cell, units, steps, repeats, batch=batch, precision=args.precision)
-                    results[f"train_{cell}_{units}"] = row(f"  PyTorch nn.{cell.upper()} at the same shape", theirs, "chars/s", ours)
+                    contenders["torch"] = torch_train_step(cell, units, batch, precision=args.precision)
+                rates = dict(zip(contenders, interleaved_rates(list(contenders.values()), steps, repeats, batch * 100)))
+                ours = rates["ours"]
+                row(f"train 2x{units} {cell.upper()} B{batch} T100: ours", ours, "chars/s")
+                if "keras" in rates:
+                    row("  ours with Keras's own recurrent loop", rates["keras"], "chars/s", ours)
+                if "torch" in rates:
+                    results[f"train_{cell}_{units}"] = row(f"  PyTorch nn.{cell.upper()} at the same shape", rates["torch"], "chars/s", ours)
         # Against our 2x256 LSTM at B=64; the keras-io model itself always runs in float32.
         try:
             reference = steps_per_second("lstm", 256, steps, repeats, precision=args.precision)

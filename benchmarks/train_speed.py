@@ -21,9 +21,8 @@ from generate.model import build_model, dtype_policy, import_keras
 from generate.train import _compile
 
 
-def steps_per_second(cell: str, units: int, steps: int, repeats: int, batch: int = 64, seq_len: int = 100,
-                     precision: str = "float32", fused: bool = True) -> list[float]:
-    """Characters per second of `generate train`'s step; `precision` as `--precision` takes it.
+def train_step(cell: str, units: int, batch: int = 64, seq_len: int = 100, precision: str = "float32", fused: bool = True):
+    """One `generate train` step as a callable; `precision` as `--precision` takes it.
 
     With `fused=False` the layers keep Keras's own recurrent loop, for comparison.
     """
@@ -36,19 +35,36 @@ def steps_per_second(cell: str, units: int, steps: int, repeats: int, batch: int
     rng = np.random.default_rng(0)
     x = rng.integers(0, 65, (batch, seq_len)).astype("int32")
     y = rng.integers(0, 65, (batch, seq_len)).astype("int32")
-    return timed_rates(lambda: model.train_on_batch(x, y), steps, repeats, chars_per_step=batch * seq_len)
+    return lambda: model.train_on_batch(x, y)
+
+
+def steps_per_second(cell: str, units: int, steps: int, repeats: int, batch: int = 64, seq_len: int = 100,
+                     precision: str = "float32", fused: bool = True) -> list[float]:
+    """Characters per second of `generate train`'s step."""
+    return timed_rates(train_step(cell, units, batch, seq_len, precision, fused), steps, repeats, chars_per_step=batch * seq_len)
 
 
 def timed_rates(step, steps: int, repeats: int, chars_per_step: int, warmup: int = 3) -> list[float]:
     """Characters per second of `steps` calls to `step`, once per repeat, after `warmup` untimed calls."""
-    for _ in range(warmup):  # trace and warm up
-        step()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
+    return interleaved_rates([step], steps, repeats, chars_per_step, warmup)[0]
+
+
+def interleaved_rates(step_fns: list, steps: int, repeats: int, chars_per_step: int, warmup: int = 3) -> list[list[float]]:
+    """Like `timed_rates` for several steps at once, taking turns within each repeat.
+
+    The machine's speed drifts over minutes; taking turns exposes every
+    contender to the same drift, so their ratio is fairer than back to back.
+    """
+    for step in step_fns:
+        for _ in range(warmup):  # trace and warm up
             step()
-        rates.append(chars_per_step * steps / (time.perf_counter() - start))
+    rates: list[list[float]] = [[] for _ in step_fns]
+    for _ in range(repeats):
+        for step, out in zip(step_fns, rates):
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            out.append(chars_per_step * steps / (time.perf_counter() - start))
     return rates
 
 

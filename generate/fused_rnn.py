@@ -17,7 +17,7 @@ Keras to float32 rounding in the tests), so trained weights do not depend on
 which path ran. `use_fused_kernels` swaps the path into a model's layers; the
 `.keras` file still names plain `LSTM`/`GRU` layers, and every other backend,
 a GPU (cuDNN is faster there) or an option these kernels don't cover keeps
-Keras's own loop. This is the only TensorFlow-specific training code.
+Keras's own loop. Nothing else in training depends on TensorFlow for speed.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def _loop(fn, dtype):
     """`fn` as an XLA cluster for float32, else as it is (traced into the caller's graph)."""
     import tensorflow as tf
 
-    if dtype != tf.float32 or not JIT_LOOPS:
+    if dtype != tf.float32:
         return fn
     if fn not in _COMPILED:
         compiled = tf.function(fn, jit_compile=True, autograph=False)
@@ -266,9 +266,6 @@ def _loop(fn, dtype):
         # copy of the loop, whose accumulators XLA cannot compile.
         _COMPILED[fn] = lambda *args: compiled(*(tf.stop_gradient(a) for a in args))
     return _COMPILED[fn]
-
-
-JIT_LOOPS = True
 
 
 def _array(dtype, size):

@@ -247,16 +247,15 @@ class StepNetwork:
         if self.cell == "gru":
             arrays.update({f"rec{i}": self.recurrent_kernels[i] for i in range(self.num_layers)})
             arrays.update({f"rb{i}": self.recurrent_biases[i] for i in range(self.num_layers)})
-        self.tensors = {name: ops.convert_to_tensor(value) for name, value in arrays.items()}
-        # Each per-step product becomes two over halves of the columns. XLA's
-        # CPU runtime runs independent products on separate cores, while one
-        # product of a single stream ran on one core: 1.24x for a 2x512 LSTM
-        # at one stream, 1.04x for 2x256, same text (benchmarks/RESULTS.md).
-        self.column_blocks = {
-            name: [ops.convert_to_tensor(block) for block in np.array_split(value, 2, axis=1)]
-            for name, value in arrays.items()
-            if value.ndim == 2 and name != "table" and name != "embedding" and value.shape[1] >= SPLIT_COLUMNS
-        }
+        # Each wide per-step product becomes two over halves of the columns.
+        # XLA's CPU runtime runs independent products on separate cores, while
+        # one product of a single stream ran on one core: 1.24x for a 2x512
+        # LSTM at one stream, 1.04x for 2x256, same text (benchmarks/RESULTS.md).
+        split = {name for name, value in arrays.items()
+                 if value.ndim == 2 and name not in ("table", "embedding") and value.shape[1] >= SPLIT_COLUMNS}
+        self.column_blocks = {name: [ops.convert_to_tensor(block) for block in np.array_split(arrays[name], 2, axis=1)]
+                              for name in split}
+        self.tensors = {name: ops.convert_to_tensor(value) for name, value in arrays.items() if name not in split}
         return self
 
     def _product(self, x, name: str):
