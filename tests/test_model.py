@@ -34,19 +34,23 @@ def test_stateful_carry_over_split_batch_equals_whole(cell):
     assert not np.allclose(fresh, whole[:, 4:], atol=1e-3)  # without carried state it differs
 
 
+def stepped_logits(net: StepNetwork, x: np.ndarray) -> np.ndarray:
+    """Logits (B, T, V) from feeding x one step at a time through the step network."""
+    states = net.initial_states(x.shape[0])
+    steps = []
+    for t in range(x.shape[1]):
+        logits, states = net.step(keras.ops.convert_to_tensor(x[:, t]), states)
+        steps.append(np.asarray(logits))
+    return np.stack(steps, axis=1)
+
+
 @pytest.mark.parametrize("cell,residual", [("lstm", False), ("gru", True), ("rnn", True)])
 def test_fused_sampling_step_matches_keras_logits(cell, residual):
     cfg = ModelConfig(cell=cell, layers=3, units=8, embedding_dim=8, residual=residual, vocab_size=9)
     model = perturbed_model(cfg, batch=2)
     x = np.random.default_rng(2).integers(0, 9, (2, 6)).astype("int32")
-    reference = np.asarray(model(x))
     net = StepNetwork.from_model(model, cfg).prepare()
-    states = net.initial_states(2)
-    steps = []
-    for t in range(6):
-        logits, states = net.step(keras.ops.convert_to_tensor(x[:, t]), states)
-        steps.append(np.asarray(logits))
-    np.testing.assert_allclose(np.stack(steps, axis=1), reference, atol=1e-4)
+    np.testing.assert_allclose(stepped_logits(net, x), np.asarray(model(x)), atol=1e-4)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -54,15 +58,9 @@ def test_wide_layers_step_over_column_blocks_and_match_keras(cell):
     cfg = ModelConfig(cell=cell, layers=2, units=192, embedding_dim=8, vocab_size=9)  # 768 or 576 columns
     model = perturbed_model(cfg, batch=2)
     x = np.random.default_rng(4).integers(0, 9, (2, 5)).astype("int32")
-    reference = np.asarray(model(x))
     net = StepNetwork.from_model(model, cfg).prepare()
     assert {"rec0", "in1"} <= set(net.column_blocks)
-    states = net.initial_states(2)
-    steps = []
-    for t in range(5):
-        logits, states = net.step(keras.ops.convert_to_tensor(x[:, t]), states)
-        steps.append(np.asarray(logits))
-    np.testing.assert_allclose(np.stack(steps, axis=1), reference, atol=1e-4)
+    np.testing.assert_allclose(stepped_logits(net, x), np.asarray(model(x)), atol=1e-4)
 
 
 def test_checkpoint_round_trip_gives_identical_logits_at_any_batch_size(tmp_path):
