@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"  # the reference corpus, read in place
 WINDOW, STEP, BATCH = 40, 3, 128
 
 
@@ -86,7 +87,7 @@ def keras_io(corpus: Path, minutes: float) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "data" / "tinyshakespeare.txt")
+    parser.add_argument("--corpus", type=Path, default=SHAKESPEARE)
     parser.add_argument("--only", default="ours,mixed,keras-io")
     args = parser.parse_args()
     rows = []

@@ -17,10 +17,10 @@ Baselines live here, never in the package:
   equal training time on ../shared/data/tinyshakespeare.txt (see equal_time.py).
 
 Training contenders take turns within each repetition, so drift in the
-machine's speed reaches all of them. Prints a table: median and min-max of
-each measure, and ours/baseline, then
-issue #4's goals against what this run measured. The machine is noisy, so
-only ratios measured in the same run are quoted in RESULTS.md.
+machine's speed reaches all of them. Prints a table (median and min-max of
+each measure, and ours/baseline), then issue #4's goals against what this run
+measured. The machine is noisy, so only ratios measured in the same run are
+quoted in RESULTS.md.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from equal_time import SHAKESPEARE  # noqa: E402
 from equal_time import keras_io as equal_time_keras_io  # noqa: E402
 from equal_time import ours as equal_time_ours  # noqa: E402
 from latency import first_char_seconds, help_seconds  # noqa: E402
@@ -268,7 +269,7 @@ def main() -> None:
         results["help"] = row("generate --help", helps, "s")
         results["first_char"] = row(f"first sampled character ({args.run})", firsts, "s")
     if "quality" in sections:
-        corpus = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+        corpus = SHAKESPEARE
         print(f"validation loss after {args.minutes:g} minutes of training each on {corpus.name} (nats/char, lower is better):")
         ours_loss, _ = equal_time_ours(corpus, args.minutes, [])
         theirs_loss, notes = equal_time_keras_io(corpus, args.minutes)

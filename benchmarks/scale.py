@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+from equal_time import SHAKESPEARE
+
 
 INGEST = """
 import json, sys, time
