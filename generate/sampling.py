@@ -30,7 +30,8 @@ from .model import import_keras, recurrent_layer_name
 log = logging.getLogger(__name__)
 
 CHUNK_STEPS = 256  # steps per compiled call; the buffer size, fixed so the loop traces once
-SPLIT_COLUMNS = 512  # per-step weight matrices at least this wide run as two half-width products
+SPLIT_COLUMNS = 512  # per-step weight matrices at least this wide run as two half-width products...
+SPLIT_MIN_STREAMS = 16  # ...when at least this many streams are sampled together
 WARMUP_MAX_CHARS = 8000  # a warm-up that finds no boundary in this many characters starts output anyway (a chorale line runs to ~6000)
 
 
@@ -231,38 +232,42 @@ class StepNetwork:
         per_layer = 2 if self.cell == "lstm" else 1
         return [np.zeros((batch, self.units), np.float32) for _ in range(per_layer * self.num_layers)]
 
-    def _t(self, name: str, value):
-        # Backend tensors are made once, eagerly: a tensor first made inside
-        # one trace cannot be used by the next.
-        return self.tensors[name]
-
     def prepare(self) -> "StepNetwork":
-        """Converts every array to a backend tensor, outside any compiled trace."""
+        """Converts every array to a backend tensor, outside any compiled trace.
+
+        Backend tensors are made once, eagerly: a tensor first made inside one
+        trace cannot be used by the next.
+        """
         ops = import_keras().ops
-        arrays = {"table": self.first_table, "rec0": self.recurrent_kernels[0], "out": self.out_kernel, "out_b": self.out_bias}
+        # Each bias rides as the last row of its matrix, times a column of ones
+        # that `_product` appends to the input. XLA's CPU compiler fused a
+        # separate bias add into the product itself, as a slow single-threaded
+        # loop; without it one stream of a 2x512 LSTM sampled 1.5x faster
+        # (benchmarks/RESULTS.md).
+        arrays = {"table": self.first_table, "out": _with_bias(self.out_kernel, self.out_bias)}
+        arrays["rec0"] = _with_bias(self.recurrent_kernels[0], self.recurrent_biases[0]) if self.cell == "gru" else self.recurrent_kernels[0]
         if self.embedding is not None:
             arrays["embedding"] = self.embedding
         for i in range(1, self.num_layers):
-            arrays[f"in{i}"], arrays[f"b{i}"] = self.input_kernels[i - 1], self.biases[i - 1]
-        if self.cell == "gru":
-            arrays.update({f"rec{i}": self.recurrent_kernels[i] for i in range(self.num_layers)})
-            arrays.update({f"rb{i}": self.recurrent_biases[i] for i in range(self.num_layers)})
-        # Each wide per-step product becomes two over halves of the columns.
-        # XLA's CPU runtime runs independent products on separate cores, while
-        # one product of a single stream ran on one core: 1.24x for a 2x512
-        # LSTM at one stream, 1.04x for 2x256, same text (benchmarks/RESULTS.md).
-        split = {name for name, value in arrays.items()
-                 if value.ndim == 2 and name not in ("table", "embedding") and value.shape[1] >= SPLIT_COLUMNS}
-        self.column_blocks = {name: [ops.convert_to_tensor(block) for block in np.array_split(arrays[name], 2, axis=1)]
-                              for name in split}
-        self.tensors = {name: ops.convert_to_tensor(value) for name, value in arrays.items() if name not in split}
+            arrays[f"in{i}"] = _with_bias(self.input_kernels[i - 1], self.biases[i - 1])
+            if self.cell == "gru":
+                arrays[f"rec{i}"] = _with_bias(self.recurrent_kernels[i], self.recurrent_biases[i])
+        self.tensors = {name: ops.convert_to_tensor(value) for name, value in arrays.items()}
+        # With many streams, each wide product also runs as two over halves of
+        # the columns, which XLA's CPU runtime puts on separate cores. At one
+        # stream the whole product was faster.
+        self.column_blocks = {name: [ops.convert_to_tensor(block) for block in np.array_split(value, 2, axis=1)]
+                              for name, value in arrays.items()
+                              if name not in ("table", "embedding") and value.shape[1] >= SPLIT_COLUMNS}
         return self
 
-    def _product(self, x, name: str):
-        """x @ the named matrix, over its column blocks where it has them."""
+    def _product(self, x, name: str, affine: bool = False):
+        """x @ the named matrix; `affine` for a matrix whose last row is a bias."""
         ops = import_keras().ops
+        if affine:
+            x = ops.concatenate([x, ops.ones((ops.shape(x)[0], 1), x.dtype)], axis=-1)
         blocks = self.column_blocks.get(name)
-        if blocks is None:
+        if blocks is None or (x.shape[0] or 0) < SPLIT_MIN_STREAMS:
             return ops.matmul(x, self.tensors[name])
         return ops.concatenate([ops.matmul(x, block) for block in blocks], axis=-1)
 
@@ -271,16 +276,15 @@ class StepNetwork:
         ops = import_keras().ops
         H = self.units
         new_states = []
-        x = ops.take(self._t("embedding", self.embedding), tokens, axis=0) if self.residual[0] else None
+        x = ops.take(self.tensors["embedding"], tokens, axis=0) if self.residual[0] else None
         for i in range(self.num_layers):
             h = states[2 * i] if self.cell == "lstm" else states[i]
             if i == 0:
-                projected = ops.take(self._t("table", self.first_table), tokens, axis=0)
+                projected = ops.take(self.tensors["table"], tokens, axis=0)
             elif self.cell == "gru":
-                projected = self._product(x, f"in{i}") + self._t(f"b{i}", self.biases[i - 1])
+                projected = self._product(x, f"in{i}", affine=True)
             else:
-                stacked = ops.concatenate([x, h], axis=-1)
-                projected = self._product(stacked, f"in{i}") + self._t(f"b{i}", self.biases[i - 1])
+                projected = self._product(ops.concatenate([x, h], axis=-1), f"in{i}", affine=True)
             if self.cell == "lstm":
                 z = projected if i else projected + self._product(h, "rec0")
                 gates = ops.sigmoid(z[:, : 3 * H])
@@ -288,7 +292,7 @@ class StepNetwork:
                 h = gates[:, 2 * H : 3 * H] * ops.tanh(c)
                 new_states += [h, c]
             elif self.cell == "gru":
-                inner = self._product(h, f"rec{i}") + self._t(f"rb{i}", self.recurrent_biases[i])
+                inner = self._product(h, f"rec{i}", affine=True)
                 zr = ops.sigmoid(projected[:, : 2 * H] + inner[:, : 2 * H])
                 candidate = ops.tanh(projected[:, 2 * H :] + zr[:, H:] * inner[:, 2 * H :])
                 h = zr[:, :H] * h + (1.0 - zr[:, :H]) * candidate
@@ -298,8 +302,12 @@ class StepNetwork:
                 h = ops.tanh(z)
                 new_states.append(h)
             x = h + x if self.residual[i] else h
-        logits = self._product(x, "out") + self._t("out_b", self.out_bias)
+        logits = self._product(x, "out", affine=True)
         return logits, new_states
+
+
+def _with_bias(matrix: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    return np.concatenate([matrix, bias[None, :]], axis=0)
 
 
 def _lstm_gate_order(weights: np.ndarray, units: int) -> np.ndarray:

@@ -4,7 +4,7 @@ import pytest
 from generate.checkpoint import load_trainable_model, save_checkpoint
 from generate.config import ModelConfig
 from generate.model import build_model, import_keras, reset_states
-from generate.sampling import StepNetwork
+from generate.sampling import SPLIT_MIN_STREAMS, StepNetwork
 
 keras = import_keras()
 
@@ -56,11 +56,19 @@ def test_fused_sampling_step_matches_keras_logits(cell, residual):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_wide_layers_step_over_column_blocks_and_match_keras(cell):
     cfg = ModelConfig(cell=cell, layers=2, units=192, embedding_dim=8, vocab_size=9)  # 768 or 576 columns
-    model = perturbed_model(cfg, batch=2)
-    x = np.random.default_rng(4).integers(0, 9, (2, 5)).astype("int32")
+    streams = SPLIT_MIN_STREAMS  # the fewest streams that take the column blocks
+    model = perturbed_model(cfg, batch=streams)
+    x = np.random.default_rng(4).integers(0, 9, (streams, 5)).astype("int32")
     net = StepNetwork.from_model(model, cfg).prepare()
     assert {"rec0", "in1"} <= set(net.column_blocks)
-    np.testing.assert_allclose(stepped_logits(net, x), np.asarray(model(x)), atol=1e-4)
+    blocked = stepped_logits(net, x)
+    np.testing.assert_allclose(blocked, np.asarray(model(x)), atol=1e-4)
+    # One stream fewer takes the whole matrices, and gives the same logits.
+    np.testing.assert_allclose(stepped_logits(net, x[:-1]), blocked[:-1], atol=1e-5)
+    # The blocks are what many streams multiply by: spoiling them changes only those logits.
+    net.column_blocks["in1"] = [keras.ops.zeros_like(block) for block in net.column_blocks["in1"]]
+    assert not np.allclose(stepped_logits(net, x), blocked, atol=1e-3)
+    np.testing.assert_allclose(stepped_logits(net, x[:-1]), blocked[:-1], atol=1e-5)
 
 
 def test_checkpoint_round_trip_gives_identical_logits_at_any_batch_size(tmp_path):
