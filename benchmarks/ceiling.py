@@ -47,6 +47,20 @@ def flops_per_char(cfg: ModelConfig) -> int:
     return 2 * work  # a multiply and an add per term
 
 
+def training_flops_per_char(cfg: ModelConfig) -> int:
+    """Floating-point work of one training character: forward, then the input and weight gradients.
+
+    Each matrix product of the forward pass (inputs and states x kernels,
+    outputs x logits kernel) has two of the same size in the backward pass,
+    so a character costs three times its forward products.
+    """
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell] * cfg.units
+    forward = cfg.embedding_dim * gates + cfg.units * gates  # layer 0
+    forward += (cfg.layers - 1) * 2 * cfg.units * gates  # deeper layers
+    forward += cfg.units * cfg.vocab_size  # logits
+    return 3 * 2 * forward
+
+
 def product_peak(dtype: str, repeats: int = 5) -> float:
     """GFLOP/s of the best of `repeats` square products of PEAK_SIZE in `dtype`."""
     ops = import_keras().ops

@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from ceiling import flops_per_char, product_peak, products_alone  # noqa: E402
+from ceiling import flops_per_char, product_peak, products_alone, training_flops_per_char  # noqa: E402
 from equal_time import SHAKESPEARE  # noqa: E402
 from equal_time import keras_io as equal_time_keras_io  # noqa: E402
 from equal_time import ours as equal_time_ours  # noqa: E402
@@ -213,16 +213,21 @@ def main() -> None:
     print(f"# Keras {keras.__version__} on {keras.backend.backend()}, {'GPU' if has_gpu() else 'CPU'};"
           f" PyTorch {'on ' + torch_device() if have_torch else 'not installed'}; training precision {args.precision}")
     print(f"{'measure':48} {'median':>12} {'min-max':>21} {'unit':8} {'ours/baseline'}")
-    if "sampling" in sections:
-        # The machine's bounds first: what any sampler doing our work at float32 could reach.
+    if {"sampling", "training"} & sections:
+        # The machine's bounds first: what any implementation doing our work in float32 could reach.
         peak32 = [product_peak("float32") for _ in range(repeats)]
         row("float32 matrix-product peak (2048^3)", peak32, "GFLOP/s")
         row("bfloat16 matrix-product peak (2048^3)", [product_peak("bfloat16") for _ in range(repeats)], "GFLOP/s")
+    if "sampling" in sections:
         cfg = ModelConfig(cell="lstm", layers=2, units=256, embedding_dim=64, vocab_size=VOCAB)
         wide = ModelConfig(cell="lstm", layers=2, units=512, embedding_dim=64, vocab_size=VOCAB)
         for model_cfg, streams, key in ((cfg, 1, "sample256x1"), (cfg, 64, "sample256x64"), (wide, 1, "sample512x1")):
-            length = {"sample256x1": 1500, "sample256x64": 187, "sample512x1": 1000}[key] * (1 if args.quick else 3)
+            # Long enough (a quarter of a second or more) for the machine's jitter to average out, even in --quick.
+            length = {"sample256x1": 6000, "sample256x64": 500, "sample512x1": 2000}[key]
             shape = f"2x{model_cfg.units} LSTM, {streams} stream(s)"
+            # Heavy two-core work just before (the previous shape's baselines) left the next
+            # measure 10-20% slower for about a second here; a pause gives each shape a fresh start.
+            time.sleep(2)
             ours = ours_sampling(model_cfg, streams, length, repeats)
             results[key] = row(f"sample {shape}: ours", ours, "chars/s")
             alone = products_alone(model_cfg, streams, length, repeats)
@@ -260,7 +265,13 @@ def main() -> None:
                 if "keras" in rates:
                     row("  ours with Keras's own recurrent loop", rates["keras"], "chars/s", ours)
                 if "torch" in rates:
-                    results[f"train_{cell}_{units}"] = row(f"  PyTorch nn.{cell.upper()} at the same shape", rates["torch"], "chars/s", ours)
+                    key = f"train_{cell}_{units}"
+                    results[key] = row(f"  PyTorch nn.{cell.upper()} at the same shape", rates["torch"], "chars/s", ours)
+                    per_char = training_flops_per_char(ModelConfig(cell=cell, layers=2, units=units, embedding_dim=64, vocab_size=VOCAB))
+                    bound = statistics.median(peak32) * 1e9 / per_char
+                    row(f"  float32 peak / {per_char / 1e6:.2f} MFLOP per char", [g * 1e9 / per_char for g in peak32], "chars/s", ours)
+                    notes[key] = (f"ours {statistics.median(ours) / bound:.0%} and PyTorch {statistics.median(rates['torch']) / bound:.0%}"
+                                  f" of the float32 peak ({bound:,.0f} chars/s)")
         # Against our 2x256 LSTM at B=64; the keras-io model itself always runs in float32.
         try:
             reference = steps_per_second("lstm", 256, steps, repeats, precision=args.precision)
@@ -273,8 +284,8 @@ def main() -> None:
                                capture_output=True, text=True, check=True)
         measured = json.loads(scale.stdout)
         rows, results["ingest"] = measured["rows"], measured["mb_s"]
-        for name, wall, rss, notes in rows:
-            print(f"scale, 1 GiB: {name:35} {wall:7.1f} s {rss:8.0f} MB peak RSS   {notes}")
+        for name, wall, rss, detail in rows:
+            print(f"scale, 1 GiB: {name:35} {wall:7.1f} s {rss:8.0f} MB peak RSS   {detail}")
         results["peak_rss"] = max(rss for _, _, rss, _ in rows)
     if "latency" in sections:
         helps = [help_seconds() for _ in range(repeats + 1)]
@@ -285,9 +296,9 @@ def main() -> None:
         corpus = SHAKESPEARE
         print(f"validation loss after {args.minutes:g} minutes of training each on {corpus.name} (nats/char, lower is better):")
         ours_loss, _ = equal_time_ours(corpus, args.minutes, [])
-        theirs_loss, notes = equal_time_keras_io(corpus, args.minutes)
+        theirs_loss, setup = equal_time_keras_io(corpus, args.minutes)
         print(f"{'  ours, 2x256 stateful LSTM':48} {ours_loss:12.4f}")
-        print(f"{'  keras-io example (LSTM 128, windows of 40)':48} {theirs_loss:12.4f}   ours lower by {theirs_loss - ours_loss:.4f}; {notes}")
+        print(f"{'  keras-io example (LSTM 128, windows of 40)':48} {theirs_loss:12.4f}   ours lower by {theirs_loss - ours_loss:.4f}; {setup}")
     if not have_torch:
         print("(PyTorch baselines skipped: pip install torch==2.13.0 for them)")
     print_goals(results, notes)
