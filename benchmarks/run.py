@@ -231,11 +231,11 @@ def main() -> None:
             ours = ours_sampling(model_cfg, streams, length, repeats)
             results[key] = row(f"sample {shape}: ours", ours, "chars/s")
             alone = products_alone(model_cfg, streams, length, repeats)
-            bounds = {"products": row("  its matrix products alone (compiled loop)", alone, "chars/s", ours)}
+            row("  its matrix products alone (compiled loop)", alone, "chars/s", ours)
             if streams > 1:
                 per_char = flops_per_char(model_cfg)
                 peak_bound = [gflops * 1e9 / per_char for gflops in peak32]
-                bounds["peak"] = row(f"  float32 peak / {per_char / 1e6:.2f} MFLOP per char", peak_bound, "chars/s", ours)
+                row(f"  float32 peak / {per_char / 1e6:.2f} MFLOP per char", peak_bound, "chars/s", ours)
             notes[key] = "; ".join([f"{statistics.median(alone):,.0f} with the products alone"]
                                    + ([f"{statistics.median(peak_bound):,.0f} at the float32 peak"] if streams > 1 else []))
             if model_cfg is cfg:

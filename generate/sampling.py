@@ -241,8 +241,8 @@ class StepNetwork:
         ops = import_keras().ops
         # Each bias rides as the last row of its matrix, times a column of ones
         # that `_product` appends to the input. XLA's CPU compiler fused a
-        # separate bias add into the product itself, as a slow single-threaded
-        # loop; without it one stream of a 2x512 LSTM sampled 1.5x faster
+        # separate bias add into the product itself and emitted that as its own
+        # slow loop; without it one stream of a 2x512 LSTM sampled 1.3x faster
         # (benchmarks/RESULTS.md).
         arrays = {"table": self.first_table, "out": _with_bias(self.out_kernel, self.out_bias)}
         arrays["rec0"] = _with_bias(self.recurrent_kernels[0], self.recurrent_biases[0]) if self.cell == "gru" else self.recurrent_kernels[0]
@@ -254,8 +254,9 @@ class StepNetwork:
                 arrays[f"rec{i}"] = _with_bias(self.recurrent_kernels[i], self.recurrent_biases[i])
         self.tensors = {name: ops.convert_to_tensor(value) for name, value in arrays.items()}
         # With many streams, each wide product also runs as two over halves of
-        # the columns, which XLA's CPU runtime puts on separate cores. At one
-        # stream the whole product was faster.
+        # the columns, which XLA's CPU runtime can overlap on the two cores:
+        # 1.06x for the products of 64 streams. At one stream it never did,
+        # and the whole product was faster.
         self.column_blocks = {name: [ops.convert_to_tensor(block) for block in np.array_split(value, 2, axis=1)]
                               for name, value in arrays.items()
                               if name not in ("table", "embedding") and value.shape[1] >= SPLIT_COLUMNS}
