@@ -32,15 +32,16 @@ from generate.model import build_model, import_keras
 from generate.sampling import StepNetwork
 
 PEAK_SIZE = 2048
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # gate blocks per recurrent cell: a layer's matrices are units x GATES * units
 
 
 def flops_per_char(cfg: ModelConfig) -> int:
-    """Floating-point work of one sampled character of a stacked LSTM, as our sampler does it.
+    """Floating-point work of one sampled character of a stacked LSTM or RNN, as our sampler does it.
 
     Layer 0's input product is a table lookup (embedding x kernel, made once);
     every later layer multiplies [input, state] by one stacked matrix.
     """
-    gates = 4 * cfg.units
+    gates = GATES[cfg.cell] * cfg.units
     work = cfg.units * gates  # layer 0: state x recurrent kernel
     work += (cfg.layers - 1) * 2 * cfg.units * gates  # deeper layers: [input, state] x stacked kernel
     work += cfg.units * cfg.vocab_size  # logits
@@ -54,7 +55,7 @@ def training_flops_per_char(cfg: ModelConfig) -> int:
     outputs x logits kernel) has two of the same size in the backward pass,
     so a character costs three times its forward products.
     """
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell] * cfg.units
+    gates = GATES[cfg.cell] * cfg.units
     forward = cfg.embedding_dim * gates + cfg.units * gates  # layer 0
     forward += (cfg.layers - 1) * 2 * cfg.units * gates  # deeper layers
     forward += cfg.units * cfg.vocab_size  # logits

@@ -45,10 +45,17 @@ def ours(corpus: Path, minutes: float, extra: list[str]) -> tuple[float, str]:
     return float(re.search(r"best val ([0-9.]+) nats", line).group(1)), line.replace("\t", "  ")
 
 
-def keras_io(corpus: Path, minutes: float) -> tuple[float, str]:
+def keras_io_model(vocab: int):
+    """The keras-io example's model, compiled with its recipe: a one-hot window of WINDOW characters in, the next one out."""
     from generate.model import import_keras
 
     keras = import_keras()
+    model = keras.Sequential([keras.Input((WINDOW, vocab)), keras.layers.LSTM(128), keras.layers.Dense(vocab, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(0.01))
+    return model
+
+
+def keras_io(corpus: Path, minutes: float) -> tuple[float, str]:
     text = corpus.read_text(encoding="utf-8")
     chars = sorted(set(text))
     lookup = {c: i for i, c in enumerate(chars)}
@@ -57,8 +64,7 @@ def keras_io(corpus: Path, minutes: float) -> tuple[float, str]:
     train, val = ids[:split], ids[split:]
     vocab = len(chars)
     eye = np.eye(vocab, dtype="float32")
-    model = keras.Sequential([keras.Input((WINDOW, vocab)), keras.layers.LSTM(128), keras.layers.Dense(vocab, activation="softmax")])
-    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(0.01))
+    model = keras_io_model(vocab)
     starts = np.arange(0, len(train) - WINDOW, STEP)
     rng = np.random.default_rng(0)
     offsets = np.arange(WINDOW)

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from ceiling import flops_per_char, product_peak, products_alone, training_flops_per_char  # noqa: E402
-from equal_time import SHAKESPEARE  # noqa: E402
+from equal_time import SHAKESPEARE, WINDOW, keras_io_model  # noqa: E402
 from equal_time import keras_io as equal_time_keras_io  # noqa: E402
 from equal_time import ours as equal_time_ours  # noqa: E402
 from latency import first_char_seconds, help_seconds  # noqa: E402
@@ -53,13 +53,11 @@ from generate.errors import UsageError  # noqa: E402
 from generate.model import has_gpu, import_keras  # noqa: E402
 
 VOCAB = 65
-WINDOW = 40  # the keras-io example's maxlen
 
 
 def keras_io_sampling(length: int, repeats: int) -> list[float]:
     """One `model.predict` per character on a one-hot window, as the keras-io example samples."""
-    keras = import_keras()
-    model = keras.Sequential([keras.Input((WINDOW, VOCAB)), keras.layers.LSTM(128), keras.layers.Dense(VOCAB, activation="softmax")])
+    model = keras_io_model(VOCAB)
     rng = np.random.default_rng(0)
     window = list(rng.integers(0, VOCAB, WINDOW))
     rates = []
@@ -76,9 +74,7 @@ def keras_io_sampling(length: int, repeats: int) -> list[float]:
 
 def keras_io_training(steps: int, repeats: int) -> list[float]:
     """Characters per second of the keras-io model: each one-hot window of 40 predicts one character."""
-    keras = import_keras()
-    model = keras.Sequential([keras.Input((WINDOW, VOCAB)), keras.layers.LSTM(128), keras.layers.Dense(VOCAB, activation="softmax")])
-    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(0.01))
+    model = keras_io_model(VOCAB)
     rng = np.random.default_rng(0)
     x = np.eye(VOCAB, dtype="float32")[rng.integers(0, VOCAB, (128, WINDOW))]
     y = np.eye(VOCAB, dtype="float32")[rng.integers(0, VOCAB, 128)]
