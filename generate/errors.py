@@ -5,6 +5,8 @@ The CLI turns these into one-line messages: `UsageError` exits with status 2
 a broken checkpoint, a failed write).
 """
 
+from __future__ import annotations
+
 
 class GenerateError(Exception):
     """A failure caused by the user's data or environment, not by a bug."""
@@ -18,9 +20,33 @@ class UsageError(GenerateError):
     exit_code = 2
 
 
+class OptionError(UsageError):
+    """A bad value for one named setting.
+
+    The message names it as a command-line option (`--top-k: ...`); a job
+    file re-raises it in its own terms (`jobs.toml: job 'x': top_k: ...`)
+    from `option` and `problem`.
+
+    Args:
+        option: the setting's field name, e.g. `top_k`.
+        problem: what is wrong, e.g. `expected an integer >= 0, received -1`.
+    """
+
+    def __init__(self, option: str, problem: str):
+        super().__init__(f"--{option.replace('_', '-')}: {problem}")
+        self.option = option
+        self.problem = problem
+
+
 class CorpusError(GenerateError):
     """A corpus source that cannot be read, decoded or used for training."""
 
 
 class CheckpointError(GenerateError):
     """A run directory or checkpoint file that is missing, foreign or damaged."""
+
+
+def expect(ok: bool, option: str, expected: str, received: object) -> None:
+    """Raises `OptionError` for `option` unless `ok`, saying what was expected and what was received."""
+    if not ok:
+        raise OptionError(option, f"expected {expected}, received {received!r}")

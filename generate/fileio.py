@@ -1,4 +1,4 @@
-"""Atomic file writes: a temp file in the same directory, fsync, then rename.
+"""Atomic file writes (a temp file in the same directory, fsync, then rename), and TOML reading.
 
 A reader (or a crash) sees either the old file or the new one, never half of
 either, which is what keeps checkpoints and samples safe from `kill -9`.
@@ -12,6 +12,15 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import UsageError
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable_location", "sha256_file", "tomllib"]
 
 
 @contextlib.contextmanager
@@ -83,8 +92,6 @@ def check_writable_location(path: Path, what: str) -> None:
     Raises:
         UsageError: an ancestor is a file, or the nearest existing directory is not writable.
     """
-    from .errors import UsageError
-
     ancestor = Path(path).absolute().parent
     while not ancestor.exists():
         ancestor = ancestor.parent

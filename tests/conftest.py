@@ -34,8 +34,9 @@ def verse_file(tmp_path):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A 2x16 LSTM trained for one epoch; shared read-only by sampling and CLI tests."""
-    from generate.config import CorpusConfig, ModelConfig, TrainConfig
-    from generate.train import create_run
+    from generate.data.config import CorpusConfig
+    from generate.model.config import ModelConfig, TrainConfig
+    from generate.training.trainer import create_run
 
     base = tmp_path_factory.mktemp("trained")
     os.environ["GENERATE_CACHE_DIR"] = str(base / "cache")

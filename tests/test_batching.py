@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from generate.batching import StreamBatches, split_train_val, validation_batches
+from generate.data.batching import StreamBatches, split_train_val, validation_batches
 from generate.errors import CorpusError
 
 

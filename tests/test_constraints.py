@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from generate.constraints import FORBID, Automaton, _Builder, key_automaton
+from generate.sampling.constraints import FORBID, Automaton, _Builder, key_automaton
 from generate.errors import UsageError
-from generate.generation import load_generator
+from generate.sampling.generator import load_generator
 from generate.music import chorale, melody
 from generate.music.keys import out_of_key_chars
-from generate.sampling import SamplingConfig
+from generate.sampling.options import SampleOptions
 
 MELODY_CHARS = tuple(sorted(set(melody.PITCH_CHARS + "".join(melody.DURATIONS) + "M:K-0123456789/ |_\n")))
 CHORALE_CHARS = tuple(sorted(set(chorale.PITCH_CHARS + ":_.,M:K-0123456789/ |\n")))
@@ -90,7 +90,7 @@ POEMS = ["春眠不覺曉，\n處處聞啼鳥。\n夜來風雨聲，\n花落知�
 
 
 def test_poem_automaton_walks_a_quatrain_and_forbids_the_rest():
-    from generate.constraints import poem_automaton
+    from generate.sampling.constraints import poem_automaton
 
     chars = tuple(sorted(set("".join(POEMS)) | set("abc ")))
     auto = poem_automaton(chars, 4, acrostic="春處夜花", columns=5, boundary="\n\n", skip_first=True)

@@ -6,9 +6,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from generate import corpora
+from generate.data import registry as corpora
 from generate.cli import cli
-from generate.corpora import build, get_entry, load_registry, quatrains_5x4, stdlib_modules
+from generate.data.registry import build, get_entry, load_registry, quatrains_5x4, stdlib_modules
 from generate.errors import CorpusError, UsageError
 
 from .conftest import TINY_MODEL

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from generate.config import CorpusConfig
-from generate.corpus import FILE_SEPARATOR, load_corpus
+from generate.data.config import CorpusConfig
+from generate.data.corpus import FILE_SEPARATOR, load_corpus
 from generate.errors import CorpusError, UsageError
-from generate.vocab import Vocab
+from generate.data.vocab import Vocab
 
 
 def read_all(cfg):
@@ -98,7 +98,7 @@ def test_large_vocabularies_get_wider_ids(tmp_path):
 
 def test_ascii_fast_path_matches_decoding_across_block_boundaries(tmp_path, monkeypatch):
     """Blocks alternate between raw ASCII and decoded text; CRLF, BOM and multi-byte characters straddle blocks."""
-    import generate.corpus as corpus_module
+    import generate.data.corpus as corpus_module
 
     monkeypatch.setattr(corpus_module, "CHUNK_BYTES", 7)
     rng = np.random.default_rng(0)

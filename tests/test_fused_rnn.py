@@ -7,10 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from generate.cli import cli
-from generate.config import ModelConfig, TrainConfig
-from generate.fused_rnn import use_fused_kernels
-from generate.model import build_model, import_keras, recurrent_layers
-from generate.train import _compile
+from generate.model.config import ModelConfig, TrainConfig
+from generate.model.backend.tensorflow_kernels import use_fused_kernels
+from generate.model.backend import import_keras
+from generate.model.builder import build_model, recurrent_layers
+from generate.training.trainer import _compile
 from tests.test_model import perturbed_model
 
 keras = import_keras()

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from generate.cli import cli
-from generate.schedule import job_file_lock, read_manifest
+from generate.jobs.manifest import read_manifest
+from generate.jobs.schedule import job_file_lock
 
 
 def write_jobs(path, body, model):

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from generate.checkpoint import load_trainable_model, save_checkpoint
-from generate.config import ModelConfig
-from generate.model import build_model, import_keras, reset_states
-from generate.sampling import SPLIT_MIN_STREAMS, StepNetwork
+from generate.model.checkpoint import load_trainable_model, save_checkpoint
+from generate.model.config import ModelConfig
+from generate.model.backend import import_keras
+from generate.model.builder import build_model, reset_states
+from generate.sampling.network import SPLIT_MIN_STREAMS, StepNetwork
 
 keras = import_keras()
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from generate.novelty import CopyIndex, build_suffix_array
+from generate.data.novelty import CopyIndex, build_suffix_array
 
 
 def brute_longest_copy(corpus: np.ndarray, sample: list[int]) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from generate.jobs import SCHEMA
+from generate.jobs.schema import SCHEMA
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PLACEHOLDER = "/home/me/poems"

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 from click.testing import CliRunner
 
-from generate.checkpoint import RunDir, load_trainable_model, read_training_state
+from generate.model.checkpoint import RunDir, load_trainable_model, read_training_state
 from generate.cli import cli
 
 from .conftest import TINY_MODEL, VERSE
@@ -84,8 +84,8 @@ def test_export_is_smaller_and_samples_identically(trained_run, tmp_path):
 
 
 def test_float16_export_halves_the_weights_and_keeps_the_loss(trained_run, tmp_path):
-    from generate.checkpoint import RunDir
-    from generate.scoring import score_validation
+    from generate.model.checkpoint import RunDir
+    from generate.training.scoring import score_validation
 
     runner = CliRunner()
     full, half = tmp_path / "full", tmp_path / "half"

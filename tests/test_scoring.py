@@ -5,11 +5,11 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from generate.checkpoint import RunDir, read_training_state
+from generate.model.checkpoint import RunDir, read_training_state
 from generate.cli import cli
-from generate.generation import load_generator
-from generate.model import import_keras
-from generate.scoring import TextScorer, score_validation
+from generate.sampling.generator import load_generator
+from generate.model.backend import import_keras
+from generate.training.scoring import TextScorer, score_validation
 
 from .conftest import VERSE
 

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from generate.checkpoint import RunDir, load_trainable_model, read_training_state
-from generate.config import CorpusConfig, ModelConfig, TrainConfig
+from generate.model.checkpoint import RunDir, load_trainable_model, read_training_state
+from generate.data.config import CorpusConfig
+from generate.model.config import ModelConfig, TrainConfig
 from generate.errors import UsageError
-from generate.train import create_run, resume_run
+from generate.training.trainer import create_run, resume_run
 
 MODEL = dict(layers=2, units=16, embedding_dim=8, dropout=0.1)
 
@@ -22,7 +23,7 @@ def test_resume_mid_epoch_continues_exactly(tmp_path, verse_file, monkeypatch):
     straight = create_run(tmp_path / "straight", corpus, ModelConfig(**MODEL), train_cfg(), show_progress=False)
 
     # Stop the second run mid-epoch through the max-minutes limit, then resume it.
-    import generate.train as train_module
+    import generate.training.trainer as train_module
 
     clock = iter(range(0, 10_000))
     monkeypatch.setattr(train_module.time, "monotonic", lambda: float(next(clock)))

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from generate.cli import cli
-from generate.generation import generate_samples, generate_valid, is_valid, load_generator
-from generate.sampling import SamplingConfig
+from generate.sampling.generator import generate_samples, generate_valid, is_valid, load_generator
+from generate.sampling.options import SampleOptions
 
 LINES = ["a = 1\n", "b = a + 2\n", "c = (a, b)\n", "def f(x):\n    return x * 2\n", "print(f(c))\n"]
 

@@ -17,30 +17,31 @@ import hashlib
 import json
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import CorpusError, UsageError
 from ..fileio import atomic_write_text
+from ..paths import cache_root
 from ..progress import ProgressBar
+from . import ENCODINGS, MUSIC_SUFFIXES, TRANSPOSE_MODES
+from .chorale import HIGHEST_PITCH as CHORALE_HIGH
+from .chorale import LOWEST_PITCH as CHORALE_LOW
+from .chorale import encode_chorale
+from .keys import transposed_sharps, transpositions
+from .melody import HIGHEST_PITCH, LOWEST_PITCH, encode_tune
+from .sources import abc_tune_numbers, chorale_from_score, shifted, tune_from_score
 
 log = logging.getLogger(__name__)
 
-MUSIC_SUFFIXES = (".mid", ".midi", ".abc", ".xml", ".mxl", ".musicxml", ".krn")
-ENCODINGS = ("melody", "chorale")
-TRANSPOSE_MODES = ("none", "common", "all")
 FORMAT_VERSION = 1  # bump when an encoding's output changes
 
 
-def builtin_collections() -> dict[str, tuple[str, ...]]:
-    """`corpus:NAME` -> music21 corpus folders, for the music entries of the corpus registry."""
-    from ..corpora import load_registry
-
-    return {f"corpus:{e.name}": tuple(e.collections) for e in load_registry().values() if e.source == "music21"}
-
-
-def resolve_music_files(sources: list[str]) -> list[Path]:
+def resolve_music_files(sources: list[str], collections: dict[str, tuple[str, ...]] | None = None) -> list[Path]:
     """Music files from paths, directories, globs and built-in collection names.
+
+    Args:
+        sources: paths, directories, glob patterns, or `corpus:NAME` names of built-in collections.
+        collections: `corpus:NAME` -> the music21 corpus folders it stands for (the corpus registry's).
 
     Raises:
         UsageError: an unknown `corpus:` name, a missing path, or no music files.
@@ -50,7 +51,7 @@ def resolve_music_files(sources: list[str]) -> list[Path]:
     files: list[Path] = []
     for source in sources:
         if source.startswith("corpus:"):
-            builtin = builtin_collections()
+            builtin = collections or {}
             if source not in builtin:
                 raise UsageError(f"corpus source {source!r}: expected one of {', '.join(builtin)}")
             from music21 import corpus
@@ -78,7 +79,7 @@ def resolve_music_files(sources: list[str]) -> list[Path]:
 
 
 def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progress: bool = True,
-                        transpose: str = "none") -> Path:
+                        transpose: str = "none", collections: dict[str, tuple[str, ...]] | None = None) -> Path:
     """Returns a cached text file with one encoded piece per line.
 
     With `transpose="common"` every piece moves to the key signature without
@@ -89,13 +90,11 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
         UsageError: bad sources or encoding.
         CorpusError: nothing parsed.
     """
-    from ..corpus import cache_root
-
     if encoding not in ENCODINGS:
         raise UsageError(f"--encoding: expected one of {', '.join(ENCODINGS)}, received {encoding!r}")
     if transpose not in TRANSPOSE_MODES:
         raise UsageError(f"--transpose: expected one of {', '.join(TRANSPOSE_MODES)}, received {transpose!r}")
-    files = resolve_music_files(sources)
+    files = resolve_music_files(sources, collections)
     import music21
 
     digest = hashlib.sha256(json.dumps([FORMAT_VERSION, encoding, transpose, music21.__version__]).encode())
@@ -107,12 +106,14 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
     if out.exists() and meta_path.exists():
         _report(json.loads(meta_path.read_text()))
         return out
-    jobs = [(str(p), n) for p in files for n in (_abc_numbers(p) if p.suffix.lower() == ".abc" else [None])]
+    jobs = [(str(p), n) for p in files for n in (abc_numbers(p) if p.suffix.lower() == ".abc" else [None])]
     lines, skipped, inexact = [], [], 0
     bar = ProgressBar(len(jobs), desc=f"parsing {len(jobs)} pieces", unit="piece", enabled=show_progress)
+    from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only parsing needs it, never --help
+
     workers = min(os.cpu_count() or 1, 8)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(jobs) > 20 else _Serial() as pool:
-        encode = functools.partial(_encode_job, encoding=encoding, transpose=transpose)
+        encode = functools.partial(encode_piece, encoding=encoding, transpose=transpose)
         for done, (job, result) in enumerate(zip(jobs, pool.map(encode, jobs, chunksize=16)), start=1):
             text, exact, error = result
             if error:
@@ -138,22 +139,16 @@ def _report(meta: dict) -> None:
              meta["pieces"], meta["inexact"], len(meta["skipped"]))
 
 
-def _abc_numbers(path: Path) -> list:
-    from .sources import abc_tune_numbers
-
+def abc_numbers(path: Path) -> list:
+    """The tune numbers to parse an ABC file by, one at a time ([None] for a file without `X:` lines)."""
     return abc_tune_numbers(path) or [None]
 
 
-def _encode_job(job: tuple[str, int | None], encoding: str, transpose: str = "none") -> tuple[str, bool, str]:
-    """Worker: parse and encode one piece; returns (text, exact, error).
+def encode_piece(job: tuple[str, int | None], encoding: str, transpose: str = "none") -> tuple[str, bool, str]:
+    """Parses and encodes one piece (a pool worker); returns (text, exact, error).
 
     Under augmentation the text holds one line per transposition.
     """
-    from .chorale import HIGHEST_PITCH as CHORALE_HIGH, LOWEST_PITCH as CHORALE_LOW, encode_chorale
-    from .keys import transposed_sharps, transpositions
-    from .melody import HIGHEST_PITCH, LOWEST_PITCH, encode_tune
-    from .sources import chorale_from_score, shifted, tune_from_score
-
     path, number = job
     try:
         from music21 import converter
@@ -190,35 +185,3 @@ class _Serial:
 
     def map(self, fn, items, chunksize=1):
         return map(fn, items)
-
-
-def encode_primer(path: Path, encoding: str) -> str:
-    """Encodes a MIDI, ABC or MusicXML file (its first tune) as a primer.
-
-    Raises:
-        UsageError: the file cannot be parsed as music.
-    """
-    number = None
-    if Path(path).suffix.lower() == ".abc":
-        number = (_abc_numbers(Path(path)) or [None])[0]
-    text, _, error = _encode_job((str(path), number), encoding)
-    if error:
-        raise UsageError(f"--prime-file {str(path)!r}: cannot be read as music ({error})")
-    return text
-
-
-def limit_for(encoding: str, bars: int | None, notes: int | None, primed_header: bool) -> tuple[str, int, bool, str] | None:
-    """The sampler limit for `--bars N` or `--notes N`.
-
-    Bars end just after the Nth bar line of the continuation (a fresh tune's
-    header has one more); notes end just before the (N+1)th note starts,
-    counting only past the header, whose `M` and `K` are also pitch letters.
-    """
-    from . import chorale, melody
-
-    if bars:
-        return (melody.BAR, bars + (0 if primed_header else 1), True, "")
-    if notes:
-        pitches = chorale.PITCH_CHARS if encoding == "chorale" else melody.PITCH_CHARS
-        return (pitches, notes + 1, False, "" if primed_header else melody.BAR)
-    return None

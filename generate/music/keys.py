@@ -5,6 +5,8 @@ from __future__ import annotations
 from . import chorale, melody
 
 MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
+KEY_SIGNATURES = range(-6, 6)  # key signatures as sharps (negative: flats), as music headers write them
+KEY_SIGNATURES_TEXT = "a key signature from -6 (six flats) to 5 (five sharps)"
 
 
 def diatonic_pitch_classes(sharps: int) -> set[int]:
@@ -72,9 +74,9 @@ def parse_key(text: str) -> int:
     value = text.strip()
     if value.lstrip("+-").isdigit():
         sharps = int(value)
-        if -6 <= sharps <= 5:
+        if sharps in KEY_SIGNATURES:
             return sharps
-        raise ValueError(f"expected a key signature from -6 (six flats) to 5 (five sharps), received {text!r}")
+        raise ValueError(f"expected {KEY_SIGNATURES_TEXT}, received {text!r}")
     name = value.replace(" ", "").lower()
     minor = name.endswith(("m", "min", "minor")) and not name.endswith("major")
     name = name.removesuffix("major").removesuffix("maj").removesuffix("minor").removesuffix("min").removesuffix("m")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import OptionError
 from ..fileio import atomic_path
 from .melody import Event
 
@@ -29,14 +29,15 @@ def instrument_program(name: str | int) -> int:
     """A General MIDI program number from a name or a number.
 
     Raises:
-        UsageError: an unknown name, or a number outside 0-127.
+        OptionError: an unknown name, or a number outside 0-127 (named as `instrument`).
     """
     text = str(name).strip().lower()
     if text.isdigit() and 0 <= int(text) <= 127:
         return int(text)
     if text in INSTRUMENTS:
         return INSTRUMENTS[text]
-    raise UsageError(f"--instrument: expected a General MIDI number 0-127 or one of {', '.join(sorted(INSTRUMENTS))}, received {name!r}")
+    raise OptionError("instrument", f"expected a General MIDI number 0-127 or one of {', '.join(sorted(INSTRUMENTS))}, "
+                                    f"received {name!r}")
 
 
 def write_midi(path: Path, voices: list[list[Event]], bpm: float = 120.0, program: int = 0, velocity: int = 80,

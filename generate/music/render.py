@@ -6,23 +6,27 @@ from fractions import Fraction
 from pathlib import Path
 
 from .chorale import VOICES, decode_chorale
+from .media import render_musicxml, render_png, render_score_png, render_wav
 from .melody import Event, decode_tune
 from .midi import write_midi
 
+# What can be rendered beside a MIDI file, and the suffix that replaces `.mid` for it.
+RENDER_SUFFIXES = {"wav": ".wav", "png": ".png", "musicxml": ".musicxml", "score": ".score.png"}
 
-def score_png_path(path: Path) -> Path:
-    return path.with_suffix(".score.png")
+
+def render_path(path: Path, render: str) -> Path:
+    """The file a render (one of RENDER_SUFFIXES) of the MIDI file `path` goes to."""
+    return path.with_suffix(RENDER_SUFFIXES[render])
 
 
 def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 120.0, program: int = 0,
-                 velocity: int = 80, png: bool = False, wav: bool = False, musicxml: bool = False,
-                 score: bool = False) -> dict:
+                 velocity: int = 80, renders: tuple[str, ...] = ()) -> dict:
     """Decodes every piece in `text` and writes them one after another as MIDI.
 
-    Melodies become one track; chorales one track per voice. With `png`,
-    `wav`, `musicxml` or `score`, a piano roll, an audio rendering, a
-    MusicXML score or an engraved score (`NAME.score.png`, LilyPond) goes
-    beside the MIDI file, with the same name.
+    Melodies become one track; chorales one track per voice. Each of
+    `renders` (`png`, `wav`, `musicxml`, `score`) adds a piano roll, an audio
+    rendering, a MusicXML score or an engraved score (`NAME.score.png`,
+    LilyPond) beside the MIDI file, with the same name.
 
     Returns:
         Facts for the sidecar: pieces, notes, and characters the decoder dropped.
@@ -52,24 +56,16 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
     write_midi(path, voices, bpm=bpm, program=program, velocity=velocity, meter=meter, sharps=sharps)
     facts = {"encoding": encoding, "pieces": pieces, "voices": len(voices),
              "notes": sum(e.pitch is not None for v in voices for e in v), "dropped_chars": dropped}
-    if png:
-        from .media import render_png
-
-        render_png(path.with_suffix(".png"), voices, bar_lines, title=f"{path.name}: {meter}, {facts['notes']} notes")
-        facts["png"] = str(path.with_suffix(".png"))
-    if musicxml:
-        from .media import render_musicxml
-
-        render_musicxml(path.with_suffix(".musicxml"), voices, meter, sharps, title=path.stem, fermatas=fermatas)
-        facts["musicxml"] = str(path.with_suffix(".musicxml"))
-    if score:
-        from .media import render_score_png
-
-        render_score_png(score_png_path(path), voices, meter, sharps, title=path.stem, fermatas=fermatas)
-        facts["score"] = str(score_png_path(path))
-    if wav:
-        from .media import render_wav
-
-        render_wav(path, path.with_suffix(".wav"))
-        facts["wav"] = str(path.with_suffix(".wav"))
+    if "png" in renders:
+        render_png(render_path(path, "png"), voices, bar_lines, title=f"{path.name}: {meter}, {facts['notes']} notes")
+        facts["png"] = str(render_path(path, "png"))
+    if "musicxml" in renders:
+        render_musicxml(render_path(path, "musicxml"), voices, meter, sharps, title=path.stem, fermatas=fermatas)
+        facts["musicxml"] = str(render_path(path, "musicxml"))
+    if "score" in renders:
+        render_score_png(render_path(path, "score"), voices, meter, sharps, title=path.stem, fermatas=fermatas)
+        facts["score"] = str(render_path(path, "score"))
+    if "wav" in renders:
+        render_wav(path, render_path(path, "wav"))
+        facts["wav"] = str(render_path(path, "wav"))
     return facts

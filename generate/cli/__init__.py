@@ -1,0 +1,25 @@
+"""The `generate` command line: one module per command group, each a thin layer over the library.
+
+Each command parses its options, builds the library's options, calls one
+library function and echoes the result. Heavy modules (NumPy, Keras,
+TensorFlow) are imported inside commands, so `generate --help` stays instant.
+"""
+
+from __future__ import annotations
+
+from .base import cli
+from .corpus import corpus_group
+from .jobs import run_command, runs_group
+from .sample import render, sample
+from .score import score
+from .train import export, info, list_runs, train
+
+for command in (train, sample, render, score, info, list_runs, export, corpus_group, run_command, runs_group):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="generate")
+
+
+__all__ = ["cli", "main"]

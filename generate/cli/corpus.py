@@ -1,0 +1,62 @@
+"""`generate corpus list|show|build`: the built-in corpora, where they come from, and building them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..data.registry import build, describe, get_entry, load_registry
+from .base import State, pass_state
+
+
+@click.group("corpus")
+def corpus_group() -> None:
+    """Built-in corpora: what they are, where they come from, and building them."""
+
+
+@corpus_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per corpus.")
+def corpus_list(as_json: bool) -> None:
+    """List the built-in corpora: kind, source, size, license and whether each is built."""
+    for entry in load_registry().values():
+        info = describe(entry)
+        if as_json:
+            click.echo(json.dumps(info, ensure_ascii=False))
+            continue
+        built = info["built"]
+        size = f"{built['chars']:,} chars" if built else (f"{entry.bytes:,} bytes" if entry.bytes else "-")
+        state = "built" if built else ("parsed on first use" if entry.kind == "music" else "not built")
+        click.echo(f"{entry.name}\t{entry.kind}\t{entry.source}\t{size}\t{state}\t{entry.license}")
+
+
+@corpus_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def corpus_show(name: str, as_json: bool) -> None:
+    """Show everything about corpus NAME: source, sha256, license, clean-up steps, build."""
+    info = describe(get_entry(name))
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    for key, value in info.items():
+        if key == "clean":
+            click.echo("clean:")
+            for step in value:
+                click.echo(f"  - {step['step']}: {step['does']}")
+        elif key == "built":
+            click.echo("built: " + (f"{value['chars']:,} characters, sha256 {value['sha256']}, {value['built']}" if value else "no"))
+        elif value is not None:
+            click.echo(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+
+
+@corpus_group.command("build")
+@click.argument("name")
+@click.option("--from", "local", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A local copy of a downloadable source; it must match the registry's sha256.")
+@click.option("--force", is_flag=True, help="Rebuild even if already built.")
+@pass_state
+def corpus_build(state: State, name: str, local: Path | None, force: bool) -> None:
+    """Build corpus NAME into the cache and print the path of its text."""
+    click.echo(str(build(name, local, force=force, show_progress=state.show_progress)))

@@ -1,0 +1,142 @@
+"""`generate train`, `info`, `list` and `export`: training runs and what is in them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from ..data.config import ENCODING_ERRORS, KINDS, CorpusConfig
+from ..model.config import CELLS, PRECISIONS, ModelConfig, TrainConfig
+from ..music import ENCODINGS, TRANSPOSE_MODES
+from ..units import bits
+from .base import State, bits_text, log, pass_state
+
+_DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), CorpusConfig()
+
+
+@click.command()
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1)
+@click.option("--resume", is_flag=True, help="Continue RUN from latest.keras exactly where it stopped.")
+@click.option("--kind", type=click.Choice(KINDS), default=None, help="text; code: walk trees and mark file boundaries; music: parse scores [default: a built-in corpus's kind, else text].")
+@click.option("--include", multiple=True, help="Glob a file name must match (repeatable), e.g. '*.py'.")
+@click.option("--exclude", multiple=True, help="Glob of names to skip (repeatable), on top of VCS and vendored dirs.")
+@click.option("--encoding", type=click.Choice(ENCODINGS), default=None, help="With --kind music: monophonic melody, or four-voice chorale [default: a built-in corpus's, else melody].")
+@click.option("--transpose", type=click.Choice(TRANSPOSE_MODES), default=_DEFAULT_CORPUS.transpose, show_default=True, help="With --kind music: augment by transposing to C (common) or into every key in range (all).")
+@click.option("--encoding-errors", type=click.Choice(ENCODING_ERRORS), default=_DEFAULT_CORPUS.encoding_errors, show_default=True, help="Invalid UTF-8: fail, replace with U+FFFD, ignore the bytes, or skip the file.")
+@click.option("--min-count", type=click.IntRange(min=1), default=_DEFAULT_CORPUS.min_count, show_default=True, help="Characters seen fewer times map to an unknown token.")
+@click.option("--cell", type=click.Choice(CELLS), default=_DEFAULT_MODEL.cell, show_default=True, help="Recurrent cell.")
+@click.option("--layers", type=click.IntRange(min=1), default=_DEFAULT_MODEL.layers, show_default=True, help="Stacked recurrent layers.")
+@click.option("--units", type=click.IntRange(min=1), default=_DEFAULT_MODEL.units, show_default=True, help="Hidden units per layer.")
+@click.option("--embedding-dim", type=click.IntRange(min=1), default=_DEFAULT_MODEL.embedding_dim, show_default=True, help="Character embedding size.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULT_MODEL.dropout, show_default=True, help="Dropout on layer inputs and the last output.")
+@click.option("--recurrent-dropout", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULT_MODEL.recurrent_dropout, show_default=True, help="Dropout on the recurrent state (disables cuDNN).")
+@click.option("--residual/--no-residual", default=_DEFAULT_MODEL.residual, show_default=True, help="Skip connections between stacked layers.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.batch_size, show_default=True, help="B: parallel streams.")
+@click.option("--seq-len", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.seq_len, show_default=True, help="T: steps of backpropagation through time.")
+@click.option("--epochs", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.epochs, show_default=True, help="Maximum epochs (raise it on --resume to train further).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=_DEFAULT_TRAIN.learning_rate, show_default=True, help="Adam learning rate.")
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=_DEFAULT_TRAIN.lr_decay, show_default=True, help="Learning-rate multiplier per epoch.")
+@click.option("--clip-norm", type=click.FloatRange(min=0), default=_DEFAULT_TRAIN.clip_norm, show_default=True, help="Global gradient-norm clip; 0 disables.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULT_TRAIN.val_fraction, show_default=True, help="Held-out tail for validation.")
+@click.option("--patience", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.patience, show_default=True, help="Stop after this many epochs without val improvement; 0 never.")
+@click.option("--seed", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.seed, show_default=True, help="Seeds initialisation and dropout.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.checkpoint_every, show_default=True, help="Steps between latest.keras saves (also every 2 minutes).")
+@click.option("--preview-every", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.preview_every, show_default=True, help="Steps between sample previews on stderr; 0 disables.")
+@click.option("--max-minutes", type=click.FloatRange(min=0), default=_DEFAULT_TRAIN.max_minutes, show_default=True, help="Stop resumably after this much training time; 0 = no limit.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=_DEFAULT_TRAIN.precision, show_default=True, help="Training math: mixed is float16 on a GPU, bfloat16 on a CPU; weights stay float32.")
+@pass_state
+@click.pass_context
+def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...], resume: bool, **options) -> None:
+    """Train a model on SOURCES (files, directories or globs) into the directory RUN.
+
+    With --resume, SOURCES may be left out: the recorded ones are used.
+    """
+    from ..data.corpus import corpus_config
+    from ..training.trainer import create_run, resume_run  # Keras and TensorFlow load here, not for --help
+
+    if resume:
+        # Only options the user set count: resume_run applies the allowed ones and refuses changes to the rest.
+        explicit = {name: value for name, value in options.items()
+                    if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+        result = resume_run(run, list(sources) or None, explicit, state.show_progress)
+    else:
+        if not sources:
+            raise click.UsageError("missing SOURCES: expected one or more corpus files, directories or glob patterns", ctx)
+        corpus, model, training = (
+            {f.name: options[f.name] for f in fields(cls) if f.name in options} for cls in (CorpusConfig, ModelConfig, TrainConfig))
+        result = create_run(run, corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training),
+                            state.show_progress)
+    status = "finished" if result.finished else "paused (resume with --resume)"
+    click.echo(f"{result.run}\tepochs {result.epochs_done}\tsteps {result.global_step}\t"
+               f"best val {bits_text(result.best_val_loss)}\t{status}")
+
+
+@click.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(run: str, as_json: bool) -> None:
+    """Describe RUN (a path or shipped model name): model, corpus, checkpoints, losses.
+
+    Reads JSON and zip metadata only; TensorFlow is never imported.
+    """
+    from ..model.checkpoint import resolve_run, run_summary
+
+    summary = run_summary(resolve_run(run))
+    click.echo(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else "\n".join(_info_lines(summary)))
+
+
+def _info_lines(summary: dict) -> list[str]:
+    m, t, c = summary["model"], summary["train"], summary["corpus"]
+    lines = [
+        f"run:        {summary['run']}",
+        f"model:      {m['cell']} {m['layers']}x{m['units']}, embedding {m['embedding_dim']}, dropout {m['dropout']}, residual {m['residual']}",
+        f"vocab:      {summary['vocab_size']} characters",
+        f"corpus:     {c['kind']} {', '.join(c['sources'])} ({c['chars']} chars: {c['train_chars']} train, {c['val_chars']} val), sha256 {c['sha256'][:16]}",
+        f"training:   batch {t['batch_size']} x seq {t['seq_len']}, {t['epochs']} epochs, lr {t['learning_rate']} (decay {t['lr_decay']}), clip {t['clip_norm']}, seed {t['seed']}, precision {t.get('precision', 'float32')}",
+        f"versions:   {', '.join(f'{k} {v}' for k, v in summary['versions'].items())}",
+    ]
+    for name, ck in summary["checkpoints"].items():
+        if "error" in ck:
+            lines.append(f"{name + ':':11} {ck['error']}")
+            continue
+        val = f", val {bits_text(ck['val_loss'])}" if ck.get("val_loss") is not None else ""
+        lines.append(f"{name + ':':11} epoch {ck['epoch']} step {ck['step']} (global {ck['global_step']}){val}, {ck['bytes']} bytes{', finished' if ck.get('finished') else ''}")
+    for row in summary["history"]:
+        lines.append(f"history:    epoch {row['epoch']} step {row['global_step']}: train {row['train_bpc']} bpc, val {row['val_bpc'] or '-'} bpc, {row['chars_per_s']} chars/s")
+    return lines
+
+
+@click.command("list")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".")
+def list_runs(directory: Path) -> None:
+    """List the shipped models, then the runs under DIRECTORY (three levels deep)."""
+    from ..model.checkpoint import list_runs as find_runs
+
+    listings = find_runs(directory)
+    if not any(not entry.shipped for entry in listings):
+        log.warning("no runs under %s", directory)
+    for entry in listings:
+        best = f"{bits(entry.best_val_loss):.3f} bpc" if entry.best_val_loss is not None else "-"
+        if entry.shipped:
+            click.echo(f"{entry.path.name}\tshipped\t{entry.kind}\t{entry.model}\tbest val {best}")
+        elif entry.error:
+            click.echo(f"{entry.path}\t(unreadable: {entry.error})")
+        else:
+            click.echo(f"{entry.path}\t{entry.model}\tepoch {entry.epoch}/{entry.epochs}\tbest val {best}")
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
+@click.option("--float16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
+def export(run: Path, dest: Path, checkpoint: str, float16: bool) -> None:
+    """Copy RUN to DEST for sampling only: weights without optimizer state."""
+    from ..model.checkpoint import RunDir, export_run
+
+    click.echo(str(export_run(RunDir(run).require(), dest, checkpoint, float16=float16)))

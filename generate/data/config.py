@@ -1,0 +1,33 @@
+"""What a corpus is made of and how it is read: `CorpusConfig`, saved in a run's `config.json`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import expect
+from ..music import ENCODINGS, TRANSPOSE_MODES
+
+KINDS = ("text", "code", "music")
+ENCODING_ERRORS = ("strict", "replace", "ignore", "skip")
+FILE_SEPARATOR = "\x1c"  # ASCII "file separator": marks the start of each file in code corpora
+
+
+@dataclass
+class CorpusConfig:
+    sources: list[str] = field(default_factory=list)  # files, directories or glob patterns
+    kind: str = "text"  # text, code (walks trees, marks file boundaries) or music (parsed by music21)
+    encoding: str = "melody"  # how music is written as text (music only)
+    transpose: str = "none"  # music augmentation: none, common (to C/Am) or all (every key in range)
+    include: list[str] = field(default_factory=list)  # glob patterns a file name must match (code)
+    exclude: list[str] = field(default_factory=list)  # extra glob patterns to skip
+    encoding_errors: str = "strict"  # strict, replace, ignore or skip (the whole file)
+    min_count: int = 1  # characters seen fewer times map to the unknown token
+
+    def validate(self) -> None:
+        """Raises OptionError naming the first bad field."""
+        expect(self.kind in KINDS, "kind", f"one of {', '.join(KINDS)}", self.kind)
+        expect(self.encoding in ENCODINGS, "encoding", f"one of {', '.join(ENCODINGS)}", self.encoding)
+        expect(self.transpose in TRANSPOSE_MODES, "transpose", f"one of {', '.join(TRANSPOSE_MODES)}", self.transpose)
+        expect(self.encoding_errors in ENCODING_ERRORS, "encoding_errors", f"one of {', '.join(ENCODING_ERRORS)}",
+               self.encoding_errors)
+        expect(self.min_count >= 1, "min_count", "an integer >= 1", self.min_count)

@@ -1,0 +1,106 @@
+"""Novelty: the longest stretch a sample copies from the training corpus.
+
+A suffix array of the corpus's ids is built once (prefix doubling in NumPy,
+O(n log^2 n)) and cached by the corpus's content hash. For each position of
+a sample, a binary search finds where its suffix would sort; the longest
+match is with one of the two neighbours there. Comparisons run on big-endian
+bytes, whose order is the ids' order, so each one is a single C-level
+comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..paths import cache_root
+from ..fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def build_suffix_array(ids: np.ndarray) -> np.ndarray:
+    """Start positions of all suffixes of `ids`, in sorted order (int32 below 2**31 ids)."""
+    n = len(ids)
+    rank = np.asarray(ids, np.int64)
+    order = np.argsort(rank, kind="stable")
+    step = 1
+    while step < n:
+        # Sort by (rank of i, rank of i + step), -1 past the end: the first 2*step ids.
+        second = np.full(n, -1, np.int64)
+        second[: n - step] = rank[step:]
+        order = np.lexsort((second, rank))
+        pairs_first, pairs_second = rank[order], second[order]
+        changed = np.empty(n, bool)
+        changed[0] = True
+        changed[1:] = (pairs_first[1:] != pairs_first[:-1]) | (pairs_second[1:] != pairs_second[:-1])
+        new_rank = np.empty(n, np.int64)
+        new_rank[order] = np.cumsum(changed) - 1
+        rank = new_rank
+        if changed.all():
+            break
+        step *= 2
+    return order.astype(np.int32 if n < 2**31 else np.int64)
+
+
+class CopyIndex:
+    """Answers "how many characters in a row does this text share with the corpus?"."""
+
+    def __init__(self, ids: np.ndarray, suffix_array: np.ndarray):
+        self.bytes = np.asarray(ids, ">u2").tobytes()
+        self.suffixes = suffix_array
+        self.n = len(ids)
+
+    @classmethod
+    def for_corpus(cls, ids: np.ndarray, key: str) -> "CopyIndex":
+        """Loads the cached suffix array for corpus `key` (its content hash), building it once."""
+        path = cache_root() / "novelty" / f"{key[:32]}.npy"
+        if path.exists():
+            try:
+                suffixes = np.load(path, mmap_mode="r")
+                if len(suffixes) == len(ids):
+                    return cls(ids, suffixes)
+            except (OSError, ValueError):
+                pass
+        log.info("indexing %d corpus characters for max_copy (once; cached in %s)", len(ids), path.parent)
+        suffixes = build_suffix_array(ids)
+        with atomic_path(path, suffix=".npy") as tmp:
+            np.save(tmp, suffixes)
+        return cls(ids, suffixes)
+
+    def _suffix(self, position: int, length: int) -> bytes:
+        return self.bytes[2 * position : 2 * (position + length)]
+
+    def longest_copy(self, sample_ids: list[int] | np.ndarray) -> int:
+        """The length of the longest run of `sample_ids` that also occurs in the corpus."""
+        sample = np.asarray(sample_ids, ">u2").tobytes()
+        best = 0
+        for start in range(len(sample_ids)):
+            if len(sample_ids) - start <= best:
+                break  # nothing shorter can beat it
+            query = sample[2 * start :]
+            width = len(query) // 2
+            low, high = 0, self.n
+            while low < high:  # first suffix >= query (compared on the query's length)
+                mid = (low + high) // 2
+                if self._suffix(int(self.suffixes[mid]), width) < query:
+                    low = mid + 1
+                else:
+                    high = mid
+            for neighbour in (low - 1, low):
+                if 0 <= neighbour < self.n:
+                    best = max(best, _common_prefix(self._suffix(int(self.suffixes[neighbour]), width), query) // 2)
+        return best
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Bytes in common at the start of a and b, rounded down to whole ids by the caller."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:  # binary search on the length: slices compare in C
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low - low % 2

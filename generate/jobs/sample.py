@@ -1,0 +1,101 @@
+"""One sampling request, as `generate sample` makes it: verify, load, sample, then write or return.
+
+The command line builds `SampleOptions` and an output target, and calls
+`sample`. Everything is checked before the model loads: the options against
+the run (`options.resolve_options`), and the output files against the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import OptionError
+from ..model.checkpoint import resolve_run
+from ..music.midi import instrument_program
+from ..outputs.writers import check_free, output_paths, write_output
+from ..sampling.generator import generate_samples, generate_valid, load_generator, sample_record
+from ..sampling.options import RunFacts, SampleOptions, resolve_options
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One finished sample."""
+
+    text: str  # what the user gets: the lead (prime, its music header, or nothing) and the sample
+    record: dict  # the sidecar: everything needed to regenerate it
+    path: Path | None = None  # where it was written, with `output`
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    outputs: list[Output]
+    seed: int  # the seed of the first batch
+    seed_drawn: bool  # no seed was given: this one was drawn, and the caller should report it
+    streamed: bool  # the text went to `on_text` as it was sampled; nothing is left to print
+
+
+def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", output: Path | None = None,
+           overwrite: bool = False, on_text: Callable[[str], None] | None = None,
+           on_start: Callable[[int, bool], None] | None = None) -> SampleResult:
+    """Samples `options.num_samples` texts from `run` (a run directory or a shipped model's name).
+
+    Args:
+        run: the run or shipped model.
+        options: what to sample; checked here, before the model loads.
+        checkpoint: `best`, `latest` or a `.keras` file in the run.
+        output: a file or directory to write outputs and sidecars to; None returns the texts only.
+        overwrite: replace existing output files.
+        on_text: for a single sample with no output file, receives the prime and then the
+            sample's text as it is generated (a terminal shows it as it comes).
+        on_start: called with (seed, drawn) once everything is checked and the model is loaded.
+
+    Raises:
+        OptionError: a bad option, named as its field.
+        UsageError: a bad run, checkpoint or output path.
+        GenerateError: a failed write.
+    """
+    run_dir = resolve_run(run)
+    facts = RunFacts.of(run_dir)
+    cfg = resolve_options(options, facts)
+    if options.renders and output is None:
+        raise OptionError(options.renders[0], "expected -o, a MIDI file to render beside")
+    render = {"bpm": options.bpm, "program": instrument_program(options.instrument), "velocity": options.velocity,
+              "encoding": facts.encoding, "renders": options.renders}
+    paths = output_paths(output, options.num_samples, ".mid" if facts.music else ".txt") if output is not None else []
+    check_free(paths, overwrite, options.renders)
+    gen = load_generator(run_dir.path, checkpoint, options.num_samples)
+    if on_start:
+        on_start(cfg.seed, options.seed is None)
+    stream = on_text is not None and output is None and options.num_samples == 1 and not options.drop_prime \
+        and not options.valid_only
+    if options.valid_only:
+        kept, tried = generate_valid(gen, cfg)
+        what = "parse as Python" if facts.kind == "code" else "decode cleanly"
+        log.info("--valid-only: %d of %d samples %s (%.0f%%)", len(kept), tried, what, 100 * len(kept) / tried)
+        if len(kept) < options.num_samples:
+            log.warning("--valid-only: kept %d of the %d samples asked for", len(kept), options.num_samples)
+    else:
+        if stream and cfg.prime:
+            on_text(cfg.prime)
+        samples = generate_samples(gen, cfg, on_text=(lambda _stream, text: on_text(text)) if stream else None)
+        kept = [(cfg, index, s) for index, s in enumerate(samples)]
+    lead = _lead(cfg.prime, options.drop_prime, facts.music)
+    outputs = []
+    for i, (used_cfg, index, s) in enumerate(kept):
+        record = sample_record(gen, used_cfg, index, s)
+        if paths:
+            write_output(paths[i], lead + s.text, record, render)
+        outputs.append(Output(lead + s.text, record, paths[i] if paths else None))
+    return SampleResult(outputs, cfg.seed, options.seed is None, stream)
+
+
+def _lead(prime: str, drop_prime: bool, music: bool) -> str:
+    """What leads each output: the prime, nothing, or (music) just the prime's header."""
+    if not drop_prime:
+        return prime
+    return prime[: prime.index("|") + 1] if music and "|" in prime else ""

@@ -1,0 +1,338 @@
+"""Run directories and checkpoint files.
+
+A run directory holds:
+    config.json    the resolved RunConfig (model, training, corpus hash, versions)
+    vocab.json     the vocabulary, so a run samples without its corpus
+    latest.keras   the newest checkpoint, with optimizer state, for --resume
+    best.keras     the checkpoint with the lowest validation loss so far
+    history.csv    one row per validation: loss in nats and bits per char
+    logs/          TensorBoard event files
+
+A `.keras` file is a zip. Besides what Keras writes, ours carry
+`training_state.json` (epoch, step, early-stopping counters, RNG state) and
+`runtime_state.npz` (RNN hidden states and dropout seeds, which Keras does not
+save), so resuming continues exactly. Both are plain JSON and NumPy arrays,
+never pickle, and `generate info` reads them with the standard library alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.vocab import Vocab
+from ..errors import CheckpointError, GenerateError, UsageError
+from ..fileio import atomic_path, atomic_write_text
+from ..paths import shipped_checkpoints_dir
+from .backend import get_runtime_state, import_keras, set_runtime_state
+from .builder import build_model
+from .config import RunConfig
+
+WEIGHTS_MEMBER = "model.weights.h5"  # where Keras keeps the weights inside a .keras zip
+TRAINING_STATE = "training_state.json"
+RUNTIME_STATE = "runtime_state.npz"
+HISTORY_FIELDS = (
+    "epoch", "step", "global_step", "train_loss", "train_bpc",
+    "val_loss", "val_bpc", "learning_rate", "elapsed_s", "chars_per_s",
+)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def vocab(self) -> Path:
+        return self.path / "vocab.json"
+
+    @property
+    def latest(self) -> Path:
+        return self.path / "latest.keras"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.keras"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def remove_stale_temp_files(self) -> None:
+        """Deletes temp files that a killed writer left (`.latest.keras.XXXX.keras` and such)."""
+        for name in ("config.json", "vocab.json", "latest.keras", "best.keras", "history.csv"):
+            for stale in self.path.glob(f".{name}.*"):
+                stale.unlink(missing_ok=True)
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    def require(self) -> "RunDir":
+        """Checks that this is a run directory.
+
+        Raises:
+            UsageError: the path is missing or is not a run directory.
+        """
+        if not self.path.exists():
+            raise UsageError(f"run {str(self.path)!r}: no such directory")
+        if not self.is_run():
+            raise UsageError(f"run {str(self.path)!r}: expected a run directory with config.json, found none")
+        return self
+
+    def load_config(self) -> RunConfig:
+        return RunConfig.load(self.config)
+
+    def load_vocab(self) -> Vocab:
+        return Vocab.load(self.vocab)
+
+    def checkpoint(self, which: str = "best") -> Path:
+        """Resolves `best`, `latest` or an explicit file to a checkpoint path.
+
+        Raises:
+            UsageError: a legacy `.h5` file, or no such checkpoint.
+        """
+        path = {"best": self.best, "latest": self.latest}.get(which, Path(which))
+        if which == "best" and not path.exists():
+            path = self.latest
+        check_keras_file(path)
+        return path
+
+    def read_history(self) -> list[dict]:
+        if not self.history.exists():
+            return []
+        with open(self.history, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def write_history(self, rows: list[dict]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.history, buffer.getvalue())
+
+
+def check_keras_file(path: Path) -> None:
+    """Refuses anything but an existing `.keras` zip.
+
+    Raises:
+        UsageError: a `.h5`/`.hdf5` full model (unsafe legacy format) or a missing file.
+        CheckpointError: a file that is not a readable `.keras` zip.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        raise UsageError(f"checkpoint {str(path)!r}: legacy .h5 models are refused; expected a .keras file")
+    if path.suffix.lower() != ".keras":
+        raise UsageError(f"checkpoint {str(path)!r}: expected a .keras file, received {path.suffix or 'no extension'}")
+    if not path.is_file():
+        raise UsageError(f"checkpoint {str(path)!r}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"checkpoint {str(path)!r}: damaged, expected a .keras zip archive")
+
+
+def save_checkpoint(model, path: Path, training_state: dict) -> None:
+    """Saves model, optimizer, runtime state and trainer state atomically."""
+    arrays = io.BytesIO()
+    np.savez(arrays, *get_runtime_state(model))
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(TRAINING_STATE, json.dumps(training_state, indent=1))
+            archive.writestr(RUNTIME_STATE, arrays.getvalue())
+
+
+def read_training_state(path: Path) -> dict:
+    """Reads the trainer state from a checkpoint without importing Keras."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(TRAINING_STATE))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r}: no readable training state ({exc})") from None
+
+
+def read_runtime_state(path: Path) -> list[np.ndarray]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = np.load(io.BytesIO(archive.read(RUNTIME_STATE)), allow_pickle=False)
+            return [data[f"arr_{i}"] for i in range(len(data.files))]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r}: no readable runtime state ({exc})") from None
+
+
+def load_trainable_model(path: Path):
+    """Loads a checkpoint with its optimizer for resuming, in safe mode."""
+    check_keras_file(path)
+    keras = import_keras()
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a damaged archive
+        raise CheckpointError(f"checkpoint {str(path)!r}: cannot be loaded ({type(exc).__name__}: {exc})") from None
+    set_runtime_state(model, read_runtime_state(path))
+    return model
+
+
+def load_weights_into(model, path: Path) -> None:
+    """Loads a checkpoint's weights into a model built at another batch size."""
+    check_keras_file(path)
+    try:
+        model.load_weights(path)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r}: weights do not load ({type(exc).__name__}: {exc})") from None
+
+
+def run_summary(run: RunDir) -> dict:
+    """Everything `generate info` shows, read without TensorFlow."""
+    cfg = run.load_config()
+    vocab = run.load_vocab()
+    summary = {
+        "run": str(run.path),
+        "model": cfg.model.__dict__,
+        "train": cfg.train.__dict__,
+        "corpus": {**cfg.corpus.__dict__, "sha256": cfg.corpus_sha256, "chars": cfg.corpus_chars,
+                   "train_chars": cfg.train_chars, "val_chars": cfg.val_chars},
+        "vocab_size": len(vocab),
+        "versions": cfg.versions,
+        "created": cfg.created,
+        "checkpoints": {},
+    }
+    for name, path in (("latest", run.latest), ("best", run.best)):
+        if path.exists():
+            entry = {"path": str(path), "bytes": path.stat().st_size}
+            try:
+                state = read_training_state(path)
+                entry.update({k: state.get(k) for k in ("epoch", "step", "global_step", "val_loss", "best_val_loss", "finished", "saved_at")})
+            except CheckpointError as exc:
+                entry["error"] = str(exc)
+            summary["checkpoints"][name] = entry
+    history = run.read_history()
+    summary["history"] = history[-5:]
+    return summary
+
+
+def export_run(run: RunDir, dest: Path, which: str = "best", float16: bool = False) -> Path:
+    """Copies a run into `dest` for sampling only: config, vocab and weights, no optimizer.
+
+    The exported `best.keras` is a third of the training checkpoint's size,
+    which is what keeps shipped models small; `float16` halves it again
+    (Keras casts the stored weights back to float32 on loading).
+
+    Raises:
+        UsageError: `dest` already holds files, or the checkpoint is missing.
+    """
+    source = run.checkpoint(which)
+    target = RunDir(Path(dest))
+    if target.path.exists() and any(target.path.iterdir()):
+        raise UsageError(f"export target {str(target.path)!r}: expected a new or empty directory, found files")
+    config = run.load_config()
+    model = build_model(config.model, 1)
+    load_weights_into(model, source)
+    state = read_training_state(source)
+    target.path.mkdir(parents=True, exist_ok=True)
+    run.load_vocab().save(target.vocab)
+    config.save(target.config)
+    save_checkpoint(model, target.best, {**state, "exported_from": str(source), "weights_dtype": "float16" if float16 else "float32"})
+    if float16:
+        _store_weights_as_float16(target.best)
+    if run.history.exists():
+        target.write_history(run.read_history())
+    return target.best
+
+
+def _store_weights_as_float16(path: Path) -> None:
+    """Rewrites the float32 arrays of a `.keras` file's weights as float16, atomically."""
+    import h5py  # installed with Keras; only exporting needs it
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    halved = io.BytesIO()
+    with h5py.File(io.BytesIO(members[WEIGHTS_MEMBER]), "r") as source, h5py.File(halved, "w") as target:
+        def copy(name, item):
+            if isinstance(item, h5py.Dataset):
+                data = item[()]
+                target.create_dataset(name, data=data.astype(np.float16) if data.dtype == np.float32 else data)
+            else:
+                target.require_group(name)
+            target[name].attrs.update(dict(item.attrs))
+
+        source.visititems(copy)
+        target.attrs.update(dict(source.attrs))
+    members[WEIGHTS_MEMBER] = halved.getvalue()
+    with atomic_path(path, suffix=".keras") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def resolve_run(name_or_path: str | Path) -> RunDir:
+    """A run directory by path, or a shipped model by name (e.g. `shakespeare`).
+
+    Raises:
+        UsageError: neither a run directory nor a shipped model name.
+    """
+    path = Path(name_or_path)
+    if path.exists() or "/" in str(name_or_path) or str(name_or_path).startswith("."):
+        return RunDir(path).require()
+    shipped = RunDir(shipped_checkpoints_dir() / str(name_or_path))
+    if shipped.is_run():
+        return shipped
+    names = [run.path.name for run in shipped_runs()]
+    raise UsageError(
+        f"run {str(name_or_path)!r}: no such directory or shipped model; expected a run path"
+        + (f" or one of: {', '.join(names)}" if names else "")
+    )
+
+
+def shipped_runs() -> list[RunDir]:
+    """The shipped models, by name."""
+    return [RunDir(p.parent) for p in sorted(shipped_checkpoints_dir().glob("*/config.json"))]
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """One line of `generate list`."""
+
+    path: Path
+    shipped: bool
+    kind: str = ""
+    model: str = ""  # e.g. "lstm 2x256"
+    epoch: int = 0  # epochs done (latest checkpoint)
+    epochs: int = 0  # epochs asked for
+    best_val_loss: float | None = None
+    error: str = ""  # why the run could not be read
+
+
+def list_runs(directory: Path, depth: int = 3) -> list[RunListing]:
+    """The shipped models, then the runs up to `depth` levels under `directory`, from JSON and zip metadata."""
+    shipped = shipped_runs()
+    listings = []
+    for run in shipped:
+        cfg = run.load_config()
+        state = read_training_state(run.best)
+        listings.append(RunListing(run.path, True, cfg.corpus.kind, f"{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}",
+                                   best_val_loss=state.get("best_val_loss")))
+    patterns = ["*/" * level + "config.json" for level in range(depth + 1)]
+    found = sorted({p.parent for pattern in patterns for p in Path(directory).glob(pattern)} - {r.path for r in shipped})
+    for path in found:
+        run = RunDir(path)
+        try:
+            cfg = run.load_config()
+            state = read_training_state(run.latest) if run.latest.exists() else {}
+        except GenerateError as exc:
+            listings.append(RunListing(path, False, error=str(exc)))
+            continue
+        listings.append(RunListing(path, False, cfg.corpus.kind, f"{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}",
+                                   state.get("epoch", 0), cfg.train.epochs, state.get("best_val_loss")))
+    return listings

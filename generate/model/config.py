@@ -1,0 +1,121 @@
+"""Dataclass configs for a run (model, training, corpus), and their JSON form in `config.json`.
+
+A run directory's `config.json` holds the resolved `RunConfig`: everything
+needed to rebuild the model and continue training, plus the corpus hash and
+library versions, so `generate info` can describe a run without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data.config import CorpusConfig
+from ..errors import CheckpointError, expect
+from ..fileio import atomic_write_text
+
+CELLS = ("lstm", "gru", "rnn")
+# Training arithmetic: float32, or Keras mixed precision (float32 weights, 16-bit math).
+# "mixed" picks float16 on a GPU (cuDNN's fast path, with loss scaling) and bfloat16 on a CPU.
+PRECISIONS = ("float32", "mixed", "mixed-float16", "mixed-bfloat16")
+
+
+@dataclass
+class ModelConfig:
+    cell: str = "lstm"  # recurrent cell: lstm, gru or rnn (Keras SimpleRNN)
+    layers: int = 2  # number of stacked recurrent layers
+    units: int = 256  # hidden units in every recurrent layer
+    embedding_dim: int = 64  # size of the learned character embedding
+    dropout: float = 0.0  # dropout on each recurrent layer's input and on the last output
+    recurrent_dropout: float = 0.0  # dropout on the recurrent state; disables cuDNN on GPUs
+    residual: bool = False  # add a layer's input to its output where the widths match
+    vocab_size: int = 0  # set from the vocabulary when the run is created
+
+    def validate(self) -> None:
+        expect(self.cell in CELLS, "cell", f"one of {', '.join(CELLS)}", self.cell)
+        expect(self.layers >= 1, "layers", "an integer >= 1", self.layers)
+        expect(self.units >= 1, "units", "an integer >= 1", self.units)
+        expect(self.embedding_dim >= 1, "embedding_dim", "an integer >= 1", self.embedding_dim)
+        expect(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
+        expect(0.0 <= self.recurrent_dropout < 1.0, "recurrent_dropout", "a number in [0, 1)", self.recurrent_dropout)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64  # B: parallel contiguous streams per batch
+    seq_len: int = 100  # T: time steps per batch (truncated BPTT length)
+    epochs: int = 10  # maximum passes over the training split
+    learning_rate: float = 4e-3  # Adam's initial rate; beat 2e-3 and 6e-3 on 3-minute CPU runs
+    lr_decay: float = 0.95  # learning rate multiplier applied after every epoch
+    clip_norm: float = 5.0  # global gradient norm clip; 0 disables clipping
+    val_fraction: float = 0.1  # held-out tail of the corpus used for validation
+    patience: int = 3  # epochs without val improvement before stopping early; 0 disables
+    seed: int = 0  # seeds weights, dropout and previews; recorded for repeatability
+    checkpoint_every: int = 200  # steps between periodic `latest.keras` saves
+    checkpoint_seconds: float = 120.0  # also save `latest.keras` when this much time passed
+    preview_every: int = 0  # steps between sample previews on stderr; 0 disables
+    max_minutes: float = 0.0  # stop (resumably) after this much training time; 0 = no limit
+    precision: str = "float32"  # training arithmetic, one of PRECISIONS; validation always runs in float32
+
+    def validate(self) -> None:
+        expect(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        expect(self.seq_len >= 1, "seq_len", "an integer >= 1", self.seq_len)
+        expect(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        expect(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
+        expect(0 < self.lr_decay <= 1, "lr_decay", "a number in (0, 1]", self.lr_decay)
+        expect(self.clip_norm >= 0, "clip_norm", "a number >= 0", self.clip_norm)
+        expect(0 <= self.val_fraction < 1, "val_fraction", "a number in [0, 1)", self.val_fraction)
+        expect(self.patience >= 0, "patience", "an integer >= 0", self.patience)
+        expect(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
+        expect(self.preview_every >= 0, "preview_every", "an integer >= 0", self.preview_every)
+        expect(self.max_minutes >= 0, "max_minutes", "a number >= 0", self.max_minutes)
+        expect(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    corpus_sha256: str = ""  # content hash of the raw sources; resume refuses another corpus
+    vocab_sha256: str = ""  # hash of vocab.json; resume refuses another vocabulary
+    corpus_chars: int = 0  # characters after normalisation
+    train_chars: int = 0  # characters in the training split
+    val_chars: int = 0  # characters in the validation tail
+    versions: dict[str, str] = field(default_factory=dict)  # library versions that trained it
+    created: str = ""  # ISO time the run was created
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        try:
+            top = {k: v for k, v in data.items() if k not in ("model", "train", "corpus")}
+            return cls(
+                model=ModelConfig(**data.get("model", {})),
+                train=TrainConfig(**data.get("train", {})),
+                corpus=CorpusConfig(**data.get("corpus", {})),
+                **top,
+            )
+        except TypeError as exc:
+            raise CheckpointError(f"config.json: unexpected field ({exc})") from None
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: missing; expected a run directory made by 'generate train'") from None
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: unreadable config ({exc})") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path}: expected a JSON object, received {type(data).__name__}")
+        return cls.from_dict(data)
+

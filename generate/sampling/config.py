@@ -1,0 +1,54 @@
+"""`SamplingConfig`: the resolved settings the sampling loop runs with.
+
+Users never build one: `options.resolve_options` makes it from their
+`SampleOptions`, having checked them, with every run-dependent default
+filled in. Sidecars record it, so an output can be regenerated exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Resolved settings the loop runs with; `options.resolve_options` makes them from a user's `SampleOptions`."""
+
+    length: int = 500  # characters to generate per sample, after the prime
+    temperature: float = 1.0  # divides the logits; lower is more conservative
+    top_k: int = 0  # keep only the k most likely characters; 0 disables
+    top_p: float = 1.0  # keep the smallest set of characters holding this probability mass
+    greedy: bool = False  # always take the most likely character (also temperature 0)
+    num_samples: int = 1  # streams generated together as one batch
+    stop: tuple[str, ...] = ()  # a sample ends just before the first of these strings
+    seed: int | None = None  # seeds the uniform draws; same seed, same text
+    # (characters, n, after, start): end at the nth of the characters, just after or before it,
+    # counting only past the first `start` character when `start` is not empty (a music header).
+    limit: tuple[str, int, bool, str] | None = None
+    banned: tuple[int, ...] = ()  # token ids never sampled
+    # Output starts after the first occurrence of this string in the stream. Sampling starts from a
+    # zero hidden state that training rarely sees, so the first unit (tune, paragraph) is unreliable.
+    warmup: str = ""
+    min_chars: int = 0  # a sample that a stop string ends sooner is discarded and the stream goes on
+    key_penalty: float = 0.0  # music: nats off out-of-key pitch logits; inf forbids them, 0 turns it off
+    key: int | None = None  # music: every sampled header names this key signature (sharps; negative: flats)
+    lines: int = 0  # a poem of this many lines, never empty ones; 0: free text
+    acrostic: str = ""  # line i of the poem begins with character i
+    form: str = ""  # a Chinese form, COLUMNSxLINES such as 5x4: exact line lengths and punctuation
+    prime: str = ""  # text the samples continue; "" starts from the model's default
+    oov: str = "error"  # prime characters outside the vocabulary: error, drop or unk
+
+    @property
+    def form_shape(self) -> tuple[int, int] | None:
+        """(characters per line, lines) of `form`, or None without one."""
+        columns, _, lines = self.form.partition("x")
+        return (int(columns), int(lines)) if self.form else None
+
+    @property
+    def poem_lines(self) -> int:
+        """Lines of the constrained poem, or 0 when sampling is free."""
+        return self.lines or (self.form_shape[1] if self.form_shape else 0) or len(self.acrostic)
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.greedy or self.temperature == 0

@@ -1,0 +1,214 @@
+"""Constraints on sampling as finite automata that run inside the compiled loop.
+
+A constraint that depends on what a stream has written so far (the key its
+tune's header chose, the line of a poem it is on) is a deterministic finite
+automaton over characters. Each stream carries one integer state per
+automaton; feeding a character moves it along `transitions`, and `bias[state]`
+is added to the logits of the next choice: 0 leaves a character alone, a
+negative number discourages it, and -inf forbids it. Both are small tables,
+so the whole thing is two gathers per step in `keras.ops`, on any backend,
+with no Python per character and no rejection loops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.vocab import han_chars
+from ..music.keys import KEY_SIGNATURES, out_of_key_chars
+
+FORBID = float("-inf")
+
+
+@dataclass(frozen=True, eq=False)
+class Automaton:
+    """A character-level automaton; state `start` is where every stream begins."""
+
+    name: str  # what it enforces, for logs and compile caching
+    transitions: np.ndarray  # (S, V) int32: the state after feeding character v in state s
+    bias: np.ndarray  # (S, V) float32: added to the next character's logits in state s
+    start: int = 0
+    settings: dict = field(default_factory=dict)  # what the sidecar records
+
+    def __post_init__(self):
+        states, vocab = self.bias.shape
+        if self.transitions.shape != (states, vocab):
+            raise ValueError(f"transitions: expected shape {(states, vocab)}, received {self.transitions.shape}")
+        allowed = np.isfinite(self.bias).any(axis=1)
+        if not allowed.all():
+            raise ValueError(f"{self.name}: state {int(np.argmin(allowed))} forbids every character")
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.transitions.tobytes() + self.bias.tobytes() + bytes([self.start % 256]))
+        return f"{self.name}:{digest.hexdigest()[:16]}"
+
+    def run(self, ids: list[int], state: int | None = None) -> int:
+        """The state after feeding `ids` from `state` (default: the start), in NumPy."""
+        state = self.start if state is None else state
+        for i in ids:
+            state = int(self.transitions[state, i])
+        return state
+
+
+class _Builder:
+    """Collects states by name and fills both tables; unnamed moves default to `otherwise`."""
+
+    def __init__(self, chars: tuple[str, ...]):
+        self.chars = chars
+        self.index = {c: i for i, c in enumerate(chars)}
+        self.names: dict[object, int] = {}
+        self.rows: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def state(self, name: object) -> int:
+        if name not in self.names:
+            self.names[name] = len(self.rows)
+            self.rows.append((np.full(len(self.chars), -1, np.int64), np.zeros(len(self.chars), np.float32)))
+        return self.names[name]
+
+    def move(self, source: object, chars: str, target: object) -> None:
+        """Feeding any of `chars` in `source` leads to `target`; characters outside the vocabulary are ignored."""
+        row, target_id = self.rows[self.state(source)][0], self.state(target)
+        for c in chars:
+            if c in self.index:
+                row[self.index[c]] = target_id
+
+    def default(self, source: object, target: object) -> None:
+        row, target_id = self.rows[self.state(source)][0], self.state(target)
+        row[row < 0] = target_id
+
+    def penalize(self, source: object, chars: str, amount: float) -> None:
+        bias = self.rows[self.state(source)][1]
+        for c in chars:
+            if c in self.index:
+                bias[self.index[c]] = -amount
+
+    def allow_only(self, source: object, chars: str) -> None:
+        bias = self.rows[self.state(source)][1]
+        keep = np.array([c in chars for c in self.chars])
+        bias[~keep] = FORBID
+
+    def build(self, name: str, start: object, settings: dict) -> Automaton:
+        transitions = np.stack([row for row, _ in self.rows]).astype(np.int32)
+        if (transitions < 0).any():
+            raise ValueError(f"{name}: some moves were left undefined")
+        bias = np.stack([b for _, b in self.rows])
+        return Automaton(name, transitions, bias, self.names[start], settings)
+
+
+# ---------------------------------------------------------------- music keys
+
+def key_automaton(chars: tuple[str, ...], encoding: str, penalty: float, key: int | None = None) -> Automaton:
+    """Keeps each piece's pitches in the key its own header states.
+
+    A header is `M:<meter> K:<sharps>|` at the start of a piece (after a
+    newline, or at the very start of sampling). The automaton reads the
+    `K:` value as it is written, sampled or forced, and from the header's
+    closing `|` until the next newline subtracts `penalty` from the logits of
+    pitches outside that key signature (`inf` forbids them).
+
+    Args:
+        chars: the run's vocabulary, in id order.
+        encoding: `melody` or `chorale`; it decides which characters are pitches.
+        penalty: nats subtracted from out-of-key pitch logits; `float("inf")` forbids them.
+        key: if given, every sampled header must state this key signature
+            (one the vocabulary can write: `options.resolve_options` checks).
+    """
+    b = _Builder(chars)
+    digits = "0123456789"
+    # Header states: "header" until 'K', then 'K:' then an optional '-' then one digit.
+    for name in ("header", "K", "K:", "K:-"):
+        b.default(name, "header")
+        b.move(name, "\n", "header")
+        b.move(name, "|", "body")
+        b.move(name, "K", "K")  # the last 'K' before ':' counts, as in "KK:1"
+    b.move("K", ":", "K:")
+    b.move("K:", "-", "K:-")
+    for d in digits:
+        b.move("K:", d, ("keyed header", int(d)) if int(d) in KEY_SIGNATURES else "header")
+        b.move("K:-", d, ("keyed header", -int(d)) if -int(d) in KEY_SIGNATURES else "header")
+    if key is not None:
+        b.allow_only("K:", "-" if key < 0 else str(key))
+        if key < 0:
+            b.allow_only("K:-", str(-key))
+    for sharps in KEY_SIGNATURES:
+        b.default(("keyed header", sharps), ("keyed header", sharps))
+        b.move(("keyed header", sharps), "\n", "header")
+        b.move(("keyed header", sharps), "|", ("body", sharps))
+        b.default(("body", sharps), ("body", sharps))
+        b.move(("body", sharps), "\n", "header")
+        b.penalize(("body", sharps), out_of_key_chars(encoding, sharps), penalty)
+    b.default("body", "body")  # a header without a readable key: no constraint until the next piece
+    b.move("body", "\n", "header")
+    settings = {"key_penalty": penalty if np.isfinite(penalty) else "inf", "key": key}
+    return b.build(f"key({encoding})", "header", settings)
+
+
+# ---------------------------------------------------------------- poems
+
+
+def _boundary_moves(boundary: str, matched: int, char: str) -> int:
+    """How much of `boundary` is matched after `char`, given `matched` characters of it before (KMP)."""
+    text = boundary[:matched] + char
+    return next(k for k in range(min(len(boundary), len(text)), -1, -1) if text.endswith(boundary[:k]))
+
+
+def poem_automaton(chars: tuple[str, ...], lines: int, acrostic: str = "", columns: int = 0,
+                   boundary: str = "", skip_first: bool = False) -> Automaton:
+    """Makes every stream write a poem of `lines` lines, line i starting with `acrostic[i]`.
+
+    With `columns` (a Chinese form such as 5x4), each line is exactly
+    `columns` Han characters, then `，` on odd lines and `。` on even ones,
+    then a newline. Without it, lines are simply never empty. Sampling ends
+    at the last line's newline (the caller's limit); nothing is resampled.
+
+    Args:
+        chars: the run's vocabulary, in id order.
+        lines: how many lines the poem has.
+        acrostic: the first character of each line; empty for none.
+        columns: characters per line for a Chinese form; 0 for free lines.
+        boundary: the poem starts after this string (the warm-up's), or at once when empty.
+        skip_first: the first character fed is a default prime, not part of the text.
+
+    Every character the poem needs must be in `chars` (`options.resolve_options` checks).
+    """
+    han = han_chars(chars)
+    b = _Builder(chars)
+    first_line = ("line", 0, 0)
+    start: object = first_line
+    if boundary:
+        for matched in range(len(boundary)):
+            for c in set(chars):
+                after = _boundary_moves(boundary, matched, c)
+                b.move(("warm", matched), c, first_line if after == len(boundary) else ("warm", after))
+        start = ("warm", 0)
+    if skip_first:
+        b.default("skip", start)
+        start = "skip"
+    done = "done"
+    for i in range(lines):
+        next_line = ("line", i + 1, 0) if i + 1 < lines else done
+        if columns:
+            for col in range(columns):
+                b.default(("line", i, col), ("line", i, col + 1))
+                b.allow_only(("line", i, col), acrostic[i] if col == 0 and acrostic else han)
+            b.default(("line", i, columns), ("line", i, columns + 1))
+            b.allow_only(("line", i, columns), "，" if i % 2 == 0 else "。")
+            b.default(("line", i, columns + 1), next_line)
+            b.allow_only(("line", i, columns + 1), "\n")
+        else:
+            b.default(("line", i, 0), ("line", i, 1))
+            if acrostic:
+                b.allow_only(("line", i, 0), acrostic[i])
+            else:
+                b.allow_only(("line", i, 0), "".join(c for c in chars if c != "\n"))
+            b.default(("line", i, 1), ("line", i, 1))
+            b.move(("line", i, 1), "\n", next_line)
+    b.default(done, done)
+    if columns:
+        b.allow_only(done, "\n")  # a blank line closes the poem, as in the corpus
+    settings = {"lines": lines, "acrostic": acrostic, "columns": columns}
+    return b.build("poem", start, settings)

@@ -1,0 +1,199 @@
+"""Sampling from a run directory: load, prime, generate, check, and record.
+
+`load_generator` builds the sampling model at its own batch size from the
+same builder as training, loads the checkpoint's weights into it, and reads
+them into the fused step network that `loop.Sampler` runs. `generate_samples`
+runs one batch for settings that `options.resolve_options` made.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import logging
+import textwrap
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import __version__
+from ..data.config import FILE_SEPARATOR
+from ..fileio import sha256_file
+from ..model.builder import build_model
+from ..model.checkpoint import RunDir, load_weights_into, resolve_run
+from ..model.config import RunConfig
+from ..music import chorale, melody
+from .constraints import Automaton, key_automaton, poem_automaton
+from .loop import Sample, Sampler, SamplingConfig
+from .network import StepNetwork
+from .options import RunFacts, SampleOptions, resolve_options
+
+log = logging.getLogger(__name__)
+MAX_VALID_ROUNDS = 4  # --valid-only samples at most this many batches before giving up on the rest
+
+
+@dataclass
+class Generator:
+    run: RunDir
+    config: RunConfig
+    facts: RunFacts
+    checkpoint: Path
+    sampler: Sampler
+
+    @property
+    def vocab(self):
+        return self.facts.vocab
+
+    def resolve(self, options: SampleOptions) -> SamplingConfig:
+        """`options` verified and resolved for this run."""
+        return resolve_options(options, self.facts)
+
+    def sample(self, options: SampleOptions, on_text: Callable[[int, str], None] | None = None) -> list[Sample]:
+        """Samples one batch for `options` (see `generate_samples`)."""
+        return generate_samples(self, self.resolve(options), on_text)
+
+
+def load_generator(run_path: Path | str, checkpoint: str = "best", num_samples: int = 1) -> Generator:
+    """Prepares a run (a path or a shipped model's name) for sampling `num_samples` streams at once.
+
+    Raises:
+        UsageError: not a run directory, or a bad checkpoint choice.
+        CheckpointError: a damaged checkpoint.
+    """
+    run = resolve_run(run_path)
+    config = run.load_config()
+    facts = RunFacts.of(run)
+    path = run.checkpoint(checkpoint)
+    model = build_model(config.model, num_samples, seq_len=1)
+    load_weights_into(model, path)
+    net = StepNetwork.from_model(model, config.model)
+    return Generator(run, config, facts, path, Sampler(net, facts.vocab.chars))
+
+
+def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int, str], None] | None = None) -> list[Sample]:
+    """Samples `cfg.num_samples` texts after `cfg.prime` (or the model's default start).
+
+    Without a prime and with a warm-up, each stream first runs to a natural
+    boundary (the end of a tune, file or paragraph), and its sample starts
+    there: from a hidden state like those seen in training, not from zeros.
+
+    Args:
+        gen: the loaded run.
+        cfg: settings from `gen.resolve(options)`, which verified them.
+        on_text: called as (stream, text) with final text, for streaming output.
+    """
+    prime_ids = gen.vocab.encode(cfg.prime, oov=cfg.oov, option="prime") if cfg.prime else []
+    if not prime_ids:
+        prime_ids = gen.vocab.encode(gen.facts.default_prime())
+    rng = np.random.default_rng(cfg.seed)
+    run_cfg = replace(cfg, stop=tuple(cfg.stop) + gen.facts.default_stops())
+    samples = gen.sampler.generate(prime_ids, run_cfg, rng, on_text=on_text, automata=build_automata(gen.facts, cfg))
+    if cfg.poem_lines and cfg.warmup and any(not s.text for s in samples):
+        log.warning("%d stream(s) wrote no blank line to start a poem after within the warm-up; "
+                    "give a --prime or --no-warmup", sum(not s.text for s in samples))
+    return samples
+
+
+def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton, ...]:
+    """The constraints that `cfg` asks for, as automata over the run's vocabulary."""
+    automata = []
+    if run.music and (cfg.key_penalty or cfg.key is not None):
+        automata.append(key_automaton(run.vocab.chars, run.encoding, cfg.key_penalty or 0.0, cfg.key))
+    if cfg.poem_lines:
+        columns = cfg.form_shape[0] if cfg.form_shape else 0
+        # Without a prime, the default prime is fed first (not part of the text) and the poem starts after
+        # the warm-up boundary; a prime is the poem's own beginning.
+        automata.append(poem_automaton(run.vocab.chars, cfg.poem_lines, cfg.acrostic, columns,
+                                       boundary=cfg.warmup, skip_first=not cfg.prime))
+    return tuple(automata)
+
+
+def is_valid(gen: Generator, text: str) -> bool:
+    """Code parses with `ast`; music decodes with nothing repaired and at least one note; text always passes."""
+    kind = gen.facts.kind
+    if kind == "code":
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escape sequences in sampled strings
+                ast.parse(textwrap.dedent(text.replace(FILE_SEPARATOR, "")))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+        return True
+    if kind == "music":
+        decode = chorale.decode_chorale if gen.facts.encoding == "chorale" else melody.decode_tune
+        pieces = [decode(line) for line in text.splitlines() if line.strip()]
+        voices = [voice for piece, _ in pieces for voice in getattr(piece, "voices", None) or [piece.events]]
+        has_notes = any(event.pitch is not None for voice in voices for event in voice)
+        return bool(pieces) and has_notes and all(report.dropped == 0 for _, report in pieces)
+    return True
+
+
+def generate_valid(gen: Generator, cfg: SamplingConfig,
+                   rounds: int = MAX_VALID_ROUNDS) -> tuple[list[tuple[SamplingConfig, int, Sample]], int]:
+    """Samples batches until `cfg.num_samples` samples are valid (`is_valid`), or `rounds` batches are spent.
+
+    Each batch after the first draws from a new seed derived from `cfg.seed`,
+    recorded with every sample it yields, so each output can be regenerated.
+
+    Returns:
+        (kept, tried): (settings, index in its batch, sample) for each valid sample, and how many were tried.
+    """
+    kept: list[tuple[SamplingConfig, int, Sample]] = []
+    tried = 0
+    for round_index in range(rounds):
+        round_cfg = replace(cfg, seed=derived_seed(cfg.seed, round_index))
+        for index, sample in enumerate(generate_samples(gen, round_cfg)):
+            tried += 1
+            if len(kept) < cfg.num_samples and is_valid(gen, cfg.prime + sample.text):
+                kept.append((round_cfg, index, sample))
+        if len(kept) >= cfg.num_samples:
+            break
+    return kept, tried
+
+
+def derived_seed(seed: int, round_index: int) -> int:
+    """The seed of resampling round `round_index` (round 0 is `seed` itself)."""
+    return seed if round_index == 0 else (seed + round_index * 0x9E3779B97F4A7C15) % 2**63
+
+
+def sample_record(gen: Generator, cfg: SamplingConfig, index: int, sample: Sample) -> dict:
+    """The sidecar for one output: enough to regenerate it exactly."""
+    return {
+        "run": str(gen.run.path.resolve()),
+        "checkpoint": str(gen.checkpoint.resolve()),
+        "checkpoint_sha256": _checkpoint_hash(gen.checkpoint),
+        "seed": cfg.seed,
+        "sample_index": index,
+        "num_samples": cfg.num_samples,
+        "prime": cfg.prime,
+        "length": cfg.length,
+        "temperature": cfg.temperature,
+        "top_k": cfg.top_k,
+        "top_p": cfg.top_p,
+        "greedy": cfg.is_greedy,
+        "stop": list(cfg.stop),
+        "warmup": cfg.warmup,
+        "min_chars": cfg.min_chars,
+        "key_penalty": cfg.key_penalty if cfg.key_penalty != float("inf") else "inf",
+        "key": cfg.key,
+        "lines": cfg.lines,
+        "acrostic": cfg.acrostic,
+        "form": cfg.form,
+        "limit": list(cfg.limit) if cfg.limit else None,
+        "stopped": sample.stopped,
+        "chars": len(sample.text),
+        "version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+_hashes: dict[Path, str] = {}
+
+
+def _checkpoint_hash(path: Path) -> str:
+    if path not in _hashes:
+        _hashes[path] = sha256_file(path)
+    return _hashes[path]

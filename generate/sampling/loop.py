@@ -1,0 +1,159 @@
+"""The sampling engine: N streams decoded together in one compiled loop.
+
+A chunk of steps runs inside one compiled loop (`backend.compile_loop`), so
+Python is entered once per chunk, never per character, and `model.predict`
+is never called. Each step feeds a character through the fused step network
+(`network.StepNetwork`), moves the constraint automata, filters the logits
+and samples.
+
+Randomness comes from NumPy: one uniform number per stream and step, drawn in
+order, is turned into a character by inverse-CDF sampling. Output therefore
+depends only on the seed and settings, never on how steps are chunked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..model.backend import compile_loop, import_keras
+from .config import SamplingConfig
+from .constraints import Automaton
+from .filters import LogitFilter, build_filters
+from .network import StepNetwork
+from .streams import WARMUP_MAX_CHARS, StreamText
+
+log = logging.getLogger(__name__)
+
+CHUNK_STEPS = 256  # steps per compiled call; the buffer size, fixed so the loop traces once
+
+
+def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, automata: tuple[Automaton, ...] = ()):
+    """Builds `run(token, states, automaton_states, forced, uniforms, steps)` for one chunk.
+
+    `forced[t]` holds ids to feed instead of sampling (the prime), or -1;
+    `uniforms[t]` holds the random draws for step t. Only the first `steps`
+    rows are used, so one trace serves every chunk length. Each automaton
+    moves on every character fed, forced or sampled, and biases the next choice.
+    """
+    ops = import_keras().ops
+    vocab_size = net.vocab_size
+    tables = [(ops.convert_to_tensor(a.transitions.reshape(-1)), ops.convert_to_tensor(a.bias)) for a in automata]
+
+    def choose(logits, uniform):
+        # Step 1: constrain the distribution (temperature, top-k, top-p, ...).
+        for logit_filter in filters:
+            logits = logit_filter.apply(logits)
+        if greedy:
+            return ops.cast(ops.argmax(logits, axis=-1), "int32")
+        # Step 2: unnormalised probabilities, and their running total (the CDF).
+        weights = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
+        cdf = ops.cumsum(weights, axis=-1)
+        # Step 3: invert the CDF at u * total; u > 0 so masked (zero-weight) ids are never chosen.
+        target = ops.maximum(uniform, 1e-7)[:, None] * cdf[:, -1:]
+        return ops.cast(ops.sum(ops.cast(cdf < target, "int32"), axis=-1), "int32")
+
+    def run(token, states, automaton_states, forced, uniforms, steps):
+        out = ops.zeros(ops.shape(forced), "int32")
+        rows = ops.arange(ops.shape(forced)[0], dtype="int32")[:, None]
+
+        def body(t, carry):
+            token, states, automaton_states, out = carry
+            # Feed the current character through every layer.
+            logits, states = net.step(token, states)
+            # Move each automaton on the same character; add its bias for the next choice.
+            automaton_states = [ops.take(moves, state * vocab_size + token, axis=0)
+                                for (moves, _), state in zip(tables, automaton_states)]
+            for (_, bias), state in zip(tables, automaton_states):
+                logits = logits + ops.take(bias, state, axis=0)
+            # Take the prime's next character if one is forced, else sample.
+            forced_t = ops.take(forced, t, axis=0)
+            chosen = choose(logits, ops.take(uniforms, t, axis=0))
+            token = ops.where(forced_t >= 0, forced_t, chosen)
+            # Record it in row t of the output buffer.
+            out = ops.where(rows == t, token[None, :], out)
+            return token, states, automaton_states, out
+
+        return ops.fori_loop(0, steps, body, (token, list(states), list(automaton_states), out))
+
+    return compile_loop(run)
+
+
+@dataclass
+class Sample:
+    text: str  # generated characters, without the prime, cut before any stop string
+    stopped: bool  # True if a stop string ended it before `length`
+
+
+class Sampler:
+    """Generates `num_samples` streams at once from a StepNetwork."""
+
+    def __init__(self, net: StepNetwork, chars: tuple[str, ...]):
+        self.net = net.prepare()
+        self.chars = np.array(chars, dtype=object)
+        self._compiled: dict = {}
+
+    def generate(
+        self,
+        prime_ids: list[int],
+        cfg: SamplingConfig,
+        rng: np.random.Generator,
+        on_text: Callable[[int, str], None] | None = None,
+        chunk_steps: int = CHUNK_STEPS,
+        automata: tuple[Automaton, ...] = (),
+    ) -> list[Sample]:
+        """Runs the prime through the network, then samples `cfg.length` characters.
+
+        Args:
+            prime_ids: at least one id; the last one is the first input to sample from.
+            cfg: decoding settings.
+            rng: the source of every random draw.
+            on_text: called as (stream, text) with text that is final (never
+                later cut by a stop string), for streaming output.
+            chunk_steps: at most this many steps per compiled call.
+            automata: constraints that follow each stream's text (`constraints.py`).
+
+        Returns:
+            One `Sample` per stream.
+        """
+        ops = import_keras().ops
+        run = self._chunk_fn(cfg, automata)
+        n = cfg.num_samples
+        token = ops.convert_to_tensor(np.full((n,), prime_ids[0], np.int32))
+        states = [ops.convert_to_tensor(s) for s in self.net.initial_states(n)]
+        automaton_states = [ops.convert_to_tensor(np.full((n,), a.start, np.int32)) for a in automata]
+        pending_prime, generated = list(prime_ids[1:]), 0
+        strict = bool(cfg.poem_lines)  # the poem automaton starts at the boundary itself
+        streams = [StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars, strict) for _ in range(n)]
+        budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
+        want = 16  # a short first chunk puts the first characters on screen sooner
+        while generated < budget and not all(s.finished for s in streams):
+            # 1. Plan the chunk: prime characters to force, then steps to sample.
+            n_forced = min(len(pending_prime), chunk_steps)
+            steps = min(chunk_steps, n_forced + min(budget - generated, want))
+            forced = np.full((chunk_steps, n), -1, np.int32)
+            forced[:n_forced] = np.asarray(pending_prime[:n_forced], np.int32)[:, None]
+            # 2. Draw one uniform per sampled step and stream, in order, from the seeded RNG.
+            uniforms = np.zeros((chunk_steps, n), np.float32)
+            uniforms[n_forced:steps] = rng.random((steps - n_forced, n), dtype=np.float32)
+            # 3. Run the whole chunk in one compiled call.
+            token, states, automaton_states, out = run(token, states, automaton_states, forced, uniforms, np.int32(steps))
+            new_ids = np.asarray(ops.convert_to_numpy(out))[n_forced:steps]
+            pending_prime, generated, want = pending_prime[n_forced:], generated + steps - n_forced, chunk_steps
+            # 4. Decode, apply stop strings, and hand final text to the caller.
+            for i, stream in enumerate(streams):
+                released = stream.append("".join(self.chars[new_ids[:, i]]), last=generated >= budget)
+                if on_text and released:
+                    on_text(i, released)
+        return [Sample(s.text, s.stopped) for s in streams]
+
+    def _chunk_fn(self, cfg: SamplingConfig, automata: tuple[Automaton, ...]):
+        # One compiled loop per filter chain and set of automata; reused across calls with the same settings.
+        filters = build_filters(cfg)
+        key = (repr(filters), cfg.is_greedy, tuple(a.fingerprint for a in automata))
+        if key not in self._compiled:
+            self._compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy, automata)
+        return self._compiled[key]

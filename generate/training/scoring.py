@@ -1,0 +1,145 @@
+"""Scoring: how well a model predicts a text, in nats and bits per character.
+
+Two measures:
+- `score_validation` repeats training's own validation pass (the corpus's
+  held-out tail, laid out as the same B streams of T steps, states reset
+  first), so it reproduces the validation loss a run or model card reports;
+- `score_text` reads any text as one stream from a zero state, predicting
+  every character after the first. It is the honest number for a single
+  file, and a filter for generated text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.batching import split_train_val, validation_batches
+from ..data.corpus import load_corpus
+from ..errors import CorpusError, UsageError
+from ..model.backend import import_keras
+from ..model.builder import build_model, reset_states
+from ..model.checkpoint import RunDir, load_weights_into, resolve_run
+from ..units import bits
+
+SCORE_STEPS = 256  # characters per model call when scoring a text
+
+
+@dataclass
+class Score:
+    name: str  # the file, or "validation"
+    chars: int  # characters predicted
+    nats: float  # mean negative log-likelihood per character
+
+    @property
+    def bpc(self) -> float:
+        return bits(self.nats)
+
+    @classmethod
+    def total(cls, scores: list["Score"]) -> "Score":
+        """The character-weighted mean of several scores."""
+        chars = sum(s.chars for s in scores)
+        return cls("total", chars, sum(s.nats * s.chars for s in scores) / chars)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "chars": self.chars, "nats": round(self.nats, 6), "bpc": round(self.bpc, 6)}
+
+
+def score_validation(run: RunDir, which: str = "best", sources: list[str] | None = None) -> Score:
+    """The run's validation loss, computed as training computes it.
+
+    Args:
+        run: the run or shipped model.
+        which: the checkpoint to score.
+        sources: where the corpus is now, if not where the run recorded it.
+
+    Raises:
+        UsageError: the corpus is not the one the run was trained on, or no validation split.
+        CorpusError: the corpus cannot be read.
+    """
+    config = run.load_config()
+    corpus_cfg = config.corpus
+    if sources:
+        corpus_cfg.sources = list(sources)
+    try:
+        corpus = load_corpus(corpus_cfg, show_progress=False)
+    except (UsageError, CorpusError) as exc:
+        raise type(exc)(f"{exc} (the validation split needs the run's corpus; pass --corpus with its location)") from None
+    if corpus.sha256 != config.corpus_sha256:
+        raise UsageError(f"--corpus: expected the corpus run {str(run.path)!r} was trained on "
+                         f"(sha256 {config.corpus_sha256[:12]}...), received sha256 {corpus.sha256[:12]}...")
+    vocab = run.load_vocab()
+    _, val_ids = split_train_val(corpus.ids(vocab, show_progress=False), config.train.val_fraction)
+    batches = validation_batches(val_ids, config.train.batch_size, config.train.seq_len)
+    if batches is None:
+        raise UsageError(f"run {str(run.path)!r}: has no validation split (val-fraction {config.train.val_fraction})")
+    keras = import_keras()
+    model = build_model(config.model, batches.batch_size)
+    load_weights_into(model, run.checkpoint(which))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    reset_states(model)
+    losses = [float(model.test_on_batch(*batches.batch(k))) for k in range(len(batches))]
+    return Score("validation", len(batches) * batches.batch_size * batches.seq_len, float(np.mean(losses)))
+
+
+class TextScorer:
+    """Scores texts as single streams under one checkpoint; build once, score many."""
+
+    def __init__(self, run: RunDir, which: str = "best"):
+        self.config = run.load_config()
+        self.vocab = run.load_vocab()
+        self.model = build_model(self.config.model, 1, seq_len=SCORE_STEPS)
+        load_weights_into(self.model, run.checkpoint(which))
+
+    def score(self, text: str, name: str = "text", oov: str = "error") -> Score:
+        """Mean loss over every character after the first.
+
+        Raises:
+            UsageError: fewer than two characters, or characters outside the vocabulary under `oov="error"`.
+        """
+        ids = np.asarray(self.vocab.encode(text, oov=oov, what=name), np.int32)
+        if len(ids) < 2:
+            raise UsageError(f"{name}: expected at least 2 characters to score, received {len(ids)}")
+        reset_states(self.model)
+        total, inputs, targets = 0.0, ids[:-1], ids[1:]
+        for start in range(0, len(inputs), SCORE_STEPS):
+            chunk = inputs[start : start + SCORE_STEPS]
+            used = len(chunk)
+            # The model's shape is fixed; padding at the very end only feeds states nobody reads.
+            padded = np.zeros((1, SCORE_STEPS), np.int32)
+            padded[0, :used] = chunk
+            logits = np.asarray(self.model.predict_on_batch(padded))[0, :used].astype(np.float64)
+            peak = logits.max(axis=-1, keepdims=True)
+            log_norm = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=-1))
+            total += float(np.sum(log_norm - logits[np.arange(used), targets[start : start + used]]))
+        reset_states(self.model)
+        return Score(name, len(targets), total / len(targets))
+
+
+def read_text_file(path: Path) -> str:
+    """Raises UsageError for an unreadable or non-UTF-8 file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: invalid UTF-8 at byte {exc.start}") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def score_run(run: str | Path, files: list[Path], validation: bool = False, sources: list[str] | None = None,
+              which: str = "best", oov: str = "error") -> list[Score]:
+    """Scores under one checkpoint: the validation split (first, if asked), then each file,
+    then their total when there are several files.
+
+    Raises:
+        UsageError: a bad run, checkpoint, corpus or file.
+    """
+    run_dir = resolve_run(run)
+    results = [score_validation(run_dir, which, sources)] if validation else []
+    if files:
+        scorer = TextScorer(run_dir, which)
+        scored = [scorer.score(read_text_file(path), str(path), oov=oov) for path in files]
+        results += scored + ([Score.total(scored)] if len(scored) > 1 else [])
+    return results
