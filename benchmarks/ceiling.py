@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from generate.compiled import compile_loop
-from generate.config import ModelConfig
-from generate.model import build_model, import_keras
-from generate.sampling import StepNetwork
+from generate.model.backend import compile_loop, import_keras
+from generate.model.builder import build_model
+from generate.model.config import ModelConfig
+from generate.sampling.network import StepNetwork
 
 PEAK_SIZE = 2048
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # gate blocks per recurrent cell: a layer's matrices are units x GATES * units

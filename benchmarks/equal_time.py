@@ -47,7 +47,7 @@ def ours(corpus: Path, minutes: float, extra: list[str]) -> tuple[float, str]:
 
 def keras_io_model(vocab: int):
     """The keras-io example's model, compiled with its recipe: a one-hot window of WINDOW characters in, the next one out."""
-    from generate.model import import_keras
+    from generate.model.backend import import_keras
 
     keras = import_keras()
     model = keras.Sequential([keras.Input((WINDOW, vocab)), keras.layers.LSTM(128), keras.layers.Dense(vocab, activation="softmax")])

@@ -22,13 +22,13 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from generate.checkpoint import resolve_run
-from generate.corpus import load_corpus
-from generate.generation import generate_samples, load_generator, resolve_config
+from generate.data.corpus import load_corpus
+from generate.model.checkpoint import resolve_run
 from generate.music.keys import in_key_fraction
 from generate.music.midi import read_midi_notes
 from generate.music.render import render_music
-from generate.sampling import SamplingConfig
+from generate.sampling.generator import generate_samples, load_generator
+from generate.sampling.options import SampleOptions
 
 
 def main() -> None:
@@ -49,10 +49,9 @@ def main() -> None:
     encoding = config.corpus.encoding
     voices_expected = 4 if encoding == "chorale" else 1
     gen = load_generator(run.path, num_samples=args.samples)
-    cfg = SamplingConfig(length=8000, temperature=args.temperature, num_samples=args.samples, seed=args.seed,
-                         key_penalty=args.key_penalty)
-    samples = generate_samples(gen, cfg, None)  # no prime: each stream warms up on one tune first
-    cfg = resolve_config(gen, cfg, None)
+    cfg = gen.resolve(SampleOptions(length=8000, temperature=args.temperature, num_samples=args.samples, seed=args.seed,
+                                    key_penalty=args.key_penalty))
+    samples = generate_samples(gen, cfg)  # no prime: each stream warms up on one tune first
     good_voices, note_counts, in_key, notes_total, analysed = 0, [], 0, 0, []
     with tempfile.TemporaryDirectory() as folder:
         for i, sample in enumerate(samples):

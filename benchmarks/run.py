@@ -48,9 +48,9 @@ from sample_speed import ours as ours_sampling  # noqa: E402
 from sample_speed import predict_per_char  # noqa: E402
 from train_speed import interleaved_rates, steps_per_second, timed_rates, train_step  # noqa: E402
 
-from generate.config import PRECISIONS, ModelConfig  # noqa: E402
 from generate.errors import UsageError  # noqa: E402
-from generate.model import has_gpu, import_keras  # noqa: E402
+from generate.model.backend import has_gpu, import_keras  # noqa: E402
+from generate.model.config import PRECISIONS, ModelConfig  # noqa: E402
 
 VOCAB = 65
 

@@ -16,9 +16,12 @@ import time
 
 import numpy as np
 
-from generate.config import ModelConfig
-from generate.model import build_model, import_keras
-from generate.sampling import Sampler, SamplingConfig, StepNetwork
+from generate.model.backend import import_keras
+from generate.model.builder import build_model
+from generate.model.config import ModelConfig
+from generate.sampling.config import SamplingConfig
+from generate.sampling.loop import Sampler
+from generate.sampling.network import StepNetwork
 
 
 def ours(cfg: ModelConfig, streams: int, length: int, repeats: int) -> list[float]:

@@ -31,12 +31,11 @@ from pathlib import Path
 
 from equal_time import SHAKESPEARE
 
-
 INGEST = """
 import json, sys, time
-from generate.config import CorpusConfig
-from generate.corpus import load_corpus
-from generate.vocab import Vocab
+from generate.data.config import CorpusConfig
+from generate.data.corpus import load_corpus
+from generate.data.vocab import Vocab
 start = time.perf_counter()
 corpus = load_corpus(CorpusConfig(sources=[sys.argv[1]]), show_progress=False)
 scanned = time.perf_counter()

@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from generate.config import ModelConfig, TrainConfig
-from generate.fused_rnn import use_fused_kernels
-from generate.model import build_model, dtype_policy, import_keras
-from generate.train import _compile
+from generate.model.backend import dtype_policy, import_keras, use_fast_training_kernels
+from generate.model.builder import build_model
+from generate.model.config import ModelConfig, TrainConfig
+from generate.training.trainer import compile_for_training
 
 
 def train_step(cell: str, units: int, batch: int = 64, seq_len: int = 100, precision: str = "float32", fused: bool = True):
@@ -30,8 +30,8 @@ def train_step(cell: str, units: int, batch: int = 64, seq_len: int = 100, preci
     train_cfg = TrainConfig(batch_size=batch, seq_len=seq_len, precision=precision)
     model = build_model(cfg, batch, policy=dtype_policy(precision, cell))
     if fused:
-        use_fused_kernels(model)
-    _compile(model, train_cfg, steps_per_epoch=1000)
+        use_fast_training_kernels(model)
+    compile_for_training(model, train_cfg, steps_per_epoch=1000)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 65, (batch, seq_len)).astype("int32")
     y = rng.integers(0, 65, (batch, seq_len)).astype("int32")

@@ -17,11 +17,11 @@ import json
 import math
 from pathlib import Path
 
-from generate.checkpoint import RunDir, read_training_state
-from generate.corpora import get_entry
-from generate.generation import generate_samples, load_generator
-from generate.sampling import SamplingConfig
-from generate.scoring import score_validation
+from generate.data.registry import get_entry
+from generate.model.checkpoint import RunDir, read_training_state
+from generate.sampling.generator import load_generator
+from generate.sampling.options import SampleOptions
+from generate.training.scoring import score_validation
 
 
 def corpus_line(cfg) -> str:
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a paragraph about how it was trained")
     parser.add_argument("--prime", default="")
     parser.add_argument("--samples", type=int, default=3)
-    parser.add_argument("--sampling", default="{}", help="JSON of SamplingConfig fields for the samples")
+    parser.add_argument("--sampling", default="{}", help="JSON of SampleOptions fields for the samples")
     parser.add_argument("--cli", default="", help="the sample command the samples correspond to")
     args = parser.parse_args()
 
@@ -57,9 +57,9 @@ def main() -> None:
     scored = score_validation(run)
     extra = {"temperature": 0.8, **json.loads(args.sampling)}
     gen = load_generator(run.path, num_samples=args.samples)
-    settings = SamplingConfig(length=extra.pop("length", 8000 if cfg.corpus.kind == "music" else 400),
-                              num_samples=args.samples, seed=1, **extra)
-    samples = generate_samples(gen, settings, args.prime or None)
+    options = SampleOptions(length=extra.pop("length", 8000 if cfg.corpus.kind == "music" else 400),
+                            num_samples=args.samples, seed=1, prime=args.prime or None, **extra)
+    samples = gen.sample(options)
     m, t = cfg.model, cfg.train
     size_mb = run.best.stat().st_size / 1e6
     lines = [

@@ -8,15 +8,7 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-# A few kilobytes of verse: enough for batches of 4 x 16 and a validation tail.
-VERSE = (
-    "Shall I compare thee to a summer's day?\n"
-    "Thou art more lovely and more temperate:\n"
-    "Rough winds do shake the darling buds of May,\n"
-    "And summer's lease hath all too short a date.\n\n"
-) * 40
-
-TINY_MODEL = ["--layers", "2", "--units", "16", "--embedding-dim", "8", "--batch-size", "4", "--seq-len", "16"]
+from .helpers import VERSE
 
 
 @pytest.fixture(autouse=True)

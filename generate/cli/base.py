@@ -18,6 +18,7 @@ import click
 
 from .. import __version__
 from ..errors import GenerateError
+from ..units import bits
 
 log = logging.getLogger("generate")
 
@@ -107,6 +108,4 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 
 def bits_text(nats: float | None, digits: int = 4) -> str:
     """A loss as `N nats (M bpc)`, or n/a."""
-    from ..units import bits
-
     return "n/a" if nats is None else f"{nats:.{digits}f} nats ({bits(nats):.{digits}f} bpc)"

@@ -6,12 +6,13 @@ import contextlib
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import click
 
 from ..errors import GenerateError
+from ..jobs.manifest import made_outputs
 from .base import State, log, pass_state
 
 
@@ -88,8 +89,6 @@ def runs_show(directory: Path, as_json: bool) -> None:
     Read from the outputs' JSON sidecars, which hold everything needed to
     regenerate each output exactly.
     """
-    from ..jobs.manifest import made_outputs
-
     outputs = made_outputs(directory)
     for facts in outputs:
         if as_json:

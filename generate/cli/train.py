@@ -56,8 +56,8 @@ def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...],
 
     With --resume, SOURCES may be left out: the recorded ones are used.
     """
-    from ..data.corpus import corpus_config
-    from ..training.trainer import create_run, resume_run  # Keras and TensorFlow load here, not for --help
+    from ..data.corpus import corpus_config  # NumPy loads here, not for --help
+    from ..training.trainer import create_run, resume_run  # and Keras and TensorFlow
 
     if resume:
         # Only options the user set count: resume_run applies the allowed ones and refuses changes to the rest.
@@ -84,7 +84,7 @@ def info(run: str, as_json: bool) -> None:
 
     Reads JSON and zip metadata only; TensorFlow is never imported.
     """
-    from ..model.checkpoint import resolve_run, run_summary
+    from ..model.checkpoint import resolve_run, run_summary  # NumPy (never TensorFlow) loads here, not for --help
 
     summary = run_summary(resolve_run(run))
     click.echo(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else "\n".join(_info_lines(summary)))
@@ -115,7 +115,7 @@ def _info_lines(summary: dict) -> list[str]:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".")
 def list_runs(directory: Path) -> None:
     """List the shipped models, then the runs under DIRECTORY (three levels deep)."""
-    from ..model.checkpoint import list_runs as find_runs
+    from ..model.checkpoint import list_runs as find_runs  # NumPy loads here, not for --help
 
     listings = find_runs(directory)
     if not any(not entry.shipped for entry in listings):
@@ -137,6 +137,6 @@ def list_runs(directory: Path) -> None:
 @click.option("--float16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
 def export(run: Path, dest: Path, checkpoint: str, float16: bool) -> None:
     """Copy RUN to DEST for sampling only: weights without optimizer state."""
-    from ..model.checkpoint import RunDir, export_run
+    from ..model.checkpoint import RunDir, export_run  # NumPy loads here, not for --help
 
     click.echo(str(export_run(RunDir(run).require(), dest, checkpoint, float16=float16)))

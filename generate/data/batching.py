@@ -45,7 +45,7 @@ class StreamBatches:
         self._targets = self.ids[1 : used + 1].reshape(self.batch_size, self.stream_len)
 
     @classmethod
-    def checked(cls, ids: np.ndarray, batch_size: int, seq_len: int, what: str) -> "StreamBatches":
+    def checked(cls, ids: np.ndarray, batch_size: int, seq_len: int, what: str) -> StreamBatches:
         """Like the constructor, but raises if not even one batch fits.
 
         Raises:

@@ -14,8 +14,8 @@ import logging
 
 import numpy as np
 
-from ..paths import cache_root
 from ..fileio import atomic_path
+from ..paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class CopyIndex:
         self.n = len(ids)
 
     @classmethod
-    def for_corpus(cls, ids: np.ndarray, key: str) -> "CopyIndex":
+    def for_corpus(cls, ids: np.ndarray, key: str) -> CopyIndex:
         """Loads the cached suffix array for corpus `key` (its content hash), building it once."""
         path = cache_root() / "novelty" / f"{key[:32]}.npy"
         if path.exists():

@@ -18,9 +18,9 @@ import os
 import re
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import CorpusError, UsageError
 from ..fileio import atomic_write_bytes, atomic_write_text, tomllib

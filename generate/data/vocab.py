@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from ..errors import CheckpointError, OptionError, UsageError, expect
 from ..fileio import atomic_write_text
@@ -31,7 +31,7 @@ class Vocab:
         object.__setattr__(self, "_index", {c: i for i, c in enumerate(self.chars)})
 
     @classmethod
-    def from_counts(cls, counts: Mapping[str, int], min_count: int = 1) -> "Vocab":
+    def from_counts(cls, counts: Mapping[str, int], min_count: int = 1) -> Vocab:
         """Builds a vocabulary keeping characters seen at least `min_count` times."""
         kept = sorted(c for c, n in counts.items() if n >= min_count)
         has_rare = any(n < min_count for n in counts.values())
@@ -98,7 +98,7 @@ class Vocab:
         atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "Vocab":
+    def load(cls, path: Path) -> Vocab:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             chars = tuple(data["chars"])

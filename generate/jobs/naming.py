@@ -22,7 +22,7 @@ class RunClock:
     moment: dt.datetime  # the run's time: from the run id when it holds one, so reruns name files alike
 
     @classmethod
-    def from_run_id(cls, run_id: str | None, now: dt.datetime | None = None) -> "RunClock":
+    def from_run_id(cls, run_id: str | None, now: dt.datetime | None = None) -> RunClock:
         now = now or dt.datetime.now()
         if run_id is None:
             return cls(now.strftime("%Y-%m-%dT%H%M%S"), now.replace(microsecond=0))

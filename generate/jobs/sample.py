@@ -8,9 +8,9 @@ the run (`options.resolve_options`), and the output files against the disk.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import OptionError
 from ..model.checkpoint import resolve_run

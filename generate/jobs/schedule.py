@@ -14,8 +14,8 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import GenerateError, OptionError, UsageError
 from ..fileio import check_writable_location

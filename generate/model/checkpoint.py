@@ -82,7 +82,7 @@ class RunDir:
     def is_run(self) -> bool:
         return self.config.is_file()
 
-    def require(self) -> "RunDir":
+    def require(self) -> RunDir:
         """Checks that this is a run directory.
 
         Raises:

@@ -13,6 +13,7 @@ parse is skipped with a warning that names it.
 from __future__ import annotations
 
 import functools
+import glob
 import hashlib
 import json
 import logging
@@ -46,15 +47,13 @@ def resolve_music_files(sources: list[str], collections: dict[str, tuple[str, ..
     Raises:
         UsageError: an unknown `corpus:` name, a missing path, or no music files.
     """
-    import glob
-
     files: list[Path] = []
     for source in sources:
         if source.startswith("corpus:"):
             builtin = collections or {}
             if source not in builtin:
                 raise UsageError(f"corpus source {source!r}: expected one of {', '.join(builtin)}")
-            from music21 import corpus
+            from music21 import corpus  # music21 takes seconds to import: only parsing needs it
 
             folders = builtin[source]
             found = sorted(Path(p) for p in corpus.getPaths()
@@ -95,7 +94,7 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
     if transpose not in TRANSPOSE_MODES:
         raise UsageError(f"--transpose: expected one of {', '.join(TRANSPOSE_MODES)}, received {transpose!r}")
     files = resolve_music_files(sources, collections)
-    import music21
+    import music21  # for its version, which keys the cache: only parsing needs it
 
     digest = hashlib.sha256(json.dumps([FORMAT_VERSION, encoding, transpose, music21.__version__]).encode())
     for path in files:
@@ -151,7 +150,7 @@ def encode_piece(job: tuple[str, int | None], encoding: str, transpose: str = "n
     """
     path, number = job
     try:
-        from music21 import converter
+        from music21 import converter  # music21 takes seconds to import: only parsing needs it
 
         score = converter.parse(path, number=number, format="abc") if number is not None else converter.parse(path)
         piece = chorale_from_score(score) if encoding == "chorale" else tune_from_score(score)

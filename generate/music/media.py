@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ..errors import GenerateError
@@ -28,11 +29,11 @@ VOICE_COLOURS = ("#c0392b", "#2980b9", "#27ae60", "#8e44ad")  # soprano, alto, t
 
 def render_png(path: Path, voices: list[list[Event]], bar_lines: list, title: str = "") -> None:
     """Draws a piano roll: time across, pitch up, one colour per voice, bar lines in grey."""
-    import matplotlib
+    import matplotlib  # seconds to import: only this render needs it
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from matplotlib.patches import Rectangle
+    from matplotlib import pyplot as plt  # (the same)
+    from matplotlib.patches import Rectangle  # (the same)
 
     notes = [(float(e.onset), e.pitch, float(e.duration), v) for v, events in enumerate(voices) for e in events if e.pitch is not None]
     end = max((o + d for o, _, d, _ in notes), default=4.0)
@@ -89,8 +90,8 @@ def build_score(voices: list[list[Event]], meter: str, sharps: int, title: str, 
 
     A fermata marks the note sounding at (or held through) each fermata onset.
     """
-    from music21 import clef, expressions, key, metadata, note, stream
-    from music21 import meter as m21meter
+    from music21 import clef, expressions, key, metadata, note, stream  # seconds to import: only scores need it
+    from music21 import meter as m21meter  # (the same)
 
     score = stream.Score()
     score.insert(0, metadata.Metadata(title=title))
@@ -130,8 +131,6 @@ def render_score_png(path: Path, voices: list[list[Event]], meter: str, sharps: 
     Raises:
         GenerateError: LilyPond is not installed, or failed.
     """
-    import tempfile
-
     program = shutil.which("lilypond")
     if program is None:
         raise GenerateError("--score: the lilypond program is not installed; install Debian's lilypond package (apt-get install lilypond)")

@@ -62,7 +62,7 @@ class Tune:
 class DecodeReport:
     dropped: int = 0  # characters or events the decoder skipped or repaired
 
-    def __iadd__(self, other: "DecodeReport") -> "DecodeReport":
+    def __iadd__(self, other: DecodeReport) -> DecodeReport:
         self.dropped += other.dropped
         return self
 

@@ -43,7 +43,7 @@ def instrument_program(name: str | int) -> int:
 def write_midi(path: Path, voices: list[list[Event]], bpm: float = 120.0, program: int = 0, velocity: int = 80,
                meter: str = "4/4", sharps: int = 0) -> None:
     """Writes voices (each a list of events in time order) as a type-1 MIDI file."""
-    import mido
+    import mido  # only MIDI files need it, never --help
 
     numerator, _, denominator = meter.partition("/")
     conductor = mido.MidiTrack([
@@ -75,7 +75,7 @@ def write_midi(path: Path, voices: list[list[Event]], bpm: float = 120.0, progra
 
 def read_midi_notes(path: Path) -> list[list[tuple[Fraction, int, Fraction]]]:
     """Per track with notes: (onset, pitch, duration) in quarter notes, for checking files."""
-    import mido
+    import mido  # only MIDI files need it, never --help
 
     midi_file = mido.MidiFile(str(path))
     tracks = []

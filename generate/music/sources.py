@@ -9,6 +9,7 @@ whole file builds a slow opus.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from fractions import Fraction
@@ -28,15 +29,13 @@ def abc_tune_numbers(path: Path) -> list[int]:
 
 
 def parse_abc_tune(path: Path, number: int):
-    from music21 import converter
+    from music21 import converter  # music21 takes seconds to import: only parsing needs it
 
     return converter.parse(str(path), number=number, format="abc")
 
 
 def shifted(piece, semitones: int, sharps: int):
     """A copy of a Tune or Chorale moved by `semitones`, with a new key signature."""
-    import dataclasses
-
     def move(events):
         return [Event(e.onset, None if e.pitch is None else e.pitch + semitones, e.duration) for e in events]
 
@@ -67,7 +66,7 @@ def chorale_from_score(score) -> Chorale:
     Raises:
         ValueError: the score does not have exactly four parts, or has no notes.
     """
-    from music21 import expressions, stream
+    from music21 import expressions, stream  # music21 takes seconds to import: only parsing needs it
 
     score = _expand_repeats(score)
     parts = list(score.parts) if isinstance(score, stream.Score) else []
@@ -94,7 +93,7 @@ def tune_from_score(score, expand: bool = True) -> Tune:
     Raises:
         ValueError: the score holds no notes.
     """
-    from music21 import key, meter, stream
+    from music21 import key, meter, stream  # music21 takes seconds to import: only parsing needs it
 
     if expand:
         score = _expand_repeats(score)

@@ -7,8 +7,8 @@ writes a JSON sidecar (`NAME.EXT.json`) recording how the output was made.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import GenerateError, UsageError
 from ..fileio import atomic_write_bytes, atomic_write_text, check_writable_location

@@ -54,7 +54,7 @@ class Automaton:
         return state
 
 
-class _Builder:
+class AutomatonBuilder:
     """Collects states by name and fills both tables; unnamed moves default to `otherwise`."""
 
     def __init__(self, chars: tuple[str, ...]):
@@ -117,7 +117,7 @@ def key_automaton(chars: tuple[str, ...], encoding: str, penalty: float, key: in
         key: if given, every sampled header must state this key signature
             (one the vocabulary can write: `options.resolve_options` checks).
     """
-    b = _Builder(chars)
+    b = AutomatonBuilder(chars)
     digits = "0123456789"
     # Header states: "header" until 'K', then 'K:' then an optional '-' then one digit.
     for name in ("header", "K", "K:", "K:-"):
@@ -176,7 +176,7 @@ def poem_automaton(chars: tuple[str, ...], lines: int, acrostic: str = "", colum
     Every character the poem needs must be in `chars` (`options.resolve_options` checks).
     """
     han = han_chars(chars)
-    b = _Builder(chars)
+    b = AutomatonBuilder(chars)
     first_line = ("line", 0, 0)
     start: object = first_line
     if boundary:

@@ -13,9 +13,9 @@ import datetime as dt
 import logging
 import textwrap
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

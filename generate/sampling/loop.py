@@ -14,8 +14,8 @@ depends only on the seed and settings, never on how steps are chunked.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

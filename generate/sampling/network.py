@@ -38,7 +38,7 @@ class StepNetwork:
     tensors: dict = field(default_factory=dict)
 
     @classmethod
-    def from_model(cls, model, cfg: ModelConfig) -> "StepNetwork":
+    def from_model(cls, model, cfg: ModelConfig) -> StepNetwork:
         """Reads the weights of any model made by `model.build_model`."""
         embedding = np.asarray(model.get_layer("embedding").get_weights()[0], dtype=np.float32)
         net = cls(cfg.cell, cfg.units, None, [], [], [], [], [], None, None)  # type: ignore[arg-type]
@@ -79,7 +79,7 @@ class StepNetwork:
         per_layer = 2 if self.cell == "lstm" else 1
         return [np.zeros((batch, self.units), np.float32) for _ in range(per_layer * self.num_layers)]
 
-    def prepare(self) -> "StepNetwork":
+    def prepare(self) -> StepNetwork:
         """Converts every array to a backend tensor, outside any compiled trace.
 
         Backend tensors are made once, eagerly: a tensor first made inside one

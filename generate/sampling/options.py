@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import music
 from ..data.config import FILE_SEPARATOR
 from ..data.vocab import HAN, OOV_POLICIES, Vocab, han_chars
 from ..errors import OptionError, expect
@@ -26,7 +27,6 @@ from ..music.keys import header_sharps, parse_key
 from ..music.midi import instrument_program
 from ..music.render import RENDER_SUFFIXES
 from ..music.sampling import DEFAULT_KEY_PENALTY, MIN_MUSIC_CHARS, encode_primer, limit_for
-from .. import music
 from .config import SamplingConfig
 
 if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked before it is needed
@@ -85,7 +85,7 @@ class RunFacts:
     vocab: Vocab
 
     @classmethod
-    def of(cls, run: RunDir) -> "RunFacts":
+    def of(cls, run: RunDir) -> RunFacts:
         config = run.load_config()
         return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab())
 

@@ -38,7 +38,7 @@ class Score:
         return bits(self.nats)
 
     @classmethod
-    def total(cls, scores: list["Score"]) -> "Score":
+    def total(cls, scores: list[Score]) -> Score:
         """The character-weighted mean of several scores."""
         chars = sum(s.chars for s in scores)
         return cls("total", chars, sum(s.nats * s.chars for s in scores) / chars)

@@ -98,7 +98,7 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
     keras.utils.set_random_seed(train_cfg.seed)
     model = build_model(model_cfg, train_cfg.batch_size, policy=dtype_policy(train_cfg.precision, model_cfg.cell))
     use_fast_training_kernels(model)
-    _compile(model, train_cfg, steps_per_epoch=len(batches))
+    compile_for_training(model, train_cfg, steps_per_epoch=len(batches))
     run.path.mkdir(parents=True, exist_ok=True)
     vocab.save(run.vocab)
     config.save(run.config)
@@ -169,7 +169,7 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
     return Trainer(run, config, vocab, model, train_ids, val_ids, state, show_progress).fit()
 
 
-def _compile(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
+def compile_for_training(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
     keras = import_keras()
     schedule = keras.optimizers.schedules.ExponentialDecay(
         cfg.learning_rate, decay_steps=max(steps_per_epoch, 1), decay_rate=cfg.lr_decay, staircase=True

@@ -17,8 +17,8 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -43,7 +43,7 @@ def import_keras():
         import keras  # the backend loads here: seconds, so never at module import
 
         if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
+            import tensorflow as tf  # only the active backend is installed and loaded
 
             tf.config.list_physical_devices()
     return keras
@@ -71,15 +71,15 @@ def has_gpu() -> bool:
     """Whether the active Keras backend computes on a GPU."""
     backend = backend_name()
     if backend == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # only the active backend is installed and loaded
 
         return bool(tf.config.list_physical_devices("GPU"))
     if backend == "jax":
-        import jax
+        import jax  # only the active backend is installed and loaded
 
         return jax.default_backend() == "gpu"
     if backend == "torch":
-        import torch
+        import torch  # only the active backend is installed and loaded
 
         return torch.cuda.is_available()
     return False
@@ -115,14 +115,14 @@ def compile_loop(fn: Callable) -> Callable:
     """
     backend = backend_name()
     if backend == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # only the active backend is installed and loaded
 
         # The loop's Python control flow is all static (keras.ops.fori_loop does
         # the looping), so AutoGraph has nothing to convert: skipping it cut
         # about 1.5 s of tracing from the time to the first sampled character.
         return tf.function(fn, jit_compile=True, reduce_retracing=True, autograph=False)
     if backend == "jax":
-        import jax
+        import jax  # only the active backend is installed and loaded
 
         return jax.jit(fn)
     return fn
@@ -146,7 +146,7 @@ def versions() -> dict[str, str]:
     keras = import_keras()
     found = {"keras": keras.__version__, "backend": keras.backend.backend(), "numpy": np.__version__}
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # only the active backend is installed and loaded
 
         found["tensorflow"] = tf.__version__
     return found
@@ -193,14 +193,14 @@ class TensorBoardLog:
     def __init__(self, logdir: Path):
         self.writer = None
         if backend_name() == "tensorflow":
-            import tensorflow as tf
+            import tensorflow as tf  # only the active backend is installed and loaded
 
             self.writer = tf.summary.create_file_writer(str(logdir))
 
     def scalars(self, step: int, **values) -> None:
         if self.writer is None:
             return
-        import tensorflow as tf
+        import tensorflow as tf  # only the active backend is installed and loaded
 
         try:
             with self.writer.as_default(step=step):

@@ -1,24 +1,15 @@
 import numpy as np
 import pytest
 
-from generate.model.checkpoint import load_trainable_model, save_checkpoint
-from generate.model.config import ModelConfig
 from generate.model.backend import import_keras
 from generate.model.builder import build_model, reset_states
+from generate.model.checkpoint import load_trainable_model, save_checkpoint
+from generate.model.config import ModelConfig
 from generate.sampling.network import SPLIT_MIN_STREAMS, StepNetwork
 
+from ..helpers import perturbed_model
+
 keras = import_keras()
-
-
-def perturbed_model(cfg, batch, seed=0):
-    keras.utils.set_random_seed(seed)
-    model = build_model(cfg, batch)
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:  # non-zero biases make the comparisons meaningful
-        weights = layer.get_weights()
-        if weights:
-            layer.set_weights([w + rng.normal(0, 0.2, w.shape).astype(w.dtype) for w in weights])
-    return model
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

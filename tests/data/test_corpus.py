@@ -3,8 +3,8 @@ import pytest
 
 from generate.data.config import CorpusConfig
 from generate.data.corpus import FILE_SEPARATOR, load_corpus
-from generate.errors import CorpusError, UsageError
 from generate.data.vocab import Vocab
+from generate.errors import CorpusError, UsageError
 
 
 def read_all(cfg):

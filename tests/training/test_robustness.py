@@ -2,20 +2,20 @@
 
 import io
 import os
-import zipfile
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import h5py
 import numpy as np
 from click.testing import CliRunner
 
-from generate.model.checkpoint import RunDir, load_trainable_model, read_training_state
 from generate.cli import cli
+from generate.model.checkpoint import RunDir, load_trainable_model, read_training_state
 
-from .conftest import TINY_MODEL, VERSE
+from ..helpers import TINY_MODEL, VERSE
 
 
 def test_sigterm_saves_a_resumable_checkpoint(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 
 from generate.jobs.schema import SCHEMA
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parents[2]  # the repository: its README and examples
+README = REPO / "README.md"
 PLACEHOLDER = "/home/me/poems"
 
 
@@ -62,7 +63,7 @@ def test_readme_lists_every_job_key_and_the_example_validates(monkeypatch):
 
     from generate.cli import cli
 
-    example = Path(__file__).resolve().parent.parent / "examples" / "jobs" / "nightly.toml"
+    example = REPO / "examples" / "jobs" / "nightly.toml"
     assert example.read_text().split("\n", 1)[1].strip() in text
     result = CliRunner().invoke(cli, ["run", str(example), "--dry-run", "--run-id", "2026-11-22"])
     assert result.exit_code == 0, result.stderr

@@ -1,7 +1,7 @@
 import pytest
 
-from generate.errors import CheckpointError, UsageError
 from generate.data.vocab import UNK_CHAR, Vocab
+from generate.errors import CheckpointError, UsageError
 
 
 def test_round_trip_keeps_cjk_and_emoji_as_single_characters(tmp_path):

@@ -5,12 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from generate.sampling.constraints import FORBID, Automaton, _Builder, key_automaton
-from generate.errors import UsageError
-from generate.sampling.generator import load_generator
+from generate.data.vocab import Vocab
+from generate.errors import OptionError
 from generate.music import chorale, melody
 from generate.music.keys import out_of_key_chars
-from generate.sampling.options import SampleOptions
+from generate.sampling.constraints import FORBID, Automaton, AutomatonBuilder, key_automaton
+from generate.sampling.generator import load_generator
+from generate.sampling.options import RunFacts, SampleOptions, resolve_options
 
 MELODY_CHARS = tuple(sorted(set(melody.PITCH_CHARS + "".join(melody.DURATIONS) + "M:K-0123456789/ |_\n")))
 CHORALE_CHARS = tuple(sorted(set(chorale.PITCH_CHARS + ":_.,M:K-0123456789/ |\n")))
@@ -51,8 +52,10 @@ def test_a_given_key_is_forced_into_every_header():
     assert [MELODY_CHARS[i] for i in np.flatnonzero(np.isfinite(auto.bias[state]))] == ["-"]
     state = auto.run(ids(MELODY_CHARS, "-"), state)
     assert [MELODY_CHARS[i] for i in np.flatnonzero(np.isfinite(auto.bias[state]))] == ["2"]
-    with pytest.raises(UsageError, match="--key: expected a key signature"):
-        key_automaton(MELODY_CHARS, "melody", 0.0, key=7)
+    melodies = RunFacts("music", "melody", Vocab(MELODY_CHARS))
+    with pytest.raises(OptionError, match="--key: expected a key signature"):
+        resolve_options(SampleOptions(key=7), melodies)
+    assert resolve_options(SampleOptions(key="Bb", seed=1), melodies).key == -2
 
 
 def test_an_automaton_that_forbids_everything_is_rejected():
@@ -64,14 +67,14 @@ def test_automata_bias_the_compiled_loop_independently_of_chunking(trained_run):
     """A hand-made automaton: never an 'e' straight after a space. Output is the same for any chunk size."""
     gen = load_generator(trained_run, num_samples=6)
     chars = gen.vocab.chars
-    builder = _Builder(chars)
+    builder = AutomatonBuilder(chars)
     builder.default("other", "other")
     builder.move("other", " ", "after space")
     builder.default("after space", "other")
     builder.move("after space", " ", "after space")
     builder.allow_only("after space", "".join(c for c in chars if c != "e"))
     no_e = builder.build("no e after space", "other", {})
-    cfg = SamplingConfig(length=300, num_samples=6, temperature=1.5, seed=5)
+    cfg = gen.resolve(SampleOptions(length=300, num_samples=6, temperature=1.5, seed=5, prime="Shall"))
     prime = gen.vocab.encode("Shall")
 
     def texts(chunk):
@@ -105,8 +108,8 @@ def test_poem_automaton_walks_a_quatrain_and_forbids_the_rest():
     assert allowed(state) == {"。"}
     state = auto.run(ids(chars, "。\n夜來風雨聲，\n花落知多少。\n"), state)
     assert allowed(state) == {"\n"}  # the blank line that closes the poem
-    with pytest.raises(UsageError, match="--acrostic: this model's vocabulary has no '冬'"):
-        poem_automaton(chars, 4, acrostic="春夏秋冬")
+    with pytest.raises(OptionError, match="--acrostic: this model's vocabulary has no '冬'"):
+        resolve_options(SampleOptions(acrostic="春夏秋冬"), RunFacts("text", "melody", Vocab(chars)))
 
 
 def test_form_and_acrostic_are_always_honoured(tmp_path):
@@ -150,5 +153,7 @@ def test_lines_make_english_poems_of_exactly_n_nonempty_lines(trained_run):
         verses = json.loads(line)["text"].split("\n")
         assert len(verses) == 3 and all(v for v in verses), verses
     acrostic = CliRunner().invoke(cli, ["sample", str(trained_run), "--acrostic", "SAT", "-N", "4", "--seed", "2", "--json"])
+    assert acrostic.exit_code == 0, acrostic.stderr
+    assert len(acrostic.stdout.splitlines()) == 4
     for line in acrostic.stdout.splitlines():
         assert [v[0] for v in json.loads(line)["text"].split("\n")] == ["S", "A", "T"]

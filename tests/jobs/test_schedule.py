@@ -14,6 +14,8 @@ from generate.cli import cli
 from generate.jobs.manifest import read_manifest
 from generate.jobs.schedule import job_file_lock
 
+from ..helpers import one_line_error
+
 
 def write_jobs(path, body, model):
     path.write_text(body.replace("MODEL", str(model)), encoding="utf-8")
@@ -40,12 +42,6 @@ def jobs(tmp_path, trained_run, monkeypatch):
     return write_jobs(tmp_path / "nightly.toml", POEMS.replace("OUT", "out"), trained_run)
 
 
-def one_line_error(result, code, *needles):
-    assert result.exit_code == code, (result.exit_code, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("change, needles", [
@@ -61,6 +57,13 @@ def one_line_error(result, code, *needles):
     (('temperature = [0.7, 1.2]', 'temperature = [0.7, "hot"]'), ["temperature: expected a number"]),
     (('length = 80', 'length = 80\nkeep = "30 days"'), ["keep: expected"]),
     (('[defaults]', '[defaults'), ["not valid TOML"]),
+    # Sampling settings are checked by the command line's own rules, and named as job-file keys.
+    (('length = 80', 'length = 80\ninstrument = "kazoo"'), ["job 'poem': instrument: expected a General MIDI number"]),
+    (('length = 80', 'length = 80\nlines = 3\nacrostic = "AB"'), ["job 'poem': acrostic: expected 3 characters"]),
+    (('length = 80', 'length = 80\nform = "5x4"'), ["job 'poem': form: this model's vocabulary has no '，'"]),
+    (('length = 80', 'length = 80\ntop_k = 100000'), ["job 'poem': top_k: expected an integer in [0, "]),
+    (('length = 80', 'length = 80\nvalid_only = true'), ["job 'poem': valid_only: expected a code or music run"]),
+    (('prime = ["Shall ", "Thou "]', 'prime = ["Shall ", "§"]'), ["job 'poem': prime: 1 character(s) not in"]),
 ])
 def test_malformed_job_files_fail_before_anything_runs(jobs, change, needles):
     jobs.write_text(jobs.read_text().replace(*change))

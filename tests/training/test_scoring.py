@@ -5,13 +5,13 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from generate.model.checkpoint import RunDir, read_training_state
 from generate.cli import cli
-from generate.sampling.generator import load_generator
 from generate.model.backend import import_keras
+from generate.model.checkpoint import RunDir, read_training_state
+from generate.sampling.generator import load_generator
 from generate.training.scoring import TextScorer, score_validation
 
-from .conftest import VERSE
+from ..helpers import VERSE
 
 
 def test_validation_score_reproduces_the_training_number(trained_run):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from generate.errors import OptionError
-from generate.sampling.generator import generate_samples, load_generator
 from generate.model.backend import import_keras
 from generate.sampling.filters import TopK, TopP
+from generate.sampling.generator import generate_samples, load_generator
 from generate.sampling.options import SampleOptions
 
 ops = import_keras().ops
@@ -38,8 +38,8 @@ def test_greedy_equals_argmax_of_the_model(trained_run):
     other = gen.sample(SampleOptions(length=30, temperature=0, seed=99, prime="Shall"))[0].text
     assert text == other  # no randomness at all
     # Recompute the argmax chain with the Keras sampling model itself.
-    from generate.model.checkpoint import load_weights_into
     from generate.model.builder import build_model
+    from generate.model.checkpoint import load_weights_into
 
     model = build_model(gen.config.model, 1)
     load_weights_into(model, gen.checkpoint)

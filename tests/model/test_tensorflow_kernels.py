@@ -7,12 +7,13 @@ import pytest
 from click.testing import CliRunner
 
 from generate.cli import cli
-from generate.model.config import ModelConfig, TrainConfig
-from generate.model.backend.tensorflow_kernels import use_fused_kernels
 from generate.model.backend import import_keras
+from generate.model.backend.tensorflow_kernels import use_fused_kernels
 from generate.model.builder import build_model, recurrent_layers
-from generate.training.trainer import _compile
-from tests.test_model import perturbed_model
+from generate.model.config import ModelConfig, TrainConfig
+from generate.training.trainer import compile_for_training
+
+from ..helpers import perturbed_model
 
 keras = import_keras()
 import tensorflow as tf  # noqa: E402  (the fused kernels are TensorFlow's)
@@ -65,7 +66,7 @@ def test_training_steps_match_keras(cell):
     batches = [(rng.integers(0, 11, (4, 9)).astype("int32"), rng.integers(0, 11, (4, 9)).astype("int32")) for _ in range(3)]
     losses = []
     for model in (plain, fused):
-        _compile(model, TrainConfig(), steps_per_epoch=10)
+        compile_for_training(model, TrainConfig(), steps_per_epoch=10)
         losses.append([float(model.train_on_batch(x, y)) for x, y in batches])
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
     for a, b in zip(plain.get_weights(), fused.get_weights()):

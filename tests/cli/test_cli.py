@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from generate.cli import cli
 
-from .conftest import TINY_MODEL
+from ..helpers import TINY_MODEL, one_line_error
 
 
 @pytest.fixture
@@ -19,14 +19,6 @@ def run(runner, *args):
     return runner.invoke(cli, [str(a) for a in args])
 
 
-def one_line_error(result, code, *needles):
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0]
-    assert result.stdout == ""
 
 
 @pytest.mark.parametrize(
@@ -122,8 +114,8 @@ def test_train_then_resume_through_the_cli(runner, verse_file, tmp_path):
 def _modules_after(*args):
     code = (
         "import sys; from generate.cli import cli\n"
-        "try:\n    cli(%r, prog_name='generate')\nexcept SystemExit:\n    pass\n"
-        "print('tensorflow' in sys.modules, 'keras' in sys.modules, file=sys.stderr)" % (list(args),)
+        f"try:\n    cli({list(args)!r}, prog_name='generate')\nexcept SystemExit:\n    pass\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, file=sys.stderr)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     return done.stderr.strip().splitlines()[-1]

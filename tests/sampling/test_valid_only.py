@@ -2,6 +2,7 @@
 
 import ast
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -28,12 +29,12 @@ def code_run(tmp_path_factory):
 
 def test_kept_samples_parse_and_reproduce_from_their_sidecars(code_run):
     gen = load_generator(code_run, num_samples=8)
-    cfg = SamplingConfig(length=60, num_samples=8, temperature=1.3, seed=7)
-    kept, tried = generate_valid(gen, cfg, "a = ")
+    cfg = gen.resolve(SampleOptions(length=60, num_samples=8, temperature=1.3, seed=7, prime="a = "))
+    kept, tried = generate_valid(gen, cfg)
     assert tried >= len(kept) and tried % 8 == 0
     assert kept and all(is_valid(gen, "a = " + s.text) for _, _, s in kept)
     for used, index, sample in kept:
-        again = generate_samples(gen, used, "a = ")[index]
+        again = generate_samples(gen, used)[index]
         assert again.text == sample.text
     assert not is_valid(gen, "def f(:\n") and is_valid(gen, "    x = 1\n    y = 2\n")  # indented snippets parse
 
@@ -41,10 +42,13 @@ def test_kept_samples_parse_and_reproduce_from_their_sidecars(code_run):
 def test_valid_only_cli(code_run, trained_run):
     runner = CliRunner()
     result = runner.invoke(cli, ["sample", str(code_run), "--prime", "a = ", "-N", "4", "-n", "60", "--seed", "3",
-                                 "--temperature", "1.3", "--valid-only", "--json"])
+                                 "--stop", "\\n", "--temperature", "1.3", "--valid-only", "--json"])
     assert result.exit_code == 0, result.stderr
-    assert "--valid-only:" in result.stderr and "parse as Python" in result.stderr
-    for line in result.stdout.splitlines():
+    valid = re.search(r"--valid-only: (\d+) of (\d+) samples parse as Python", result.stderr)
+    assert valid, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == min(4, int(valid.group(1))) and lines, (lines, result.stderr)
+    for line in lines:
         ast.parse(json.loads(line)["text"].replace("\x1c", ""))
     text = runner.invoke(cli, ["sample", str(trained_run), "--valid-only"])
     assert text.exit_code == 2 and "--valid-only: expected a code or music run" in text.stderr

@@ -6,12 +6,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from generate.data import registry as corpora
 from generate.cli import cli
+from generate.data import registry as corpora
 from generate.data.registry import build, get_entry, load_registry, quatrains_5x4, stdlib_modules
 from generate.errors import CorpusError, UsageError
+from generate.paths import corpora_dir
 
-from .conftest import TINY_MODEL
+from ..helpers import TINY_MODEL
 
 POEM = "春眠不覺曉，處處聞啼鳥。夜來風雨聲，花落知多少。"
 
@@ -24,7 +25,7 @@ def test_registry_entries_are_complete():
         if entry.source in ("url", "file"):
             assert len(entry.sha256) == 64
     assert registry["shakespeare"].sha256.startswith("86c4e6aa") and registry["shakespeare"].bytes == 1115394
-    shipped = corpora.CORPORA_DIR / registry["nursery"].path
+    shipped = corpora_dir() / registry["nursery"].path
     assert hashlib.sha256(shipped.read_bytes()).hexdigest() == registry["nursery"].sha256
 
 
@@ -79,7 +80,7 @@ def test_corpus_cli_list_show_build_and_training_on_a_builtin(tmp_path):
     unbuilt = runner.invoke(cli, ["train", str(tmp_path / "r0"), "corpus:shakespeare"])
     assert unbuilt.exit_code == 2 and "generate corpus build shakespeare" in unbuilt.stderr
     assert not (tmp_path / "r0").exists()
-    wrong = runner.invoke(cli, ["corpus", "build", "shakespeare", "--from", str(corpora.CORPORA_DIR / "registry.toml")])
+    wrong = runner.invoke(cli, ["corpus", "build", "shakespeare", "--from", str(corpora_dir() / "registry.toml")])
     assert wrong.exit_code == 1 and "sha256 mismatch" in wrong.stderr
     built = runner.invoke(cli, ["corpus", "build", "nursery"])
     assert built.exit_code == 0 and built.stdout.strip().endswith("corpus.txt")
@@ -93,4 +94,4 @@ def test_corpus_cli_list_show_build_and_training_on_a_builtin(tmp_path):
 
 def test_from_is_refused_for_sources_without_a_download():
     with pytest.raises(UsageError, match="expected no --from"):
-        build("nursery", corpora.CORPORA_DIR / "registry.toml")
+        build("nursery", corpora_dir() / "registry.toml")
