@@ -238,7 +238,7 @@ def _resolve_key(options: SampleOptions, run: RunFacts, prime: str) -> int | Non
         raise OptionError("key", str(exc)) from None
     primed = header_sharps(prime)
     if primed is not None and primed != key:
-        raise OptionError("key", f"expected the key the prime's header names (K:{primed}), received {options.key!r}")
+        raise OptionError("key", f"the prime's header already names K:{primed}, received {options.key!r}")
     if not run.has(f"K:{key}|"):
         raise OptionError("key", f"{options.key!r}: this run's vocabulary cannot write the header K:{key}| "
                                  "(its corpus never does)")

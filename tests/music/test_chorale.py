@@ -106,7 +106,7 @@ def test_fermatas_reach_the_musicxml_score(chorales, tmp_path):
 
     name, chorale = chorales[0]
     text, _ = encode_chorale(chorale)
-    render_music(text, tmp_path / "c.mid", encoding="chorale", musicxml=True)
+    render_music(text, tmp_path / "c.mid", encoding="chorale", renders=("musicxml",))
     score = converter.parse(str(tmp_path / "c.musicxml"))
     marked = {float(n.getOffsetInHierarchy(score)) for n in score.recurse().notes
               if any(isinstance(e, expressions.Fermata) for e in n.expressions)}

@@ -23,7 +23,7 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path):
     corpus.write_text(VERSE * 4)
     run = tmp_path / "run"
     env = {**os.environ, "GENERATE_CACHE_DIR": str(tmp_path / "cache")}
-    args = [sys.executable, "-m", "generate.cli", "train", str(run), str(corpus), *TINY_MODEL, "--epochs", "500"]
+    args = [sys.executable, "-m", "generate", "train", str(run), str(corpus), *TINY_MODEL, "--epochs", "500"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (run / "history.csv").exists() and time.monotonic() < deadline:  # wait for one epoch
