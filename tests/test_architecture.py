@@ -112,7 +112,7 @@ def test_every_function_level_import_says_why():
     """Function-level imports keep --help and `info` light; each carries its reason on its line."""
     modules = _modules()
     silent = []
-    for name, path in modules.items():
+    for path in modules.values():
         lines = path.read_text(encoding="utf-8").splitlines()
         tree = ast.parse("\n".join(lines))
         for function in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..data.registry import build, describe, get_entry, load_registry
 from .base import State, pass_state
 
 
@@ -20,6 +19,8 @@ def corpus_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per corpus.")
 def corpus_list(as_json: bool) -> None:
     """List the built-in corpora: kind, source, size, license and whether each is built."""
+    from ..data.registry import describe, load_registry  # not loaded for --help, which stays instant
+
     for entry in load_registry().values():
         info = describe(entry)
         if as_json:
@@ -36,6 +37,8 @@ def corpus_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def corpus_show(name: str, as_json: bool) -> None:
     """Show everything about corpus NAME: source, sha256, license, clean-up steps, build."""
+    from ..data.registry import describe, get_entry  # not loaded for --help, which stays instant
+
     info = describe(get_entry(name))
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
@@ -59,4 +62,6 @@ def corpus_show(name: str, as_json: bool) -> None:
 @pass_state
 def corpus_build(state: State, name: str, local: Path | None, force: bool) -> None:
     """Build corpus NAME into the cache and print the path of its text."""
+    from ..data.registry import build  # not loaded for --help, which stays instant
+
     click.echo(str(build(name, local, force=force, show_progress=state.show_progress)))

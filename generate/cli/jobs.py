@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from ..errors import GenerateError
-from ..jobs.manifest import made_outputs
 from .base import State, log, pass_state
 
 
@@ -89,6 +88,8 @@ def runs_show(directory: Path, as_json: bool) -> None:
     Read from the outputs' JSON sidecars, which hold everything needed to
     regenerate each output exactly.
     """
+    from ..jobs.manifest import made_outputs  # not loaded for --help, which stays instant
+
     outputs = made_outputs(directory)
     for facts in outputs:
         if as_json:

@@ -9,9 +9,7 @@ from pathlib import Path
 import click
 
 from ..data.vocab import OOV_POLICIES
-from ..music import ENCODINGS
-from ..music.render import RENDER_SUFFIXES
-from ..outputs.writers import render_file
+from ..music import ENCODINGS, RENDER_SUFFIXES
 from ..sampling.options import DEFAULT_LENGTH, SampleOptions
 from .base import State, log, pass_state
 
@@ -109,6 +107,8 @@ def render(source: Path, output: Path, bpm: float, instrument: str, encoding: st
 
     Malformed text is repaired rather than refused; the sidecar counts what was dropped.
     """
+    from ..outputs.writers import render_file  # not loaded for --help, which stays instant
+
     renders = tuple(name for name in RENDER_SUFFIXES if flags[name])
     record = render_file(source, output, bpm, instrument, encoding, renders, overwrite)
     log.info("%s: %d piece(s), %d notes, %d malformed character(s) dropped", output, record["pieces"], record["notes"], record["dropped_chars"])

@@ -19,8 +19,8 @@ from ..data.novelty import CopyIndex
 from ..errors import CorpusError, GenerateError, UsageError
 from ..fileio import atomic_write_text
 from ..model.checkpoint import RunDir
+from ..music import RENDER_SUFFIXES
 from ..music.midi import instrument_program
-from ..music.render import RENDER_SUFFIXES
 from ..outputs.writers import sidecar_path, write_output
 from ..sampling.generator import Generator, generate_samples, is_valid, load_generator, sample_record
 from .manifest import append_manifest, prune, read_manifest

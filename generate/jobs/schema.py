@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import OptionError, UsageError
 from ..fileio import tomllib
-from ..music.render import RENDER_SUFFIXES
+from ..music import RENDER_SUFFIXES
 from ..sampling.options import DEFAULT_LENGTH, SampleOptions
 
 TEXT_FORMATS = ("txt", "md", "json")

@@ -20,7 +20,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..errors import CorpusError, UsageError
+from ..errors import CorpusError, OptionError, UsageError
 from ..fileio import atomic_write_text
 from ..paths import cache_root
 from ..progress import ProgressBar
@@ -184,3 +184,16 @@ class _Serial:
 
     def map(self, fn, items, chunksize=1):
         return map(fn, items)
+
+
+def encode_primer(path: Path, encoding: str) -> str:
+    """Encodes a MIDI, ABC or MusicXML file (its first tune) as a primer.
+
+    Raises:
+        OptionError: the file cannot be parsed as music (named as `prime_file`).
+    """
+    number = abc_numbers(Path(path))[0] if Path(path).suffix.lower() == ".abc" else None
+    text, _, error = encode_piece((str(path), number), encoding)
+    if error:
+        raise OptionError("prime_file", f"{str(path)!r} cannot be read as music ({error})")
+    return text

@@ -5,17 +5,15 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+from . import RENDER_SUFFIXES
 from .chorale import VOICES, decode_chorale
 from .media import render_musicxml, render_png, render_score_png, render_wav
 from .melody import Event, decode_tune
 from .midi import write_midi
 
-# What can be rendered beside a MIDI file, and the suffix that replaces `.mid` for it.
-RENDER_SUFFIXES = {"wav": ".wav", "png": ".png", "musicxml": ".musicxml", "score": ".score.png"}
-
 
 def render_path(path: Path, render: str) -> Path:
-    """The file a render (one of RENDER_SUFFIXES) of the MIDI file `path` goes to."""
+    """The file a render (one of `music.RENDER_SUFFIXES`) of the MIDI file `path` goes to."""
     return path.with_suffix(RENDER_SUFFIXES[render])
 
 

@@ -1,37 +1,20 @@
-"""What sampling needs to know about music: lengths, limits, primers and key penalties.
+"""What sampling needs to know about music: limits and key penalties.
 
-A tune ends at its newline and a chorale needs about five characters a
-sixteenth note, so music samples get their own default lengths. `--bars`
-and `--notes` become sampler limits over the encodings' characters, and a
-MIDI, ABC or MusicXML file becomes a primer in the run's encoding.
+`--bars` and `--notes` become sampler limits over the encodings'
+characters; a tune too short to be one is replaced by the next; and pitches
+outside the header's key are penalised by a default that depends on the
+encoding. (A MIDI, ABC or MusicXML primer is encoded by `dataset.encode_primer`.)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..errors import OptionError
 from . import chorale, melody
-from .dataset import abc_numbers, encode_piece
 
 MIN_MUSIC_CHARS = 100  # a sampled tune or piece shorter than this (a failed header, say) is replaced by the next
 # Nats off out-of-key pitch logits by default, per encoding: enough to keep a model's melodies in key
 # at least as often as the corpus (benchmarks/RESULTS.md, "Staying in key") while leaving accidentals
 # possible; chorales get less, since Bach's harmony needs its leading tones.
 DEFAULT_KEY_PENALTY = {"melody": 1.5, "chorale": 1.0}
-
-
-def encode_primer(path: Path, encoding: str) -> str:
-    """Encodes a MIDI, ABC or MusicXML file (its first tune) as a primer.
-
-    Raises:
-        OptionError: the file cannot be parsed as music (named as `prime_file`).
-    """
-    number = abc_numbers(Path(path))[0] if Path(path).suffix.lower() == ".abc" else None
-    text, _, error = encode_piece((str(path), number), encoding)
-    if error:
-        raise OptionError("prime_file", f"{str(path)!r} cannot be read as music ({error})")
-    return text
 
 
 def limit_for(encoding: str, bars: int | None, notes: int | None, primed_header: bool) -> tuple[str, int, bool, str] | None:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from ..errors import GenerateError, UsageError
 from ..fileio import atomic_write_bytes, atomic_write_text, check_writable_location
+from ..music import RENDER_SUFFIXES
 from ..music.midi import instrument_program
-from ..music.render import RENDER_SUFFIXES, render_music
+from ..music.render import render_music
 
 # A writer takes (path, text, options) and returns facts to record in the sidecar.
 WRITERS: dict[str, Callable[[Path, str, dict], dict]] = {}

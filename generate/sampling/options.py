@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import music
 from ..data.config import FILE_SEPARATOR
 from ..data.vocab import HAN, OOV_POLICIES, Vocab, han_chars
 from ..errors import OptionError, expect
+from ..music import MUSIC_SUFFIXES, RENDER_SUFFIXES
 from ..music.keys import header_sharps, parse_key
 from ..music.midi import instrument_program
-from ..music.render import RENDER_SUFFIXES
-from ..music.sampling import DEFAULT_KEY_PENALTY, MIN_MUSIC_CHARS, encode_primer, limit_for
+from ..music.sampling import DEFAULT_KEY_PENALTY, MIN_MUSIC_CHARS, limit_for
 from .config import SamplingConfig
 
 if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked before it is needed
@@ -73,7 +72,7 @@ class SampleOptions:
     bpm: float = 120.0  # music: tempo of the MIDI output
     instrument: str | int = "piano"  # music: a General MIDI program number or name
     velocity: int = 80  # music: MIDI note velocity
-    renders: tuple[str, ...] = ()  # music: files beside each MIDI output, from music.render.RENDER_SUFFIXES
+    renders: tuple[str, ...] = ()  # music: files beside each MIDI output, from music.RENDER_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -175,9 +174,11 @@ def read_prime(options: SampleOptions, run: RunFacts) -> str:
     path = options.prime_file
     if path is None:
         return options.prime or ""
-    if Path(path).suffix.lower() in music.MUSIC_SUFFIXES:
+    if Path(path).suffix.lower() in MUSIC_SUFFIXES:
         if not run.music:
             raise OptionError("prime_file", f"{str(path)!r} is a music file, expected a music run for it")
+        from ..music.dataset import encode_primer  # the score readers: not loaded for --help
+
         return encode_primer(path, run.encoding)
     try:
         return Path(path).read_text(encoding="utf-8")
