@@ -26,9 +26,10 @@ def test_fixed_seed_samples_are_byte_identical(case, tmp_path):
 
 
 @pytest.mark.parametrize("case", [c for c in RECORDED["scores"] if "slow" not in c], ids=lambda case: case["model"])
-def test_validation_scores_match_the_model_cards(case):
+def test_validation_scores_match_the_model_cards(case, tmp_path, monkeypatch):
     if not SHARED.is_dir():
         pytest.skip(f"the reference corpora are in {SHARED}, which is missing")
+    monkeypatch.setenv("GENERATE_CACHE_DIR", str(tmp_path / "cache"))  # other tests build stand-ins under these names
     runner = CliRunner()
     built = runner.invoke(cli, [a.replace("SHARED", str(SHARED)) for a in case["build"]])
     assert built.exit_code == 0, built.stderr

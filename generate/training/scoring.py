@@ -19,7 +19,7 @@ import numpy as np
 from ..data.batching import split_train_val, validation_batches
 from ..data.corpus import load_corpus
 from ..errors import CorpusError, UsageError
-from ..model.backend import import_keras
+from ..model.backend import import_keras, test_batch
 from ..model.builder import build_model, reset_states
 from ..model.checkpoint import RunDir, load_weights_into, resolve_run
 from ..units import bits
@@ -80,7 +80,7 @@ def score_validation(run: RunDir, which: str = "best", sources: list[str] | None
     load_weights_into(model, run.checkpoint(which))
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     reset_states(model)
-    losses = [float(model.test_on_batch(*batches.batch(k))) for k in range(len(batches))]
+    losses = [test_batch(model, *batches.batch(k)) for k in range(len(batches))]
     return Score("validation", len(batches) * batches.batch_size * batches.seq_len, float(np.mean(losses)))
 
 

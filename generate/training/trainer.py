@@ -30,7 +30,7 @@ from ..data.corpus import load_corpus
 from ..data.vocab import Vocab
 from ..errors import GenerateError, UsageError
 from ..fileio import check_writable_location
-from ..model.backend import TensorBoardLog, dtype_policy, import_keras, use_fast_training_kernels, versions
+from ..model.backend import TensorBoardLog, dtype_policy, import_keras, test_batch, train_batch, use_fast_training_kernels, versions
 from ..model.builder import build_model, count_params, reset_states
 from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, save_checkpoint
 from ..model.config import ModelConfig, RunConfig, TrainConfig
@@ -216,7 +216,7 @@ class Trainer:
                 epoch_start, epoch_first_step = time.monotonic(), self.state["step"]
                 while self.state["step"] < steps:
                     x, y = self.batches.batch(self.state["step"])
-                    loss = float(self.model.train_on_batch(x, y))
+                    loss = train_batch(self.model, x, y)
                     if not math.isfinite(loss):
                         raise GenerateError(f"training diverged at global step {self.state['global_step']} (loss {loss}); lower --learning-rate")
                     self.state["step"] += 1
@@ -301,7 +301,7 @@ class Trainer:
             self.eval_model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         self.eval_model.set_weights(self.model.get_weights())
         reset_states(self.eval_model)
-        losses = [float(self.eval_model.test_on_batch(*self.val_batches.batch(k))) for k in range(len(self.val_batches))]
+        losses = [test_batch(self.eval_model, *self.val_batches.batch(k)) for k in range(len(self.val_batches))]
         reset_states(self.eval_model)
         return float(np.mean(losses))
 

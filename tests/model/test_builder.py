@@ -80,3 +80,25 @@ def test_checkpoint_round_trip_gives_identical_logits_at_any_batch_size(tmp_path
     reset_states(model)
     np.testing.assert_allclose(np.asarray(single(x[:1])), np.asarray(model(x))[:1], atol=1e-5)
 
+
+
+def test_batch_losses_are_each_batchs_own_on_every_keras_version():
+    """Keras before 3.13 (Python 3.10's) returned running means from *_on_batch; ours match a predict chain."""
+    from generate.model.backend import test_batch, train_batch
+
+    cfg = ModelConfig(layers=1, units=8, embedding_dim=4, vocab_size=7)
+    model = perturbed_model(cfg, batch=2)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(3)
+    chunks = [(rng.integers(0, 7, (2, 6)).astype("int32"), rng.integers(0, 7, (2, 6)).astype("int32")) for _ in range(3)]
+    expected = []
+    reset_states(model)
+    for x, y in chunks:
+        logits = np.asarray(model.predict_on_batch(x)).astype(np.float64)
+        log_norm = np.log(np.exp(logits).sum(-1))
+        expected.append(float(np.mean(log_norm - np.take_along_axis(logits, y[..., None], -1)[..., 0])))
+    for step in (test_batch, train_batch):
+        reset_states(model)
+        assert [step(model, x, y) for x, y in chunks] == pytest.approx(expected, abs=1e-5)
+    assert len(set(np.round(expected, 4))) == 3  # distinct losses: a running mean would differ from them

@@ -5,6 +5,7 @@
 - compiling the sampling loop (`tf.function` with XLA, or `jax.jit`);
 - the TensorFlow CPU training kernels (`tensorflow_kernels`);
 - TensorBoard logs, and the versions recorded in a run's config;
+- one batch's loss on every Keras version (`train_batch`, `test_batch`);
 - the variables a `.keras` file does not save, reached through Keras internals.
 
 Every other module uses Keras's public API and `keras.ops`, so any backend
@@ -150,6 +151,27 @@ def versions() -> dict[str, str]:
 
         found["tensorflow"] = tf.__version__
     return found
+
+
+# ---------------------------------------------------------------- one batch at a time
+
+
+def train_batch(model, x, y) -> float:
+    """One optimizer step on one batch; returns that batch's loss.
+
+    Keras before 3.13 (the newest on Python 3.10) never resets its loss
+    tracker in `train_on_batch` and `test_on_batch`, so each call returned the
+    mean loss of every call since the last reset; resetting first gives the
+    batch's own loss on every version.
+    """
+    model.reset_metrics()
+    return float(model.train_on_batch(x, y))
+
+
+def test_batch(model, x, y) -> float:
+    """The loss of one batch, with no update but the stateful layers' states (see `train_batch`)."""
+    model.reset_metrics()
+    return float(model.test_on_batch(x, y))
 
 
 # ---------------------------------------------------------------- state Keras does not save
