@@ -36,8 +36,8 @@ def main() -> int:
     args = parser.parse_args()
     runner, failed = CliRunner(), 0
     with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "out.mid"
-        for case in RECORDED["samples"]:
+        for number, case in enumerate(RECORDED["samples"]):
+            out = Path(folder) / f"out-{number}.mid"  # outputs are never overwritten
             started = time.monotonic()
             result = runner.invoke(cli, [str(out) if a == "OUT.mid" else a for a in case["args"]])
             data = out.read_bytes() if "OUT.mid" in case["args"] else result.stdout.encode("utf-8")
