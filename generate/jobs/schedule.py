@@ -42,6 +42,10 @@ def validate(jobs: list[Job]) -> dict[str, RunDir]:
             runs[job.name] = resolve_run(job.model)
         except GenerateError as exc:
             raise UsageError(f"{where}: model: {exc}") from None
+        try:
+            runs[job.name].checkpoint(job["checkpoint"])
+        except GenerateError as exc:
+            raise UsageError(f"{where}: checkpoint: {exc}") from None
         facts = RunFacts.of(runs[job.name])
         allowed = MUSIC_FORMATS if facts.music else TEXT_FORMATS
         wrong = [f for f in job["formats"] if f not in allowed]

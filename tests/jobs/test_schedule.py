@@ -57,6 +57,7 @@ def jobs(tmp_path, trained_run, monkeypatch):
     (('temperature = [0.7, 1.2]', 'temperature = [0.7, "hot"]'), ["temperature: expected a number"]),
     (('length = 80', 'length = 80\nkeep = "30 days"'), ["keep: expected"]),
     (('[defaults]', '[defaults'), ["not valid TOML"]),
+    (('length = 80', 'length = 80\ncheckpoint = "model.h5"'), ["job 'poem': checkpoint:", "legacy .h5"]),
     # Sampling settings are checked by the command line's own rules, and named as job-file keys.
     (('length = 80', 'length = 80\ninstrument = "kazoo"'), ["job 'poem': instrument: expected a General MIDI number"]),
     (('length = 80', 'length = 80\nlines = 3\nacrostic = "AB"'), ["job 'poem': acrostic: expected 3 characters"]),
