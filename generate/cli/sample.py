@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..data.vocab import OOV_POLICIES
+from ..data.config import OOV_POLICIES
 from ..music import ENCODINGS, RENDER_SUFFIXES
 from ..sampling.options import DEFAULT_LENGTH, SampleOptions
 from .base import State, log, pass_state
@@ -59,7 +59,7 @@ def sample(state: State, run: str, checkpoint: str, output: Path | None, overwri
 
     Without RUN, the shipped default model (shakespeare) writes a poem.
     """
-    # Values are checked by the library's one set of rules (sampling.options), not by click types.
+    # Values are checked by the library's one set of rules (sampling.resolve), not by click types.
     from ..jobs.sample import sample as run_sample  # NumPy and Keras load here, not for --help
 
     renders = tuple(name for name in RENDER_SUFFIXES if options.pop(name))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..data.vocab import OOV_POLICIES
+from ..data.config import OOV_POLICIES
 
 
 @click.command("score")

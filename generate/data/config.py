@@ -9,6 +9,7 @@ from ..music import ENCODINGS, TRANSPOSE_MODES
 
 KINDS = ("text", "code", "music")
 ENCODING_ERRORS = ("strict", "replace", "ignore", "skip")
+OOV_POLICIES = ("error", "drop", "unk")  # characters outside a vocabulary: fail, drop them, or map to unknown
 FILE_SEPARATOR = "\x1c"  # ASCII "file separator": marks the start of each file in code corpora
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..errors import CheckpointError, OptionError, UsageError, expect
 from ..fileio import atomic_write_text
+from .config import OOV_POLICIES
 
 UNK_CHAR = "\ufffd"
-OOV_POLICIES = ("error", "drop", "unk")  # characters outside a vocabulary: fail, drop them, or map to unknown
 HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han characters (CJK ideographs), as a regex character-class body
 
 

@@ -2,7 +2,7 @@
 
 The command line builds `SampleOptions` and an output target, and calls
 `sample`. Everything is checked before the model loads: the options against
-the run (`options.resolve_options`), and the output files against the disk.
+the run (`resolve.resolve_options`), and the output files against the disk.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from ..model.checkpoint import resolve_run
 from ..music.midi import instrument_program
 from ..outputs.writers import check_free, output_paths, write_output
 from ..sampling.generator import generate_samples, generate_valid, load_generator, sample_record
-from ..sampling.options import RunFacts, SampleOptions, resolve_options
+from ..sampling.options import SampleOptions
+from ..sampling.resolve import RunFacts, resolve_options
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from ..errors import GenerateError, OptionError, UsageError
 from ..fileio import check_writable_location
 from ..model.checkpoint import RunDir, resolve_run
 from ..paths import cache_root
-from ..sampling.options import RunFacts, resolve_options
+from ..sampling.resolve import RunFacts, resolve_options
 from .naming import RunClock, output_base, output_files
 from .runner import JobResult, run_job
 from .schema import MUSIC_FORMATS, TEXT_FORMATS, Job, load_jobs

@@ -1,6 +1,6 @@
 """`SamplingConfig`: the resolved settings the sampling loop runs with.
 
-Users never build one: `options.resolve_options` makes it from their
+Users never build one: `resolve.resolve_options` makes it from their
 `SampleOptions`, having checked them, with every run-dependent default
 filled in. Sidecars record it, so an output can be regenerated exactly.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Resolved settings the loop runs with; `options.resolve_options` makes them from a user's `SampleOptions`."""
+    """Resolved settings the loop runs with; `resolve.resolve_options` makes them from a user's `SampleOptions`."""
 
     length: int = 500  # characters to generate per sample, after the prime
     temperature: float = 1.0  # divides the logits; lower is more conservative

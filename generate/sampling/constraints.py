@@ -115,7 +115,7 @@ def key_automaton(chars: tuple[str, ...], encoding: str, penalty: float, key: in
         encoding: `melody` or `chorale`; it decides which characters are pitches.
         penalty: nats subtracted from out-of-key pitch logits; `float("inf")` forbids them.
         key: if given, every sampled header must state this key signature
-            (one the vocabulary can write: `options.resolve_options` checks).
+            (one the vocabulary can write: `resolve.resolve_options` checks).
     """
     b = AutomatonBuilder(chars)
     digits = "0123456789"
@@ -173,7 +173,7 @@ def poem_automaton(chars: tuple[str, ...], lines: int, acrostic: str = "", colum
         boundary: the poem starts after this string (the warm-up's), or at once when empty.
         skip_first: the first character fed is a default prime, not part of the text.
 
-    Every character the poem needs must be in `chars` (`options.resolve_options` checks).
+    Every character the poem needs must be in `chars` (`resolve.resolve_options` checks).
     """
     han = han_chars(chars)
     b = AutomatonBuilder(chars)

@@ -3,7 +3,7 @@
 `load_generator` builds the sampling model at its own batch size from the
 same builder as training, loads the checkpoint's weights into it, and reads
 them into the fused step network that `loop.Sampler` runs. `generate_samples`
-runs one batch for settings that `options.resolve_options` made.
+runs one batch for settings that `resolve.resolve_options` made.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from ..music import chorale, melody
 from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
 from .network import StepNetwork
-from .options import RunFacts, SampleOptions, resolve_options
+from .options import SampleOptions
+from .resolve import RunFacts, resolve_options
 
 log = logging.getLogger(__name__)
 MAX_VALID_ROUNDS = 4  # --valid-only samples at most this many batches before giving up on the rest

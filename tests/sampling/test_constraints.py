@@ -11,7 +11,8 @@ from generate.music import chorale, melody
 from generate.music.keys import out_of_key_chars
 from generate.sampling.constraints import FORBID, Automaton, AutomatonBuilder, key_automaton
 from generate.sampling.generator import load_generator
-from generate.sampling.options import RunFacts, SampleOptions, resolve_options
+from generate.sampling.options import SampleOptions
+from generate.sampling.resolve import RunFacts, resolve_options
 
 MELODY_CHARS = tuple(sorted(set(melody.PITCH_CHARS + "".join(melody.DURATIONS) + "M:K-0123456789/ |_\n")))
 CHORALE_CHARS = tuple(sorted(set(chorale.PITCH_CHARS + ":_.,M:K-0123456789/ |\n")))

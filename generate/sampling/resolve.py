@@ -1,0 +1,231 @@
+"""Resolving sampling options: the one place that checks them, then fills in the run's defaults.
+
+`resolve_options` checks a `SampleOptions` once: ranges, combinations, and
+what the run's kind and vocabulary allow. It raises `OptionError` naming the
+field, which the command line reports as `--top-k: ...` and a job file as
+`jobs.toml: job 'x': top_k: ...`. It then fills in the defaults that depend
+on the run (lengths, warm-up, music limits and key penalties, poem forms)
+and returns the `SamplingConfig` the loop runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..data.config import FILE_SEPARATOR, OOV_POLICIES
+from ..data.vocab import HAN, Vocab, han_chars
+from ..errors import OptionError, expect
+from ..music import MUSIC_SUFFIXES, RENDER_SUFFIXES
+from ..music.keys import header_sharps, parse_key
+from ..music.midi import instrument_program
+from ..music.sampling import DEFAULT_KEY_PENALTY, MIN_MUSIC_CHARS, limit_for
+from .config import SamplingConfig
+from .options import BOUNDED_MUSIC_LENGTH, DEFAULT_LENGTH, FORM_PATTERN, MAX_POEM_LINES, MAX_SEED, POEM_LINE_LENGTH, SampleOptions
+
+if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked before it is needed
+    from ..model.checkpoint import RunDir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What options are checked against: a run's kind, music encoding and vocabulary (no TensorFlow)."""
+
+    kind: str
+    encoding: str
+    vocab: Vocab
+
+    @classmethod
+    def of(cls, run: RunDir) -> RunFacts:
+        config = run.load_config()
+        return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab())
+
+    @property
+    def music(self) -> bool:
+        return self.kind == "music"
+
+    def has(self, chars: str) -> bool:
+        return all(self.vocab.id_of(c) is not None for c in chars)
+
+    def default_prime(self) -> str:
+        """What a sample starts from when no prime is given: a file start for code, a newline for text."""
+        for candidate in (FILE_SEPARATOR if self.kind == "code" else "\n", "\n", " "):
+            if self.has(candidate):
+                return candidate
+        return self.vocab.chars[0]
+
+    def default_warmup(self) -> str:
+        """Where a sample without a prime starts: after a tune, a file, or a blank line."""
+        candidate = {"code": FILE_SEPARATOR, "music": "\n"}.get(self.kind, "\n\n")
+        return candidate if self.has(candidate) else ""
+
+    def default_stops(self) -> tuple[str, ...]:
+        # A code model's file separator means "end of this file"; a music model's newline, "end of this tune".
+        return {"code": (FILE_SEPARATOR,), "music": ("\n",)}.get(self.kind, ())
+
+
+def resolve_seed(seed: int | None) -> int:
+    """A given seed, or a fresh one (the caller reports it)."""
+    return secrets.randbits(32) if seed is None else seed
+
+
+def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
+    """Verifies `options` for `run` and resolves them into the settings the sampler runs with.
+
+    Returns:
+        A `SamplingConfig` with every default filled in, the prime read, and the seed drawn if none was given.
+
+    Raises:
+        OptionError: naming the first field that is out of range, conflicts with another, or asks
+            for something the run cannot do.
+    """
+    _verify_ranges(options, len(run.vocab))
+    _verify_combinations(options, run)
+    prime = read_prime(options, run)
+    key = _resolve_key(options, run, prime)
+    acrostic, form, lines = options.acrostic, options.form, options.lines
+    if acrostic and not (form or lines) and re.fullmatch(f"[{HAN}]+", acrostic) and run.has("，。"):
+        form = f"5x{len(acrostic)}"  # a Chinese acrostic is a five-character poem unless told otherwise
+        log.info("--acrostic: writing the form %s (give --form or --lines to choose another)", form)
+    poem_lines = _verify_poem(run, acrostic, form, lines, prime)
+    if prime:
+        run.vocab.encode(prime, oov=options.oov, option="prime")
+    music_on = run.music
+    length = options.length
+    if length is None:
+        bounded = music_on and (options.bars or options.notes)
+        length = POEM_LINE_LENGTH * poem_lines if poem_lines else (
+            BOUNDED_MUSIC_LENGTH if bounded else DEFAULT_LENGTH[run.kind])
+    limit = limit_for(run.encoding, options.bars, options.notes, primed_header="|" in prime) if music_on else None
+    if poem_lines:
+        # The poem ends just before the newline of its last line; a prime's own lines count.
+        limit = ("\n", poem_lines - prime.count("\n"), False, "")
+    if options.in_key:
+        key_penalty = float("inf")
+    elif options.key_penalty is not None:
+        key_penalty = float(options.key_penalty)
+    else:
+        key_penalty = DEFAULT_KEY_PENALTY.get(run.encoding, 0.0) if music_on else 0.0
+    return SamplingConfig(
+        length=length, temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
+        greedy=options.greedy, num_samples=options.num_samples, stop=tuple(options.stop),
+        seed=resolve_seed(options.seed), limit=limit,
+        warmup=run.default_warmup() if options.warmup and not prime else "",
+        # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
+        min_chars=MIN_MUSIC_CHARS if music_on and not prime else 0,
+        key_penalty=key_penalty, key=key, lines=lines, acrostic=acrostic, form=form, prime=prime, oov=options.oov,
+    )
+
+
+def read_prime(options: SampleOptions, run: RunFacts) -> str:
+    """The prime text: given, read from a UTF-8 file, or encoded from a music file; "" for none.
+
+    Raises:
+        OptionError: an unreadable or non-UTF-8 file, or a music file for a run that is not music.
+    """
+    path = options.prime_file
+    if path is None:
+        return options.prime or ""
+    if Path(path).suffix.lower() in MUSIC_SUFFIXES:
+        if not run.music:
+            raise OptionError("prime_file", f"{str(path)!r} is a music file, expected a music run for it")
+        from ..music.dataset import encode_primer  # the score readers: not loaded for --help
+
+        return encode_primer(path, run.encoding)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise OptionError("prime_file", f"{str(path)!r}: invalid UTF-8 at byte {exc.start}") from None
+    except OSError as exc:
+        raise OptionError("prime_file", f"{str(path)!r}: cannot read ({exc.strerror})") from None
+
+
+def _verify_ranges(options: SampleOptions, vocab_size: int) -> None:
+    expect(options.length is None or options.length >= 1, "length", "an integer >= 1", options.length)
+    expect(options.temperature >= 0, "temperature", "a number >= 0", options.temperature)
+    expect(0 <= options.top_k <= vocab_size, "top_k", f"an integer in [0, {vocab_size}] (the vocab size)", options.top_k)
+    expect(0 < options.top_p <= 1, "top_p", "a number in (0, 1]", options.top_p)
+    expect(options.num_samples >= 1, "num_samples", "an integer >= 1", options.num_samples)
+    expect(all(isinstance(s, str) and s for s in options.stop), "stop", "non-empty strings", options.stop)
+    expect(options.seed is None or 0 <= options.seed < MAX_SEED, "seed", "an integer in [0, 2**63)", options.seed)
+    expect(options.oov in OOV_POLICIES, "oov", f"one of {', '.join(OOV_POLICIES)}", options.oov)
+    expect(0 <= options.lines <= MAX_POEM_LINES, "lines", f"an integer in [0, {MAX_POEM_LINES}]", options.lines)
+    expect(not options.form or FORM_PATTERN.fullmatch(options.form), "form", "COLUMNSxLINES, e.g. 5x4 or 7x8", options.form)
+    expect(options.bars is None or options.bars >= 1, "bars", "an integer >= 1", options.bars)
+    expect(options.notes is None or options.notes >= 1, "notes", "an integer >= 1", options.notes)
+    expect(options.key_penalty is None or options.key_penalty >= 0, "key_penalty", "a number >= 0", options.key_penalty)
+    expect(1 <= options.bpm <= 1000, "bpm", "a number in [1, 1000]", options.bpm)
+    expect(1 <= options.velocity <= 127, "velocity", "an integer in [1, 127]", options.velocity)
+    instrument_program(options.instrument)
+    for render in options.renders:
+        expect(render in RENDER_SUFFIXES, "renders", f"names from {', '.join(RENDER_SUFFIXES)}", render)
+
+
+def _verify_combinations(options: SampleOptions, run: RunFacts) -> None:
+    """Options that exclude each other, and options that only some kinds of run take."""
+    for first, second in (("prime", "prime_file"), ("bars", "notes"), ("in_key", "key_penalty")):
+        if getattr(options, first) not in (None, False) and getattr(options, second) is not None:
+            raise OptionError(first, f"expected one of --{first.replace('_', '-')} and --{second.replace('_', '-')}, "
+                                     "received both")
+    if not run.music:
+        asked = {"bars": options.bars is not None, "notes": options.notes is not None, "in_key": options.in_key,
+                 "key": options.key is not None, "key_penalty": options.key_penalty is not None}
+        music_only = [name for name, given in asked.items() if given] + list(options.renders)
+        if music_only:
+            raise OptionError(music_only[0], f"expected a music run, received a {run.kind} run")
+    else:
+        poem = [name for name in ("acrostic", "form", "lines") if getattr(options, name)]
+        if poem:
+            raise OptionError(poem[0], "expected a text run, received a music run")
+    if options.valid_only and run.kind == "text":
+        raise OptionError("valid_only", "expected a code or music run, received a text run")
+
+
+def _resolve_key(options: SampleOptions, run: RunFacts, prime: str) -> int | None:
+    """The key signature every sampled header must name, as sharps, or None."""
+    if options.key is None:
+        return None
+    try:
+        key = parse_key(str(options.key))
+    except ValueError as exc:
+        raise OptionError("key", str(exc)) from None
+    primed = header_sharps(prime)
+    if primed is not None and primed != key:
+        raise OptionError("key", f"the prime's header already names K:{primed}, received {options.key!r}")
+    if not run.has(f"K:{key}|"):
+        raise OptionError("key", f"{options.key!r}: this run's vocabulary cannot write the header K:{key}| "
+                                 "(its corpus never does)")
+    return key
+
+
+def _verify_poem(run: RunFacts, acrostic: str, form: str, lines: int, prime: str) -> int:
+    """Checks a constrained poem's options against each other, the prime and the vocabulary; returns its lines."""
+    match = FORM_PATTERN.fullmatch(form) if form else None
+    form_lines = int(match.group(2)) if match else 0
+    for option, count in (("lines", lines), ("form", form_lines)):
+        if count and acrostic and count != len(acrostic):
+            raise OptionError("acrostic", f"expected {count} characters, one per line of {option} {form or lines}, "
+                                          f"received {len(acrostic)} ({acrostic!r})")
+    if lines and form_lines and lines != form_lines:
+        raise OptionError("lines", f"expected {form_lines} to match form {form}, received {lines}")
+    poem_lines = lines or form_lines or len(acrostic)
+    if not poem_lines:
+        return 0
+    missing = sorted(set(acrostic) - set(run.vocab.chars))
+    if missing:
+        raise OptionError("acrostic", f"this model's vocabulary has no {', '.join(repr(c) for c in missing)}")
+    needed = "\n" + ("，。" if form else "")
+    missing = [c for c in needed if not run.has(c)]
+    if missing:
+        raise OptionError("form" if form else "lines", f"this model's vocabulary has no {', '.join(map(repr, missing))}")
+    if form and not han_chars(run.vocab.chars):
+        raise OptionError("form", f"expected a model that writes Chinese for {form}, this vocabulary has no Han characters")
+    if prime.count("\n") >= poem_lines:
+        raise OptionError("prime", f"holds {prime.count(chr(10))} lines, expected fewer than the poem's {poem_lines}")
+    return poem_lines
