@@ -29,7 +29,7 @@ import numpy as np
 from generate.model.backend import compile_loop, import_keras
 from generate.model.builder import build_model
 from generate.model.config import ModelConfig
-from generate.sampling.network import StepNetwork
+from generate.model.network import StepNetwork
 
 PEAK_SIZE = 2048
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # gate blocks per recurrent cell: a layer's matrices are units x GATES * units

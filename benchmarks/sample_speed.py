@@ -19,9 +19,9 @@ import numpy as np
 from generate.model.backend import import_keras
 from generate.model.builder import build_model
 from generate.model.config import ModelConfig
+from generate.model.network import StepNetwork
 from generate.sampling.config import SamplingConfig
 from generate.sampling.loop import Sampler
-from generate.sampling.network import StepNetwork
 
 
 def ours(cfg: ModelConfig, streams: int, length: int, repeats: int) -> list[float]:

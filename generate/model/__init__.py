@@ -1,3 +1,4 @@
-"""The model and its files: configs, the stateful network builder, run directories and
-checkpoints, and `backend`, the one place that knows which Keras backend is running.
+"""The model and its files: configs, the stateful network builder and its fused single-step
+form (`network`, which the sampler runs), run directories and checkpoints, and `backend`,
+the one place that knows which Keras backend is running.
 """

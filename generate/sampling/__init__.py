@@ -1,8 +1,9 @@
-"""Sampling: options verified once, logit filters, the fused step network, the compiled
-loop, stream text (stops, limits, warm-up), constraint automata, and loading a run to sample.
+"""Sampling: options verified once, logit filters, the compiled loop over a model's fused
+step network, stream text (stops, limits, warm-up), constraint automata, and loading a run to sample.
 
 Read in this order: `options` (what a user asks), `resolve` (the one place
 that checks it and fills in the run's defaults, giving a `config`),
 `generator` (load a run, sample, record), `loop` (the compiled loop),
-`network`, `filters`, `constraints` and `streams`.
+`filters`, `constraints` and `streams`. The step network itself is
+`model.network`, beside the builder, since a cell type is both.
 """

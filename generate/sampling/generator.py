@@ -25,10 +25,10 @@ from ..fileio import sha256_file
 from ..model.builder import build_model
 from ..model.checkpoint import RunDir, load_weights_into, resolve_run
 from ..model.config import RunConfig
+from ..model.network import StepNetwork
 from ..music import chorale, melody
 from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
-from .network import StepNetwork
 from .options import SampleOptions
 from .resolve import RunFacts, resolve_options
 

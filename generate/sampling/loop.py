@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.backend import compile_loop, import_keras
+from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton
 from .filters import LogitFilter, build_filters
-from .network import StepNetwork
 from .streams import WARMUP_MAX_CHARS, StreamText
 
 log = logging.getLogger(__name__)

@@ -34,9 +34,9 @@ from ..model.backend import TensorBoardLog, dtype_policy, import_keras, test_bat
 from ..model.builder import build_model, count_params, reset_states
 from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, save_checkpoint
 from ..model.config import ModelConfig, RunConfig, TrainConfig
+from ..model.network import StepNetwork
 from ..progress import ProgressBar
 from ..sampling.loop import Sampler, SamplingConfig
-from ..sampling.network import StepNetwork
 from ..units import bits
 
 log = logging.getLogger(__name__)

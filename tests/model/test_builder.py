@@ -5,7 +5,7 @@ from generate.model.backend import import_keras
 from generate.model.builder import build_model, reset_states
 from generate.model.checkpoint import load_trainable_model, save_checkpoint
 from generate.model.config import ModelConfig
-from generate.sampling.network import SPLIT_MIN_STREAMS, StepNetwork
+from generate.model.network import SPLIT_MIN_STREAMS, StepNetwork
 
 from ..helpers import perturbed_model
 

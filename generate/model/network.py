@@ -1,5 +1,8 @@
 """The fused step network: a trained model's layers as plain matrices for one-step decoding.
 
+Beside the builder, because a cell type is two things: its Keras layer
+(`builder.py`), and its single step here, which the sampler's compiled loop runs.
+
 The embedding is folded into the first layer's input projection, LSTM gates
 are reordered so one sigmoid covers three of them, and deeper layers multiply
 `[input, state]` by one stacked matrix. All math is `keras.ops`, so every
@@ -12,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.backend import import_keras
-from ..model.builder import recurrent_layer_name
-from ..model.config import ModelConfig
+from .backend import import_keras
+from .builder import recurrent_layer_name
+from .config import ModelConfig
 
 SPLIT_COLUMNS = 512  # per-step weight matrices at least this wide run as two half-width products...
 SPLIT_MIN_STREAMS = 16  # ...when at least this many streams are sampled together
