@@ -46,6 +46,14 @@ class CheckpointError(GenerateError):
     """A run directory or checkpoint file that is missing, foreign or damaged."""
 
 
+class WriteError(GenerateError):
+    """A file that could not be written: a full disk, a lost mount, a read-only directory.
+
+    Raised only after the write was undone: the file it would have replaced
+    is still the old one.
+    """
+
+
 def expect(ok: bool, option: str, expected: str, received: object) -> None:
     """Raises `OptionError` for `option` unless `ok`, saying what was expected and what was received."""
     if not ok:

@@ -10,10 +10,11 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import UsageError
+from . import faults
+from .errors import UsageError, WriteError
 
 try:  # Python 3.11+
     import tomllib
@@ -24,34 +25,45 @@ __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writ
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(path: Path, suffix: str = ".tmp", verify: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yields a temp path beside `path`; renames it onto `path` on success.
 
     Args:
         path: the final destination.
         suffix: ending for the temp name, for writers that check extensions
             (Keras insists on `.keras`).
+        verify: called with the temp path once it is complete and on disk,
+            before it replaces `path`; it raises to abandon the write.
 
     Raises:
-        Whatever the body raises; the temp file is removed and `path` is untouched.
+        WriteError: an OSError while writing (a full disk, say), naming `path`.
+        Whatever else the body or `verify` raises.
+        In every case the temp file is removed and `path` is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp makes 0600 files; give the result the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        # mkstemp makes 0600 files; give the result the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        if verify is not None:
+            verify(tmp)
+        faults.before_commit(path)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
     _fsync_dir(path.parent)
 
 

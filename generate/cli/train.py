@@ -54,21 +54,26 @@ _DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), 
 def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...], resume: bool, **options) -> None:
     """Train a model on SOURCES (files, directories or globs) into the directory RUN.
 
-    With --resume, SOURCES may be left out: the recorded ones are used.
+    With --resume, SOURCES may be left out: the recorded ones are used. A run
+    killed before its first checkpoint starts again from its recorded
+    configuration, and one killed before it recorded that starts from these
+    options, so the same command with --resume always continues.
     """
     from ..data.corpus import corpus_config  # NumPy loads here, not for --help
     from ..training.trainer import create_run, resume_run  # and Keras and TensorFlow
 
+    corpus, model, training = (
+        {f.name: options[f.name] for f in fields(cls) if f.name in options} for cls in (CorpusConfig, ModelConfig, TrainConfig))
     if resume:
         # Only options the user set count: resume_run applies the allowed ones and refuses changes to the rest.
         explicit = {name: value for name, value in options.items()
                     if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
-        result = resume_run(run, list(sources) or None, explicit, state.show_progress)
+        # A run killed before it recorded its configuration starts from these, as the same command without --resume would.
+        new_run = (corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training)) if sources else None
+        result = resume_run(run, list(sources) or None, explicit, state.show_progress, new_run=new_run)
     else:
         if not sources:
             raise click.UsageError("missing SOURCES: expected one or more corpus files, directories or glob patterns", ctx)
-        corpus, model, training = (
-            {f.name: options[f.name] for f in fields(cls) if f.name in options} for cls in (CorpusConfig, ModelConfig, TrainConfig))
         result = create_run(run, corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training),
                             state.show_progress)
     status = "finished" if result.finished else "paused (resume with --resume)"

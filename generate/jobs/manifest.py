@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import os
 from pathlib import Path
 
+from .. import faults
+from ..errors import WriteError
 from ..outputs.writers import sidecar_path
 from .naming import RunClock
 from .schema import Job
@@ -30,13 +33,33 @@ def read_manifest(path: Path) -> list[dict]:
 
 
 def append_manifest(path: Path, record: dict) -> None:
-    """Appends one JSON line; O_APPEND writes of one line do not interleave between processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Appends one JSON line; O_APPEND writes of one line do not interleave between processes.
+
+    A line torn by a crash gets its missing newline first, so it cannot spoil
+    the record after it; a write the disk cut short is undone.
+
+    Raises:
+        WriteError: the line could not be written; the manifest is as it was.
+    """
     line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise WriteError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        try:
+            faults.before_commit(path)
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise WriteError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
 

@@ -4,7 +4,9 @@ A run directory holds:
     config.json    the resolved RunConfig (model, training, corpus hash, versions)
     vocab.json     the vocabulary, so a run samples without its corpus
     latest.keras   the newest checkpoint, with optimizer state, for --resume
+    previous.keras the checkpoint `latest.keras` replaced, kept in case the new one is damaged
     best.keras     the checkpoint with the lowest validation loss so far
+    checksums.json the sha256 of each checkpoint as it was written
     history.csv    one row per validation: loss in nats and bits per char
     logs/          TensorBoard event files
 
@@ -13,14 +15,26 @@ A `.keras` file is a zip. Besides what Keras writes, ours carry
 `runtime_state.npz` (RNN hidden states and dropout seeds, which Keras does not
 save), so resuming continues exactly. Both are plain JSON and NumPy arrays,
 never pickle, and `generate info` reads them with the standard library alone.
+
+Every checkpoint is verified (each zip member's CRC, the training state)
+before it replaces the old file, and its sha256 goes into `checksums.json`,
+so a file damaged later, by a disk error or a bad copy, is recognised:
+`--resume` then falls back to the newest intact checkpoint. The ledger is
+updated in two phases (accept the new hash, replace the file, drop the old
+hash), so a kill at any moment leaves every file matching a recorded hash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import logging
+import os
+import shutil
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +42,20 @@ import numpy as np
 
 from ..data.vocab import Vocab
 from ..errors import CheckpointError, GenerateError, UsageError
-from ..fileio import atomic_path, atomic_write_text
+from ..fileio import atomic_path, atomic_write_text, sha256_file
 from ..paths import shipped_checkpoints_dir
 from .backend import get_runtime_state, import_keras, set_runtime_state
 from .builder import build_model
 from .config import RunConfig
 
+log = logging.getLogger(__name__)
+
 WEIGHTS_MEMBER = "model.weights.h5"  # where Keras keeps the weights inside a .keras zip
 TRAINING_STATE = "training_state.json"
 RUNTIME_STATE = "runtime_state.npz"
+CHECKSUMS = "checksums.json"
+# A kill mid-update leaves at most the old hash and the new one per file; a few more is slack.
+MAX_ACCEPTED_HASHES = 4
 HISTORY_FIELDS = (
     "epoch", "step", "global_step", "train_loss", "train_bpc",
     "val_loss", "val_bpc", "learning_rate", "elapsed_s", "chars_per_s",
@@ -62,8 +81,16 @@ class RunDir:
         return self.path / "latest.keras"
 
     @property
+    def previous(self) -> Path:
+        return self.path / "previous.keras"
+
+    @property
     def best(self) -> Path:
         return self.path / "best.keras"
+
+    @property
+    def checksums(self) -> Path:
+        return self.path / CHECKSUMS
 
     @property
     def history(self) -> Path:
@@ -75,7 +102,7 @@ class RunDir:
 
     def remove_stale_temp_files(self) -> None:
         """Deletes temp files that a killed writer left (`.latest.keras.XXXX.keras` and such)."""
-        for name in ("config.json", "vocab.json", "latest.keras", "best.keras", "history.csv"):
+        for name in ("config.json", "vocab.json", "latest.keras", "previous.keras", "best.keras", "history.csv", CHECKSUMS):
             for stale in self.path.glob(f".{name}.*"):
                 stale.unlink(missing_ok=True)
 
@@ -110,7 +137,25 @@ class RunDir:
         if which == "best" and not path.exists():
             path = self.latest
         check_keras_file(path)
+        problem = checkpoint_problem(path)
+        if problem:
+            raise CheckpointError(f"checkpoint {str(path)!r}: damaged, {problem}")
         return path
+
+    def recorded_checksums(self) -> dict[str, list[str]]:
+        """The accepted sha256 hashes per checkpoint name; empty for runs older than the ledger."""
+        try:
+            files = json.loads(self.checksums.read_text(encoding="utf-8")).get("files", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return {name: list(hashes) for name, hashes in files.items() if isinstance(hashes, list)} if isinstance(files, dict) else {}
+
+    def record_checksum(self, name: str, sha256: str, replacing: bool) -> None:
+        """Records `sha256` for the file `name`: beside its current hashes while `replacing`, else alone."""
+        files = self.recorded_checksums()
+        hashes = [*files.get(name, []), sha256] if replacing else [sha256]
+        files[name] = list(dict.fromkeys(hashes))[-MAX_ACCEPTED_HASHES:]
+        atomic_write_text(self.checksums, json.dumps({"files": files}, indent=1, sort_keys=True) + "\n")
 
     def read_history(self) -> list[dict]:
         if not self.history.exists():
@@ -144,15 +189,107 @@ def check_keras_file(path: Path) -> None:
         raise CheckpointError(f"checkpoint {str(path)!r}: damaged, expected a .keras zip archive")
 
 
-def save_checkpoint(model, path: Path, training_state: dict) -> None:
-    """Saves model, optimizer, runtime state and trainer state atomically."""
+def save_checkpoint(model, path: Path, training_state: dict, keep_previous: bool = False) -> None:
+    """Saves model, optimizer, runtime state and trainer state atomically, verified and recorded.
+
+    The new file is read back and checked before it replaces `path`; its
+    sha256 goes into the run's `checksums.json`.
+
+    Args:
+        keep_previous: first keep the file being replaced as `previous.keras`,
+            if it is intact, for `--resume` to fall back on.
+
+    Raises:
+        WriteError: the disk refused a write; `path` and the ledger are as they were.
+        CheckpointError: the new file failed verification; `path` is as it was.
+    """
+    path = Path(path)
+    run = RunDir(path.parent)
     arrays = io.BytesIO()
     np.savez(arrays, *get_runtime_state(model))
-    with atomic_path(path, suffix=".keras") as tmp:
+    written: list[str] = []
+
+    def verify_then_accept(tmp: Path) -> None:
+        problem = _archive_problem(tmp)
+        if problem:
+            raise CheckpointError(f"checkpoint {str(path)!r}: the new file failed verification ({problem}); the old one is kept")
+        if keep_previous and path.exists() and checkpoint_problem(path) is None:
+            _keep_as_previous(run, path)
+        written.append(sha256_file(tmp))
+        run.record_checksum(path.name, written[0], replacing=True)
+
+    with atomic_path(path, suffix=".keras", verify=verify_then_accept) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(TRAINING_STATE, json.dumps(training_state, indent=1))
             archive.writestr(RUNTIME_STATE, arrays.getvalue())
+    run.record_checksum(path.name, written[0], replacing=False)
+
+
+def _keep_as_previous(run: RunDir, latest: Path) -> None:
+    """Makes `previous.keras` a copy of `latest` (a hard link where the filesystem allows)."""
+    sha256 = sha256_file(latest)
+    with atomic_path(run.previous, suffix=".keras",
+                     verify=lambda _: run.record_checksum(run.previous.name, sha256, replacing=True)) as tmp:
+        try:
+            tmp.unlink()
+            os.link(latest, tmp)
+        except OSError:
+            shutil.copyfile(latest, tmp)
+    run.record_checksum(run.previous.name, sha256, replacing=False)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint cannot be trusted, or None when it is intact.
+
+    A file with a recorded sha256 must match it; one without (runs older than
+    `checksums.json`) must pass the zip's own CRC checks. Reads no Keras.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "the file is missing"
+    recorded = RunDir(path.parent).recorded_checksums().get(path.name)
+    if recorded:
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            return f"unreadable ({exc.strerror or exc})"
+        return None if actual in recorded else f"its sha256 {actual[:12]}... differs from the one recorded in {CHECKSUMS} when it was written"
+    return _archive_problem(path)
+
+
+def _archive_problem(path: Path) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                return f"zip member {bad} fails its CRC check"
+            json.loads(archive.read(TRAINING_STATE))
+    except KeyError:
+        return f"no {TRAINING_STATE} inside"
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        return f"not a readable .keras zip ({exc})"
+    return None
+
+
+def resume_point(run: RunDir) -> tuple[Path | None, list[str]]:
+    """The newest intact checkpoint of `run` to resume from, and why each damaged one was passed over.
+
+    Returns:
+        (path, skipped): `path` is None when no checkpoint exists or none is intact;
+        `skipped` names each damaged file with its problem.
+    """
+    skipped, intact = [], []
+    for rank, path in enumerate((run.latest, run.previous, run.best)):
+        if not path.exists():
+            continue
+        problem = checkpoint_problem(path)
+        if problem:
+            skipped.append(f"{path.name} ({problem})")
+            continue
+        with contextlib.suppress(CheckpointError):
+            intact.append((-int(read_training_state(path).get("global_step", 0)), rank, path))
+    return (min(intact)[2] if intact else None), skipped
 
 
 def read_training_state(path: Path) -> dict:
@@ -209,14 +346,15 @@ def run_summary(run: RunDir) -> dict:
         "created": cfg.created,
         "checkpoints": {},
     }
-    for name, path in (("latest", run.latest), ("best", run.best)):
+    for name, path in (("latest", run.latest), ("previous", run.previous), ("best", run.best)):
         if path.exists():
-            entry = {"path": str(path), "bytes": path.stat().st_size}
-            try:
+            entry = {"path": str(path), "bytes": path.stat().st_size, "intact": True}
+            problem = checkpoint_problem(path)
+            if problem:
+                entry.update(intact=False, error=f"DAMAGED: {problem}")
+            else:
                 state = read_training_state(path)
                 entry.update({k: state.get(k) for k in ("epoch", "step", "global_step", "val_loss", "best_val_loss", "finished", "saved_at")})
-            except CheckpointError as exc:
-                entry["error"] = str(exc)
             summary["checkpoints"][name] = entry
     history = run.read_history()
     summary["history"] = history[-5:]
@@ -271,9 +409,16 @@ def _store_weights_as_float16(path: Path) -> None:
         source.visititems(copy)
         target.attrs.update(dict(source.attrs))
     members[WEIGHTS_MEMBER] = halved.getvalue()
-    with atomic_path(path, suffix=".keras") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+    run, written = RunDir(path.parent), []
+
+    def accept(tmp: Path) -> None:
+        written.append(sha256_file(tmp))
+        run.record_checksum(path.name, written[0], replacing=True)
+
+    with atomic_path(path, suffix=".keras", verify=accept) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
+    run.record_checksum(path.name, written[0], replacing=False)
 
 
 def resolve_run(name_or_path: str | Path) -> RunDir:

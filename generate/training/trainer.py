@@ -15,7 +15,10 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -28,11 +31,11 @@ from ..data.batching import StreamBatches, split_train_val, validation_batches
 from ..data.config import CorpusConfig
 from ..data.corpus import load_corpus
 from ..data.vocab import Vocab
-from ..errors import GenerateError, UsageError
+from ..errors import CheckpointError, GenerateError, UsageError, WriteError
 from ..fileio import check_writable_location
 from ..model.backend import TensorBoardLog, dtype_policy, import_keras, test_batch, train_batch, use_fast_training_kernels, versions
 from ..model.builder import build_model, count_params, reset_states
-from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, save_checkpoint
+from ..model.checkpoint import RunDir, checkpoint_problem, load_trainable_model, read_training_state, resume_point, save_checkpoint
 from ..model.config import ModelConfig, RunConfig, TrainConfig
 from ..model.network import StepNetwork
 from ..progress import ProgressBar
@@ -65,12 +68,21 @@ class TrainResult:
 def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, show_progress: bool = True) -> TrainResult:
     """Starts a new run in `run_path` and trains it.
 
+    The run directory appears whole or not at all: its configuration and
+    vocabulary are written into a hidden sibling directory that is renamed
+    into place, so a kill leaves either nothing or a run `--resume` accepts.
+
     Raises:
         UsageError: the directory already holds a run or other files, or an option is out of range.
         CorpusError: the corpus is unreadable, empty or too short for one batch.
     """
     run = RunDir(Path(run_path))
     if run.is_run():
+        if not any(path.exists() for path in (run.latest, run.previous, run.best)):
+            raise UsageError(
+                f"run {str(run.path)!r} exists but stopped before its first checkpoint: continue it with "
+                f"'generate train {run.path} --resume', which starts it again from its recorded configuration"
+            )
         raise UsageError(f"run {str(run.path)!r} already exists: use --resume to continue it, or choose a new directory")
     if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
         raise UsageError(f"run {str(run.path)!r}: expected a new or empty directory, found existing files")
@@ -81,27 +93,57 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
     vocab = Vocab.from_counts(corpus.counts, corpus_cfg.min_count)
     ids = corpus.ids(vocab, show_progress)
     train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
-    batches = StreamBatches.checked(train_ids, train_cfg.batch_size, train_cfg.seq_len, "training")
+    StreamBatches.checked(train_ids, train_cfg.batch_size, train_cfg.seq_len, "training")
     if train_cfg.val_fraction > 0 and validation_batches(val_ids, train_cfg.batch_size, train_cfg.seq_len) is None:
         raise UsageError(
             f"--val-fraction {train_cfg.val_fraction}: the validation tail holds {len(val_ids)} characters, "
             f"expected at least seq-len + 1 = {train_cfg.seq_len + 1} (raise it, or use 0 to skip validation)"
         )
     model_cfg.vocab_size = len(vocab)
-    keras = import_keras()
     config = RunConfig(
         model=model_cfg, train=train_cfg, corpus=corpus_cfg,
         corpus_sha256=corpus.sha256, vocab_sha256=vocab.sha256,
         corpus_chars=corpus.n_chars, train_chars=len(train_ids), val_chars=len(val_ids),
         versions={"generate": __version__, **versions()}, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
+    _create_run_directory(run, config, vocab)
+    return _train_from_scratch(run, config, vocab, train_ids, val_ids, show_progress)
+
+
+def _create_run_directory(run: RunDir, config: RunConfig, vocab: Vocab) -> None:
+    """Writes config.json and vocab.json into a hidden sibling, then renames it to the run's path."""
+    parent = run.path.absolute().parent
+    for stale in parent.glob(f".{run.path.name}.new-*"):  # left by a create that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{run.path.name}.new-", dir=parent))
+    except OSError as exc:
+        raise WriteError(f"cannot write {str(run.path)!r}: {exc.strerror or exc}") from exc
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700 directories
+        vocab.save(staging / run.vocab.name)
+        config.save(staging / run.config.name)
+        os.rename(staging, run.path)  # replaces an empty directory the user made
+    except OSError as exc:
+        raise WriteError(f"cannot write {str(run.path)!r}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _train_from_scratch(run: RunDir, config: RunConfig, vocab: Vocab, train_ids, val_ids, show_progress: bool) -> TrainResult:
+    """Initialises the model from the recorded seed and trains: the same start for a new run and a restarted one."""
+    model_cfg, train_cfg = config.model, config.train
+    keras = import_keras()
     keras.utils.set_random_seed(train_cfg.seed)
     model = build_model(model_cfg, train_cfg.batch_size, policy=dtype_policy(train_cfg.precision, model_cfg.cell))
     use_fast_training_kernels(model)
-    compile_for_training(model, train_cfg, steps_per_epoch=len(batches))
-    run.path.mkdir(parents=True, exist_ok=True)
-    vocab.save(run.vocab)
-    config.save(run.config)
+    compile_for_training(model, train_cfg, steps_per_epoch=len(StreamBatches(train_ids, train_cfg.batch_size, train_cfg.seq_len)))
+    # What an attempt killed before its first checkpoint left would be repeated by this one.
+    run.history.unlink(missing_ok=True)
+    shutil.rmtree(run.logs, ignore_errors=True)
     log.info("new run %s: %s %dx%d, %d parameters, vocab %d, %d train / %d val chars",
              run.path, model_cfg.cell, model_cfg.layers, model_cfg.units, count_params(model), len(vocab), len(train_ids), len(val_ids))
     state = {"epoch": 0, "step": 0, "global_step": 0, "best_val_loss": None, "bad_validations": 0,
@@ -109,20 +151,33 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
     return Trainer(run, config, vocab, model, train_ids, val_ids, state, show_progress).fit()
 
 
-def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True) -> TrainResult:
-    """Continues a run from `latest.keras` exactly where it stopped.
+def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True,
+               new_run: tuple[CorpusConfig, ModelConfig, TrainConfig] | None = None) -> TrainResult:
+    """Continues a run from its newest intact checkpoint exactly where it stopped.
+
+    A run killed before its first checkpoint starts again from its recorded
+    configuration and seed, which retraces the same steps. A damaged
+    `latest.keras` is passed over, with a warning, for `previous.keras` or
+    `best.keras`, whichever is newer.
 
     Args:
         run_path: the run directory.
         sources: corpus sources to use instead of the recorded ones (e.g. moved files);
             their content must hash the same.
         overrides: new values for options in RESUMABLE_OVERRIDES.
+        new_run: the configurations to start the run with if it was killed
+            before it recorded its own (there is no run directory yet).
 
     Raises:
-        UsageError: not a run, no checkpoint, a changed corpus or vocabulary,
+        UsageError: not a run, a changed corpus or vocabulary,
             or an override of an option that shapes the model or data.
+        CheckpointError: checkpoints exist but none is intact.
     """
-    run = RunDir(Path(run_path)).require()
+    run = RunDir(Path(run_path))
+    if new_run is not None and sources and not run.is_run() and not (run.path.exists() and any(run.path.iterdir())):
+        log.warning("run %s was never started (or was stopped before it recorded its configuration): starting it now", run.path)
+        return create_run(run.path, *new_run, show_progress=show_progress)
+    run.require()
     config = run.load_config()
     vocab = run.load_vocab()
     run.remove_stale_temp_files()
@@ -140,8 +195,9 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
                 "it shapes the model or data, so start a new run instead"
             )
     config.train.validate()
-    if not run.latest.exists():
-        raise UsageError(f"run {str(run.path)!r}: no latest.keras to resume from")
+    checkpoint, skipped = resume_point(run)
+    if checkpoint is None and skipped:
+        raise CheckpointError(f"run {str(run.path)!r}: no intact checkpoint to resume from: {'; '.join(skipped)}")
     if sources:
         config.corpus.sources = list(sources)
     corpus = load_corpus(config.corpus, show_progress)
@@ -152,19 +208,27 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
         )
     if vocab.sha256 != config.vocab_sha256 or Vocab.from_counts(corpus.counts, config.corpus.min_count) != vocab:
         raise UsageError(f"vocabulary changed: {run.vocab} no longer matches the corpus; resuming is refused")
-    state = read_training_state(run.latest)
+    ids = corpus.ids(vocab, show_progress)
+    train_ids, val_ids = split_train_val(ids, config.train.val_fraction)
+    if checkpoint is None:
+        log.warning("run %s stopped before its first checkpoint: starting it again from its recorded configuration", run.path)
+        config.save(run.config)
+        return _train_from_scratch(run, config, vocab, train_ids, val_ids, show_progress)
+    if skipped:
+        log.warning("passed over %s: resuming from %s instead", ", ".join(skipped), checkpoint.name)
+    state = read_training_state(checkpoint)
     if state["epoch"] >= config.train.epochs:
         log.info("run %s already finished %d epoch(s); pass --epochs N to train further", run.path, state["epoch"])
         return TrainResult(run.path, state["epoch"], state["global_step"], state["best_val_loss"], False, True)
     if state.get("finished"):  # stopped early, and the user asks for more
         state["finished"], state["bad_validations"] = False, 0
-    model = load_trainable_model(run.latest)
+    model = load_trainable_model(checkpoint)
     use_fast_training_kernels(model)
-    ids = corpus.ids(vocab, show_progress)
-    train_ids, val_ids = split_train_val(ids, config.train.val_fraction)
     # Rows logged after the checkpoint would be repeated by the resumed run.
     run.write_history([r for r in run.read_history() if int(r["global_step"]) <= state["global_step"]])
     config.save(run.config)
+    if run.best.exists() and checkpoint_problem(run.best):
+        log.warning("%s is damaged (%s); the next validation improvement replaces it", run.best, checkpoint_problem(run.best))
     log.info("resuming %s at epoch %d step %d (global step %d)", run.path, state["epoch"] + 1, state["step"], state["global_step"])
     return Trainer(run, config, vocab, model, train_ids, val_ids, state, show_progress).fit()
 
@@ -194,18 +258,30 @@ class Trainer:
         self.eval_model = None
         self.history = run.read_history()
         self.tensorboard = TensorBoardLog(run.logs)
-        self.stop_signal: int | None = None
+        self.stop_signal: int | None = None  # the first SIGINT/SIGTERM: save, then stop
+        self.stop_now = False  # a second one: stop at once, but never mid-save
+        self.saving = False
 
     def fit(self) -> TrainResult:
+        """Trains until the last epoch, early stopping, the time limit or a signal.
+
+        A time limit that falls mid-epoch pauses without validating, so a run
+        paused and resumed any number of times validates, checkpoints `best`
+        and logs history exactly as an uninterrupted one.
+
+        Raises:
+            TrainingInterrupted: SIGINT or SIGTERM; the checkpoint was saved first.
+            WriteError: a checkpoint or log could not be written; the last good one is intact.
+        """
         cfg = self.cfg
         steps = len(self.batches)
         started = time.monotonic()
         elapsed_before = self.state["elapsed_s"]
         last_save = time.monotonic()
         stopped_early = False
-        out_of_time = False
+        paused = False
         with _signals_set_flag(self):
-            while self.state["epoch"] < cfg.epochs and not stopped_early and not out_of_time:
+            while self.state["epoch"] < cfg.epochs and not stopped_early and not paused:
                 epoch = self.state["epoch"]
                 if self.state["step"] == 0:
                     reset_states(self.model)
@@ -214,51 +290,64 @@ class Trainer:
                                   enabled=self.show_progress, initial=self.state["step"])
                 bar.update(self.state["step"], rate_units=0)
                 epoch_start, epoch_first_step = time.monotonic(), self.state["step"]
-                while self.state["step"] < steps:
-                    x, y = self.batches.batch(self.state["step"])
-                    loss = train_batch(self.model, x, y)
-                    if not math.isfinite(loss):
-                        raise GenerateError(f"training diverged at global step {self.state['global_step']} (loss {loss}); lower --learning-rate")
-                    self.state["step"] += 1
-                    self.state["global_step"] += 1
-                    self.state["train_loss_sum"] += loss
-                    self.state["train_loss_count"] += 1
-                    self.state["elapsed_s"] = elapsed_before + time.monotonic() - started
-                    mean = self.state["train_loss_sum"] / self.state["train_loss_count"]
-                    chars = (self.state["step"] - epoch_first_step) * x.size
-                    bar.update(self.state["step"], f"loss {mean:.3f} ({bits(mean):.3f} bpc)", rate_units=chars)
-                    if self.stop_signal is not None:
-                        bar.close()
-                        self._save_latest()
-                        raise TrainingInterrupted(
-                            f"interrupted at epoch {epoch + 1} step {self.state['step']}; checkpoint saved, "
-                            f"continue with: generate train {self.run.path} --resume",
-                            self.stop_signal,
-                        )
-                    if cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60:
-                        out_of_time = True
-                        break
-                    if self.state["step"] % cfg.checkpoint_every == 0 or time.monotonic() - last_save >= cfg.checkpoint_seconds:
-                        self._save_latest()
-                        last_save = time.monotonic()
-                    if cfg.preview_every and self.state["global_step"] % cfg.preview_every == 0:
-                        self._preview()
-                bar.close()
+                try:
+                    while self.state["step"] < steps:
+                        x, y = self.batches.batch(self.state["step"])
+                        loss = train_batch(self.model, x, y)
+                        if not math.isfinite(loss):
+                            raise GenerateError(f"training diverged at global step {self.state['global_step']} (loss {loss}); lower --learning-rate")
+                        self.state["step"] += 1
+                        self.state["global_step"] += 1
+                        self.state["train_loss_sum"] += loss
+                        self.state["train_loss_count"] += 1
+                        self.state["elapsed_s"] = elapsed_before + time.monotonic() - started
+                        mean = self.state["train_loss_sum"] / self.state["train_loss_count"]
+                        chars = (self.state["step"] - epoch_first_step) * x.size
+                        bar.update(self.state["step"], f"loss {mean:.3f} ({bits(mean):.3f} bpc)", rate_units=chars)
+                        self._stop_if_signalled(bar)
+                        if cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60 and self.state["step"] < steps:
+                            paused = True  # at an epoch's last step the epoch ends first, as it would unpaused
+                            break
+                        if self.state["step"] % cfg.checkpoint_every == 0 or time.monotonic() - last_save >= cfg.checkpoint_seconds:
+                            self._save_latest()
+                            last_save = time.monotonic()
+                        if cfg.preview_every and self.state["global_step"] % cfg.preview_every == 0:
+                            self._preview()
+                finally:
+                    bar.close()
+                if paused:
+                    self._save_latest()
+                    break
                 chars_per_s = (self.state["step"] - epoch_first_step) * self.batches.batch_size * cfg.seq_len / max(time.monotonic() - epoch_start, 1e-9)
-                if not out_of_time:
-                    self.state["epoch"] += 1
-                    self.state["step"] = 0
+                self.state["epoch"] += 1
+                self.state["step"] = 0
                 stopped_early = self._validate(epoch, chars_per_s)
                 self._save_latest()
                 last_save = time.monotonic()
+                if cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60 and self.state["epoch"] < cfg.epochs:
+                    paused = True
+                self._stop_if_signalled(None)
         finished = self.state["epoch"] >= cfg.epochs or stopped_early
         if finished:
             self.state["finished"] = True
             self._save_latest()
-        if out_of_time:
+        if paused and not finished:
             log.info("time limit of %g minutes reached; continue with: generate train %s --resume", cfg.max_minutes, self.run.path)
         self.tensorboard.close()
         return TrainResult(self.run.path, self.state["epoch"], self.state["global_step"], self.state["best_val_loss"], stopped_early, finished)
+
+    def _stop_if_signalled(self, bar: ProgressBar | None) -> None:
+        """After a SIGINT or SIGTERM: saves `latest.keras` and raises TrainingInterrupted."""
+        if self.stop_signal is None:
+            return
+        if bar is not None:
+            bar.close()
+        self._save_latest()
+        raise TrainingInterrupted(
+            f"interrupted at epoch {self.state['epoch'] + 1} step {self.state['step']}; checkpoint saved, "
+            f"continue with: generate train {self.run.path} --resume",
+            self.stop_signal,
+        )
 
     def _validate(self, epoch: int, chars_per_s: float) -> bool:
         """Logs a history row, saves best.keras on improvement; True to stop early."""
@@ -285,7 +374,8 @@ class Trainer:
             self.state["best_val_loss"] = metric
             self.state["bad_validations"] = 0
             self.state["val_loss"] = metric
-            save_checkpoint(self.model, self.run.best, self._state_record())
+            with self._saving():
+                save_checkpoint(self.model, self.run.best, self._state_record())
             return False
         self.state["bad_validations"] += 1
         if self.cfg.patience and self.state["bad_validations"] >= self.cfg.patience:
@@ -316,21 +406,49 @@ class Trainer:
         return {**self.state, "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
     def _save_latest(self) -> None:
-        save_checkpoint(self.model, self.run.latest, self._state_record())
+        with self._saving():
+            save_checkpoint(self.model, self.run.latest, self._state_record(), keep_previous=True)
+
+    @contextlib.contextmanager
+    def _saving(self):
+        """Marks a checkpoint save in progress: a signal that arrives now waits for it to finish."""
+        self.saving = True
+        try:
+            yield
+        finally:
+            self.saving = False
+        if self.stop_signal is not None and self.stop_now:
+            raise TrainingInterrupted(
+                f"interrupted twice; the checkpoint being saved was finished first, continue with: generate train {self.run.path} --resume",
+                self.stop_signal,
+            )
 
 
 @contextlib.contextmanager
 def _signals_set_flag(trainer: Trainer):
-    """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step.
+
+    A second signal stops at once, except during a checkpoint save, which it
+    lets finish: the files on disk are always whole.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        if trainer.stop_signal is not None:  # a second signal: stop now
-            raise KeyboardInterrupt
-        trainer.stop_signal = signum
-        log.warning("signal %d received: saving a checkpoint after this step", signum)
+        if trainer.stop_signal is None:
+            trainer.stop_signal = signum
+            log.warning("signal %d received: saving a checkpoint after this step", signum)
+            return
+        trainer.stop_now = True
+        if trainer.saving:  # half a checkpoint is worse than a late exit
+            log.warning("signal %d received again: finishing the checkpoint being saved, then stopping", signum)
+            return
+        raise TrainingInterrupted(
+            f"interrupted twice: stopped without saving; the last checkpoint is intact, "
+            f"continue with: generate train {trainer.run.path} --resume",
+            signum,
+        )
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import UsageError
+from ...errors import UsageError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +213,15 @@ class TensorBoardLog:
     """Scalar logs for TensorBoard; a no-op off the TensorFlow backend."""
 
     def __init__(self, logdir: Path):
+        self.logdir = logdir
         self.writer = None
         if backend_name() == "tensorflow":
             import tensorflow as tf  # only the active backend is installed and loaded
 
-            self.writer = tf.summary.create_file_writer(str(logdir))
+            try:
+                self.writer = tf.summary.create_file_writer(str(logdir))
+            except tf.errors.OpError as exc:
+                raise WriteError(f"cannot write {str(logdir)!r}: {_first_cause(exc.message)}") from None
 
     def scalars(self, step: int, **values) -> None:
         if self.writer is None:
@@ -233,7 +237,20 @@ class TensorBoardLog:
         except ImportError as exc:  # tf.summary needs the tensorboard package
             log.warning("TensorBoard logs disabled: %s (pip install tensorboard)", exc)
             self.writer = None
+        except tf.errors.OpError as exc:  # TensorFlow's own I/O errors, e.g. ResourceExhaustedError for ENOSPC
+            raise WriteError(f"cannot write {str(self.logdir)!r}: {_first_cause(exc.message)}") from None
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            import tensorflow as tf  # only the active backend is installed and loaded
+
+            try:
+                self.writer.close()
+            except tf.errors.OpError as exc:
+                raise WriteError(f"cannot write {str(self.logdir)!r}: {_first_cause(exc.message)}") from None
+
+
+def _first_cause(message: str) -> str:
+    """The OS's words from a TensorFlow I/O error (`...; No space left on device`), else its first line."""
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    return first.rsplit("; ", 1)[-1]
