@@ -36,3 +36,13 @@ def test_validation_scores_match_the_model_cards(case, tmp_path, monkeypatch):
     scored = runner.invoke(cli, ["score", case["model"], "--split", "val"])
     assert scored.exit_code == 0, scored.stderr
     assert scored.stdout.strip() == case["line"]
+
+
+def test_every_shipped_checkpoint_matches_its_recorded_sha256():
+    from generate.model.checkpoint import checkpoint_problem, shipped_runs
+
+    runs = shipped_runs()
+    assert {run.path.name for run in runs} >= {"shakespeare", "tang", "python", "folk", "bach"}
+    for run in runs:
+        assert run.recorded_checksums().get("best.keras"), run.path  # verified by hash, not only by the zip's CRCs
+        assert checkpoint_problem(run.best) is None, run.path

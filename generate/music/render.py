@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from .media import render_musicxml, render_png, render_score_png, render_wav
 from .melody import Event, decode_tune
 from .midi import write_midi
 
+log = logging.getLogger(__name__)
 
 def render_path(path: Path, render: str) -> Path:
     """The file a render (one of `music.RENDER_SUFFIXES`) of the MIDI file `path` goes to."""
@@ -54,6 +56,8 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
     write_midi(path, voices, bpm=bpm, program=program, velocity=velocity, meter=meter, sharps=sharps)
     facts = {"encoding": encoding, "pieces": pieces, "voices": len(voices),
              "notes": sum(e.pitch is not None for v in voices for e in v), "dropped_chars": dropped}
+    if facts["notes"] == 0:
+        log.warning("%s: the sample decoded to no notes, so the file holds silence (--valid-only redraws such samples)", path)
     if "png" in renders:
         render_png(render_path(path, "png"), voices, bar_lines, title=f"{path.name}: {meter}, {facts['notes']} notes")
         facts["png"] = str(render_path(path, "png"))

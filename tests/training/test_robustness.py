@@ -74,6 +74,10 @@ def test_export_is_smaller_and_samples_identically(trained_run, tmp_path):
     exported = tmp_path / "exported"
     assert runner.invoke(cli, ["export", str(trained_run), str(exported)]).exit_code == 0
     assert (exported / "best.keras").stat().st_size < (trained_run / "best.keras").stat().st_size
+    from generate.fileio import sha256_file
+    from generate.model.checkpoint import checkpoint_problem
+    assert RunDir(exported).recorded_checksums()["best.keras"] == [sha256_file(exported / "best.keras")]
+    assert checkpoint_problem(exported / "best.keras") is None
     with zipfile.ZipFile(exported / "best.keras") as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
         assert "optimizer" not in weights  # weights only: no Adam moments
     a = runner.invoke(cli, ["sample", str(trained_run), "-n", "60", "--seed", "2"]).stdout
