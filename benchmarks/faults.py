@@ -166,7 +166,7 @@ def job_faults(args, folder: Path) -> bool:
     kills = 0
     for _ in range(args.jobs_kills):
         proc = start(command, folder / "cache-jobs")
-        time.sleep(rng.uniform(1.0, 12.0))
+        time.sleep(rng.uniform(0.5, 8.0))  # a run with nothing left to make ends in about 8 s
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()

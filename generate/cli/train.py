@@ -105,6 +105,8 @@ def _info_lines(summary: dict) -> list[str]:
         f"training:   batch {t['batch_size']} x seq {t['seq_len']}, {t['epochs']} epochs, lr {t['learning_rate']} (decay {t['lr_decay']}), clip {t['clip_norm']}, seed {t['seed']}, precision {t.get('precision', 'float32')}",
         f"versions:   {', '.join(f'{k} {v}' for k, v in summary['versions'].items())}",
     ]
+    if not summary["checkpoints"]:
+        lines.append(f"latest:     none yet (stopped before its first checkpoint); continue with: generate train {summary['run']} --resume")
     for name, ck in summary["checkpoints"].items():
         if "error" in ck:
             lines.append(f"{name + ':':11} {ck['error']}")

@@ -213,8 +213,10 @@ def save_checkpoint(model, path: Path, training_state: dict, keep_previous: bool
         problem = _archive_problem(tmp)
         if problem:
             raise CheckpointError(f"checkpoint {str(path)!r}: the new file failed verification ({problem}); the old one is kept")
-        if keep_previous and path.exists() and checkpoint_problem(path) is None:
-            _keep_as_previous(run, path)
+        if keep_previous and path.exists():
+            old_sha256 = _sha256_if_intact(path)
+            if old_sha256:
+                _keep_as_previous(run, path, old_sha256)
         written.append(sha256_file(tmp))
         run.record_checksum(path.name, written[0], replacing=True)
 
@@ -224,11 +226,32 @@ def save_checkpoint(model, path: Path, training_state: dict, keep_previous: bool
             archive.writestr(TRAINING_STATE, json.dumps(training_state, indent=1))
             archive.writestr(RUNTIME_STATE, arrays.getvalue())
     run.record_checksum(path.name, written[0], replacing=False)
+    _remember_written(path, written[0])
 
 
-def _keep_as_previous(run: RunDir, latest: Path) -> None:
+# Checkpoints this process wrote: path -> (inode, size, mtime, sha256). Hashing a file
+# again before keeping it as previous.keras would double the cost of every save.
+_written_by_us: dict[Path, tuple[int, int, int, str]] = {}
+
+
+def _remember_written(path: Path, sha256: str) -> None:
+    stat = path.stat()
+    _written_by_us[path.absolute()] = (stat.st_ino, stat.st_size, stat.st_mtime_ns, sha256)
+
+
+def _sha256_if_intact(path: Path) -> str | None:
+    """The sha256 of an intact checkpoint, from this process's own record while the file is unchanged; else None."""
+    stat = path.stat()
+    known = _written_by_us.get(path.absolute())
+    if known and known[:3] == (stat.st_ino, stat.st_size, stat.st_mtime_ns) and known[3] in RunDir(path.parent).recorded_checksums().get(path.name, []):
+        return known[3]
+    if checkpoint_problem(path) is not None:
+        return None
+    return sha256_file(path)
+
+
+def _keep_as_previous(run: RunDir, latest: Path, sha256: str) -> None:
     """Makes `previous.keras` a copy of `latest` (a hard link where the filesystem allows)."""
-    sha256 = sha256_file(latest)
     with atomic_path(run.previous, suffix=".keras",
                      verify=lambda _: run.record_checksum(run.previous.name, sha256, replacing=True)) as tmp:
         try:

@@ -165,6 +165,7 @@ def test_a_run_killed_before_its_first_checkpoint_continues_with_resume(straight
     run = tmp_path / "run"
     assert killed_while_writing("latest.keras", run, verse_file).returncode == -signal.SIGKILL
     assert RunDir(run).is_run() and not RunDir(run).latest.exists()
+    assert "none yet" in CliRunner().invoke(cli, ["info", str(run)]).stdout
     again = train(run, str(verse_file), *TRAIN, "--epochs", "1")  # the same command, without --resume
     one_line_error(again, 2, "before its first checkpoint", f"generate train {run} --resume")
     resumed = train(run, str(verse_file), *TRAIN, "--epochs", "1", "--resume")
