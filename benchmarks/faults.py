@@ -11,6 +11,10 @@ command runs again with --resume. Prints `K/N resumed, final val A vs B`
 and whether the final weights are bit-identical; exits 1 if any resume
 failed or anything differs.
 
+Full disk: where a tmpfs can be mounted (root), trains the same run on
+one too small for it, checks the one-line error and that the last
+checkpoint is intact, grows the filesystem and resumes to the end.
+
 Job files: runs a 30-output job file, kills `generate run` at random moments
 and reruns it with the same --run-id, then checks that every output is
 there once and whole, matching its sidecar, and that the manifest parses
@@ -141,13 +145,52 @@ def training_faults(args, folder: Path) -> bool:
     return not failures and identical and val_a == val_b
 
 
+def full_disk(args, folder: Path) -> bool:
+    """Trains on a tmpfs too small for the run, checks the error and the files, grows it, and resumes."""
+    import numpy as np
+
+    from generate.model.checkpoint import RunDir, checkpoint_problem, read_training_state
+
+    mount_point = folder / "small-fs"
+    mount_point.mkdir()
+    # latest, previous and best fit; the temp file of the next save does not, at the first epoch's end.
+    size_kb = int((folder / "straight" / "latest.keras").stat().st_size * 3.5 / 1024)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        print(f"full disk: skipped (mounting a tmpfs failed: {mounted.stderr.decode().strip() or 'needs root'})")
+        return True
+    try:
+        run = RunDir(mount_point / "run")
+        command = ["train", str(run.path), str(args.corpus), *MODEL]
+        first = start(command, folder / "cache-full")
+        _, err = first.communicate()
+        lines = err.strip().splitlines()
+        stopped = first.returncode == 1 and len(lines) == 1 and "No space left on device" in lines[0]
+        intact = run.latest.exists() and checkpoint_problem(run.latest) is None
+        step = read_training_state(run.latest)["global_step"] if intact else None
+        leftovers = [p.name for p in run.path.iterdir() if p.name.startswith(".")]
+        subprocess.run(["mount", "-o", "remount,size=256m", str(mount_point)], check=True)
+        second = start(command + ["--resume"], folder / "cache-full")
+        _, err2 = second.communicate()
+        val_a, weights_a = final_state(folder / "straight")
+        val_b, weights_b = (final_state(run.path) if second.returncode == 0 else (float("nan"), []))
+        identical = second.returncode == 0 and all(np.array_equal(a, b) for a, b in zip(weights_a, weights_b))
+    finally:
+        subprocess.run(["umount", str(mount_point)], capture_output=True)
+    print(f"full disk ({size_kb} KB tmpfs): exit {first.returncode}, stderr {lines!r}; latest.keras "
+          f"{'intact at global step ' + str(step) if intact else 'DAMAGED OR MISSING'}, {len(leftovers)} temp file(s) left")
+    print(f"  after growing it to 256 MB: --resume exit {second.returncode}, final val {val_a:.6f} vs {val_b:.6f}, "
+          f"weights {'bit-identical' if identical else 'DIFFER'}" + (f" ({err2.strip()[-200:]})" if second.returncode else ""))
+    return stopped and intact and not leftovers and identical
+
+
 JOBS = """
 [[job]]
 name = "verse"
 model = "MODEL"
 out = "OUT/{run_id}/verse-{n:02}"
 count = 30
-prime = ["The ", "And "]
+prime = PRIMES
 temperature = [0.7, 1.0]
 length = 200
 formats = ["txt", "json"]
@@ -160,7 +203,9 @@ def job_faults(args, folder: Path) -> bool:
     model = folder / "straight"  # the run trained above
     out = folder / "jobs-out"
     jobs = folder / "jobs.toml"
-    jobs.write_text(JOBS.replace("MODEL", str(model)).replace("OUT", str(out)), encoding="utf-8")
+    text = args.corpus.read_text(encoding="utf-8")
+    primes = json.dumps([text[:2], text[len(text) // 2: len(text) // 2 + 2]], ensure_ascii=False)  # in any corpus's vocabulary
+    jobs.write_text(JOBS.replace("MODEL", str(model)).replace("OUT", str(out)).replace("PRIMES", primes), encoding="utf-8")
     rng = random.Random(args.seed + 1)
     command = ["run", str(jobs), "--run-id", "night"]
     kills = 0
@@ -216,6 +261,7 @@ def main() -> int:
         corpus.write_text(args.corpus.read_text(encoding="utf-8")[: args.chars], encoding="utf-8")
         args.corpus = corpus
         ok = training_faults(args, folder)
+        ok = full_disk(args, folder) and ok
         ok = job_faults(args, folder) and ok
     return 0 if ok else 1
 
