@@ -197,7 +197,10 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
     config.train.validate()
     checkpoint, skipped = resume_point(run)
     if checkpoint is None and skipped:
-        raise CheckpointError(f"run {str(run.path)!r}: no intact checkpoint to resume from: {'; '.join(skipped)}")
+        raise CheckpointError(
+            f"run {str(run.path)!r}: no intact checkpoint to resume from: {'; '.join(skipped)}; move the damaged files "
+            "out of the run directory and --resume starts the run again from its recorded configuration"
+        )
     if sources:
         config.corpus.sources = list(sources)
     corpus = load_corpus(config.corpus, show_progress)

@@ -148,10 +148,17 @@ def test_no_intact_checkpoint_is_a_one_line_error_that_touches_nothing(straight,
     for path in (run.latest, run.previous, run.best):
         flip_byte(path)
     before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
-    one_line_error(train(run.path, "--resume", "--epochs", "2"), 1, "no intact checkpoint", "latest.keras", "best.keras")
+    one_line_error(train(run.path, "--resume", "--epochs", "2"), 1, "no intact checkpoint", "latest.keras", "best.keras", "move the damaged")
     assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before
     sampled = CliRunner().invoke(cli, ["sample", str(run.path), "-n", "10"])
     one_line_error(sampled, 1, "best.keras", "damaged", "sha256")
+    aside = tmp_path / "damaged"  # what the error says to do
+    aside.mkdir()
+    for path in (run.latest, run.previous, run.best):
+        path.rename(aside / path.name)
+    restarted = train(run.path, "--resume")
+    assert restarted.exit_code == 0 and "starting it again" in restarted.stderr, restarted.stderr
+    assert_same_training(straight, run.path)
 
 
 def killed_while_writing(name, run, verse_file):
