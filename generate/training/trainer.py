@@ -35,7 +35,7 @@ from ..errors import CheckpointError, GenerateError, UsageError, WriteError
 from ..fileio import check_writable_location
 from ..model.backend import TensorBoardLog, dtype_policy, import_keras, test_batch, train_batch, use_fast_training_kernels, versions
 from ..model.builder import build_model, count_params, reset_states
-from ..model.checkpoint import RunDir, checkpoint_problem, load_trainable_model, read_training_state, resume_point, save_checkpoint
+from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, resume_point, save_checkpoint
 from ..model.config import ModelConfig, RunConfig, TrainConfig
 from ..model.network import StepNetwork
 from ..progress import ProgressBar
@@ -217,8 +217,8 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
         log.warning("run %s stopped before its first checkpoint: starting it again from its recorded configuration", run.path)
         config.save(run.config)
         return _train_from_scratch(run, config, vocab, train_ids, val_ids, show_progress)
-    if skipped:
-        log.warning("passed over %s: resuming from %s instead", ", ".join(skipped), checkpoint.name)
+    if skipped:  # a damaged best.keras is replaced at the next validation improvement
+        log.warning("passed over %s; resuming from %s", ", ".join(skipped), checkpoint.name)
     state = read_training_state(checkpoint)
     if state["epoch"] >= config.train.epochs:
         log.info("run %s already finished %d epoch(s); pass --epochs N to train further", run.path, state["epoch"])
@@ -230,8 +230,6 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
     # Rows logged after the checkpoint would be repeated by the resumed run.
     run.write_history([r for r in run.read_history() if int(r["global_step"]) <= state["global_step"]])
     config.save(run.config)
-    if run.best.exists() and checkpoint_problem(run.best):
-        log.warning("%s is damaged (%s); the next validation improvement replaces it", run.best, checkpoint_problem(run.best))
     log.info("resuming %s at epoch %d step %d (global step %d)", run.path, state["epoch"] + 1, state["step"], state["global_step"])
     return Trainer(run, config, vocab, model, train_ids, val_ids, state, show_progress).fit()
 
