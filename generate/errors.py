@@ -46,6 +46,14 @@ class CheckpointError(GenerateError):
     """A run directory or checkpoint file that is missing, foreign or damaged."""
 
 
+class RenderError(GenerateError):
+    """A render beside a MIDI file (a WAV, an engraved score) that a missing or failing tool could not make.
+
+    Raised only after the MIDI file and its sidecar, which records the
+    failure, were written.
+    """
+
+
 class WriteError(GenerateError):
     """A file that could not be written: a full disk, a lost mount, a read-only directory.
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..data.config import OOV_POLICIES
+from ..errors import RenderError
 from ..music import ENCODINGS, RENDER_SUFFIXES
 from ..sampling.options import DEFAULT_LENGTH, SampleOptions
 from .base import State, log, pass_state
@@ -29,6 +30,7 @@ _DEFAULTS = SampleOptions()
 @click.option("--greedy", is_flag=True, help="Always take the likeliest character.")
 @click.option("--num-samples", "-N", type=int, default=_DEFAULTS.num_samples, show_default=True, help="Samples generated together as one batch.")
 @click.option("--stop", multiple=True, help="End a sample before this string (repeatable; \\n escapes allowed).")
+@click.option("--min-length", type=int, default=_DEFAULTS.min_length, show_default=True, help="Redraw samples shorter than this (a stop string can end them early), with derived, recorded seeds.")
 @click.option("--seed", type=int, default=None, help="Same seed, same output; drawn and printed to stderr if omitted.")
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to FILE, or DIR/sample-NN.txt for several, each with a .json sidecar.")
@@ -86,6 +88,9 @@ def sample(state: State, run: str, checkpoint: str, output: Path | None, overwri
             if request.num_samples > 1:
                 click.echo(f"--- sample {i + 1}/{request.num_samples} ---")
             click.echo(out.text)
+    if result.render_errors:
+        more = f" (and {len(result.render_errors) - 1} more output(s))" if len(result.render_errors) > 1 else ""
+        raise RenderError(f"{result.render_errors[0]}{more}; the MIDI files and their sidecars were written")
 
 
 def _unescape(text: str) -> str:

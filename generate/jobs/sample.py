@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OptionError
+from ..errors import OptionError, RenderError
 from ..model.checkpoint import resolve_run
 from ..music.midi import instrument_program
 from ..outputs.writers import check_free, output_paths, write_output
-from ..sampling.generator import generate_samples, generate_valid, load_generator, sample_record
+from ..sampling.generator import generate_samples, generate_valid, is_valid, load_generator, sample_record
 from ..sampling.options import SampleOptions
 from ..sampling.resolve import RunFacts, resolve_options
 
@@ -38,6 +38,7 @@ class SampleResult:
     seed: int  # the seed of the first batch
     seed_drawn: bool  # no seed was given: this one was drawn, and the caller should report it
     streamed: bool  # the text went to `on_text` as it was sampled; nothing is left to print
+    render_errors: tuple[str, ...] = ()  # renders a missing tool could not make; every output and sidecar was still written
 
 
 def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", output: Path | None = None,
@@ -59,6 +60,9 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
         OptionError: a bad option, named as its field.
         UsageError: a bad run, checkpoint or output path.
         GenerateError: a failed write.
+
+    A render a missing tool cannot make (a WAV without fluidsynth) does not
+    stop the other outputs: it lands in `SampleResult.render_errors`.
     """
     run_dir = resolve_run(run)
     facts = RunFacts.of(run_dir)
@@ -73,26 +77,36 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
     if on_start:
         on_start(cfg.seed, options.seed is None)
     stream = on_text is not None and output is None and options.num_samples == 1 and not options.drop_prime \
-        and not options.valid_only
-    if options.valid_only:
-        kept, tried = generate_valid(gen, cfg)
-        what = "parse as Python" if facts.kind == "code" else "decode cleanly"
-        log.info("--valid-only: %d of %d samples %s (%.0f%%)", len(kept), tried, what, 100 * len(kept) / tried)
+        and not options.valid_only and not options.min_length
+    if options.valid_only or options.min_length:
+        def accept(s) -> bool:
+            return len(s.text) >= options.min_length and (not options.valid_only or is_valid(gen, cfg.prime + s.text))
+
+        kept, tried = generate_valid(gen, cfg, accept=accept)
+        flags = " and ".join(name for name, on in (("--valid-only", options.valid_only), ("--min-length", options.min_length)) if on)
+        what = " and ".join([*(["parse as Python" if facts.kind == "code" else "decode cleanly"] if options.valid_only else []),
+                             *([f"have at least {options.min_length} characters"] if options.min_length else [])])
+        log.info("%s: %d of %d samples %s (%.0f%%)", flags, len(kept), tried, what, 100 * len(kept) / tried)
         if len(kept) < options.num_samples:
-            log.warning("--valid-only: kept %d of the %d samples asked for", len(kept), options.num_samples)
+            log.warning("%s: kept %d of the %d samples asked for", flags, len(kept), options.num_samples)
     else:
         if stream and cfg.prime:
             on_text(cfg.prime)
         samples = generate_samples(gen, cfg, on_text=(lambda _stream, text: on_text(text)) if stream else None)
         kept = [(cfg, index, s) for index, s in enumerate(samples)]
     lead = _lead(cfg.prime, options.drop_prime, facts.music)
-    outputs = []
+    outputs, render_errors = [], []
     for i, (used_cfg, index, s) in enumerate(kept):
         record = sample_record(gen, used_cfg, index, s)
+        if facts.music:
+            record.update(bpm=options.bpm, instrument=options.instrument, program=render["program"], velocity=options.velocity)
         if paths:
-            write_output(paths[i], lead + s.text, record, render)
+            try:
+                write_output(paths[i], lead + s.text, record, render)
+            except RenderError as exc:  # the MIDI file and sidecar are written; the other outputs still come
+                render_errors.append(f"{paths[i]}: {exc}")
         outputs.append(Output(lead + s.text, record, paths[i] if paths else None))
-    return SampleResult(outputs, cfg.seed, options.seed is None, stream)
+    return SampleResult(outputs, cfg.seed, options.seed is None, stream, tuple(render_errors))
 
 
 def _lead(prime: str, drop_prime: bool, music: bool) -> str:

@@ -6,6 +6,7 @@ import logging
 from fractions import Fraction
 from pathlib import Path
 
+from ..errors import GenerateError
 from . import RENDER_SUFFIXES
 from .chorale import VOICES, decode_chorale
 from .media import render_musicxml, render_png, render_score_png, render_wav
@@ -29,7 +30,9 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
     LilyPond) beside the MIDI file, with the same name.
 
     Returns:
-        Facts for the sidecar: pieces, notes, and characters the decoder dropped.
+        Facts for the sidecar: pieces, notes, characters the decoder dropped,
+        each render's path, and `render_errors` (render name: message) for
+        the renders a missing or failing tool could not make.
     """
     voices: list[list[Event]] = [[] for _ in range(VOICES if encoding == "chorale" else 1)]
     meter, sharps, pieces, dropped, offset = "4/4", 0, 0, 0, Fraction(0)
@@ -58,16 +61,17 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
              "notes": sum(e.pitch is not None for v in voices for e in v), "dropped_chars": dropped}
     if facts["notes"] == 0:
         log.warning("%s: the sample decoded to no notes, so the file holds silence (--valid-only redraws such samples)", path)
-    if "png" in renders:
-        render_png(render_path(path, "png"), voices, bar_lines, title=f"{path.name}: {meter}, {facts['notes']} notes")
-        facts["png"] = str(render_path(path, "png"))
-    if "musicxml" in renders:
-        render_musicxml(render_path(path, "musicxml"), voices, meter, sharps, title=path.stem, fermatas=fermatas)
-        facts["musicxml"] = str(render_path(path, "musicxml"))
-    if "score" in renders:
-        render_score_png(render_path(path, "score"), voices, meter, sharps, title=path.stem, fermatas=fermatas)
-        facts["score"] = str(render_path(path, "score"))
-    if "wav" in renders:
-        render_wav(path, render_path(path, "wav"))
-        facts["wav"] = str(render_path(path, "wav"))
+    makers = {
+        "png": lambda target: render_png(target, voices, bar_lines, title=f"{path.name}: {meter}, {facts['notes']} notes"),
+        "musicxml": lambda target: render_musicxml(target, voices, meter, sharps, title=path.stem, fermatas=fermatas),
+        "score": lambda target: render_score_png(target, voices, meter, sharps, title=path.stem, fermatas=fermatas),
+        "wav": lambda target: render_wav(path, target),
+    }
+    for name in (n for n in makers if n in renders):
+        try:
+            makers[name](render_path(path, name))
+        except GenerateError as exc:  # a missing tool: the MIDI file stands, and the sidecar says what is missing
+            facts.setdefault("render_errors", {})[name] = str(exc)
+            continue
+        facts[name] = str(render_path(path, name))
     return facts

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import GenerateError, UsageError
+from ..errors import GenerateError, RenderError, UsageError
 from ..fileio import atomic_write_bytes, atomic_write_text, check_writable_location
 from ..music import RENDER_SUFFIXES
 from ..music.midi import instrument_program
@@ -87,15 +87,21 @@ def write_output(path: Path, text: str, record: dict, options: dict | None = Non
     """Writes one sample and its sidecar, each atomically; returns the sidecar record.
 
     The sidecar of a rendered format (MIDI) also keeps the text it was rendered from.
+
+    Raises:
+        RenderError: a render beside a MIDI file failed; the file and its sidecar were written.
+        GenerateError: a write failed.
     """
     write = WRITERS.get(path.suffix.lower(), write_text)
     try:
         facts = write(path, text, options or {})
         record = {**record, **facts, **({"text": text} if write is not write_text else {})}
         atomic_write_bytes(sidecar_path(path), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-        return record
     except OSError as exc:
         raise GenerateError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    if record.get("render_errors"):
+        raise RenderError(next(iter(record["render_errors"].values())))
+    return record
 
 
 def render_file(source: Path, output: Path, bpm: float = 120.0, instrument: str | int = "piano",

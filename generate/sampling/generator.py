@@ -132,9 +132,11 @@ def is_valid(gen: Generator, text: str) -> bool:
     return True
 
 
-def generate_valid(gen: Generator, cfg: SamplingConfig,
-                   rounds: int = MAX_VALID_ROUNDS) -> tuple[list[tuple[SamplingConfig, int, Sample]], int]:
-    """Samples batches until `cfg.num_samples` samples are valid (`is_valid`), or `rounds` batches are spent.
+def generate_valid(gen: Generator, cfg: SamplingConfig, rounds: int = MAX_VALID_ROUNDS,
+                   accept: Callable[[Sample], bool] | None = None) -> tuple[list[tuple[SamplingConfig, int, Sample]], int]:
+    """Samples batches until `cfg.num_samples` samples are accepted, or `rounds` batches are spent.
+
+    `accept` decides; by default a sample must be valid (`is_valid`) with its prime.
 
     Each batch after the first draws from a new seed derived from `cfg.seed`,
     recorded with every sample it yields, so each output can be regenerated.
@@ -142,13 +144,16 @@ def generate_valid(gen: Generator, cfg: SamplingConfig,
     Returns:
         (kept, tried): (settings, index in its batch, sample) for each valid sample, and how many were tried.
     """
+    if accept is None:
+        def accept(sample: Sample) -> bool:
+            return is_valid(gen, cfg.prime + sample.text)
     kept: list[tuple[SamplingConfig, int, Sample]] = []
     tried = 0
     for round_index in range(rounds):
         round_cfg = replace(cfg, seed=derived_seed(cfg.seed, round_index))
         for index, sample in enumerate(generate_samples(gen, round_cfg)):
             tried += 1
-            if len(kept) < cfg.num_samples and is_valid(gen, cfg.prime + sample.text):
+            if len(kept) < cfg.num_samples and accept(sample):
                 kept.append((round_cfg, index, sample))
         if len(kept) >= cfg.num_samples:
             break

@@ -49,6 +49,7 @@ class SampleOptions:
     key: str | int | None = None  # music: every sampled header names this key (sharps or a name such as F#m)
     key_penalty: float | None = None  # music: nats off out-of-key pitches; None: DEFAULT_KEY_PENALTY
     valid_only: bool = False  # keep only samples that parse (code) or decode cleanly (music)
+    min_length: int = 0  # redraw samples (stop strings end them early) shorter than this many characters
     drop_prime: bool = False  # leave the prime out of the output (music keeps its header)
     bpm: float = 120.0  # music: tempo of the MIDI output
     instrument: str | int = "piano"  # music: a General MIDI program number or name

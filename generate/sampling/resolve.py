@@ -152,6 +152,9 @@ def _verify_ranges(options: SampleOptions, vocab_size: int) -> None:
     expect(0 <= options.top_k <= vocab_size, "top_k", f"an integer in [0, {vocab_size}] (the vocab size)", options.top_k)
     expect(0 < options.top_p <= 1, "top_p", "a number in (0, 1]", options.top_p)
     expect(options.num_samples >= 1, "num_samples", "an integer >= 1", options.num_samples)
+    expect(options.min_length >= 0, "min_length", "an integer >= 0", options.min_length)
+    expect(options.length is None or options.min_length <= options.length, "min_length",
+           f"at most --length ({options.length})", options.min_length)
     expect(all(isinstance(s, str) and s for s in options.stop), "stop", "non-empty strings", options.stop)
     expect(options.seed is None or 0 <= options.seed < MAX_SEED, "seed", "an integer in [0, 2**63)", options.seed)
     expect(options.oov in OOV_POLICIES, "oov", f"one of {', '.join(OOV_POLICIES)}", options.oov)

@@ -186,6 +186,7 @@ def test_render_png_and_wav(tmp_path, monkeypatch):
     missing = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "b.mid"), "--wav"])
     assert missing.exit_code == 1 and "apt-get install fluidsynth" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and (tmp_path / "b.mid").exists()
+    assert "fluidsynth" in json.loads((tmp_path / "b.mid.json").read_text())["render_errors"]["wav"]
     refused = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "a.mid"), "--png"])
     assert refused.exit_code == 2 and "already exists" in refused.stderr  # a.png, a.mid are never replaced
 
@@ -203,3 +204,20 @@ def test_engraved_score_or_a_clear_missing_tool_message(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     missing = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "b.mid"), "--score"])
     assert missing.exit_code == 1 and "apt-get install lilypond" in missing.stderr
+
+
+def test_a_missing_tool_does_not_stop_the_other_samples(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no fluidsynth
+    args = ["sample", "folk", "-N", "3", "--seed", "4", "--bars", "4", "-o", str(tmp_path / "tunes"), "--wav",
+            "--bpm", "96", "--instrument", "flute", "--velocity", "70"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "apt-get install fluidsynth" in result.stderr and "and 2 more" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert len(result.stdout.split()) == 3  # every output is listed
+    for n in (1, 2, 3):
+        assert (tmp_path / "tunes" / f"sample-0{n}.mid").stat().st_size > 0
+        record = json.loads((tmp_path / "tunes" / f"sample-0{n}.mid.json").read_text())
+        assert (record["bpm"], record["instrument"], record["velocity"], record["program"]) == (96, "flute", 70, 73)
+        assert "wav" in record["render_errors"] and "wav" not in record

@@ -52,3 +52,22 @@ def test_valid_only_cli(code_run, trained_run):
         ast.parse(json.loads(line)["text"].replace("\x1c", ""))
     text = runner.invoke(cli, ["sample", str(trained_run), "--valid-only"])
     assert text.exit_code == 2 and "--valid-only: expected a code or music run" in text.stderr
+
+
+def test_min_length_redraws_short_samples_reproducibly(trained_run, tmp_path):
+    runner = CliRunner()
+    base = ["sample", str(trained_run), "--stop", "\\n", "-n", "120", "--seed", "5", "-N", "4", "--drop-prime", "--no-warmup"]
+    plain = runner.invoke(cli, [*base, "--json"])
+    lengths = [len(json.loads(line)["text"]) for line in plain.stdout.splitlines()]
+    threshold = sorted(lengths)[1] + 1  # at least two of these four are too short
+    result = runner.invoke(cli, [*base, "--min-length", str(threshold), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.stderr
+    assert re.search(rf"--min-length: \d+ of \d+ samples have at least {threshold} characters", result.stderr)
+    for path in sorted((tmp_path / "out").glob("*.txt")):
+        record = json.loads(path.with_name(path.name + ".json").read_text())
+        assert len(path.read_text()) >= threshold
+        again = runner.invoke(cli, ["sample", str(trained_run), "--stop", "\\n", "-n", "120", "--seed", str(record["seed"]),
+                                    "-N", "4", "--drop-prime", "--no-warmup", "--json"])
+        assert json.loads(again.stdout.splitlines()[record["sample_index"]])["text"] == path.read_text()
+    too_long = runner.invoke(cli, ["sample", str(trained_run), "-n", "50", "--min-length", "51"])
+    assert too_long.exit_code == 2 and "--min-length: expected at most --length (50), received 51" in too_long.stderr
