@@ -59,7 +59,19 @@ class WriteError(GenerateError):
 
     Raised only after the write was undone: the file it would have replaced
     is still the old one.
+
+    Args:
+        path: the file or directory that could not be written.
+        reason: the system's words, e.g. `No space left on device`.
     """
+
+    def __init__(self, path: object, reason: str):
+        super().__init__(f"cannot write {str(path)!r}: {reason}")
+        self.path = path
+
+    @classmethod
+    def from_os_error(cls, path: object, exc: OSError) -> WriteError:
+        return cls(path, exc.strerror or str(exc))
 
 
 def expect(ok: bool, option: str, expected: str, received: object) -> None:

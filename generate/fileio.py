@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package
     import tomli as tomllib  # type: ignore[no-redef]
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable_location", "sha256_file", "tomllib"]
+__all__ = ["atomic_directory", "atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable_location", "sha256_file", "tomllib"]
 
 
 @contextlib.contextmanager
@@ -47,10 +48,7 @@ def atomic_path(path: Path, suffix: str = ".tmp", verify: Callable[[Path], None]
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
         os.close(fd)
         tmp = Path(tmp_name)
-        # mkstemp makes 0600 files; give the result the usual umask-based mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -59,12 +57,49 @@ def atomic_path(path: Path, suffix: str = ".tmp", verify: Callable[[Path], None]
         faults.before_commit(path)
         os.replace(tmp, path)
     except OSError as exc:
-        raise WriteError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+        raise WriteError.from_os_error(path, exc) from exc
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yields a hidden temp directory beside `path`; renames it to `path` on success.
+
+    `path` appears whole or not at all. It may exist as an empty directory,
+    which the rename replaces. Temp directories that a killed writer left
+    for the same `path` are removed first.
+
+    Raises:
+        WriteError: an OSError while writing or renaming, naming `path`.
+        Whatever else the body raises; the temp directory is removed either way.
+    """
+    path = Path(path)
+    parent = path.absolute().parent
+    for stale in parent.glob(f".{path.name}.new-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = None
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=parent))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 directories
+        yield staging
+        os.rename(staging, path)
+    except OSError as exc:
+        raise WriteError.from_os_error(path, exc) from exc
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    _fsync_dir(parent)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -46,7 +46,7 @@ def append_manifest(path: Path, record: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise WriteError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+        raise WriteError.from_os_error(path, exc) from exc
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -59,7 +59,7 @@ def append_manifest(path: Path, record: dict) -> None:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)
-            raise WriteError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+            raise WriteError.from_os_error(path, exc) from exc
     finally:
         os.close(fd)
 

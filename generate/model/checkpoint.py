@@ -245,9 +245,8 @@ def _sha256_if_intact(path: Path) -> str | None:
     known = _written_by_us.get(path.absolute())
     if known and known[:3] == (stat.st_ino, stat.st_size, stat.st_mtime_ns) and known[3] in RunDir(path.parent).recorded_checksums().get(path.name, []):
         return known[3]
-    if checkpoint_problem(path) is not None:
-        return None
-    return sha256_file(path)
+    problem, sha256 = _inspect(path)
+    return None if problem else sha256 or sha256_file(path)
 
 
 def _keep_as_previous(run: RunDir, latest: Path, sha256: str) -> None:
@@ -268,17 +267,23 @@ def checkpoint_problem(path: Path) -> str | None:
     A file with a recorded sha256 must match it; one without (runs older than
     `checksums.json`) must pass the zip's own CRC checks. Reads no Keras.
     """
-    path = Path(path)
+    return _inspect(Path(path))[0]
+
+
+def _inspect(path: Path) -> tuple[str | None, str | None]:
+    """(why `path` cannot be trusted or None, its sha256 where checking it needed one)."""
     if not path.is_file():
-        return "the file is missing"
+        return "the file is missing", None
     recorded = RunDir(path.parent).recorded_checksums().get(path.name)
-    if recorded:
-        try:
-            actual = sha256_file(path)
-        except OSError as exc:
-            return f"unreadable ({exc.strerror or exc})"
-        return None if actual in recorded else f"its sha256 {actual[:12]}... differs from the one recorded in {CHECKSUMS} when it was written"
-    return _archive_problem(path)
+    if not recorded:
+        return _archive_problem(path), None
+    try:
+        actual = sha256_file(path)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})", None
+    if actual not in recorded:
+        return f"its sha256 {actual[:12]}... differs from the one recorded in {CHECKSUMS} when it was written", actual
+    return None, actual
 
 
 def _archive_problem(path: Path) -> str | None:

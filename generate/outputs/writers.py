@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import GenerateError, RenderError, UsageError
+from ..errors import RenderError, UsageError, WriteError
 from ..fileio import atomic_write_bytes, atomic_write_text, check_writable_location
 from ..music import RENDER_SUFFIXES
 from ..music.midi import instrument_program
@@ -98,7 +98,7 @@ def write_output(path: Path, text: str, record: dict, options: dict | None = Non
         record = {**record, **facts, **({"text": text} if write is not write_text else {})}
         atomic_write_bytes(sidecar_path(path), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     except OSError as exc:
-        raise GenerateError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        raise WriteError.from_os_error(path, exc) from None
     if record.get("render_errors"):
         raise RenderError(next(iter(record["render_errors"].values())))
     return record

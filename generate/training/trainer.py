@@ -15,10 +15,8 @@ import contextlib
 import datetime as dt
 import logging
 import math
-import os
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -31,8 +29,8 @@ from ..data.batching import StreamBatches, split_train_val, validation_batches
 from ..data.config import CorpusConfig
 from ..data.corpus import load_corpus
 from ..data.vocab import Vocab
-from ..errors import CheckpointError, GenerateError, UsageError, WriteError
-from ..fileio import check_writable_location
+from ..errors import CheckpointError, GenerateError, UsageError
+from ..fileio import atomic_directory, check_writable_location
 from ..model.backend import TensorBoardLog, dtype_policy, import_keras, test_batch, train_batch, use_fast_training_kernels, versions
 from ..model.builder import build_model, count_params, reset_states
 from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, resume_point, save_checkpoint
@@ -111,26 +109,10 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
 
 
 def _create_run_directory(run: RunDir, config: RunConfig, vocab: Vocab) -> None:
-    """Writes config.json and vocab.json into a hidden sibling, then renames it to the run's path."""
-    parent = run.path.absolute().parent
-    for stale in parent.glob(f".{run.path.name}.new-*"):  # left by a create that was killed
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{run.path.name}.new-", dir=parent))
-    except OSError as exc:
-        raise WriteError(f"cannot write {str(run.path)!r}: {exc.strerror or exc}") from exc
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700 directories
+    """Writes config.json and vocab.json so that the run directory appears whole or not at all."""
+    with atomic_directory(run.path) as staging:
         vocab.save(staging / run.vocab.name)
         config.save(staging / run.config.name)
-        os.rename(staging, run.path)  # replaces an empty directory the user made
-    except OSError as exc:
-        raise WriteError(f"cannot write {str(run.path)!r}: {exc.strerror or exc}") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _train_from_scratch(run: RunDir, config: RunConfig, vocab: Vocab, train_ids, val_ids, show_progress: bool) -> TrainResult:

@@ -221,7 +221,7 @@ class TensorBoardLog:
             try:
                 self.writer = tf.summary.create_file_writer(str(logdir))
             except tf.errors.OpError as exc:
-                raise WriteError(f"cannot write {str(logdir)!r}: {_first_cause(exc.message)}") from None
+                raise WriteError(logdir, _first_cause(exc.message)) from None
 
     def scalars(self, step: int, **values) -> None:
         if self.writer is None:
@@ -238,7 +238,7 @@ class TensorBoardLog:
             log.warning("TensorBoard logs disabled: %s (pip install tensorboard)", exc)
             self.writer = None
         except tf.errors.OpError as exc:  # TensorFlow's own I/O errors, e.g. ResourceExhaustedError for ENOSPC
-            raise WriteError(f"cannot write {str(self.logdir)!r}: {_first_cause(exc.message)}") from None
+            raise WriteError(self.logdir, _first_cause(exc.message)) from None
 
     def close(self) -> None:
         if self.writer is not None:
@@ -247,7 +247,7 @@ class TensorBoardLog:
             try:
                 self.writer.close()
             except tf.errors.OpError as exc:
-                raise WriteError(f"cannot write {str(self.logdir)!r}: {_first_cause(exc.message)}") from None
+                raise WriteError(self.logdir, _first_cause(exc.message)) from None
 
 
 def _first_cause(message: str) -> str:
