@@ -31,6 +31,7 @@ _DEFAULTS = SampleOptions()
 @click.option("--num-samples", "-N", type=int, default=_DEFAULTS.num_samples, show_default=True, help="Samples generated together as one batch.")
 @click.option("--stop", multiple=True, help="End a sample before this string (repeatable; \\n escapes allowed).")
 @click.option("--min-length", type=int, default=_DEFAULTS.min_length, show_default=True, help="Redraw samples shorter than this (a stop string can end them early), with derived, recorded seeds.")
+@click.option("--max-copy", type=int, default=None, help="Redraw samples that copy more than this many characters in a row from the training corpus, with derived, recorded seeds.")
 @click.option("--seed", type=int, default=None, help="Same seed, same output; drawn and printed to stderr if omitted.")
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to FILE, or DIR/sample-NN.txt for several, each with a .json sidecar.")
@@ -76,7 +77,8 @@ def sample(state: State, run: str, checkpoint: str, output: Path | None, overwri
             click.echo(f"seed: {seed}", err=True)
 
     to_terminal = output is None and not as_json and sys.stdout.isatty()
-    result = run_sample(run, request, checkpoint, output, overwrite, show_text if to_terminal else None, show_seed)
+    result = run_sample(run, request, checkpoint, output, overwrite, show_text if to_terminal else None, show_seed,
+                        with_records=as_json)
     if result.streamed:
         click.echo("")
     for i, out in enumerate(result.outputs if not result.streamed else []):

@@ -61,8 +61,10 @@ def corpus_config(sources: list[str], kind: str | None = None, encoding: str | N
     return CorpusConfig(sources=list(sources), kind=kind, encoding=encoding, **options)
 
 
-def resolve_files(cfg: CorpusConfig) -> list[Path]:
+def resolve_files(cfg: CorpusConfig, build: bool = True) -> list[Path]:
     """Expands files, directories and glob patterns into an ordered file list.
+
+    With `build=False`, a built-in corpus that is not built yet raises CorpusError.
 
     Raises:
         UsageError: a source that does not exist or a pattern that matches nothing.
@@ -77,6 +79,8 @@ def resolve_files(cfg: CorpusConfig) -> list[Path]:
             entry = get_entry(source)
             if entry.kind != cfg.kind:
                 raise UsageError(f"corpus source {source!r}: a {entry.kind} corpus, expected --kind {entry.kind}")
+            if not build and entry.build_info() is None:
+                raise CorpusError(f"corpus source {source!r}: not built (run `generate corpus build {entry.name}`)")
             files.append(resolve_source(source))
             continue
         if glob.has_magic(source):
@@ -225,15 +229,12 @@ class Corpus:
 
     def ids(self, vocab: Vocab, show_progress: bool = True) -> np.ndarray:
         """The corpus as a memory-mapped id array, built once per vocabulary."""
-        dtype = np.uint8 if len(vocab) <= 0x100 else np.uint16 if len(vocab) <= 0x10000 else np.uint32
-        path = self.cache_dir / f"ids-{vocab.sha256[:16]}.npy"
+        dtype = _id_dtype(vocab)
+        path = _ids_path(self.cache_dir, vocab)
         if path.exists():
-            try:
-                ids = np.load(path, mmap_mode="r")
-                if ids.shape == (self.n_chars,) and ids.dtype == dtype:
-                    return ids
-            except (OSError, ValueError):
-                pass
+            ids = _load_ids(path, self.n_chars, dtype)
+            if ids is not None:
+                return ids
             log.warning("rebuilding stale corpus cache %s", path)
         table = vocab.lookup_table()
         ascii_table = table[:0x80]
@@ -292,6 +293,28 @@ def _count_code_points(code_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.unique(code_points, return_counts=True)
 
 
+def cached_ids(corpus_sha256: str, vocab: Vocab, n_chars: int) -> np.ndarray | None:
+    """The id array a run was trained on, straight from the cache (no sources read), or None if it is not cached."""
+    path = _ids_path(cache_root() / "corpora" / corpus_sha256[:32], vocab)
+    return _load_ids(path, n_chars, _id_dtype(vocab)) if corpus_sha256 and path.exists() else None
+
+
+def _id_dtype(vocab: Vocab) -> type:
+    return np.uint8 if len(vocab) <= 0x100 else np.uint16 if len(vocab) <= 0x10000 else np.uint32
+
+
+def _ids_path(cache_dir: Path, vocab: Vocab) -> Path:
+    return cache_dir / f"ids-{vocab.sha256[:16]}.npy"
+
+
+def _load_ids(path: Path, n_chars: int, dtype: type) -> np.ndarray | None:
+    try:
+        ids = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return ids if ids.shape == (n_chars,) and ids.dtype == dtype else None
+
+
 def _code_points(chunk: str | bytes) -> np.ndarray:
     """Code points of a chunk: uint8 for an ASCII `bytes` block, uint32 for `str`."""
     if isinstance(chunk, bytes):
@@ -299,17 +322,23 @@ def _code_points(chunk: str | bytes) -> np.ndarray:
     return np.frombuffer(chunk.encode("utf-32-le"), dtype="<u4")
 
 
-def load_corpus(cfg: CorpusConfig, show_progress: bool = True) -> Corpus:
+def load_corpus(cfg: CorpusConfig, show_progress: bool = True, build: bool = True) -> Corpus:
     """Resolves, hashes and (if not cached) scans a corpus.
 
+    Args:
+        cfg: the sources and how to read them.
+        show_progress: progress bars on stderr.
+        build: build a built-in corpus or encode a music corpus that is not cached yet; with False,
+            such a corpus raises CorpusError instead (a caller that only wants it if it is at hand).
+
     Raises:
-        CorpusError: unreadable sources, invalid UTF-8, or an empty corpus.
+        CorpusError: unreadable sources, invalid UTF-8, an empty corpus, or (`build=False`) one not built.
     """
     cfg.validate()
     if cfg.kind == "music":
-        files = [encode_music_corpus(cfg.sources, cfg.encoding, show_progress, cfg.transpose, music_collections())]
+        files = [encode_music_corpus(cfg.sources, cfg.encoding, show_progress, cfg.transpose, music_collections(), build)]
     else:
-        files = resolve_files(cfg)
+        files = resolve_files(cfg, build)
     digest = hashlib.sha256(json.dumps([CACHE_FORMAT, cfg.kind, cfg.encoding_errors]).encode())
     for path in files:
         try:

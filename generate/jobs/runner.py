@@ -7,21 +7,19 @@ happens inside one of them.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..data.corpus import load_corpus
-from ..data.novelty import CopyIndex
-from ..errors import CorpusError, GenerateError, UsageError
+from ..errors import GenerateError
 from ..fileio import atomic_write_text
 from ..model.checkpoint import RunDir
 from ..music import RENDER_SUFFIXES
 from ..music.midi import instrument_program
 from ..outputs.writers import sidecar_path, write_output
+from ..sampling import novelty
 from ..sampling.generator import Generator, generate_samples, is_valid, load_generator, sample_record
 from .manifest import append_manifest, prune, read_manifest
 from .naming import RunClock, output_base, output_files, output_seed
@@ -161,7 +159,7 @@ def _rejection(job: Job, gen: Generator, text: str, sampled: str, earlier: list[
     if job["valid_only"] and not is_valid(gen, text):
         return "valid_only"
     if copy_index is not None:
-        checks["max_copy"] = copy_index.longest_copy(gen.vocab.encode(sampled, oov="unk")) if sampled else 0
+        checks["max_copy"] = novelty.longest_copy(gen.vocab, copy_index, sampled)
         if checks["max_copy"] > job["max_copy"]:
             return "max_copy"
     threshold = DEDUPE_DEFAULT if job["dedupe"] is True else float(job["dedupe"] or 0)
@@ -204,11 +202,9 @@ def _earlier_texts(job: Job, records: list[dict]) -> list[str]:
 def _copy_index(gen: Generator):
     """The training corpus's copy index, or a clear error if the corpus is not available."""
     try:
-        corpus = load_corpus(gen.config.corpus, show_progress=False)
-    except (CorpusError, UsageError) as exc:
+        return novelty.copy_index(gen.config, gen.vocab)
+    except novelty.CorpusUnavailable as exc:
         raise GenerateError(f"max_copy needs the model's training corpus: {exc}") from None
-    ids = corpus.ids(gen.vocab, show_progress=False)
-    return CopyIndex.for_corpus(ids, hashlib.sha256(f"{corpus.sha256}/{gen.config.vocab_sha256}".encode()).hexdigest())
 
 
 def _markdown(job: Job, n: int, text: str) -> str:

@@ -16,6 +16,7 @@ from ..errors import OptionError, RenderError
 from ..model.checkpoint import resolve_run
 from ..music.midi import instrument_program
 from ..outputs.writers import check_free, output_paths, write_output
+from ..sampling import novelty
 from ..sampling.generator import generate_samples, generate_valid, is_valid, load_generator, sample_record
 from ..sampling.options import SampleOptions
 from ..sampling.resolve import RunFacts, resolve_options
@@ -43,7 +44,7 @@ class SampleResult:
 
 def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", output: Path | None = None,
            overwrite: bool = False, on_text: Callable[[str], None] | None = None,
-           on_start: Callable[[int, bool], None] | None = None) -> SampleResult:
+           on_start: Callable[[int, bool], None] | None = None, with_records: bool = False) -> SampleResult:
     """Samples `options.num_samples` texts from `run` (a run directory or a shipped model's name).
 
     Args:
@@ -55,6 +56,8 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
         on_text: for a single sample with no output file, receives the prime and then the
             sample's text as it is generated (a terminal shows it as it comes).
         on_start: called with (seed, drawn) once everything is checked and the model is loaded.
+        with_records: the caller shows the records (`--json`): measure each sample's longest copy
+            from the training corpus for them, as for sidecars, when the corpus is at hand.
 
     Raises:
         OptionError: a bad option, named as its field.
@@ -73,19 +76,33 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
               "encoding": facts.encoding, "renders": options.renders}
     paths = output_paths(output, options.num_samples, ".mid" if facts.music else ".txt") if output is not None else []
     check_free(paths, overwrite, options.renders)
+    # Before the model loads: --max-copy without its corpus is a usage error.
+    corpus_index, unavailable = _corpus_index(run_dir, options, bool(paths) or with_records)
     gen = load_generator(run_dir.path, checkpoint, options.num_samples)
     if on_start:
         on_start(cfg.seed, options.seed is None)
     stream = on_text is not None and output is None and options.num_samples == 1 and not options.drop_prime \
-        and not options.valid_only and not options.min_length
-    if options.valid_only or options.min_length:
+        and not options.valid_only and not options.min_length and options.max_copy is None
+    copies: dict[str, int] = {}  # sampled text -> its longest copy, measured once
+
+    def copy_of(s) -> int:
+        if s.text not in copies:
+            copies[s.text] = novelty.longest_copy(gen.vocab, corpus_index, s.text)
+        return copies[s.text]
+
+    filters = {"--valid-only": options.valid_only, "--min-length": options.min_length,
+               "--max-copy": options.max_copy is not None}
+    if any(filters.values()):
         def accept(s) -> bool:
-            return len(s.text) >= options.min_length and (not options.valid_only or is_valid(gen, cfg.prime + s.text))
+            return (len(s.text) >= options.min_length
+                    and (not options.valid_only or is_valid(gen, cfg.prime + s.text))
+                    and (options.max_copy is None or copy_of(s) <= options.max_copy))
 
         kept, tried = generate_valid(gen, cfg, accept=accept)
-        flags = " and ".join(name for name, on in (("--valid-only", options.valid_only), ("--min-length", options.min_length)) if on)
+        flags = " and ".join(name for name, on in filters.items() if on)
         what = " and ".join([*(["parse as Python" if facts.kind == "code" else "decode cleanly"] if options.valid_only else []),
-                             *([f"have at least {options.min_length} characters"] if options.min_length else [])])
+                             *([f"have at least {options.min_length} characters"] if options.min_length else []),
+                             *([f"copy at most {options.max_copy} characters in a row"] if options.max_copy is not None else [])])
         log.info("%s: %d of %d samples %s (%.0f%%)", flags, len(kept), tried, what, 100 * len(kept) / tried)
         if len(kept) < options.num_samples:
             log.warning("%s: kept %d of the %d samples asked for", flags, len(kept), options.num_samples)
@@ -98,6 +115,10 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
     outputs, render_errors = [], []
     for i, (used_cfg, index, s) in enumerate(kept):
         record = sample_record(gen, used_cfg, index, s)
+        record["max_copy"] = options.max_copy
+        record["longest_copy"] = copy_of(s) if corpus_index is not None else None
+        if unavailable:
+            record["longest_copy_unavailable"] = unavailable
         if facts.music:
             record.update(bpm=options.bpm, instrument=options.instrument, program=render["program"], velocity=options.velocity)
         if paths:
@@ -107,6 +128,16 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
                 render_errors.append(f"{paths[i]}: {exc}")
         outputs.append(Output(lead + s.text, record, paths[i] if paths else None))
     return SampleResult(outputs, cfg.seed, options.seed is None, stream, tuple(render_errors))
+
+
+def _corpus_index(run_dir, options: SampleOptions, records: bool):
+    """(copy index, "") for --max-copy or for sidecars, or (None, why not): --max-copy needs the corpus, sidecars take it if at hand."""
+    if options.max_copy is not None:
+        try:
+            return novelty.copy_index(run_dir.load_config(), run_dir.load_vocab()), ""
+        except novelty.CorpusUnavailable as exc:
+            raise OptionError("max_copy", f"needs the run's training corpus: {exc}") from None
+    return novelty.optional_copy_index(run_dir.load_config(), run_dir.load_vocab()) if records else (None, "")
 
 
 def _lead(prime: str, drop_prime: bool, music: bool) -> str:

@@ -78,16 +78,19 @@ def resolve_music_files(sources: list[str], collections: dict[str, tuple[str, ..
 
 
 def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progress: bool = True,
-                        transpose: str = "none", collections: dict[str, tuple[str, ...]] | None = None) -> Path:
+                        transpose: str = "none", collections: dict[str, tuple[str, ...]] | None = None,
+                        build: bool = True) -> Path:
     """Returns a cached text file with one encoded piece per line.
 
     With `transpose="common"` every piece moves to the key signature without
     sharps or flats; with `"all"`, every transposition whose pitches stay in
     the encoding's range is written (up to twelve lines per piece).
 
+    With `build=False`, a corpus not encoded yet raises CorpusError instead.
+
     Raises:
         UsageError: bad sources or encoding.
-        CorpusError: nothing parsed.
+        CorpusError: nothing parsed, or (`build=False`) not encoded yet.
     """
     if encoding not in ENCODINGS:
         raise UsageError(f"--encoding: expected one of {', '.join(ENCODINGS)}, received {encoding!r}")
@@ -105,6 +108,8 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
     if out.exists() and meta_path.exists():
         _report(json.loads(meta_path.read_text()))
         return out
+    if not build:
+        raise CorpusError(f"music corpus {', '.join(sources)}: not encoded yet (training or `generate corpus build` encodes it)")
     jobs = [(str(p), n) for p in files for n in (abc_numbers(p) if p.suffix.lower() == ".abc" else [None])]
     lines, skipped, inexact = [], [], 0
     bar = ProgressBar(len(jobs), desc=f"parsing {len(jobs)} pieces", unit="piece", enabled=show_progress)

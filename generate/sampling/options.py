@@ -50,6 +50,7 @@ class SampleOptions:
     key_penalty: float | None = None  # music: nats off out-of-key pitches; None: DEFAULT_KEY_PENALTY
     valid_only: bool = False  # keep only samples that parse (code) or decode cleanly (music)
     min_length: int = 0  # redraw samples (stop strings end them early) shorter than this many characters
+    max_copy: int | None = None  # redraw samples that copy more than this many characters in a row from the corpus
     drop_prime: bool = False  # leave the prime out of the output (music keeps its header)
     bpm: float = 120.0  # music: tempo of the MIDI output
     instrument: str | int = "piano"  # music: a General MIDI program number or name

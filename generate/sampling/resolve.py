@@ -155,6 +155,7 @@ def _verify_ranges(options: SampleOptions, vocab_size: int) -> None:
     expect(options.min_length >= 0, "min_length", "an integer >= 0", options.min_length)
     expect(options.length is None or options.min_length <= options.length, "min_length",
            f"at most --length ({options.length})", options.min_length)
+    expect(options.max_copy is None or options.max_copy >= 1, "max_copy", "an integer >= 1", options.max_copy)
     expect(all(isinstance(s, str) and s for s in options.stop), "stop", "non-empty strings", options.stop)
     expect(options.seed is None or 0 <= options.seed < MAX_SEED, "seed", "an integer in [0, 2**63)", options.seed)
     expect(options.oov in OOV_POLICIES, "oov", f"one of {', '.join(OOV_POLICIES)}", options.oov)

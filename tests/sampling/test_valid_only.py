@@ -8,8 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from generate.cli import cli
+from generate.sampling import novelty
 from generate.sampling.generator import generate_samples, generate_valid, is_valid, load_generator
 from generate.sampling.options import SampleOptions
+
+from ..helpers import VERSE
 
 LINES = ["a = 1\n", "b = a + 2\n", "c = (a, b)\n", "def f(x):\n    return x * 2\n", "print(f(c))\n"]
 
@@ -71,3 +74,54 @@ def test_min_length_redraws_short_samples_reproducibly(trained_run, tmp_path):
         assert json.loads(again.stdout.splitlines()[record["sample_index"]])["text"] == path.read_text()
     too_long = runner.invoke(cli, ["sample", str(trained_run), "-n", "50", "--min-length", "51"])
     assert too_long.exit_code == 2 and "--min-length: expected at most --length (50), received 51" in too_long.stderr
+
+
+def brute_longest_copy(corpus: str, text: str) -> int:
+    best = 0
+    for start in range(len(text)):
+        while start + best < len(text) and text[start : start + best + 1] in corpus:
+            best += 1
+    return best
+
+
+def test_max_copy_redraws_copies_and_sidecars_record_the_longest(trained_run, tmp_path):
+    runner = CliRunner()
+    base = ["sample", str(trained_run), "-n", "80", "--seed", "2", "-N", "6", "--temperature", "0.7"]
+    plain = runner.invoke(cli, [*base, "--json"])
+    assert plain.exit_code == 0, plain.stderr
+    records = [json.loads(line) for line in plain.stdout.splitlines()]
+    copies = [brute_longest_copy(VERSE, r["text"]) for r in records]
+    assert [r["longest_copy"] for r in records] == copies  # --json records it too: the corpus is at hand
+    threshold = sorted(copies)[2]  # at least three of these six copy more than this
+    assert sum(c > threshold for c in copies) >= 1, copies
+    result = runner.invoke(cli, [*base, "--max-copy", str(threshold), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.stderr
+    assert re.search(rf"--max-copy: \d+ of \d+ samples copy at most {threshold} characters in a row", result.stderr)
+    outputs = sorted((tmp_path / "out").glob("*.txt"))
+    assert outputs
+    for path in outputs:
+        record = json.loads(path.with_name(path.name + ".json").read_text())
+        assert record["longest_copy"] == brute_longest_copy(VERSE, path.read_text()) <= threshold
+        again = runner.invoke(cli, ["sample", str(trained_run), "-n", "80", "--seed", str(record["seed"]), "-N", "6",
+                                    "--temperature", "0.7", "--json"])
+        assert json.loads(again.stdout.splitlines()[record["sample_index"]])["text"] == path.read_text()
+    bad = runner.invoke(cli, ["sample", str(trained_run), "--max-copy", "0"])
+    assert bad.exit_code == 2 and "--max-copy: expected an integer >= 1, received 0" in bad.stderr
+
+
+def test_max_copy_needs_the_corpus_and_says_why(trained_run, tmp_path, monkeypatch):
+    moved = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(trained_run, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["corpus"]["sources"] = [str(tmp_path / "gone.txt")]
+    (moved / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("GENERATE_CACHE_DIR", str(tmp_path / "empty-cache"))  # nor the ids training cached
+    monkeypatch.setattr(novelty, "_indexes", {})  # nor an index this process built
+    result = CliRunner().invoke(cli, ["sample", str(moved), "--max-copy", "5", "-n", "20"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--max-copy: needs the run's training corpus" in result.stderr and "gone.txt" in result.stderr
+    plain = CliRunner().invoke(cli, ["sample", str(moved), "-n", "20", "--seed", "1", "--json"])
+    record = json.loads(plain.stdout)
+    assert record["longest_copy"] is None and "gone.txt" in record["longest_copy_unavailable"]
