@@ -80,9 +80,9 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
     corpus_index, unavailable = _corpus_index(run_dir, options, bool(paths) or with_records)
     gen = load_generator(run_dir.path, checkpoint, options.num_samples)
     if on_start:
-        on_start(cfg.seed, options.seed is None)
+        on_start(cfg.seed, options.seed is None and not options.beam)
     stream = on_text is not None and output is None and options.num_samples == 1 and not options.drop_prime \
-        and not options.valid_only and not options.min_length and options.max_copy is None
+        and not options.valid_only and not options.min_length and options.max_copy is None and not options.beam
     copies: dict[str, int] = {}  # sampled text -> its longest copy, measured once
 
     def copy_of(s) -> int:
@@ -127,7 +127,7 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
             except RenderError as exc:  # the MIDI file and sidecar are written; the other outputs still come
                 render_errors.append(f"{paths[i]}: {exc}")
         outputs.append(Output(lead + s.text, record, paths[i] if paths else None))
-    return SampleResult(outputs, cfg.seed, options.seed is None, stream, tuple(render_errors))
+    return SampleResult(outputs, cfg.seed, options.seed is None and not options.beam, stream, tuple(render_errors))
 
 
 def _corpus_index(run_dir, options: SampleOptions, records: bool):

@@ -27,6 +27,7 @@ from ..model.checkpoint import RunDir, load_weights_into, resolve_run
 from ..model.config import RunConfig
 from ..model.network import StepNetwork
 from ..music import chorale, melody
+from .beam import beam_search
 from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
 from .options import SampleOptions
@@ -91,6 +92,11 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
         prime_ids = gen.vocab.encode(gen.facts.default_prime())
     rng = np.random.default_rng(cfg.seed)
     run_cfg = replace(cfg, stop=tuple(cfg.stop) + gen.facts.default_stops())
+    if cfg.beam:
+        beams = beam_search(gen.sampler.net, gen.vocab.chars, prime_ids, run_cfg, build_automata(gen.facts, cfg),
+                            gen.sampler.compiled)
+        return [Sample(b.text, b.stopped, b.score, b.logprob, -float(np.mean(b.fed_logprobs)) if b.fed_logprobs else None)
+                for b in beams[: cfg.num_samples]]
     samples = gen.sampler.generate(prime_ids, run_cfg, rng, on_text=on_text, automata=build_automata(gen.facts, cfg))
     if cfg.poem_lines and cfg.warmup and any(not s.text for s in samples):
         log.warning("%d stream(s) wrote no blank line to start a poem after within the warm-up; "
@@ -149,6 +155,13 @@ def generate_valid(gen: Generator, cfg: SamplingConfig, rounds: int = MAX_VALID_
             return is_valid(gen, cfg.prime + sample.text)
     kept: list[tuple[SamplingConfig, int, Sample]] = []
     tried = 0
+    if cfg.beam:  # deterministic: no redraws, but every beam found is a candidate, best first
+        beams_cfg = replace(cfg, num_samples=cfg.beam)
+        for index, sample in enumerate(generate_samples(gen, beams_cfg)):
+            tried += 1
+            if len(kept) < cfg.num_samples and accept(sample):
+                kept.append((beams_cfg, index, sample))
+        return kept, tried
     for round_index in range(rounds):
         round_cfg = replace(cfg, seed=derived_seed(cfg.seed, round_index))
         for index, sample in enumerate(generate_samples(gen, round_cfg)):
@@ -189,8 +202,10 @@ def sample_record(gen: Generator, cfg: SamplingConfig, index: int, sample: Sampl
         "acrostic": cfg.acrostic,
         "form": cfg.form,
         "limit": list(cfg.limit) if cfg.limit else None,
+        "beam": cfg.beam or None,
         "stopped": sample.stopped,
         "chars": len(sample.text),
+        **({"beam_score": sample.beam_score, "logprob": sample.logprob, "fed_nats": sample.fed_nats} if cfg.beam else {}),
         "version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -86,6 +86,9 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
 class Sample:
     text: str  # generated characters, without the prime, cut before any stop string
     stopped: bool  # True if a stop string ended it before `length`
+    beam_score: float | None = None  # beam search: mean log-probability per generated character, its ranking
+    logprob: float | None = None  # beam search: log-probability of `text` given what came before it
+    fed_nats: float | None = None  # beam search: mean nats over every character fed after the first, prime included
 
 
 class Sampler:
@@ -94,7 +97,7 @@ class Sampler:
     def __init__(self, net: StepNetwork, chars: tuple[str, ...]):
         self.net = net.prepare()
         self.chars = np.array(chars, dtype=object)
-        self._compiled: dict = {}
+        self.compiled: dict = {}
 
     def generate(
         self,
@@ -154,6 +157,6 @@ class Sampler:
         # One compiled loop per filter chain and set of automata; reused across calls with the same settings.
         filters = build_filters(cfg)
         key = (repr(filters), cfg.is_greedy, tuple(a.fingerprint for a in automata))
-        if key not in self._compiled:
-            self._compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy, automata)
-        return self._compiled[key]
+        if key not in self.compiled:
+            self.compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy, automata)
+        return self.compiled[key]

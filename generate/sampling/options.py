@@ -22,6 +22,7 @@ POEM_LINE_LENGTH = 400  # per line of a constrained poem, which ends at its last
 MAX_POEM_LINES = 1000
 FORM_PATTERN = re.compile(r"([1-9][0-9]?)x([1-9][0-9]?)")  # COLUMNSxLINES, e.g. 5x4
 MAX_SEED = 2**63
+MAX_BEAM = 256
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class SampleOptions:
     num_samples: int = 1  # samples generated together as one batch
     stop: tuple[str, ...] = ()  # a sample ends just before any of these strings
     seed: int | None = None  # same seed, same output; None: drawn (and reported by the caller)
+    beam: int = 0  # beam search with this many beams, best first; 0: sample
     warmup: bool = True  # without a prime, start after a first tune, file or paragraph
     lines: int = 0  # a poem of this many non-empty lines; 0: free text
     acrostic: str = ""  # line i of the poem begins with character i

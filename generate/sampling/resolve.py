@@ -25,7 +25,7 @@ from ..music.keys import header_sharps, parse_key
 from ..music.midi import instrument_program
 from ..music.sampling import DEFAULT_KEY_PENALTY, MIN_MUSIC_CHARS, limit_for
 from .config import SamplingConfig
-from .options import BOUNDED_MUSIC_LENGTH, DEFAULT_LENGTH, FORM_PATTERN, MAX_POEM_LINES, MAX_SEED, POEM_LINE_LENGTH, SampleOptions
+from .options import BOUNDED_MUSIC_LENGTH, DEFAULT_LENGTH, FORM_PATTERN, MAX_BEAM, MAX_POEM_LINES, MAX_SEED, POEM_LINE_LENGTH, SampleOptions
 
 if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked before it is needed
     from ..model.checkpoint import RunDir
@@ -116,9 +116,10 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         length=length, temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
         greedy=options.greedy, num_samples=options.num_samples, stop=tuple(options.stop),
         seed=resolve_seed(options.seed), limit=limit,
-        warmup=run.default_warmup() if options.warmup and not prime else "",
+        # A beam starts from the prime or the model's default start: the warm-up samples, and would differ per beam.
+        warmup=run.default_warmup() if options.warmup and not prime and not options.beam else "",
         # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
-        min_chars=MIN_MUSIC_CHARS if music_on and not prime else 0,
+        min_chars=MIN_MUSIC_CHARS if music_on and not prime and not options.beam else 0, beam=options.beam,
         key_penalty=key_penalty, key=key, lines=lines, acrostic=acrostic, form=form, prime=prime, oov=options.oov,
     )
 
@@ -155,6 +156,7 @@ def _verify_ranges(options: SampleOptions, vocab_size: int) -> None:
     expect(options.min_length >= 0, "min_length", "an integer >= 0", options.min_length)
     expect(options.length is None or options.min_length <= options.length, "min_length",
            f"at most --length ({options.length})", options.min_length)
+    expect(0 <= options.beam <= MAX_BEAM, "beam", f"an integer in [0, {MAX_BEAM}]", options.beam)
     expect(options.max_copy is None or options.max_copy >= 1, "max_copy", "an integer >= 1", options.max_copy)
     expect(all(isinstance(s, str) and s for s in options.stop), "stop", "non-empty strings", options.stop)
     expect(options.seed is None or 0 <= options.seed < MAX_SEED, "seed", "an integer in [0, 2**63)", options.seed)
@@ -187,6 +189,16 @@ def _verify_combinations(options: SampleOptions, run: RunFacts) -> None:
         poem = [name for name in ("acrostic", "form", "lines") if getattr(options, name)]
         if poem:
             raise OptionError(poem[0], "expected a text run, received a music run")
+    if options.beam:
+        sampling = {"temperature": options.temperature != 1.0, "top_k": options.top_k != 0, "top_p": options.top_p != 1.0,
+                    "greedy": options.greedy}
+        given = [name for name, on in sampling.items() if on]
+        if given:
+            raise OptionError(given[0], "expected no sampling setting with --beam, which ranks by the model's own "
+                                        "probabilities")
+        if options.num_samples > options.beam:
+            raise OptionError("num_samples", f"expected at most --beam ({options.beam}) samples, the beams found, "
+                                             f"received {options.num_samples}")
     if options.valid_only and run.kind == "text":
         raise OptionError("valid_only", "expected a code or music run, received a text run")
 
