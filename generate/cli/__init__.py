@@ -13,8 +13,9 @@ from .jobs import run_command, runs_group
 from .sample import render, sample
 from .score import score
 from .train import export, info, list_runs, train
+from .write import write
 
-for command in (train, sample, render, score, info, list_runs, export, corpus_group, run_command, runs_group):
+for command in (train, sample, write, render, score, info, list_runs, export, corpus_group, run_command, runs_group):
     cli.add_command(command)
 
 

@@ -82,6 +82,19 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     return compile_loop(run)
 
 
+@dataclass(frozen=True)
+class Context:
+    """One stream after a prime: the character to feed next and every state, ready to continue from.
+
+    Feeding is the same computation one character at a time whatever the
+    chunking, so a context extended piece by piece equals one made at once.
+    """
+
+    token: int  # the prime's last character, fed on the next step
+    states: tuple[np.ndarray, ...]  # the network's states, one row each
+    automaton_states: tuple[int, ...]  # one per automaton, in order
+
+
 @dataclass
 class Sample:
     text: str  # generated characters, without the prime, cut before any stop string
@@ -107,17 +120,20 @@ class Sampler:
         on_text: Callable[[int, str], None] | None = None,
         chunk_steps: int = CHUNK_STEPS,
         automata: tuple[Automaton, ...] = (),
+        context: Context | None = None,
     ) -> list[Sample]:
         """Runs the prime through the network, then samples `cfg.length` characters.
 
         Args:
-            prime_ids: at least one id; the last one is the first input to sample from.
+            prime_ids: at least one id (none after a `context`); the last one is the first input to sample from.
             cfg: decoding settings.
             rng: the source of every random draw.
             on_text: called as (stream, text) with text that is final (never
                 later cut by a stop string), for streaming output.
             chunk_steps: at most this many steps per compiled call.
             automata: constraints that follow each stream's text (`constraints.py`).
+            context: where every stream starts (from `prefill`), instead of a zero state; `prime_ids`
+                then continue it.
 
         Returns:
             One `Sample` per stream.
@@ -125,10 +141,13 @@ class Sampler:
         ops = import_keras().ops
         run = self._chunk_fn(cfg, automata)
         n = cfg.num_samples
-        token = ops.convert_to_tensor(np.full((n,), prime_ids[0], np.int32))
-        states = [ops.convert_to_tensor(s) for s in self.net.initial_states(n)]
-        automaton_states = [ops.convert_to_tensor(np.full((n,), a.start, np.int32)) for a in automata]
-        pending_prime, generated = list(prime_ids[1:]), 0
+        if context is None:
+            context = Context(prime_ids[0], tuple(self.net.initial_states(1)), tuple(a.start for a in automata))
+            prime_ids = prime_ids[1:]
+        token = ops.convert_to_tensor(np.full((n,), context.token, np.int32))
+        states = [ops.convert_to_tensor(np.repeat(np.asarray(s), n, axis=0)) for s in context.states]
+        automaton_states = [ops.convert_to_tensor(np.full((n,), s, np.int32)) for s in context.automaton_states]
+        pending_prime, generated = list(prime_ids), 0
         strict = bool(cfg.poem_lines)  # the poem automaton starts at the boundary itself
         streams = [StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars, strict) for _ in range(n)]
         budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
@@ -152,6 +171,31 @@ class Sampler:
                 if on_text and released:
                     on_text(i, released)
         return [Sample(s.text, s.stopped) for s in streams]
+
+    def prefill(self, ids: list[int], cfg: SamplingConfig, automata: tuple[Automaton, ...] = (),
+                context: Context | None = None, chunk_steps: int = CHUNK_STEPS) -> Context:
+        """Feeds `ids` to one stream (after `context`, or from a zero state) and returns where it stands.
+
+        `generate(new_ids, ..., context=...)` then continues as if the whole prime had been given.
+        """
+        ops = import_keras().ops
+        if context is None:
+            if not ids:
+                raise ValueError("prefill: expected at least one id without a context")
+            context = Context(ids[0], tuple(self.net.initial_states(1)), tuple(a.start for a in automata))
+            ids = ids[1:]
+        run = self._chunk_fn(cfg, automata)
+        token = ops.convert_to_tensor(np.full((1,), context.token, np.int32))
+        states = [ops.convert_to_tensor(s) for s in context.states]
+        automaton_states = [ops.convert_to_tensor(np.full((1,), s, np.int32)) for s in context.automaton_states]
+        for start in range(0, len(ids), chunk_steps):
+            piece = ids[start : start + chunk_steps]
+            forced = np.full((chunk_steps, 1), -1, np.int32)
+            forced[: len(piece), 0] = piece
+            token, states, automaton_states, _ = run(token, states, automaton_states, forced,
+                                                     np.zeros((chunk_steps, 1), np.float32), np.int32(len(piece)))
+        return Context(int(ops.convert_to_numpy(token)[0]), tuple(np.asarray(ops.convert_to_numpy(s)) for s in states),
+                       tuple(int(ops.convert_to_numpy(s)[0]) for s in automaton_states))
 
     def _chunk_fn(self, cfg: SamplingConfig, automata: tuple[Automaton, ...]):
         # One compiled loop per filter chain and set of automata; reused across calls with the same settings.

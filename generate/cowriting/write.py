@@ -1,0 +1,149 @@
+"""`generate write`: co-write with a model in the terminal, or replay a saved session.
+
+`write` checks everything (options, the output file) before the model loads,
+then runs the screen; `s` saves the text (or MIDI, for music) with a sidecar
+holding the whole session. `replay_session` rebuilds a saved text from its
+sidecar alone, checking every draw of candidates on the way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from .. import __version__
+from ..errors import GenerateError, UsageError, expect
+from ..model.checkpoint import resolve_run
+from ..music.midi import instrument_program
+from ..outputs.writers import check_free, sidecar_path, write_midi_file, write_output
+from ..sampling.generator import Generator, load_generator
+from ..sampling.options import SampleOptions
+from ..sampling.resolve import RunFacts, resolve_options, resolve_seed
+from .candidates import CANDIDATE_LENGTH, CandidateMaker
+from .session import MAX_CANDIDATES, WriteSession, replay
+
+log = logging.getLogger(__name__)
+RECORD_KIND = "generate write"
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """A co-writing session's settings, as `generate write` takes them."""
+
+    candidates: int = 4  # candidates per draw, 1 to 9
+    temperature: float = 0.8  # the starting temperature; t and T change it by 0.1
+    length: int = CANDIDATE_LENGTH  # characters sampled per candidate before its boundary cuts it
+    seed: int | None = None  # the session's seed; None: drawn
+    text: str = ""  # the text to start from
+    lines: int = 0  # a poem of this many lines
+    acrostic: str = ""  # line i of the poem begins with character i
+    form: str = ""  # a Chinese form COLUMNSxLINES, e.g. 5x4
+    key: str | None = None  # music: every header names this key
+    in_key: bool = False  # music: never a pitch outside the header's key
+    bpm: float = 120.0  # music: tempo of a saved MIDI file
+    instrument: str | int = "piano"  # music: General MIDI program of a saved MIDI file
+    velocity: int = 80  # music: note velocity of a saved MIDI file
+
+    def sample_options(self) -> SampleOptions:
+        """The sampling options every draw shares (the prime, count, temperature and seed vary per draw)."""
+        return SampleOptions(length=self.length, lines=self.lines, acrostic=self.acrostic, form=self.form, key=self.key,
+                             in_key=self.in_key, bpm=self.bpm, instrument=self.instrument, velocity=self.velocity,
+                             warmup=False)
+
+
+def verify(options: WriteOptions, facts: RunFacts) -> SampleOptions:
+    """Checks `options` against the run once, before anything loads; returns the shared sampling options.
+
+    Raises:
+        OptionError: naming the first bad option.
+    """
+    expect(1 <= options.candidates <= MAX_CANDIDATES, "candidates", f"an integer in [1, {MAX_CANDIDATES}]", options.candidates)
+    expect(options.length >= 1, "length", "an integer >= 1", options.length)
+    shared = options.sample_options()
+    resolve_options(replace(shared, prime=options.text or None, temperature=options.temperature, seed=0), facts)
+    return shared
+
+
+def write(model: str | Path, options: WriteOptions, output: Path | None = None, overwrite: bool = False,
+          checkpoint: str = "best") -> WriteSession:
+    """Runs a co-writing session on the terminal; returns it when the writer quits.
+
+    Raises:
+        OptionError, UsageError: bad options, run or output file (before the model loads).
+    """
+    run = resolve_run(model)
+    facts = RunFacts.of(run)
+    shared = verify(options, facts)
+    if output is not None:
+        check_free([output], overwrite)
+    gen = load_generator(run.path, checkpoint, options.candidates)
+    maker = CandidateMaker(gen, shared, options.length)
+    session = WriteSession(maker, resolve_seed(options.seed), options.temperature, options.candidates, options.text)
+
+    def save() -> Path:
+        save_session(output, session, gen, str(model), options)
+        return output
+
+    def check_text(text: str) -> None:
+        if maker.poem_done(text):
+            return
+        try:
+            maker.check(text)
+        except UsageError as exc:
+            raise GenerateError(str(exc)) from None
+
+    from .app import WriterApp  # the terminal library loads only for the screen
+
+    music = facts.encoding if facts.music else None
+    render = _render_options(gen, options)
+    play = (lambda text, path: write_midi_file(path, text, render)) if music else None
+    WriterApp(session, str(model), save if output is not None else None, check_text, music, play).run()
+    return session
+
+
+def save_session(output: Path, session: WriteSession, gen: Generator, model: str, options: WriteOptions) -> dict:
+    """Writes the text (MIDI for a `.mid` name) and its sidecar, each atomically."""
+    record = {
+        "kind": RECORD_KIND, "model": model, "run": str(gen.run.path.resolve()),
+        "checkpoint": str(gen.checkpoint.resolve()), "options": asdict(options), "session": session.record(),
+        "version": __version__, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return write_output(output, session.page.text, record, _render_options(gen, options))
+
+
+def replay_session(sidecar: Path, output: Path | None = None, overwrite: bool = False) -> str:
+    """Rebuilds a saved session's text from its sidecar; writes it to `output` when given.
+
+    Raises:
+        UsageError: an unreadable sidecar, or one that is not from `generate write`.
+        GenerateError: the replay differs from the record (another model or checkpoint).
+    """
+    try:
+        record = json.loads(Path(sidecar).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--replay: cannot read {str(sidecar)!r} ({exc})") from None
+    if not isinstance(record, dict) or record.get("kind") != RECORD_KIND:
+        raise UsageError(f"--replay: {str(sidecar)!r} is not a `generate write` sidecar "
+                         f"(expected the .json beside a saved text, e.g. {sidecar_path(Path('poem.txt'))})")
+    if output is not None:
+        check_free([output], overwrite)
+    try:
+        options = WriteOptions(**record["options"])
+        run = resolve_run(record["run"] if Path(record["run"]).is_dir() else record["model"])
+    except (KeyError, TypeError) as exc:
+        raise UsageError(f"--replay: {str(sidecar)!r}: malformed record ({exc})") from None
+    shared = verify(options, RunFacts.of(run))
+    checkpoint = str(record.get("checkpoint", ""))
+    gen = load_generator(run.path, checkpoint if checkpoint and Path(checkpoint).is_file() else "best", options.candidates)
+    session = replay(record["session"], CandidateMaker(gen, shared, options.length))
+    if output is not None:
+        save_session(output, session, gen, record["model"], options)
+    return session.page.text
+
+
+def _render_options(gen: Generator, options: WriteOptions) -> dict:
+    return {"encoding": gen.facts.encoding, "bpm": options.bpm, "program": instrument_program(options.instrument),
+            "velocity": options.velocity}
