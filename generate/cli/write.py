@@ -48,8 +48,6 @@ def write(state: State, model: str, output: Path | None, overwrite: bool, replay
         text = cowriting.replay_session(replay, output, overwrite)
         click.echo(str(output) if output is not None else text, nl=output is not None or not text.endswith("\n"))
         return
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise click.UsageError("expected a terminal on stdin and stdout for the co-writing screen "
-                               "(--replay SIDECAR rebuilds a saved text without one)")
-    session = cowriting.write(model, cowriting.WriteOptions(**options), output, overwrite, checkpoint)
+    terminal = sys.stdin.isatty() and sys.stdout.isatty()
+    session = cowriting.write(model, cowriting.WriteOptions(**options), output, overwrite, checkpoint, terminal)
     click.echo(session.page.text, nl=not session.page.text.endswith("\n"))

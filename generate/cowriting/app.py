@@ -32,8 +32,7 @@ from .session import TEMPERATURE_STEP, WriteSession
 
 log = logging.getLogger(__name__)
 
-HELP = ("1-9 take · ↑↓ enter · r reroll · u undo · ^R redo · e edit · t/T temperature · n/N candidates · "
-        "s save · {play}q quit")
+HELP = "1-9/↑↓⏎ take · r reroll · u undo · ^R redo · e edit · t/T temp · n/N count · s save · {play}q quit"
 
 
 def shown(text: str) -> str:
@@ -75,13 +74,13 @@ class WriterApp:
 
     # ------------------------------------------------------------------ actions
 
-    def act(self, action: Callable[[], object], done: str) -> None:
+    def act(self, action: Callable[[], object], done: str, nothing: str = "nothing changed") -> None:
         try:
             result = action()
         except (GenerateError, IndexError) as exc:
             self.status = str(exc)
             return
-        self.status = done if result is not False else "nothing to " + done.split()[0].lower()
+        self.status = done if result is not False else nothing
         self.selected = min(self.selected, max(len(self.session.candidates) - 1, 0))
 
     def take(self, index: int) -> None:
@@ -161,16 +160,16 @@ class WriterApp:
         keys.add("down", filter=normal)(lambda event: setattr(
             self, "selected", min(self.selected + 1, max(len(self.session.candidates) - 1, 0))))
         keys.add("r", filter=normal)(lambda event: self.act(self.session.reroll, "rerolled"))
-        keys.add("u", filter=normal)(lambda event: self.act(self.session.undo, "undone"))
-        keys.add("c-r", filter=normal)(lambda event: self.act(self.session.redo, "redone"))
+        keys.add("u", filter=normal)(lambda event: self.act(self.session.undo, "undone", "nothing to undo"))
+        keys.add("c-r", filter=normal)(lambda event: self.act(self.session.redo, "redone", "nothing to redo"))
         keys.add("t", filter=normal)(lambda event: self.act(
-            lambda: self.session.set_temperature(self.session.temperature - TEMPERATURE_STEP), "temperature lowered"))
+            lambda: self.session.set_temperature(self.session.temperature - TEMPERATURE_STEP), "temperature lowered", "the temperature is at its lowest"))
         keys.add("T", filter=normal)(lambda event: self.act(
-            lambda: self.session.set_temperature(self.session.temperature + TEMPERATURE_STEP), "temperature raised"))
+            lambda: self.session.set_temperature(self.session.temperature + TEMPERATURE_STEP), "temperature raised", "the temperature is at its highest"))
         keys.add("n", filter=normal)(lambda event: self.act(lambda: self.session.set_count(self.session.count - 1),
-                                                            "fewer candidates"))
+                                                            "fewer candidates", "one candidate is the fewest"))
         keys.add("N", filter=normal)(lambda event: self.act(lambda: self.session.set_count(self.session.count + 1),
-                                                            "more candidates"))
+                                                            "more candidates", "nine candidates is the most"))
         keys.add("s", filter=normal)(lambda event: self.save_now())
         keys.add("p", filter=normal)(lambda event: self.play_selected())
         keys.add("q", filter=normal)(lambda event: event.app.exit())

@@ -152,7 +152,9 @@ def describe(text_so_far: str, candidate: str, encoding: str) -> str:
 
     before, after = events(line), events(line + candidate.rstrip("\n"))
     names = [note_name(e.pitch) for e in after[len(before):]]
-    return " ".join(names) + (" |" if candidate.endswith(melody.BAR) else "") if names else "(no notes)"
+    if not names:  # a header (meter and key), or the end of the piece
+        return f"{candidate.rstrip(chr(10))}  (header)" if candidate.strip("\n") else "(end of the piece)"
+    return " ".join(names) + (" |" if candidate.endswith(melody.BAR) else "")
 
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")

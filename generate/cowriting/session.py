@@ -85,15 +85,23 @@ class WriteSession:
         self._record({"action": "edit", "text": text})
         self._move(text)
 
-    def set_temperature(self, temperature: float) -> None:
+    def set_temperature(self, temperature: float) -> bool:
+        """Redraws at `temperature` (clamped); False, and nothing drawn, when that changes nothing."""
+        if _clamp(temperature) == self.temperature:
+            return False
         self._record({"action": "temperature", "value": temperature})
         self.temperature = _clamp(temperature)
         self._move(self.page.text)
+        return True
 
-    def set_count(self, count: int) -> None:
+    def set_count(self, count: int) -> bool:
+        """Redraws `count` candidates (1 to 9); False, and nothing drawn, when that changes nothing."""
+        if min(max(count, 1), MAX_CANDIDATES) == self.count:
+            return False
         self._record({"action": "candidates", "value": count})
         self.count = min(max(count, 1), MAX_CANDIDATES)
         self._move(self.page.text)
+        return True
 
     def undo(self) -> bool:
         """Back to the page before the last action; False when there is none."""
@@ -101,7 +109,7 @@ class WriteSession:
             return False
         self._record({"action": "undo"})
         self.future.append(self.page)
-        self.page = self.past.pop()
+        self._show(self.past.pop())
         return True
 
     def redo(self) -> bool:
@@ -110,13 +118,17 @@ class WriteSession:
             return False
         self._record({"action": "redo"})
         self.past.append(self.page)
-        self.page = self.future.pop()
+        self._show(self.future.pop())
         return True
 
     def record(self) -> dict:
         """The session for a sidecar: enough for `replay` to rebuild the same text."""
         return {"seed": self.seed, **self.start, "events": list(self.events),
                 "draws": [asdict(d) | {"candidates": list(d.candidates)} for d in self.draws], "text": self.page.text}
+
+    def _show(self, page: Page) -> None:
+        """Back on an earlier page, its settings are the session's again."""
+        self.page, self.temperature, self.count = page, page.draw.temperature, page.draw.count
 
     def _record(self, event: dict) -> None:
         self.events.append(event)

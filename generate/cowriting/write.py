@@ -68,17 +68,24 @@ def verify(options: WriteOptions, facts: RunFacts) -> SampleOptions:
 
 
 def write(model: str | Path, options: WriteOptions, output: Path | None = None, overwrite: bool = False,
-          checkpoint: str = "best") -> WriteSession:
+          checkpoint: str = "best", terminal: bool = True) -> WriteSession:
     """Runs a co-writing session on the terminal; returns it when the writer quits.
 
+    Args:
+        terminal: whether stdin and stdout are a terminal; checked after the options, so a bad
+            option is named first.
+
     Raises:
-        OptionError, UsageError: bad options, run or output file (before the model loads).
+        OptionError, UsageError: bad options, run or output file, or no terminal (before the model loads).
     """
     run = resolve_run(model)
     facts = RunFacts.of(run)
     shared = verify(options, facts)
     if output is not None:
         check_free([output], overwrite)
+    if not terminal:
+        raise UsageError("expected a terminal on stdin and stdout for the co-writing screen "
+                         "(--replay SIDECAR rebuilds a saved text without one)")
     gen = load_generator(run.path, checkpoint, options.candidates)
     maker = CandidateMaker(gen, shared, options.length)
     session = WriteSession(maker, resolve_seed(options.seed), options.temperature, options.candidates, options.text)
