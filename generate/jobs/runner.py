@@ -64,7 +64,8 @@ def run_job(job: Job, run: RunDir, clock: RunClock, overwrite: bool, result: Job
     records = read_manifest(job.manifest)
     recorded = {(r.get("job"), r.get("run_id"), r.get("n")) for r in records if r.get("event") == "made"}
     earlier = _earlier_texts(job, records)
-    copy_index = _copy_index(gen) if job["max_copy"] else None
+    # max_copy needs the corpus; without it, each sidecar still records the longest copy when the corpus is at hand.
+    copy_index = _copy_index(gen) if job["max_copy"] else novelty.optional_copy_index(gen.config, gen.vocab)[0]
     failures = []
     for n in range(1, job["count"] + 1):
         files = output_files(job, output_base(job, clock, n), music)
@@ -128,7 +129,8 @@ def _make_output(job: Job, gen: Generator, clock: RunClock, n: int, files: list[
             continue
         record = sample_record(gen, cfg, 0, sample)
         record.update({"job": job.name, "job_file": str(job.source.resolve()), "run_id": clock.run_id, "n": n,
-                       "attempt": attempt, "max_copy": checks["max_copy"], "created": clock.moment.isoformat(),
+                       "attempt": attempt, "max_copy": checks["max_copy"], "longest_copy": checks["max_copy"],
+                       "created": clock.moment.isoformat(),
                        "version": __version__, "text": text})
         written = []
         for path in files:
@@ -160,7 +162,7 @@ def _rejection(job: Job, gen: Generator, text: str, sampled: str, earlier: list[
         return "valid_only"
     if copy_index is not None:
         checks["max_copy"] = novelty.longest_copy(gen.vocab, copy_index, sampled)
-        if checks["max_copy"] > job["max_copy"]:
+        if job["max_copy"] and checks["max_copy"] > job["max_copy"]:
             return "max_copy"
     threshold = DEDUPE_DEFAULT if job["dedupe"] is True else float(job["dedupe"] or 0)
     if threshold and any(similar(text, other, threshold) for other in earlier):

@@ -14,7 +14,7 @@ from generate.cli import cli
 from generate.jobs.manifest import read_manifest
 from generate.jobs.schedule import job_file_lock
 
-from ..helpers import one_line_error
+from ..helpers import VERSE, one_line_error
 
 
 def write_jobs(path, body, model):
@@ -94,6 +94,9 @@ def test_run_writes_outputs_sidecars_and_manifest_and_reruns_idempotently(jobs, 
     record = json.loads((folder / "poem-02.txt.json").read_text())
     assert record["prime"] == "Thou " and record["temperature"] == 1.2 and record["job"] == "poem" and record["n"] == 2
     assert (folder / "poem-02.txt").read_text() == record["text"] and record["text"].startswith("Thou ")
+    sampled = record["text"][len("Thou "):]
+    assert record["longest_copy"] == max((k for k in range(len(sampled) + 1) for i in range(len(sampled) - k + 1)
+                                          if sampled[i : i + k] in VERSE), default=0)  # no max_copy: still measured
     assert json.loads((folder / "poem-01.json").read_text())["text"] == (folder / "poem-01.txt").read_text()
     # Rerunning the id makes nothing and changes nothing.
     again = runner.invoke(cli, ["run", str(jobs), "--run-id", "2026-11-22"])
