@@ -59,7 +59,7 @@ class CandidateMaker:
         context = self._context(ids, cfg, automata)
         run_cfg = replace(cfg, stop=tuple(cfg.stop) + self.gen.facts.default_stops())
         samples = self.gen.sampler.generate([], run_cfg, np.random.default_rng(seed), automata=automata, context=context)
-        return tuple(self._cut(s.text, s.stopped, cfg) for s in samples)
+        return tuple(self._cut(s.text, s.stopped, cfg, text) for s in samples)
 
     def _context(self, ids: list[int], cfg, automata) -> Context:
         """The state after feeding `ids`, extended from the longest cached prefix of them."""
@@ -77,10 +77,10 @@ class CandidateMaker:
         self.contexts[(key, tuple(ids))] = context
         return context
 
-    def _cut(self, text: str, stopped: bool, cfg) -> str:
+    def _cut(self, text: str, stopped: bool, cfg, before: str) -> str:
         """`text` through its first boundary; a tune's or file's end (a default stop) is kept as the end."""
         kind = self.gen.facts.kind
-        end = boundary(text, kind)
+        end = boundary(text, kind, before)
         if end is not None:
             return text[:end]
         if stopped:  # the end of the tune, the file, or the poem's last line
@@ -88,19 +88,26 @@ class CandidateMaker:
         return text
 
 
-def boundary(text: str, kind: str) -> int | None:
-    """Where the first natural unit of `text` ends (an index just past it), or None if it does not end in it."""
+def boundary(text: str, kind: str, before: str = "") -> int | None:
+    """Where the first natural unit of `text` ends (an index just past it), or None if it does not end in it.
+
+    `before` is the text it continues: a statement it leaves open (a bracket, a string) goes on in `text`.
+    """
     if kind == "music":
         ends = [i + 1 for i in (text.find(melody.BAR), text.find("\n")) if i >= 0]
         return min(ends) if ends else None
     if kind == "code":
-        return statement_end(text)
+        # Only the file `text` continues counts: its statements so far, after the last file separator.
+        current = before.rsplit(FILE_SEPARATOR, 1)[-1]
+        end = statement_end(current + text, after=len(current))
+        return None if end is None else end - len(current)
     end = text.find("\n")
     return end + 1 if end >= 0 else None
 
 
-def statement_end(code: str) -> int | None:
-    """Just past the first newline that ends a Python statement: outside brackets, strings and continuations."""
+def statement_end(code: str, after: int = 0) -> int | None:
+    """Just past the first newline at or after index `after` that ends a Python statement: outside brackets,
+    strings and continuations."""
     depth, quote, i = 0, "", 0
     while i < len(code):
         c = code[i]
@@ -134,7 +141,7 @@ def statement_end(code: str) -> int | None:
         elif c == "\\" and code.startswith("\n", i + 1):
             i += 2
             continue
-        elif c == "\n" and depth == 0 and i > 0:
+        elif c == "\n" and depth == 0 and i > 0 and i >= after:
             return i + 1
         i += 1
     return None

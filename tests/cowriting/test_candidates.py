@@ -27,6 +27,9 @@ def test_statement_end_skips_brackets_strings_and_comments():
     assert statement_end("s = 'a(' # (\nt") == len("s = 'a(' # (\n")
     assert statement_end("x = 1 + \\\n 2\n") == len("x = 1 + \\\n 2\n")
     assert statement_end("f(a,\n b") is None
+    assert boundary(") + 1\nnext", "code", before="x = f(") == len(") + 1\n")  # the bracket the text so far opened
+    assert boundary("b)\nc\n", "code", before="x = (\na,\n") == len("b)\n")
+    assert boundary("y = 2\n", "code", before="x = (1\n\x1c") == len("y = 2\n")  # a new file starts afresh
     assert boundary("M:4/4 K:0|O4P4|Q4", "music") == len("M:4/4 K:0|")
     assert boundary("no end", "text") is None and boundary("a line\nmore", "text") == len("a line\n")
 
