@@ -23,6 +23,7 @@ Pitches outside 48..99 move by octaves into range.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -91,6 +92,7 @@ def _decompositions() -> list[tuple[str, ...] | None]:
     return best
 
 
+@functools.lru_cache(maxsize=4096)  # a corpus uses a few dozen durations, millions of times
 def duration_chars(duration: Fraction) -> tuple[str, bool]:
     """Encodes a duration; returns (characters, exact)."""
     units = duration * _UNIT
@@ -105,10 +107,15 @@ def encode_tune(tune: Tune) -> tuple[str, bool]:
     """Encodes one tune as a line of text; returns (text, exact)."""
     exact = True
     parts = [f"M:{tune.meter} K:{tune.sharps}{BAR}"]
-    bars = sorted(b for b in set(tune.bar_lines) if b > 0)
+    bars_q = sorted(b for b in set(tune.bar_lines) if b > 0)
+    # Whole numbers of 1/scale quarter notes: integer arithmetic, not Fractions, in the loop below.
+    scale = math.lcm(1, *{f.denominator for e in tune.events for f in (e.onset, e.duration)},
+                     *{b.denominator for b in bars_q})
+    bars = [b.numerator * (scale // b.denominator) for b in bars_q]
     bar_index = 0
     for event in tune.events:
-        start, end = event.onset, event.onset + event.duration
+        start = event.onset.numerator * (scale // event.onset.denominator)
+        end = start + event.duration.numerator * (scale // event.duration.denominator)
         first = True
         while True:
             # Split the event at every bar line it crosses; the pieces after the first are ties.
@@ -116,7 +123,7 @@ def encode_tune(tune: Tune) -> tuple[str, bool]:
                 parts.append(BAR)
                 bar_index += 1
             stop = min(end, bars[bar_index]) if bar_index < len(bars) else end
-            chars, piece_exact = duration_chars(stop - start)
+            chars, piece_exact = _duration_chars_in(stop - start, scale)
             exact &= piece_exact
             if first:
                 symbol = REST if event.pitch is None else pitch_char(event.pitch)
@@ -129,6 +136,11 @@ def encode_tune(tune: Tune) -> tuple[str, bool]:
                 break
     parts.append(BAR)
     return "".join(parts), exact
+
+
+@functools.lru_cache(maxsize=4096)
+def _duration_chars_in(units: int, scale: int) -> tuple[str, bool]:
+    return duration_chars(Fraction(units, scale))
 
 
 def decode_tune(line: str) -> tuple[Tune, DecodeReport]:
