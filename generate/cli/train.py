@@ -27,6 +27,8 @@ _DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), 
 @click.option("--exclude", multiple=True, help="Glob of names to skip (repeatable), on top of VCS and vendored dirs.")
 @click.option("--encoding", type=click.Choice(ENCODINGS), default=None, help="With --kind music: monophonic melody, or four-voice chorale [default: a built-in corpus's, else melody].")
 @click.option("--transpose", type=click.Choice(TRANSPOSE_MODES), default=_DEFAULT_CORPUS.transpose, show_default=True, help="With --kind music: augment by transposing to C (common) or into every key in range (all).")
+@click.option("--track", default=_DEFAULT_CORPUS.track, show_default=True, help="With --kind music, MIDI melodies: auto (the track that most looks like a tune), all (the top line of every pitched track), a track index or a track name. Drums never enter a melody.")
+@click.option("--skipped-report", type=click.Path(dir_okay=False, path_type=Path), default=None, help="With --kind music: write every skipped piece and its reason to FILE (tab-separated).")
 @click.option("--encoding-errors", type=click.Choice(ENCODING_ERRORS), default=_DEFAULT_CORPUS.encoding_errors, show_default=True, help="Invalid UTF-8: fail, replace with U+FFFD, ignore the bytes, or skip the file.")
 @click.option("--min-count", type=click.IntRange(min=1), default=_DEFAULT_CORPUS.min_count, show_default=True, help="Characters seen fewer times map to an unknown token.")
 @click.option("--cell", type=click.Choice(CELLS), default=_DEFAULT_MODEL.cell, show_default=True, help="Recurrent cell.")
@@ -51,7 +53,8 @@ _DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), 
 @click.option("--precision", type=click.Choice(PRECISIONS), default=_DEFAULT_TRAIN.precision, show_default=True, help="Training math: mixed is float16 on a GPU, bfloat16 on a CPU; weights stay float32.")
 @pass_state
 @click.pass_context
-def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...], resume: bool, **options) -> None:
+def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...], resume: bool, skipped_report: Path | None,
+          **options) -> None:
     """Train a model on SOURCES (files, directories or globs) into the directory RUN.
 
     With --resume, SOURCES may be left out: the recorded ones are used. A run
@@ -70,12 +73,13 @@ def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...],
                     if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
         # A run killed before it recorded its configuration starts from these, as the same command without --resume would.
         new_run = (corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training)) if sources else None
-        result = resume_run(run, list(sources) or None, explicit, state.show_progress, new_run=new_run)
+        result = resume_run(run, list(sources) or None, explicit, state.show_progress, new_run=new_run,
+                            skipped_report=skipped_report)
     else:
         if not sources:
             raise click.UsageError("missing SOURCES: expected one or more corpus files, directories or glob patterns", ctx)
         result = create_run(run, corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training),
-                            state.show_progress)
+                            state.show_progress, skipped_report)
     status = "finished" if result.finished else "paused (resume with --resume)"
     click.echo(f"{result.run}\tepochs {result.epochs_done}\tsteps {result.global_step}\t"
                f"best val {bits_text(result.best_val_loss)}\t{status}")

@@ -19,6 +19,7 @@ class CorpusConfig:
     kind: str = "text"  # text, code (walks trees, marks file boundaries) or music (parsed by music21)
     encoding: str = "melody"  # how music is written as text (music only)
     transpose: str = "none"  # music augmentation: none, common (to C/Am) or all (every key in range)
+    track: str = "auto"  # MIDI melodies: auto (the likeliest tune track), all (the top line of every track), an index or a name
     include: list[str] = field(default_factory=list)  # glob patterns a file name must match (code)
     exclude: list[str] = field(default_factory=list)  # extra glob patterns to skip
     encoding_errors: str = "strict"  # strict, replace, ignore or skip (the whole file)
@@ -31,4 +32,6 @@ class CorpusConfig:
         expect(self.transpose in TRANSPOSE_MODES, "transpose", f"one of {', '.join(TRANSPOSE_MODES)}", self.transpose)
         expect(self.encoding_errors in ENCODING_ERRORS, "encoding_errors", f"one of {', '.join(ENCODING_ERRORS)}",
                self.encoding_errors)
+        expect(isinstance(self.track, str) and self.track.strip() != "", "track", "auto, all, a track index or a name",
+               self.track)
         expect(self.min_count >= 1, "min_count", "an integer >= 1", self.min_count)

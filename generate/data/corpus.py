@@ -322,7 +322,8 @@ def _code_points(chunk: str | bytes) -> np.ndarray:
     return np.frombuffer(chunk.encode("utf-32-le"), dtype="<u4")
 
 
-def load_corpus(cfg: CorpusConfig, show_progress: bool = True, build: bool = True) -> Corpus:
+def load_corpus(cfg: CorpusConfig, show_progress: bool = True, build: bool = True,
+                skipped_report: Path | None = None) -> Corpus:
     """Resolves, hashes and (if not cached) scans a corpus.
 
     Args:
@@ -330,13 +331,15 @@ def load_corpus(cfg: CorpusConfig, show_progress: bool = True, build: bool = Tru
         show_progress: progress bars on stderr.
         build: build a built-in corpus or encode a music corpus that is not cached yet; with False,
             such a corpus raises CorpusError instead (a caller that only wants it if it is at hand).
+        skipped_report: music: a file listing every skipped piece with its reason.
 
     Raises:
         CorpusError: unreadable sources, invalid UTF-8, an empty corpus, or (`build=False`) one not built.
     """
     cfg.validate()
     if cfg.kind == "music":
-        files = [encode_music_corpus(cfg.sources, cfg.encoding, show_progress, cfg.transpose, music_collections(), build)]
+        files = [encode_music_corpus(cfg.sources, cfg.encoding, show_progress, cfg.transpose, music_collections(), build,
+                                     cfg.track, skipped_report)]
     else:
         files = resolve_files(cfg, build)
     digest = hashlib.sha256(json.dumps([CACHE_FORMAT, cfg.kind, cfg.encoding_errors]).encode())

@@ -12,29 +12,31 @@ parse is skipped with a warning that names it.
 
 from __future__ import annotations
 
-import functools
 import glob
 import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
-from ..errors import CorpusError, OptionError, UsageError
+from ..errors import CorpusError, OptionError, UsageError, WriteError
 from ..fileio import atomic_write_text
 from ..paths import cache_root
-from ..progress import ProgressBar
 from . import ENCODINGS, MUSIC_SUFFIXES, TRANSPOSE_MODES
 from .chorale import HIGHEST_PITCH as CHORALE_HIGH
 from .chorale import LOWEST_PITCH as CHORALE_LOW
 from .chorale import encode_chorale
+from .fast_midi import MidiSkip, chorale_from_midi, read_midi, tune_from_midi
+from .ingest import ingest
 from .keys import transposed_sharps, transpositions
 from .melody import HIGHEST_PITCH, LOWEST_PITCH, encode_tune
 from .sources import abc_tune_numbers, chorale_from_score, shifted, tune_from_score
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # bump when an encoding's output changes
+FORMAT_VERSION = 2  # bump when an encoding's output changes
+MIDI_SUFFIXES = (".mid", ".midi")
 
 
 def resolve_music_files(sources: list[str], collections: dict[str, tuple[str, ...]] | None = None) -> list[Path]:
@@ -79,17 +81,23 @@ def resolve_music_files(sources: list[str], collections: dict[str, tuple[str, ..
 
 def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progress: bool = True,
                         transpose: str = "none", collections: dict[str, tuple[str, ...]] | None = None,
-                        build: bool = True) -> Path:
+                        build: bool = True, track: str = "auto", skipped_report: Path | None = None) -> Path:
     """Returns a cached text file with one encoded piece per line.
 
-    With `transpose="common"` every piece moves to the key signature without
-    sharps or flats; with `"all"`, every transposition whose pitches stay in
-    the encoding's range is written (up to twelve lines per piece).
+    MIDI files are read with symusic (`fast_midi.py`); ABC, MusicXML and
+    Humdrum with music21. With `transpose="common"` every piece moves to the
+    key signature without sharps or flats; with `"all"`, every transposition
+    whose pitches stay in the encoding's range is written (up to twelve lines
+    per piece). Pieces are parsed in parallel and cached one by one
+    (`ingest.py`); duplicates are dropped and skips counted by reason.
 
-    With `build=False`, a corpus not encoded yet raises CorpusError instead.
+    Args:
+        track: which MIDI tracks a melody comes from: auto, all, an index or a name.
+        build: with False, a corpus not encoded yet raises CorpusError instead.
+        skipped_report: a file to list every skipped piece in, with its reason (TSV).
 
     Raises:
-        UsageError: bad sources or encoding.
+        UsageError: bad sources, encoding or track.
         CorpusError: nothing parsed, or (`build=False`) not encoded yet.
     """
     if encoding not in ENCODINGS:
@@ -97,50 +105,71 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
     if transpose not in TRANSPOSE_MODES:
         raise UsageError(f"--transpose: expected one of {', '.join(TRANSPOSE_MODES)}, received {transpose!r}")
     files = resolve_music_files(sources, collections)
-    import music21  # for its version, which keys the cache: only parsing needs it
-
-    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, encoding, transpose, music21.__version__]).encode())
+    settings = corpus_settings(encoding, transpose, track)
+    # The corpus's key: every file's path, size and modification time, so a cached corpus is found without reading one.
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in files:
-        digest.update(f"\0{path.name}\0".encode())
-        digest.update(path.read_bytes())
+        stat = path.stat()
+        digest.update(f"\0{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
     out = cache_root() / "music" / f"{digest.hexdigest()[:32]}-{encoding}-{transpose}.txt"
     meta_path = out.with_suffix(".json")
     if out.exists() and meta_path.exists():
-        _report(json.loads(meta_path.read_text()))
-        return out
-    if not build:
+        meta = json.loads(meta_path.read_text())
+    elif not build:
         raise CorpusError(f"music corpus {', '.join(sources)}: not encoded yet (training or `generate corpus build` encodes it)")
-    jobs = [(str(p), n) for p in files for n in (abc_numbers(p) if p.suffix.lower() == ".abc" else [None])]
-    lines, skipped, inexact = [], [], 0
-    bar = ProgressBar(len(jobs), desc=f"parsing {len(jobs)} pieces", unit="piece", enabled=show_progress)
-    from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only parsing needs it, never --help
-
-    workers = min(os.cpu_count() or 1, 8)
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(jobs) > 20 else _Serial() as pool:
-        encode = functools.partial(encode_piece, encoding=encoding, transpose=transpose)
-        for done, (job, result) in enumerate(zip(jobs, pool.map(encode, jobs, chunksize=16)), start=1):
-            text, exact, error = result
-            if error:
-                skipped.append(f"{job[0]}" + (f" (tune {job[1]})" if job[1] is not None else "") + f": {error}")
-            elif text:
-                lines.append(text)
-                inexact += not exact
-            bar.update(done)
-    bar.close()
-    meta = {"pieces": len(lines), "skipped": skipped, "inexact": inexact, "encoding": encoding}
-    if not lines:
-        raise CorpusError(f"no music could be parsed from {', '.join(sources)} ({len(skipped)} piece(s) failed)")
-    atomic_write_text(out, "".join(line + "\n" for line in lines))
-    atomic_write_text(meta_path, json.dumps(meta, indent=1))
+    else:
+        jobs = [(str(p), n) for p in files for n in (abc_numbers(p) if p.suffix.lower() == ".abc" else [None])]
+        result = ingest(jobs, settings, encode_job, out, show_progress)
+        meta = {**result.as_dict(), "encoding": encoding, "parsed": result.parsed, "files": len(files)}
+        if not result.pieces:
+            out.unlink(missing_ok=True)
+            raise CorpusError(f"no music could be parsed from {', '.join(sources)} ({len(result.skipped)} piece(s) skipped"
+                              + (f", {result.duplicates} duplicate(s)" if result.duplicates else "") + ")")
+        atomic_write_text(meta_path, json.dumps(meta, indent=1))
+    if skipped_report is not None:
+        write_skipped_report(skipped_report, meta["skipped"])
     _report(meta)
     return out
 
 
+def corpus_settings(encoding: str, transpose: str, track: str) -> dict:
+    """Everything that shapes a piece's text, for the cache keys: the versions of the code and the parsers too."""
+    from importlib.metadata import version  # reads package metadata only, not music21 itself
+
+    return {"format": FORMAT_VERSION, "encoding": encoding, "transpose": transpose, "track": track,
+            "music21": version("music21"), "symusic": version("symusic")}
+
+
+def encode_job(job: tuple[str, int | None], settings: dict) -> tuple[str, bool, str]:
+    """One piece for `ingest.ingest`'s workers."""
+    return encode_piece(job, settings["encoding"], settings["transpose"], settings["track"])
+
+
+def write_skipped_report(path: Path, skipped: list[str]) -> None:
+    """Every skipped piece and its reason, one per line, tab-separated."""
+    lines = ["piece\treason"] + [entry.replace(": ", "\t", 1) if ": " in entry else entry + "\t" for entry in skipped]
+    try:
+        atomic_write_text(Path(path), "\n".join(lines) + "\n")
+    except OSError as exc:
+        raise WriteError.from_os_error(Path(path), exc) from None
+
+
+def skip_reason(entry: str) -> str:
+    """The kind of reason of a "piece: reason (details)" entry, to count skips by."""
+    reason = entry.split(": ", 1)[1] if ": " in entry else "unknown"
+    return reason.split(" (")[0].split(":")[0]
+
+
 def _report(meta: dict) -> None:
-    for entry in meta["skipped"][:20]:
+    skipped = meta["skipped"]
+    for entry in skipped[:20]:
         log.warning("skipped %s", entry)
-    log.info("music corpus: %d pieces encoded (%d approximated), %d skipped",
-             meta["pieces"], meta["inexact"], len(meta["skipped"]))
+    if len(skipped) > 20:
+        log.warning("... and %d more skipped (--skipped-report FILE lists them all)", len(skipped) - 20)
+    reasons = Counter(skip_reason(entry) for entry in skipped)
+    by_reason = "".join(f"; {n} {reason}" for reason, n in reasons.most_common())
+    log.info("music corpus: %d pieces encoded (%d approximated), %d duplicate(s) dropped, %d skipped%s",
+             meta["pieces"], meta["inexact"], meta.get("duplicates", 0), len(skipped), by_reason)
 
 
 def abc_numbers(path: Path) -> list:
@@ -148,17 +177,22 @@ def abc_numbers(path: Path) -> list:
     return abc_tune_numbers(path) or [None]
 
 
-def encode_piece(job: tuple[str, int | None], encoding: str, transpose: str = "none") -> tuple[str, bool, str]:
+def encode_piece(job: tuple[str, int | None], encoding: str, transpose: str = "none",
+                 track: str = "auto") -> tuple[str, bool, str]:
     """Parses and encodes one piece (a pool worker); returns (text, exact, error).
 
     Under augmentation the text holds one line per transposition.
     """
     path, number = job
     try:
-        from music21 import converter  # music21 takes seconds to import: only parsing needs it
+        if Path(path).suffix.lower() in MIDI_SUFFIXES:
+            midi = read_midi(path)
+            piece = chorale_from_midi(midi) if encoding == "chorale" else tune_from_midi(midi, track)
+        else:
+            from music21 import converter  # music21 takes seconds to import: only parsing needs it
 
-        score = converter.parse(path, number=number, format="abc") if number is not None else converter.parse(path)
-        piece = chorale_from_score(score) if encoding == "chorale" else tune_from_score(score)
+            score = converter.parse(path, number=number, format="abc") if number is not None else converter.parse(path)
+            piece = chorale_from_score(score) if encoding == "chorale" else tune_from_score(score)
         low, high = (CHORALE_LOW, CHORALE_HIGH) if encoding == "chorale" else (LOWEST_PITCH, HIGHEST_PITCH)
         lines, exact = [], True
         for semitones in transpositions(piece.sharps, transpose):
@@ -170,25 +204,14 @@ def encode_piece(job: tuple[str, int | None], encoding: str, transpose: str = "n
             lines.append(text)
             exact &= piece_exact
         return "\n".join(lines), exact, ""
+    except MidiSkip as exc:
+        return "", False, str(exc)
     except Exception as exc:  # music21 raises anything on malformed files
         return "", False, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 
 
 def _voices(piece) -> list:
     return piece.voices if hasattr(piece, "voices") else [piece.events]
-
-
-class _Serial:
-    """A stand-in for a process pool, for small jobs."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def map(self, fn, items, chunksize=1):
-        return map(fn, items)
 
 
 def encode_primer(path: Path, encoding: str) -> str:

@@ -95,7 +95,7 @@ def read_midi(path: Path | str) -> MidiFile:
             header = handle.read(14)
     except OSError as exc:
         raise MidiSkip(f"unreadable ({exc.strerror})") from None
-    if header[:4] != b"MThd":
+    if header[:4] != b"MThd" or int.from_bytes(header[4:8], "big") != 6 or len(header) < 14:
         raise MidiSkip("not a MIDI file")
     midi_format, declared_tracks = int.from_bytes(header[8:10], "big"), int.from_bytes(header[10:12], "big")
     if midi_format == 2:

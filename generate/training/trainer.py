@@ -63,8 +63,9 @@ class TrainResult:
     finished: bool
 
 
-def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, show_progress: bool = True) -> TrainResult:
-    """Starts a new run in `run_path` and trains it.
+def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, show_progress: bool = True,
+               skipped_report: Path | None = None) -> TrainResult:
+    """Starts a new run in `run_path` and trains it (`skipped_report`: music, a file listing every skipped piece).
 
     The run directory appears whole or not at all: its configuration and
     vocabulary are written into a hidden sibling directory that is renamed
@@ -87,7 +88,7 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
     check_writable_location(run.path, "run")
     for cfg in (corpus_cfg, model_cfg, train_cfg):
         cfg.validate()
-    corpus = load_corpus(corpus_cfg, show_progress)
+    corpus = load_corpus(corpus_cfg, show_progress, skipped_report=skipped_report)
     vocab = Vocab.from_counts(corpus.counts, corpus_cfg.min_count)
     ids = corpus.ids(vocab, show_progress)
     train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
@@ -134,7 +135,8 @@ def _train_from_scratch(run: RunDir, config: RunConfig, vocab: Vocab, train_ids,
 
 
 def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True,
-               new_run: tuple[CorpusConfig, ModelConfig, TrainConfig] | None = None) -> TrainResult:
+               new_run: tuple[CorpusConfig, ModelConfig, TrainConfig] | None = None,
+               skipped_report: Path | None = None) -> TrainResult:
     """Continues a run from its newest intact checkpoint exactly where it stopped.
 
     A run killed before its first checkpoint starts again from its recorded
@@ -149,6 +151,7 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
         overrides: new values for options in RESUMABLE_OVERRIDES.
         new_run: the configurations to start the run with if it was killed
             before it recorded its own (there is no run directory yet).
+        skipped_report: music: a file listing every skipped piece with its reason.
 
     Raises:
         UsageError: not a run, a changed corpus or vocabulary,
@@ -158,7 +161,7 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
     run = RunDir(Path(run_path))
     if new_run is not None and sources and not run.is_run() and not (run.path.exists() and any(run.path.iterdir())):
         log.warning("run %s was never started (or was stopped before it recorded its configuration): starting it now", run.path)
-        return create_run(run.path, *new_run, show_progress=show_progress)
+        return create_run(run.path, *new_run, show_progress=show_progress, skipped_report=skipped_report)
     run.require()
     config = run.load_config()
     vocab = run.load_vocab()
@@ -185,7 +188,7 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
         )
     if sources:
         config.corpus.sources = list(sources)
-    corpus = load_corpus(config.corpus, show_progress)
+    corpus = load_corpus(config.corpus, show_progress, skipped_report=skipped_report)
     if corpus.sha256 != config.corpus_sha256:
         raise UsageError(
             f"corpus changed: run {str(run.path)!r} was trained on sha256 {config.corpus_sha256[:12]}..., "

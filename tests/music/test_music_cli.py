@@ -18,7 +18,9 @@ TUNE_BODIES = ["GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA|", "D2FA d2fd|cBAG FGAF|
 def make_folk_dir(base):
     folder = base / "folk"
     folder.mkdir()
-    tunes = [f"X:{i + 1}\nT:Tune {i + 1}\nM:4/4\nL:1/8\nK:G\n{TUNE_BODIES[i % 3]}\n" for i in range(24)]
+    # 24 different tunes, all in G (duplicates would be dropped): each ends with its own bar.
+    endings = [f"{'GABcd'[i % 5]}2{'dcBAG'[i // 5 % 5]}2G4|" for i in range(24)]
+    tunes = [f"X:{i + 1}\nT:Tune {i + 1}\nM:4/4\nL:1/8\nK:G\n{TUNE_BODIES[i % 3]}{endings[i]}\n" for i in range(24)]
     (folder / "tunes.abc").write_text("\n".join(tunes))
     events = [Event(Fraction(i), 60 + (i * 5) % 12, Fraction(1)) for i in range(32)]
     write_midi(folder / "scale.mid", [events], meter="4/4")
