@@ -14,6 +14,12 @@ fail the way real machines fail:
 
 NAME is a file name (`latest.keras`), or `*` for every file. Without the
 variable, which is the normal case, a write pays one dictionary lookup.
+
+Music ingestion calls `before_parse` before it parses each piece, where two
+more rules apply (a parser that never returns, and one that crashes):
+
+    hang:NAME[:S]     parsing NAME sleeps S seconds first (default an hour)
+    kill:NAME         the parsing process SIGKILLs itself at NAME
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 
 ENV = "GENERATE_FAULTS"
 ACTIONS = ("enospc", "kill", "delay")
+PARSE_ACTIONS = ("hang", "kill")
 _writes: Counter[str] = Counter()  # writes seen per rule, for the Nth-write rules
 
 
@@ -53,3 +60,19 @@ def before_commit(path: Path) -> None:
         if action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def before_parse(path: Path) -> None:
+    """Applies the GENERATE_FAULTS `hang` and `kill` rules that match the music file `path`."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    for rule in spec.split(","):
+        action, _, rest = rule.strip().partition(":")
+        name, _, argument = rest.partition(":")
+        if action not in PARSE_ACTIONS or name not in ("*", path.name):
+            continue
+        if action == "hang":
+            time.sleep(float(argument or 3600))
+        else:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..music import ENCODINGS
 from .base import State, pass_state
 
 
@@ -65,3 +66,34 @@ def corpus_build(state: State, name: str, local: Path | None, force: bool) -> No
     from ..data.registry import build  # not loaded for --help, which stays instant
 
     click.echo(str(build(name, local, force=force, show_progress=state.show_progress)))
+
+
+@corpus_group.command("inspect")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--encoding", type=click.Choice(ENCODINGS), default="melody", show_default=True, help="What a corpus would make: melodies or four-voice chorales.")
+@click.option("--track", default="auto", show_default=True, help="Melodies: auto, all, a track index or a name, as for `generate train --track`.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+def corpus_inspect(sources: tuple[str, ...], encoding: str, track: str, as_json: bool) -> None:
+    """Show, for each MIDI file in SOURCES (files, directories, globs), its tracks and what a corpus would take.
+
+    Drums are never taken. Files a corpus would skip say why.
+    """
+    from ..music.inspect import inspect_sources  # symusic loads here, not for --help
+
+    for found in inspect_sources(list(sources), encoding, track):
+        if as_json:
+            click.echo(json.dumps(found, ensure_ascii=False))
+            continue
+        if found.get("skip") and not found["tracks"]:
+            click.echo(f"{found['file']}: skipped: {found['skip']}")
+            continue
+        if found.get("reader"):
+            click.echo(f"{found['file']}: {found['reader']}")
+            continue
+        heading = f"skipped: {found['skip']}" if found.get("skip") else f"M:{found['meter']} K:{found['sharps']}; {found['taken']}"
+        click.echo(f"{found['file']}: {heading}")
+        for t in found["tracks"]:
+            mark = "  <- taken" if t["taken"] else ("  (drums: never taken)" if t["drum"] else "")
+            pitches = f"pitches {t['low']}-{t['high']}" if t["notes"] else "no notes"
+            click.echo(f"  {t['index']:>3}  {t['name'] or '(unnamed)':<24} program {t['program']:>3}  "
+                       f"{t['notes']:>6} notes  {pitches:<16} monophony {t['monophony']:.2f}{mark}")

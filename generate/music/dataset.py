@@ -20,6 +20,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from .. import faults
 from ..errors import CorpusError, OptionError, UsageError, WriteError
 from ..fileio import atomic_write_text
 from ..paths import cache_root
@@ -142,6 +143,7 @@ def corpus_settings(encoding: str, transpose: str, track: str) -> dict:
 
 def encode_job(job: tuple[str, int | None], settings: dict) -> tuple[str, bool, str]:
     """One piece for `ingest.ingest`'s workers."""
+    faults.before_parse(Path(job[0]))
     return encode_piece(job, settings["encoding"], settings["transpose"], settings["track"])
 
 

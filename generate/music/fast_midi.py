@@ -230,7 +230,11 @@ def tune_from_midi(midi: MidiFile, track: str = "auto") -> Tune:
     line = skyline(midi.note_list(select_tracks(midi, track)))
     if not any(pitch is not None for _, pitch, _ in line):
         raise MidiSkip("no notes")
-    return Tune(midi.meter, midi.sharps, _events(line), bar_lines(midi.meters, _end(line)))
+    end = _end(line)
+    bar_end = next_bar(midi.meters, end)
+    if bar_end > end:  # music21 fills the last bar with a rest
+        line.append((end, None, bar_end - end))
+    return Tune(midi.meter, midi.sharps, _events(line), bar_lines(midi.meters, end))
 
 
 def chorale_from_midi(midi: MidiFile) -> Chorale:
@@ -354,6 +358,18 @@ def bar_lines(meters: list[tuple[int, int, int]], end: int) -> list[Fraction]:
     return [_quarters(t) for t in sorted(starts) if 0 < t < end]
 
 
+def next_bar(meters: list[tuple[int, int, int]], time: int) -> int | Fraction:
+    """The first bar line at or after `time` (UNITS), under the time signatures."""
+    meters = sorted(meters) or [(0, 4, 4)]
+    if meters[0][0] > 0:
+        meters.insert(0, (0, 4, 4))
+    start, numerator, denominator = [m for m in meters if m[0] <= time][-1]
+    length = Fraction(numerator * 4 * UNITS, denominator)
+    bars = math.ceil((time - start) / length) if length > 0 else 0
+    at = start + bars * length
+    return int(at) if at.denominator == 1 else at
+
+
 def _end(events: list[tuple[int, int | None, int]]) -> int:
     return events[-1][0] + events[-1][2] if events else 0
 
@@ -365,3 +381,30 @@ def _events(line: list[tuple[int, int | None, int]]) -> list[Event]:
 @functools.lru_cache(maxsize=1 << 16)  # the same few thousand times recur in every file
 def _quarters(units: int | Fraction) -> Fraction:
     return Fraction(units, UNITS)
+
+
+def inspect_file(path: Path | str, encoding: str = "melody", track: str = "auto") -> dict:
+    """What `generate corpus inspect` shows for one MIDI file: its tracks, and which of them a corpus takes."""
+    try:
+        midi = read_midi(path)
+    except MidiSkip as exc:
+        return {"file": str(path), "skip": str(exc), "tracks": []}
+    pitched = [t.index for t in midi.tracks if not t.drum and t.notes]
+    note = ""
+    try:
+        if encoding == "chorale":
+            taken = pitched
+            note = ("soprano, alto, tenor, bass: the four pitched tracks in order" if len(pitched) == VOICES else
+                    f"{len(pitched)} pitched track(s): split by pitch into soprano, alto, tenor and bass")
+        else:
+            taken = select_tracks(midi, track)
+            note = f"melody from --track {track}" + (": the top line of the tracks taken" if len(taken) > 1 else "")
+    except MidiSkip as exc:
+        return {"file": str(path), "skip": str(exc), "tracks": [_track_dict(t, False) for t in midi.tracks]}
+    return {"file": str(path), "meter": midi.meter, "sharps": midi.sharps, "taken": note,
+            "tracks": [_track_dict(t, t.index in taken) for t in midi.tracks]}
+
+
+def _track_dict(t: TrackInfo, taken: bool) -> dict:
+    return {"index": t.index, "name": t.name, "program": t.program, "drum": t.drum, "notes": t.notes,
+            "low": t.low, "high": t.high, "monophony": round(t.monophony, 3), "taken": taken}

@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 
+from ..errors import UsageError
 from ..fileio import atomic_path
 from ..paths import cache_root
 from ..progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
-TIME_LIMIT = 60.0  # seconds one piece may take to parse before it is skipped
+TIME_LIMIT = 60.0  # seconds one piece may take to parse before it is skipped; GENERATE_PARSE_TIME_LIMIT overrides it
+TIME_LIMIT_ENV = "GENERATE_PARSE_TIME_LIMIT"
 BATCH = 500  # cache rows read or written per SQLite statement
 SCHEMA = "CREATE TABLE IF NOT EXISTS pieces (key TEXT PRIMARY KEY, text TEXT, exact INTEGER, error TEXT)"
 
@@ -72,7 +74,7 @@ def piece_key(job: Job, settings: dict) -> str:
 
 
 def ingest(jobs: list[Job], settings: dict, encode: Encoder, out: Path, show_progress: bool = True,
-           workers: int | None = None, time_limit: float = TIME_LIMIT) -> IngestReport:
+           workers: int | None = None, time_limit: float | None = None) -> IngestReport:
     """Encodes `jobs` into `out`, one piece per line, in order; returns what happened.
 
     Args:
@@ -81,8 +83,16 @@ def ingest(jobs: list[Job], settings: dict, encode: Encoder, out: Path, show_pro
         encode: the parser, run in worker processes.
         out: the corpus text file, written atomically.
         workers: parallel parsers; None: one per core (at most 8).
-        time_limit: seconds a piece may take before it is skipped.
+        time_limit: seconds a piece may take before it is skipped; None: GENERATE_PARSE_TIME_LIMIT, else TIME_LIMIT.
     """
+    if time_limit is None:
+        configured = os.environ.get(TIME_LIMIT_ENV) or str(TIME_LIMIT)
+        try:
+            time_limit = float(configured)
+        except ValueError:
+            time_limit = -1.0
+        if not time_limit > 0:
+            raise UsageError(f"{TIME_LIMIT_ENV}: expected seconds > 0, received {configured!r}")
     keys = [piece_key(job, settings) for job in jobs]
     report = IngestReport()
     with _cache() as db:
