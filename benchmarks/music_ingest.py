@@ -6,13 +6,15 @@
    chords and drums; 50-200 KB each, about 100 KB on average), then ingests
    them through `generate`'s corpus builder (symusic, in parallel, cached per
    file) from a cold cache, and prints files/s, MB/s and peak memory.
-2. In the same run, parses `--music21-files` of them through the music21 path
+2. In the same run, times mido and symusic parsing 20 of them (the parsers
+   alone), and parses `--music21-files` of them through the music21 path
    (`converter.parse` and the same reduction to a melody) and prints the
    ratio of seconds per file.
 3. With `--scale-files N`, makes N small distinct files (a few hundred bytes
    each), ingests them, prints the peak resident memory of the builder and of
    its largest worker, then adds 10 files and ingests again: only those 10
-   are read.
+   are read. Run it alone (`--files 0 --music21-files 0`): the music21 part
+   would otherwise raise this process's own peak.
 
 Targets on this 2-core machine: at least 50 files/s for files of about
 100 KB, and 100,000 files in under 2 GB RSS.
@@ -89,15 +91,8 @@ def peak_rss_mb() -> tuple[float, float]:
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=200)
-    parser.add_argument("--music21-files", type=int, default=4)
-    parser.add_argument("--scale-files", type=int, default=0)
-    args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="music-ingest-"))
-    os.environ["GENERATE_CACHE_DIR"] = str(work / "cache")
+def run_band(work: Path, args) -> None:
+    """Parts 1 and 2: realistic band files through the fast path, mido, symusic and music21."""
     from generate.music.dataset import encode_music_corpus
 
     folder = work / "band"
@@ -114,6 +109,22 @@ def main() -> int:
     print(f"fast path: {fast:.1f} s, {args.files / fast:.1f} files/s, {sum(sizes) / 1e6 / fast:.1f} MB/s "
           f"({len(out.read_text().splitlines())} tunes)")
 
+    # The parsers alone, on the same files: mido (pure Python) against symusic (C++).
+    import mido
+    import symusic
+
+    sample = sorted(folder.iterdir())[:20]
+    started = time.perf_counter()
+    for path in sample:
+        mido.MidiFile(str(path))
+    mido_ms = (time.perf_counter() - started) / len(sample) * 1000
+    started = time.perf_counter()
+    for path in sample:
+        symusic.Score(str(path))
+    symusic_ms = (time.perf_counter() - started) / len(sample) * 1000
+    print(f"parsing alone, {len(sample)} files: mido {mido_ms:.0f} ms per file, symusic {symusic_ms:.1f} ms "
+          f"({mido_ms / symusic_ms:.0f}x)")
+
     if args.music21_files:
         from music21 import converter
 
@@ -128,6 +139,20 @@ def main() -> int:
         print(f"music21 path: {slow:.1f} s per file ({1 / slow:.2f} files/s) on {len(chosen)} of them; "
               f"the fast path is {slow / (fast / args.files):.0f}x faster")
 
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--music21-files", type=int, default=4)
+    parser.add_argument("--scale-files", type=int, default=0)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="music-ingest-"))
+    os.environ["GENERATE_CACHE_DIR"] = str(work / "cache")
+    from generate.music.dataset import encode_music_corpus
+
+    if args.files:
+        run_band(work, args)
     if args.scale_files:
         many = work / "many"
         many.mkdir()

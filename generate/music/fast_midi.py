@@ -234,7 +234,11 @@ def tune_from_midi(midi: MidiFile, track: str = "auto") -> Tune:
     bar_end = next_bar(midi.meters, end)
     if bar_end > end:  # music21 fills the last bar with a rest
         line.append((end, None, bar_end - end))
-    return Tune(midi.meter, midi.sharps, _events(line), bar_lines(midi.meters, end))
+    bars = bar_lines(midi.meters, end)
+    if isinstance(bar_end, int) and all((b * UNITS).denominator == 1 for b in bars):
+        # Integer times all the way to the encoder: no Fractions for the thousands of notes of a file.
+        return Tune(midi.meter, midi.sharps, [Event(*e) for e in line], [int(b * UNITS) for b in bars], unit=UNITS)
+    return Tune(midi.meter, midi.sharps, _events(line), bars)
 
 
 def chorale_from_midi(midi: MidiFile) -> Chorale:

@@ -60,6 +60,18 @@ class Tune:
     sharps: int = 0  # key signature: sharps (> 0) or flats (< 0)
     events: list[Event] = field(default_factory=list)  # notes and rests in time order
     bar_lines: list[Fraction] = field(default_factory=list)  # onsets where a new bar begins
+    # 0: times are Fractions of a quarter note. N > 0: whole numbers of 1/N quarter notes, as the fast
+    # MIDI path makes them for the encoder (`in_quarters` turns them into Fractions).
+    unit: int = 0
+
+    def in_quarters(self) -> Tune:
+        """This tune with its times as Fractions of a quarter note."""
+        if not self.unit:
+            return self
+        def q(value: int) -> Fraction:
+            return Fraction(value, self.unit)
+        return Tune(self.meter, self.sharps, [Event(q(e.onset), e.pitch, q(e.duration)) for e in self.events],
+                    [q(b) for b in self.bar_lines])
 
 
 @dataclass
@@ -112,19 +124,23 @@ def encode_tune(tune: Tune) -> tuple[str, bool]:
     parts = [f"M:{tune.meter} K:{tune.sharps}{BAR}"]
     bars_q = sorted(b for b in set(tune.bar_lines) if b > 0)
     # Whole numbers of 1/scale quarter notes: integer arithmetic, not Fractions, in the loop below.
-    scale = 1
-    for time in itertools.chain((t for e in tune.events for t in (e.onset, e.duration)), bars_q):
-        if scale % time.denominator:
-            scale = math.lcm(scale, time.denominator)
-    bars = [b.numerator * (scale // b.denominator) for b in bars_q]
+    scale = tune.unit or 1
+    if not tune.unit:
+        for time in itertools.chain((t for e in tune.events for t in (e.onset, e.duration)), bars_q):
+            if scale % time.denominator:
+                scale = math.lcm(scale, time.denominator)
+    bars = [b if tune.unit else b.numerator * (scale // b.denominator) for b in bars_q]
     spell: dict[int, tuple[str, bool]] = {}  # this tune's durations, spelled once each
     symbols: dict[int | None, str] = {None: REST}
     append = parts.append
     bar_index, bar_count = 0, len(bars)
     next_bar = bars[0] if bars else None
     for onset, pitch, duration in tune.events:
-        start = onset.numerator * (scale // onset.denominator)
-        end = start + duration.numerator * (scale // duration.denominator)
+        if tune.unit:
+            start, end = onset, onset + duration
+        else:
+            start = onset.numerator * (scale // onset.denominator)
+            end = start + duration.numerator * (scale // duration.denominator)
         if pitch not in symbols:
             symbols[pitch] = pitch_char(pitch)
             exact &= LOWEST_PITCH <= pitch <= HIGHEST_PITCH

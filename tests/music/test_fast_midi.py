@@ -96,9 +96,9 @@ def test_multitrack_files_choose_the_lead_and_never_take_drums(tmp_path):
     assert [t.name for t in midi.tracks if t.drum] == ["Drums"]
     assert [midi.tracks[i].name for i in select_tracks(midi, "auto")] == ["Lead"]
     assert select_tracks(midi, "Bass") == select_tracks(midi, "0") and select_tracks(midi, "all") == [0, 1, 2]
-    lead = tune_from_midi(midi, "auto")
+    lead = tune_from_midi(midi, "auto").in_quarters()
     assert {e.pitch for e in lead.events if e.pitch is not None} <= set(range(72, 84))  # no drum (84) ever
-    everything = tune_from_midi(midi, "all")
+    everything = tune_from_midi(midi, "all").in_quarters()
     slow = tune_from_score(converter.parse(str(path)))
     assert merged(everything.events) == merged(slow.events) and everything.bar_lines == slow.bar_lines
     for bad in ("Drums", "9", "Strings"):
