@@ -187,3 +187,26 @@ def test_corpus_inspect_shows_tracks_and_choices(tmp_path):
     assert chorale.exit_code == 0 and "split by pitch" in chorale.stdout
     missing = CliRunner().invoke(cli, ["corpus", "inspect", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "nowhere" in missing.stderr
+
+
+def test_chorales_from_one_piano_track_are_split_by_pitch(tmp_path):
+    from generate.music.chorale import encode_chorale
+    from generate.music.fast_midi import chorale_from_midi
+
+    chords = [(60, 64, 67, 48), (62, 65, 69, 50), (64, 67, 72, 52), (60, 64, 67, 48)]
+    notes = [(k * 480, pitch, 480) for k, chord in enumerate(chords) for pitch in chord]
+    notes += [(4 * 480, 72, 480), (4 * 480, 48, 480)]  # only two voices sound: soprano and bass, inner ones rest
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    events = sorted([(on, 1, mido.Message("note_on", note=p, velocity=80)) for on, p, _ in notes]
+                    + [(on + d, 0, mido.Message("note_off", note=p)) for on, p, d in notes], key=lambda e: (e[0], e[1]))
+    track, now = mido.MidiTrack(), 0
+    for tick, _, message in events:
+        track.append(message.copy(time=tick - now))
+        now = tick
+    midi.tracks.append(track)
+    midi.save(str(tmp_path / "piano.mid"))
+    chorale = chorale_from_midi(read_midi(tmp_path / "piano.mid"))
+    pitches = [[e.pitch for e in voice] for voice in chorale.voices]
+    assert pitches[0] == [67, 69, 72, 67, 72] and pitches[3] == [48, 50, 52, 48, 48]
+    assert pitches[1] == [64, 65, 67, 64, None] and pitches[2] == [60, 62, 64, 60, None]
+    assert encode_chorale(chorale)[1]  # exact: every voice on the sixteenth grid
