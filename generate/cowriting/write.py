@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .. import __version__
-from ..errors import GenerateError, UsageError, expect
+from ..errors import GenerateError, OptionError, UsageError, expect
 from ..model.checkpoint import resolve_run
 from ..music.midi import instrument_program
 from ..outputs.writers import check_free, sidecar_path, write_midi_file, write_output
@@ -99,6 +99,9 @@ def write(model: str | Path, options: WriteOptions, output: Path | None = None, 
             return
         try:
             maker.check(text)
+        except OptionError as exc:  # named as the option it is checked as; here it is the writer's own text
+            problem = exc.problem.split(" (use --oov")[0] if exc.option == "prime" else str(exc)
+            raise GenerateError(f"your text: {problem}") from None
         except UsageError as exc:
             raise GenerateError(str(exc)) from None
 
