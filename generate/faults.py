@@ -43,14 +43,7 @@ def before_commit(path: Path) -> None:
     Raises:
         OSError: ENOSPC, for a matching `enospc` rule.
     """
-    spec = os.environ.get(ENV)
-    if not spec:
-        return
-    for rule in spec.split(","):
-        action, _, rest = rule.strip().partition(":")
-        name, _, argument = rest.partition(":")
-        if action not in ACTIONS or name not in ("*", path.name):
-            continue
+    for rule, action, argument in _matching(path, ACTIONS):
         if action == "delay":
             time.sleep(float(argument or 1))
             continue
@@ -64,15 +57,22 @@ def before_commit(path: Path) -> None:
 
 def before_parse(path: Path) -> None:
     """Applies the GENERATE_FAULTS `hang` and `kill` rules that match the music file `path`."""
-    spec = os.environ.get(ENV)
-    if not spec:
-        return
-    for rule in spec.split(","):
-        action, _, rest = rule.strip().partition(":")
-        name, _, argument = rest.partition(":")
-        if action not in PARSE_ACTIONS or name not in ("*", path.name):
-            continue
+    for _, action, argument in _matching(path, PARSE_ACTIONS):
         if action == "hang":
             time.sleep(float(argument or 3600))
         else:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _matching(path: Path, actions: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(rule, action, argument) of every GENERATE_FAULTS rule for `path` among `actions`, in order."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return []
+    found = []
+    for rule in spec.split(","):
+        action, _, rest = rule.strip().partition(":")
+        name, _, argument = rest.partition(":")
+        if action in actions and name in ("*", path.name):
+            found.append((rule, action, argument))
+    return found

@@ -105,30 +105,26 @@ class WriteSession:
 
     def undo(self) -> bool:
         """Back to the page before the last action; False when there is none."""
-        if not self.past:
-            return False
-        self._record({"action": "undo"})
-        self.future.append(self.page)
-        self._show(self.past.pop())
-        return True
+        return self._walk("undo", self.past, self.future)
 
     def redo(self) -> bool:
         """Forward to the page undo left; False when there is none."""
-        if not self.future:
-            return False
-        self._record({"action": "redo"})
-        self.past.append(self.page)
-        self._show(self.future.pop())
-        return True
+        return self._walk("redo", self.future, self.past)
 
     def record(self) -> dict:
         """The session for a sidecar: enough for `replay` to rebuild the same text."""
         return {"seed": self.seed, **self.start, "events": list(self.events),
                 "draws": [asdict(d) | {"candidates": list(d.candidates)} for d in self.draws], "text": self.page.text}
 
-    def _show(self, page: Page) -> None:
-        """Back on an earlier page, its settings are the session's again."""
-        self.page, self.temperature, self.count = page, page.draw.temperature, page.draw.count
+    def _walk(self, action: str, source: list[Page], target: list[Page]) -> bool:
+        """Moves to the last page of `source`, leaving this one on `target`; a page brings back its own settings."""
+        if not source:
+            return False
+        self._record({"action": action})
+        target.append(self.page)
+        self.page = source.pop()
+        self.temperature, self.count = self.page.draw.temperature, self.page.draw.count
+        return True
 
     def _record(self, event: dict) -> None:
         self.events.append(event)

@@ -18,6 +18,7 @@ from ..fileio import atomic_path
 from ..paths import cache_root
 
 log = logging.getLogger(__name__)
+NOTICEABLE_CHARS = 200_000
 
 
 def build_suffix_array(ids: np.ndarray) -> np.ndarray:
@@ -63,7 +64,9 @@ class CopyIndex:
                     return cls(ids, suffixes)
             except (OSError, ValueError):
                 pass
-        log.info("indexing %d corpus characters for max_copy (once; cached in %s)", len(ids), path.parent)
+        # Worth a line on stderr only where it takes a while (about 4 s a million characters).
+        log.log(logging.INFO if len(ids) >= NOTICEABLE_CHARS else logging.DEBUG,
+                "indexing %d corpus characters to measure copies (once; cached in %s)", len(ids), path.parent)
         suffixes = build_suffix_array(ids)
         with atomic_path(path, suffix=".npy") as tmp:
             np.save(tmp, suffixes)

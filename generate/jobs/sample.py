@@ -77,7 +77,7 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
     paths = output_paths(output, options.num_samples, ".mid" if facts.music else ".txt") if output is not None else []
     check_free(paths, overwrite, options.renders)
     # Before the model loads: --max-copy without its corpus is a usage error.
-    corpus_index, unavailable = _corpus_index(run_dir, options, bool(paths) or with_records)
+    corpus_index, unavailable = _corpus_index(run_dir.load_config(), facts.vocab, options, bool(paths) or with_records)
     gen = load_generator(run_dir.path, checkpoint, options.num_samples)
     if on_start:
         on_start(cfg.seed, options.seed is None and not options.beam)
@@ -130,14 +130,14 @@ def sample(run: str | Path, options: SampleOptions, checkpoint: str = "best", ou
     return SampleResult(outputs, cfg.seed, options.seed is None and not options.beam, stream, tuple(render_errors))
 
 
-def _corpus_index(run_dir, options: SampleOptions, records: bool):
+def _corpus_index(config, vocab, options: SampleOptions, records: bool):
     """(copy index, "") for --max-copy or for sidecars, or (None, why not): --max-copy needs the corpus, sidecars take it if at hand."""
     if options.max_copy is not None:
         try:
-            return novelty.copy_index(run_dir.load_config(), run_dir.load_vocab()), ""
+            return novelty.copy_index(config, vocab), ""
         except novelty.CorpusUnavailable as exc:
             raise OptionError("max_copy", f"needs the run's training corpus: {exc}") from None
-    return novelty.optional_copy_index(run_dir.load_config(), run_dir.load_vocab()) if records else (None, "")
+    return novelty.optional_copy_index(config, vocab) if records else (None, "")
 
 
 def _lead(prime: str, drop_prime: bool, music: bool) -> str:
