@@ -38,6 +38,7 @@ class CandidateMaker:
         self.gen = gen
         self.options = replace(options, warmup=False, length=length, num_samples=1)
         self.contexts: dict[tuple, Context] = {}
+        self.poem_lines = self.check("").poem_lines  # 0 for free text
 
     def check(self, text: str, count: int = 1, temperature: float = 1.0, seed: int = 0):
         """The resolved settings for a draw after `text`; raises `OptionError` for text the run cannot continue."""
@@ -46,8 +47,7 @@ class CandidateMaker:
 
     def poem_done(self, text: str) -> bool:
         """Whether `text` already holds every line of the poem the options ask for."""
-        cfg = self.check("")
-        return bool(cfg.poem_lines) and text.count("\n") >= cfg.poem_lines
+        return bool(self.poem_lines) and text.count("\n") >= self.poem_lines
 
     def __call__(self, text: str, count: int, temperature: float, seed: int) -> tuple[str, ...]:
         if self.poem_done(text):

@@ -29,7 +29,7 @@ from .chorale import HIGHEST_PITCH as CHORALE_HIGH
 from .chorale import LOWEST_PITCH as CHORALE_LOW
 from .chorale import encode_chorale
 from .fast_midi import MidiSkip, chorale_from_midi, read_midi, tune_from_midi
-from .ingest import ingest
+from .ingest import file_identity, ingest
 from .keys import transposed_sharps, transpositions
 from .melody import HIGHEST_PITCH, LOWEST_PITCH, encode_tune
 from .sources import abc_tune_numbers, chorale_from_score, shifted, tune_from_score
@@ -108,10 +108,10 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
     files = resolve_music_files(sources, collections)
     settings = corpus_settings(encoding, transpose, track)
     # The corpus's key: every file's path, size and modification time, so a cached corpus is found without reading one.
+    identities = {str(path): file_identity(path) for path in files}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for path in files:
-        stat = path.stat()
-        digest.update(f"\0{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    for identity in identities.values():
+        digest.update(f"\0{identity}".encode())
     out = cache_root() / "music" / f"{digest.hexdigest()[:32]}-{encoding}-{transpose}.txt"
     meta_path = out.with_suffix(".json")
     if out.exists() and meta_path.exists():
@@ -120,7 +120,7 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
         raise CorpusError(f"music corpus {', '.join(sources)}: not encoded yet (training or `generate corpus build` encodes it)")
     else:
         jobs = [(str(p), n) for p in files for n in (abc_numbers(p) if p.suffix.lower() == ".abc" else [None])]
-        result = ingest(jobs, settings, encode_job, out, show_progress)
+        result = ingest(jobs, settings, encode_job, out, show_progress, identities=identities)
         meta = {**result.as_dict(), "encoding": encoding, "parsed": result.parsed, "files": len(files)}
         if not result.pieces:
             out.unlink(missing_ok=True)

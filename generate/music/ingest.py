@@ -64,17 +64,21 @@ def piece_name(job: Job) -> str:
     return path + (f" (tune {number})" if number is not None else "")
 
 
-def piece_key(job: Job, settings: dict) -> str:
-    """The cache key: the piece, its file's size and modification time, and every setting that shapes its text."""
-    path, number = job
+def file_identity(path: Path | str) -> str:
+    """What a file is known by without reading it: its absolute path, size and modification time."""
     stat = os.stat(path)
-    fields = [os.path.abspath(path), str(number), str(stat.st_size), str(stat.st_mtime_ns)]
-    fields += [f"{k}={settings[k]}" for k in sorted(settings)]
+    return f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}"
+
+
+def piece_key(job: Job, identity: str, settings: dict) -> str:
+    """The cache key: the piece, its file's `file_identity`, and every setting that shapes its text."""
+    fields = [identity, str(job[1])] + [f"{k}={settings[k]}" for k in sorted(settings)]
     return hashlib.sha256("\0".join(fields).encode()).hexdigest()
 
 
 def ingest(jobs: list[Job], settings: dict, encode: Encoder, out: Path, show_progress: bool = True,
-           workers: int | None = None, time_limit: float | None = None) -> IngestReport:
+           workers: int | None = None, time_limit: float | None = None,
+           identities: dict[str, str] | None = None) -> IngestReport:
     """Encodes `jobs` into `out`, one piece per line, in order; returns what happened.
 
     Args:
@@ -84,6 +88,7 @@ def ingest(jobs: list[Job], settings: dict, encode: Encoder, out: Path, show_pro
         out: the corpus text file, written atomically.
         workers: parallel parsers; None: one per core (at most 8).
         time_limit: seconds a piece may take before it is skipped; None: GENERATE_PARSE_TIME_LIMIT, else TIME_LIMIT.
+        identities: each file's `file_identity`, where the caller has them already (each file is stat'ed once).
     """
     if time_limit is None:
         configured = os.environ.get(TIME_LIMIT_ENV) or str(TIME_LIMIT)
@@ -93,7 +98,8 @@ def ingest(jobs: list[Job], settings: dict, encode: Encoder, out: Path, show_pro
             time_limit = -1.0
         if not time_limit > 0:
             raise UsageError(f"{TIME_LIMIT_ENV}: expected seconds > 0, received {configured!r}")
-    keys = [piece_key(job, settings) for job in jobs]
+    identities = identities if identities is not None else {}
+    keys = [piece_key(job, identities.get(job[0]) or file_identity(job[0]), settings) for job in jobs]
     report = IngestReport()
     with _cache() as db:
         missing = [i for i, found in enumerate(_known(db, keys)) if not found]

@@ -142,8 +142,7 @@ class Sampler:
         run = self._chunk_fn(cfg, automata)
         n = cfg.num_samples
         if context is None:
-            context = Context(prime_ids[0], tuple(self.net.initial_states(1)), tuple(a.start for a in automata))
-            prime_ids = prime_ids[1:]
+            context, prime_ids = self._zero_context(prime_ids[0], automata), prime_ids[1:]
         token = ops.convert_to_tensor(np.full((n,), context.token, np.int32))
         states = [ops.convert_to_tensor(np.repeat(np.asarray(s), n, axis=0)) for s in context.states]
         automaton_states = [ops.convert_to_tensor(np.full((n,), s, np.int32)) for s in context.automaton_states]
@@ -182,8 +181,7 @@ class Sampler:
         if context is None:
             if not ids:
                 raise ValueError("prefill: expected at least one id without a context")
-            context = Context(ids[0], tuple(self.net.initial_states(1)), tuple(a.start for a in automata))
-            ids = ids[1:]
+            context, ids = self._zero_context(ids[0], automata), ids[1:]
         run = self._chunk_fn(cfg, automata)
         token = ops.convert_to_tensor(np.full((1,), context.token, np.int32))
         states = [ops.convert_to_tensor(s) for s in context.states]
@@ -196,6 +194,10 @@ class Sampler:
                                                      np.zeros((chunk_steps, 1), np.float32), np.int32(len(piece)))
         return Context(int(ops.convert_to_numpy(token)[0]), tuple(np.asarray(ops.convert_to_numpy(s)) for s in states),
                        tuple(int(ops.convert_to_numpy(s)[0]) for s in automaton_states))
+
+    def _zero_context(self, first_id: int, automata: tuple[Automaton, ...]) -> Context:
+        """A stream before anything was fed: zero states, every automaton at its start, `first_id` to feed."""
+        return Context(first_id, tuple(self.net.initial_states(1)), tuple(a.start for a in automata))
 
     def _chunk_fn(self, cfg: SamplingConfig, automata: tuple[Automaton, ...]):
         # One compiled loop per filter chain and set of automata; reused across calls with the same settings.
