@@ -46,6 +46,19 @@ class CheckpointError(GenerateError):
     """A run directory or checkpoint file that is missing, foreign or damaged."""
 
 
+class WorkerLostError(GenerateError):
+    """A collective step of distributed training failed: a worker died, hung or could not be reached.
+
+    Args:
+        message: the one-line account for the user.
+        engine_message: the engine's own words, which may name the task it lost.
+    """
+
+    def __init__(self, message: str, engine_message: str = ""):
+        super().__init__(message)
+        self.engine_message = engine_message or message
+
+
 class RenderError(GenerateError):
     """A render beside a MIDI file (a WAV, an engraved score) that a missing or failing tool could not make.
 

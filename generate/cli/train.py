@@ -50,6 +50,8 @@ _DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), 
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.checkpoint_every, show_default=True, help="Steps between latest.keras saves (also every 2 minutes).")
 @click.option("--preview-every", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.preview_every, show_default=True, help="Steps between sample previews on stderr; 0 disables.")
 @click.option("--max-minutes", type=click.FloatRange(min=0), default=_DEFAULT_TRAIN.max_minutes, show_default=True, help="Stop resumably after this much training time; 0 = no limit.")
+@click.option("--devices", default="", help="Train on this host's GPUs as one process: all, or the first N [default: one device].")
+@click.option("--local-workers", type=click.IntRange(min=1), default=None, help="Start N worker processes on this host over loopback: one per GPU, or CPU processes for tests. Across hosts, set TF_CONFIG instead (see the README).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=_DEFAULT_TRAIN.precision, show_default=True, help="Training math: mixed is float16 on a GPU, bfloat16 on a CPU; weights stay float32.")
 @pass_state
 @click.pass_context
@@ -63,23 +65,21 @@ def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...],
     options, so the same command with --resume always continues.
     """
     from ..data.corpus import corpus_config  # NumPy loads here, not for --help
-    from ..training.trainer import create_run, resume_run  # and Keras and TensorFlow
+    from ..training import launch  # and Keras and TensorFlow
+    from ..training.cluster import ReplicaOptions
 
+    replicas = ReplicaOptions(options.pop("devices") or "", options.pop("local_workers") or 0)
     corpus, model, training = (
         {f.name: options[f.name] for f in fields(cls) if f.name in options} for cls in (CorpusConfig, ModelConfig, TrainConfig))
-    if resume:
-        # Only options the user set count: resume_run applies the allowed ones and refuses changes to the rest.
-        explicit = {name: value for name, value in options.items()
-                    if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
-        # A run killed before it recorded its configuration starts from these, as the same command without --resume would.
-        new_run = (corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training)) if sources else None
-        result = resume_run(run, list(sources) or None, explicit, state.show_progress, new_run=new_run,
-                            skipped_report=skipped_report)
-    else:
-        if not sources:
-            raise click.UsageError("missing SOURCES: expected one or more corpus files, directories or glob patterns", ctx)
-        result = create_run(run, corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training),
-                            state.show_progress, skipped_report)
+    if not resume and not sources:
+        raise click.UsageError("missing SOURCES: expected one or more corpus files, directories or glob patterns", ctx)
+    # With --resume, these start a run killed before it recorded its configuration, as the same command without it would.
+    configs = (corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training)) if sources else None
+    # Only options the user set count on --resume: the allowed ones apply, changes to the rest are refused.
+    explicit = {name: value for name, value in options.items()
+                if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)} if resume else {}
+    request = launch.TrainRequest(run, resume, configs, tuple(sources) if resume else (), explicit, skipped_report, state.show_progress)
+    result = launch.train(request, replicas)
     status = "finished" if result.finished else "paused (resume with --resume)"
     click.echo(f"{result.run}\tepochs {result.epochs_done}\tsteps {result.global_step}\t"
                f"best val {bits_text(result.best_val_loss)}\t{status}")

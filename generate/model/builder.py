@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import import_keras
-from .config import ModelConfig
+from .config import ModelConfig, TrainConfig
 
 
 def recurrent_layer_name(cfg: ModelConfig, index: int) -> str:
@@ -76,3 +76,75 @@ def reset_states(model) -> None:
 
 def count_params(model) -> int:
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def state_shapes(cfg: ModelConfig) -> list[int]:
+    """The width of each hidden-state tensor, in the order stateful layers list them (LSTM: h, then c)."""
+    return [cfg.units] * (cfg.layers * (2 if cfg.cell == "lstm" else 1))
+
+
+def dropout_widths(cfg: ModelConfig) -> list[int]:
+    """The feature width at each dropout site of `build_model`: every layer's input, then the last output."""
+    if not cfg.dropout:
+        return []
+    return [cfg.embedding_dim] + [cfg.units] * cfg.layers
+
+
+def build_explicit_state_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, policy: str = "float32"):
+    """The same network as `build_model`, with its hidden states and dropout masks passed in and out.
+
+    No Keras version supports stateful layers under a distribution strategy,
+    so each replica of a distributed run carries its own block of streams'
+    states through this model. Dropout masks come in as inputs, drawn for
+    the whole global batch from the step number: the masks a stream sees do
+    not depend on how many replicas share the batch. Layer names match
+    `build_model`'s, so weights move between the two by name.
+
+    Args:
+        cfg: the model configuration; `recurrent_dropout` must be 0.
+        batch_size: this replica's streams.
+        seq_len: a static sequence length, or None.
+        policy: as for `build_model`.
+
+    Returns:
+        An uncompiled `keras.Model` mapping [ids, *states, *masks] to [logits, *final states];
+        masks are the keep-masks scaled by 1/(1 - dropout), one per `dropout_widths` entry.
+    """
+    keras = import_keras()
+    layers = keras.layers
+    cell_class = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[cfg.cell]
+    ids = keras.Input(batch_shape=(batch_size, seq_len), dtype="int32", name="ids")
+    per_layer = 2 if cfg.cell == "lstm" else 1
+    states = [keras.Input(batch_shape=(batch_size, width), name=f"state_{k}") for k, width in enumerate(state_shapes(cfg))]
+    masks = [keras.Input(batch_shape=(batch_size, seq_len, width), name=f"mask_{k}") for k, width in enumerate(dropout_widths(cfg))]
+    x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding", dtype=policy)(ids)
+    width = cfg.embedding_dim
+    final_states = []
+    for i in range(cfg.layers):
+        layer_input = x
+        if masks:
+            x = layers.Multiply(name=f"dropout_{i}", dtype=policy)([x, masks[i]])
+        x, *layer_states = cell_class(cfg.units, return_sequences=True, return_state=True, name=recurrent_layer_name(cfg, i),
+                                      dtype=policy)(x, initial_state=states[per_layer * i : per_layer * (i + 1)])
+        final_states += layer_states
+        if cfg.residual and width == cfg.units:
+            x = layers.Add(name=f"residual_{i}", dtype=policy)([x, layer_input])
+        width = cfg.units
+    if masks:
+        x = layers.Multiply(name="dropout_out", dtype=policy)([x, masks[-1]])
+    logits = layers.Dense(cfg.vocab_size, name="logits", dtype="float32")(x)
+    return keras.Model([ids, *states, *masks], [logits, *final_states], name=f"char_{cfg.cell}_explicit_state")
+
+
+def make_optimizer(cfg: TrainConfig, steps_per_epoch: int, policy: str = "float32"):
+    """Adam with the per-epoch staircase decay and global-norm clipping every training path uses.
+
+    float16 gradients underflow without loss scaling; bfloat16 has float32's
+    range and needs none.
+    """
+    keras = import_keras()
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        cfg.learning_rate, decay_steps=max(steps_per_epoch, 1), decay_rate=cfg.lr_decay, staircase=True
+    )
+    optimizer = keras.optimizers.Adam(schedule, global_clipnorm=cfg.clip_norm or None)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer

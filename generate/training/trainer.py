@@ -12,6 +12,7 @@ as if never stopped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -29,16 +30,26 @@ from ..data.batching import StreamBatches, split_train_val, validation_batches
 from ..data.config import CorpusConfig
 from ..data.corpus import load_corpus
 from ..data.vocab import Vocab
-from ..errors import CheckpointError, GenerateError, UsageError
+from ..errors import CheckpointError, GenerateError, UsageError, WorkerLostError
 from ..fileio import atomic_directory, check_writable_location
-from ..model.backend import TensorBoardLog, dtype_policy, import_keras, test_batch, train_batch, use_fast_training_kernels, versions
-from ..model.builder import build_model, count_params, reset_states
+from ..model.backend import (
+    TensorBoardLog,
+    distributed_engine,
+    dtype_policy,
+    import_keras,
+    test_batch,
+    train_batch,
+    use_fast_training_kernels,
+    versions,
+)
+from ..model.builder import build_model, count_params, make_optimizer, reset_states
 from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, resume_point, save_checkpoint
 from ..model.config import ModelConfig, RunConfig, TrainConfig
 from ..model.network import StepNetwork
 from ..progress import ProgressBar
 from ..sampling.loop import Sampler, SamplingConfig
 from ..units import bits
+from .cluster import Replication, check_batch_split, lost_worker_in
 
 log = logging.getLogger(__name__)
 # Options a resumed run may change; everything else shapes the model or data.
@@ -63,29 +74,66 @@ class TrainResult:
     finished: bool
 
 
+@dataclass
+class Plan:
+    """A run checked and read, ready to train; nothing is written until `execute`.
+
+    Every worker of a distributed run plans alone, from its own command and
+    corpus; only the chief then writes.
+    """
+
+    run: RunDir
+    config: RunConfig
+    vocab: Vocab
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    checkpoint: Path | None = None  # the checkpoint to continue from; None: initialise from the recorded seed
+    create: bool = False  # the run directory is still to be written (a new run)
+    done: TrainResult | None = None  # nothing to train: the run already finished its epochs
+
+
 def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, show_progress: bool = True,
                skipped_report: Path | None = None) -> TrainResult:
-    """Starts a new run in `run_path` and trains it (`skipped_report`: music, a file listing every skipped piece).
+    """Starts a new run in `run_path` and trains it on this process's one device (see `plan_new_run`)."""
+    return execute(plan_new_run(run_path, corpus_cfg, model_cfg, train_cfg, show_progress, skipped_report), show_progress)
 
-    The run directory appears whole or not at all: its configuration and
-    vocabulary are written into a hidden sibling directory that is renamed
-    into place, so a kill leaves either nothing or a run `--resume` accepts.
+
+def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True,
+               new_run: tuple[CorpusConfig, ModelConfig, TrainConfig] | None = None,
+               skipped_report: Path | None = None) -> TrainResult:
+    """Continues a run exactly where it stopped, on this process's one device (see `plan_resume`)."""
+    return execute(plan_resume(run_path, sources, overrides, show_progress, new_run, skipped_report), show_progress)
+
+
+def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, show_progress: bool = True,
+                 skipped_report: Path | None = None, check_directory: bool = True) -> Plan:
+    """Checks the options and reads the corpus for a new run in `run_path` (`skipped_report`: music, every skipped piece).
+
+    The run directory appears whole or not at all (see `execute`): its
+    configuration and vocabulary are written into a hidden sibling directory
+    that is renamed into place, so a kill leaves either nothing or a run
+    `--resume` accepts.
+
+    Args:
+        check_directory: refuse a `run_path` that holds anything; a worker that
+            is not the chief skips it, since the chief may have made it already.
 
     Raises:
         UsageError: the directory already holds a run or other files, or an option is out of range.
         CorpusError: the corpus is unreadable, empty or too short for one batch.
     """
     run = RunDir(Path(run_path))
-    if run.is_run():
-        if not any(path.exists() for path in (run.latest, run.previous, run.best)):
-            raise UsageError(
-                f"run {str(run.path)!r} exists but stopped before its first checkpoint: continue it with "
-                f"'generate train {run.path} --resume', which starts it again from its recorded configuration"
-            )
-        raise UsageError(f"run {str(run.path)!r} already exists: use --resume to continue it, or choose a new directory")
-    if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
-        raise UsageError(f"run {str(run.path)!r}: expected a new or empty directory, found existing files")
-    check_writable_location(run.path, "run")
+    if check_directory:
+        if run.is_run():
+            if not any(path.exists() for path in (run.latest, run.previous, run.best)):
+                raise UsageError(
+                    f"run {str(run.path)!r} exists but stopped before its first checkpoint: continue it with "
+                    f"'generate train {run.path} --resume', which starts it again from its recorded configuration"
+                )
+            raise UsageError(f"run {str(run.path)!r} already exists: use --resume to continue it, or choose a new directory")
+        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+            raise UsageError(f"run {str(run.path)!r}: expected a new or empty directory, found existing files")
+        check_writable_location(run.path, "run")
     for cfg in (corpus_cfg, model_cfg, train_cfg):
         cfg.validate()
     corpus = load_corpus(corpus_cfg, show_progress, skipped_report=skipped_report)
@@ -103,41 +151,14 @@ def create_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig,
         model=model_cfg, train=train_cfg, corpus=corpus_cfg,
         corpus_sha256=corpus.sha256, vocab_sha256=vocab.sha256,
         corpus_chars=corpus.n_chars, train_chars=len(train_ids), val_chars=len(val_ids),
-        versions={"generate": __version__, **versions()}, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    _create_run_directory(run, config, vocab)
-    return _train_from_scratch(run, config, vocab, train_ids, val_ids, show_progress)
+    return Plan(run, config, vocab, train_ids, val_ids, create=True)
 
 
-def _create_run_directory(run: RunDir, config: RunConfig, vocab: Vocab) -> None:
-    """Writes config.json and vocab.json so that the run directory appears whole or not at all."""
-    with atomic_directory(run.path) as staging:
-        vocab.save(staging / run.vocab.name)
-        config.save(staging / run.config.name)
-
-
-def _train_from_scratch(run: RunDir, config: RunConfig, vocab: Vocab, train_ids, val_ids, show_progress: bool) -> TrainResult:
-    """Initialises the model from the recorded seed and trains: the same start for a new run and a restarted one."""
-    model_cfg, train_cfg = config.model, config.train
-    keras = import_keras()
-    keras.utils.set_random_seed(train_cfg.seed)
-    model = build_model(model_cfg, train_cfg.batch_size, policy=dtype_policy(train_cfg.precision, model_cfg.cell))
-    use_fast_training_kernels(model)
-    compile_for_training(model, train_cfg, steps_per_epoch=len(StreamBatches(train_ids, train_cfg.batch_size, train_cfg.seq_len)))
-    # What an attempt killed before its first checkpoint left would be repeated by this one.
-    run.history.unlink(missing_ok=True)
-    shutil.rmtree(run.logs, ignore_errors=True)
-    log.info("new run %s: %s %dx%d, %d parameters, vocab %d, %d train / %d val chars",
-             run.path, model_cfg.cell, model_cfg.layers, model_cfg.units, count_params(model), len(vocab), len(train_ids), len(val_ids))
-    state = {"epoch": 0, "step": 0, "global_step": 0, "best_val_loss": None, "bad_validations": 0,
-             "train_loss_sum": 0.0, "train_loss_count": 0, "elapsed_s": 0.0, "seed": train_cfg.seed, "finished": False}
-    return Trainer(run, config, vocab, model, train_ids, val_ids, state, show_progress).fit()
-
-
-def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True,
-               new_run: tuple[CorpusConfig, ModelConfig, TrainConfig] | None = None,
-               skipped_report: Path | None = None) -> TrainResult:
-    """Continues a run from its newest intact checkpoint exactly where it stopped.
+def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True,
+                new_run: tuple[CorpusConfig, ModelConfig, TrainConfig] | None = None,
+                skipped_report: Path | None = None, check_directory: bool = True) -> Plan:
+    """Checks a run and its corpus for continuing from its newest intact checkpoint exactly where it stopped.
 
     A run killed before its first checkpoint starts again from its recorded
     configuration and seed, which retraces the same steps. A damaged
@@ -152,6 +173,7 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
         new_run: the configurations to start the run with if it was killed
             before it recorded its own (there is no run directory yet).
         skipped_report: music: a file listing every skipped piece with its reason.
+        check_directory: as for `plan_new_run`, when `new_run` applies.
 
     Raises:
         UsageError: not a run, a changed corpus or vocabulary,
@@ -161,11 +183,11 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
     run = RunDir(Path(run_path))
     if new_run is not None and sources and not run.is_run() and not (run.path.exists() and any(run.path.iterdir())):
         log.warning("run %s was never started (or was stopped before it recorded its configuration): starting it now", run.path)
-        return create_run(run.path, *new_run, show_progress=show_progress, skipped_report=skipped_report)
+        return plan_new_run(run.path, *new_run, show_progress=show_progress, skipped_report=skipped_report,
+                            check_directory=check_directory)
     run.require()
     config = run.load_config()
     vocab = run.load_vocab()
-    run.remove_stale_temp_files()
     for key, value in (overrides or {}).items():
         if key in RESUMABLE_OVERRIDES:
             setattr(config.train, key, value)
@@ -198,52 +220,168 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
         raise UsageError(f"vocabulary changed: {run.vocab} no longer matches the corpus; resuming is refused")
     ids = corpus.ids(vocab, show_progress)
     train_ids, val_ids = split_train_val(ids, config.train.val_fraction)
+    plan = Plan(run, config, vocab, train_ids, val_ids, checkpoint=checkpoint)
     if checkpoint is None:
         log.warning("run %s stopped before its first checkpoint: starting it again from its recorded configuration", run.path)
-        config.save(run.config)
-        return _train_from_scratch(run, config, vocab, train_ids, val_ids, show_progress)
+        return plan
     if skipped:  # a damaged best.keras is replaced at the next validation improvement
         log.warning("passed over %s; resuming from %s", ", ".join(skipped), checkpoint.name)
     state = read_training_state(checkpoint)
     if state["epoch"] >= config.train.epochs:
         log.info("run %s already finished %d epoch(s); pass --epochs N to train further", run.path, state["epoch"])
-        return TrainResult(run.path, state["epoch"], state["global_step"], state["best_val_loss"], False, True)
-    if state.get("finished"):  # stopped early, and the user asks for more
-        state["finished"], state["bad_validations"] = False, 0
-    model = load_trainable_model(checkpoint)
-    use_fast_training_kernels(model)
-    # Rows logged after the checkpoint would be repeated by the resumed run.
-    run.write_history([r for r in run.read_history() if int(r["global_step"]) <= state["global_step"]])
-    config.save(run.config)
-    log.info("resuming %s at epoch %d step %d (global step %d)", run.path, state["epoch"] + 1, state["step"], state["global_step"])
-    return Trainer(run, config, vocab, model, train_ids, val_ids, state, show_progress).fit()
+        plan.done = TrainResult(run.path, state["epoch"], state["global_step"], state["best_val_loss"], False, True)
+    return plan
+
+
+def execute(plan: Plan, show_progress: bool = True, replication: Replication | None = None) -> TrainResult:
+    """Trains a planned run: on this process's one device, or as one worker of a distributed run.
+
+    Only the chief (always, on one device) writes into the run directory: the
+    directory of a new run, the configuration, history, TensorBoard logs and
+    checkpoints.
+
+    Args:
+        plan: from `plan_new_run` or `plan_resume`.
+        replication: this process's devices and cluster; None for one device.
+
+    Raises:
+        TrainingInterrupted: SIGINT or SIGTERM; the checkpoint was saved first.
+        WorkerLostError: a distributed run lost a worker; the last checkpoint is intact.
+        WriteError: a checkpoint or log could not be written; the last good one is intact.
+    """
+    if plan.done is not None:
+        return plan.done
+    replication = replication or Replication()
+    run, config, vocab = plan.run, plan.config, plan.vocab
+    model_cfg, train_cfg = config.model, config.train
+    steps_per_epoch = len(StreamBatches(plan.train_ids, train_cfg.batch_size, train_cfg.seq_len))
+    engine = strategy = None
+    if replication.distributed:
+        engine = distributed_engine()
+        # The engine must start before TensorFlow does any other work.
+        strategy = engine.make_strategy(replication.cluster is not None, replication.device_count, replication.cpu_threads)
+        if strategy.num_replicas_in_sync == 1 and replication.cluster is None:
+            engine = strategy = None  # one device after all: the stateful path is the faster one
+        else:
+            check_batch_split(train_cfg.batch_size, strategy.num_replicas_in_sync, replication.describe(strategy.num_replicas_in_sync))
+            engine.check_same_setup(strategy, _setup_fingerprint(plan), replication.worker_namer(strategy.num_replicas_in_sync))
+    chief = replication.is_chief
+    policy = dtype_policy(train_cfg.precision, model_cfg.cell)
+    if plan.checkpoint is None:
+        if chief:
+            if plan.create:
+                config.versions = {"generate": __version__, **versions()}
+                config.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+                _create_run_directory(run, config, plan.vocab)
+            else:
+                run.remove_stale_temp_files()
+                config.save(run.config)
+            # What an attempt killed before its first checkpoint left would be repeated by this one.
+            run.history.unlink(missing_ok=True)
+            shutil.rmtree(run.logs, ignore_errors=True)
+        keras = import_keras()
+        keras.utils.set_random_seed(train_cfg.seed)
+        model = build_model(model_cfg, train_cfg.batch_size, policy=policy)
+        compile_for_training(model, train_cfg, steps_per_epoch)
+        log.info("new run %s: %s %dx%d, %d parameters, vocab %d, %d train / %d val chars",
+                 run.path, model_cfg.cell, model_cfg.layers, model_cfg.units, count_params(model), len(vocab),
+                 len(plan.train_ids), len(plan.val_ids))
+        state = {"epoch": 0, "step": 0, "global_step": 0, "best_val_loss": None, "bad_validations": 0,
+                 "train_loss_sum": 0.0, "train_loss_count": 0, "elapsed_s": 0.0, "seed": train_cfg.seed, "finished": False}
+    else:
+        state = read_training_state(plan.checkpoint)
+        if state.get("finished"):  # stopped early, and the user asks for more
+            state["finished"], state["bad_validations"] = False, 0
+        model = load_trainable_model(plan.checkpoint)
+        if chief:
+            run.remove_stale_temp_files()
+            # Rows logged after the checkpoint would be repeated by the resumed run.
+            run.write_history([r for r in run.read_history() if int(r["global_step"]) <= state["global_step"]])
+            config.save(run.config)
+        log.info("resuming %s at epoch %d step %d (global step %d)", run.path, state["epoch"] + 1, state["step"], state["global_step"])
+    if engine is None:
+        use_fast_training_kernels(model)
+        steps = LocalSteps(model)
+    else:
+        steps = engine.ReplicatedSteps(strategy, model, model_cfg, train_cfg, steps_per_epoch, policy, chief)
+        log.info("training on %s", replication.describe(steps.replicas))
+    state["replicas"] = steps.replicas
+    trainer = Trainer(run, config, vocab, steps, plan.train_ids, plan.val_ids, state, show_progress and chief)
+    try:
+        return trainer.fit()
+    except WorkerLostError as exc:
+        lost = lost_worker_in(exc.engine_message, replication.cluster) if replication.cluster else "a device"
+        raise WorkerLostError(
+            f"lost {lost} ({exc}); the last checkpoint in {run.path} is intact: continue with "
+            f"'generate train {run.path} --resume', with any number of workers", exc.engine_message) from None
+
+
+def _create_run_directory(run: RunDir, config: RunConfig, vocab: Vocab) -> None:
+    """Writes config.json and vocab.json so that the run directory appears whole or not at all."""
+    with atomic_directory(run.path) as staging:
+        vocab.save(staging / run.vocab.name)
+        config.save(staging / run.config.name)
+
+
+def _setup_fingerprint(plan: Plan) -> dict[str, object]:
+    """What every worker of one run must agree on; source paths may differ between hosts, their content may not."""
+    corpus = {k: v for k, v in dataclasses.asdict(plan.config.corpus).items() if k != "sources"}
+    return {
+        "model options": dataclasses.asdict(plan.config.model),
+        "training options": dataclasses.asdict(plan.config.train),
+        "corpus options": corpus,
+        "corpus": plan.config.corpus_sha256,
+        "vocabulary": plan.config.vocab_sha256,
+        "starting point": "new" if plan.checkpoint is None else read_training_state(plan.checkpoint)["global_step"],
+    }
+
+
+class LocalSteps:
+    """Training steps on this process's one device, through the stateful model itself."""
+
+    replicas = 1
+    is_chief = True
+
+    def __init__(self, model):
+        self.model = model
+
+    def train(self, x, y, global_step: int) -> float:
+        return train_batch(self.model, x, y)
+
+    def reset_states(self) -> None:
+        reset_states(self.model)
+
+    def synced_model(self):
+        return self.model
+
+    def agree(self, *flags: bool) -> tuple[bool, ...]:
+        return flags
+
+    def from_chief(self, value: float | None) -> float | None:
+        return value
 
 
 def compile_for_training(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
     keras = import_keras()
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        cfg.learning_rate, decay_steps=max(steps_per_epoch, 1), decay_rate=cfg.lr_decay, staircase=True
-    )
-    optimizer = keras.optimizers.Adam(schedule, global_clipnorm=cfg.clip_norm or None)
-    if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
-        # float16 gradients underflow without it; bfloat16 has float32's range and needs none.
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    policy = "mixed_float16" if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers) else "float32"
+    model.compile(optimizer=make_optimizer(cfg, steps_per_epoch, policy), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
 
 class Trainer:
     """Runs epochs, validation, checkpoints and previews for one run."""
 
-    def __init__(self, run: RunDir, config: RunConfig, vocab: Vocab, model, train_ids, val_ids, state: dict, show_progress: bool):
-        self.run, self.config, self.vocab, self.model = run, config, vocab, model
+    def __init__(self, run: RunDir, config: RunConfig, vocab: Vocab, steps, train_ids, val_ids, state: dict, show_progress: bool):
+        """`steps` trains the model: `LocalSteps`, or the engine's replicated steps on every worker of a distributed run."""
+        self.run, self.config, self.vocab, self.steps = run, config, vocab, steps
+        self.is_chief = steps.is_chief
         self.cfg = config.train
         self.state = state
         self.show_progress = show_progress
         self.batches = StreamBatches(train_ids, self.cfg.batch_size, self.cfg.seq_len)
         self.val_batches = validation_batches(val_ids, self.cfg.batch_size, self.cfg.seq_len) if self.cfg.val_fraction > 0 else None
         self.eval_model = None
-        self.history = run.read_history()
-        self.tensorboard = TensorBoardLog(run.logs)
+        self.history = run.read_history() if self.is_chief else []
+        self.tensorboard = TensorBoardLog(run.logs) if self.is_chief else None
         self.stop_signal: int | None = None  # the first SIGINT/SIGTERM: save, then stop
         self.stop_now = False  # a second one: stop at once, but never mid-save
         self.saving = False
@@ -270,7 +408,7 @@ class Trainer:
             while self.state["epoch"] < cfg.epochs and not stopped_early and not paused:
                 epoch = self.state["epoch"]
                 if self.state["step"] == 0:
-                    reset_states(self.model)
+                    self.steps.reset_states()
                     self.state["train_loss_sum"], self.state["train_loss_count"] = 0.0, 0
                 bar = ProgressBar(steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="char",
                                   enabled=self.show_progress, initial=self.state["step"])
@@ -279,7 +417,7 @@ class Trainer:
                 try:
                     while self.state["step"] < steps:
                         x, y = self.batches.batch(self.state["step"])
-                        loss = train_batch(self.model, x, y)
+                        loss = self.steps.train(x, y, self.state["global_step"])
                         if not math.isfinite(loss):
                             raise GenerateError(f"training diverged at global step {self.state['global_step']} (loss {loss}); lower --learning-rate")
                         self.state["step"] += 1
@@ -290,11 +428,17 @@ class Trainer:
                         mean = self.state["train_loss_sum"] / self.state["train_loss_count"]
                         chars = (self.state["step"] - epoch_first_step) * x.size
                         bar.update(self.state["step"], f"loss {mean:.3f} ({bits(mean):.3f} bpc)", rate_units=chars)
-                        self._stop_if_signalled(bar)
-                        if cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60 and self.state["step"] < steps:
+                        # Every worker acts on the same flags, at the same step: a signal to any, or the chief's clock.
+                        signalled, time_up, save_due = self.steps.agree(
+                            self.stop_signal is not None,
+                            bool(cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60 and self.state["step"] < steps),
+                            self.state["step"] % cfg.checkpoint_every == 0 or time.monotonic() - last_save >= cfg.checkpoint_seconds)
+                        if signalled:
+                            self._stop(bar)
+                        if time_up:
                             paused = True  # at an epoch's last step the epoch ends first, as it would unpaused
                             break
-                        if self.state["step"] % cfg.checkpoint_every == 0 or time.monotonic() - last_save >= cfg.checkpoint_seconds:
+                        if save_due:
                             self._save_latest()
                             last_save = time.monotonic()
                         if cfg.preview_every and self.state["global_step"] % cfg.preview_every == 0:
@@ -310,36 +454,38 @@ class Trainer:
                 stopped_early = self._validate(epoch, chars_per_s)
                 self._save_latest()
                 last_save = time.monotonic()
-                if cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60 and self.state["epoch"] < cfg.epochs:
-                    paused = True
-                self._stop_if_signalled(None)
+                signalled, paused = self.steps.agree(
+                    self.stop_signal is not None,
+                    bool(cfg.max_minutes and time.monotonic() - started >= cfg.max_minutes * 60 and self.state["epoch"] < cfg.epochs))
+                if signalled:
+                    self._stop(None)
         finished = self.state["epoch"] >= cfg.epochs or stopped_early
         if finished:
             self.state["finished"] = True
             self._save_latest()
         if paused and not finished:
             log.info("time limit of %g minutes reached; continue with: generate train %s --resume", cfg.max_minutes, self.run.path)
-        self.tensorboard.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         return TrainResult(self.run.path, self.state["epoch"], self.state["global_step"], self.state["best_val_loss"], stopped_early, finished)
 
-    def _stop_if_signalled(self, bar: ProgressBar | None) -> None:
-        """After a SIGINT or SIGTERM: saves `latest.keras` and raises TrainingInterrupted."""
-        if self.stop_signal is None:
-            return
+    def _stop(self, bar: ProgressBar | None) -> None:
+        """After a SIGINT or SIGTERM to this or any worker: saves `latest.keras` and raises TrainingInterrupted."""
         if bar is not None:
             bar.close()
         self._save_latest()
         raise TrainingInterrupted(
             f"interrupted at epoch {self.state['epoch'] + 1} step {self.state['step']}; checkpoint saved, "
             f"continue with: generate train {self.run.path} --resume",
-            self.stop_signal,
+            self.stop_signal or signal.SIGTERM,
         )
 
     def _validate(self, epoch: int, chars_per_s: float) -> bool:
         """Logs a history row, saves best.keras on improvement; True to stop early."""
         train_loss = self.state["train_loss_sum"] / max(self.state["train_loss_count"], 1)
-        val_loss = self.evaluate() if self.val_batches is not None else None
-        lr = float(np.asarray(self.model.optimizer.learning_rate))
+        model = self.steps.synced_model()
+        val_loss = self.steps.from_chief(self.evaluate(model)) if self.val_batches is not None else None
+        lr = float(np.asarray(model.optimizer.learning_rate))
         row = {
             "epoch": epoch + 1, "step": self.state["step"], "global_step": self.state["global_step"],
             "train_loss": f"{train_loss:.5f}", "train_bpc": f"{bits(train_loss):.5f}",
@@ -347,9 +493,10 @@ class Trainer:
             "val_bpc": "" if val_loss is None else f"{bits(val_loss):.5f}",
             "learning_rate": f"{lr:.6g}", "elapsed_s": f"{self.state['elapsed_s']:.1f}", "chars_per_s": f"{chars_per_s:.0f}",
         }
-        self.history.append(row)
-        self.run.write_history(self.history)
-        self.tensorboard.scalars(self.state["global_step"], train_loss=train_loss, val_loss=val_loss, learning_rate=lr)
+        if self.is_chief:
+            self.history.append(row)
+            self.run.write_history(self.history)
+            self.tensorboard.scalars(self.state["global_step"], train_loss=train_loss, val_loss=val_loss, learning_rate=lr)
         message = f"epoch {epoch + 1}: train {train_loss:.4f} nats ({bits(train_loss):.4f} bpc)"
         metric = val_loss if val_loss is not None else train_loss
         if val_loss is not None:
@@ -360,8 +507,9 @@ class Trainer:
             self.state["best_val_loss"] = metric
             self.state["bad_validations"] = 0
             self.state["val_loss"] = metric
-            with self._saving():
-                save_checkpoint(self.model, self.run.best, self._state_record())
+            if self.is_chief:
+                with self._saving():
+                    save_checkpoint(model, self.run.best, self._state_record())
             return False
         self.state["bad_validations"] += 1
         if self.cfg.patience and self.state["bad_validations"] >= self.cfg.patience:
@@ -369,20 +517,23 @@ class Trainer:
             return True
         return False
 
-    def evaluate(self) -> float:
-        """Mean validation loss in nats, on a separate model so training state is untouched."""
+    def evaluate(self, model) -> float:
+        """Mean validation loss in nats of `model`'s weights, on a separate model so training state is untouched."""
         if self.eval_model is None:
             keras = import_keras()
             self.eval_model = build_model(self.config.model, self.val_batches.batch_size)
             self.eval_model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        self.eval_model.set_weights(self.model.get_weights())
+        self.eval_model.set_weights(model.get_weights())
         reset_states(self.eval_model)
         losses = [test_batch(self.eval_model, *self.val_batches.batch(k)) for k in range(len(self.val_batches))]
         reset_states(self.eval_model)
         return float(np.mean(losses))
 
     def _preview(self) -> None:
-        net = StepNetwork.from_model(self.model, self.config.model)
+        model = self.steps.synced_model()
+        if not self.is_chief:
+            return
+        net = StepNetwork.from_model(model, self.config.model)
         prime = self.vocab.encode("\n", oov="drop") or [0]
         rng = np.random.default_rng([self.cfg.seed, self.state["global_step"]])
         text = Sampler(net, self.vocab.chars).generate(prime, SamplingConfig(length=200, temperature=0.8), rng)[0].text
@@ -392,8 +543,11 @@ class Trainer:
         return {**self.state, "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
     def _save_latest(self) -> None:
+        model = self.steps.synced_model()
+        if not self.is_chief:
+            return
         with self._saving():
-            save_checkpoint(self.model, self.run.latest, self._state_record(), keep_previous=True)
+            save_checkpoint(model, self.run.latest, self._state_record(), keep_previous=True)
 
     @contextlib.contextmanager
     def _saving(self):

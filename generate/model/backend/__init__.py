@@ -4,6 +4,7 @@
 - device and precision detection (`has_gpu`, `dtype_policy`);
 - compiling the sampling loop (`tf.function` with XLA, or `jax.jit`);
 - the TensorFlow CPU training kernels (`tensorflow_kernels`);
+- data-parallel training on tf.distribute (`tensorflow_distributed`);
 - TensorBoard logs, and the versions recorded in a run's config;
 - one batch's loss on every Keras version (`train_batch`, `test_batch`);
 - the variables a `.keras` file does not save, reached through Keras internals.
@@ -140,6 +141,22 @@ def use_fast_training_kernels(model) -> int:
     from .tensorflow_kernels import use_fused_kernels  # imports TensorFlow: only on that backend
 
     return use_fused_kernels(model)
+
+
+def distributed_engine():
+    """The module that trains on many replicas: `tensorflow_distributed`, on tf.distribute.
+
+    Raises:
+        UsageError: another Keras backend is active.
+    """
+    if backend_name() != "tensorflow":
+        raise UsageError(
+            f"distributed training (--devices, --local-workers, TF_CONFIG) runs on TensorFlow's tf.distribute; "
+            f"expected KERAS_BACKEND=tensorflow, received {backend_name()!r}"
+        )
+    from . import tensorflow_distributed  # imports TensorFlow: only on that backend
+
+    return tensorflow_distributed
 
 
 def versions() -> dict[str, str]:

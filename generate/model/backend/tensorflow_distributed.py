@@ -1,0 +1,272 @@
+"""Data-parallel training on `tf.distribute`: many GPUs in one process, or many processes and hosts.
+
+The engine does the communication: `MirroredStrategy` over one host's GPUs,
+`MultiWorkerMirroredStrategy` across processes and hosts (TF_CONFIG, gRPC and
+NCCL or ring collectives). What it cannot do is carry stateful recurrent
+layers: no Keras version supports `stateful=True` under a strategy
+(tensorflow#39098; Keras 3 replicates the state variables and silently
+broadcasts a mismatched batch, keras#21183). So each replica runs
+`build_explicit_state_model` on its own contiguous block of the B streams
+and carries that block's hidden states in and out of every step itself.
+
+One step, on every replica at once:
+
+1. forward and backward on the replica's block, the loss summed over its
+   characters and divided by the global B x T, so that
+2. one batched all-reduce (SUM) of the gradients and the loss gives exactly
+   the single-device mean-loss gradient; then
+3. Adam, with its global-norm clip, applies that sum once, in cross-replica
+   context: the clip sees the whole gradient, as it does on one device.
+   (Keras's own distributed path clips each replica's share before summing.)
+
+Checkpoints stay single-device `.keras` files: `synced_model` copies the
+weights, the optimizer's slots and the gathered states (in stream order)
+into an ordinary stateful model at batch B, which saves, validates and
+samples as any other. So a run can stop on N replicas and resume on M.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from contextlib import contextmanager
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ...errors import UsageError, WorkerLostError
+from ..builder import build_explicit_state_model, dropout_widths, make_optimizer, recurrent_layers, state_shapes
+from ..config import ModelConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+
+# A collective that waits longer than this is a lost worker. The longest honest
+# wait is the chief writing a checkpoint while the others wait at the next step.
+COLLECTIVE_TIMEOUT_S = float(os.environ.get("GENERATE_COLLECTIVE_TIMEOUT", "900"))
+# Tests only: split this host's CPU into N logical devices, so that `--devices N`
+# runs N replicas in one process without a GPU.
+VIRTUAL_CPUS_ENVIRONMENT = "GENERATE_VIRTUAL_CPUS"
+
+
+def make_strategy(multi_worker: bool, device_count: int | None, cpu_threads: int = 0):
+    """The engine for this process; call before any other TensorFlow work.
+
+    Args:
+        multi_worker: TF_CONFIG names a cluster of processes this one belongs to.
+        device_count: local devices to use; None for all, 0 for one.
+        cpu_threads: limit TensorFlow's CPU threads (processes sharing a host's cores); 0 leaves the default.
+
+    Raises:
+        UsageError: more devices asked for than this host has.
+    """
+    if cpu_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(cpu_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(cpu_threads)
+    gpus = tf.config.list_physical_devices("GPU")
+    virtual = int(os.environ.get(VIRTUAL_CPUS_ENVIRONMENT, "0") or 0)
+    if virtual > 1 and not gpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * virtual)
+    available = len(gpus) if gpus else max(virtual, 1)
+    kind = "GPU" if gpus else "CPU"
+    if device_count and device_count > available:
+        raise UsageError(f"--devices {device_count}: this host has {available if gpus else 0} GPU(s) that TensorFlow can see; "
+                         f"expected at most {len(gpus)} (or --local-workers N for N processes on CPUs)")
+    wanted = available if device_count is None else max(device_count, 1)
+    if gpus:
+        tf.config.set_visible_devices(gpus[:wanted], "GPU")
+    if multi_worker:
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_S)
+        with _engine_errors():
+            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    devices = [f"/{kind.lower()}:{i}" for i in range(wanted)]
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
+def check_same_setup(strategy, fingerprint: dict[str, object], worker_of_replica) -> None:
+    """Refuses to train unless every worker resolved the same options, corpus, vocabulary and starting point.
+
+    Called before anything is written, on every worker at once.
+
+    Args:
+        strategy: from `make_strategy`.
+        fingerprint: named parts of this worker's setup, as JSON-able values.
+        worker_of_replica: maps a replica index to its worker's name, for the error.
+
+    Raises:
+        UsageError: naming the first worker and part that differ from the chief's.
+    """
+    names = list(fingerprint)
+    digests = [int.from_bytes(hashlib.sha256(json.dumps(fingerprint[n], sort_keys=True).encode()).digest()[:7], "big")
+               for n in names]
+    with _engine_errors():
+        mine = strategy.experimental_distribute_values_from_function(lambda ctx: tf.constant([digests], tf.int64))
+        everyone = np.asarray(strategy.gather(mine, axis=0))
+    for replica, row in enumerate(everyone):
+        differing = [n for n, a, b in zip(names, row, everyone[0]) if a != b]
+        if differing:
+            raise UsageError(
+                f"{worker_of_replica(replica)} was started with a different {differing[0]} from the chief's "
+                f"({worker_of_replica(0)}); expected every worker to run the same 'generate train' command on the same corpus"
+            )
+
+
+class ReplicatedSteps:
+    """Training steps over every replica of a strategy, with each replica's block of hidden states.
+
+    Args:
+        strategy: from `make_strategy`.
+        model: the run's stateful model at the global batch B, compiled, with any
+            checkpoint's weights, optimizer slots and states loaded; it receives
+            them back in `synced_model`.
+        model_cfg, train_cfg: the run's configuration.
+        steps_per_epoch: for the learning-rate schedule.
+        policy: the Keras dtype policy of training.
+        is_chief: this process writes the run directory.
+    """
+
+    def __init__(self, strategy, model, model_cfg: ModelConfig, train_cfg: TrainConfig, steps_per_epoch: int, policy: str,
+                 is_chief: bool):
+        if policy == "mixed_float16":
+            raise UsageError("--precision: float16 training needs loss scaling, which distributed runs do not carry yet; "
+                             "expected --precision float32 or mixed-bfloat16 with --devices, --local-workers or TF_CONFIG")
+        if model_cfg.recurrent_dropout:
+            raise UsageError("--recurrent-dropout: distributed runs draw dropout from the step number so that every replica "
+                             "count trains alike, and Keras draws recurrent dropout inside the cell; expected 0")
+        self.strategy = strategy
+        self.model = model
+        self.cfg = model_cfg
+        self.train_cfg = train_cfg
+        self.is_chief = is_chief
+        self.replicas = strategy.num_replicas_in_sync
+        self.global_batch = train_cfg.batch_size
+        self.block = self.global_batch // self.replicas
+        self.mask_widths = dropout_widths(model_cfg)
+        with strategy.scope():
+            self.replica_model = build_explicit_state_model(model_cfg, self.block, train_cfg.seq_len, policy=policy)
+            self.optimizer = make_optimizer(train_cfg, steps_per_epoch, policy)
+            self.optimizer.build(self.replica_model.trainable_variables)
+        from . import use_fast_training_kernels  # the package imports this module only on TensorFlow
+
+        use_fast_training_kernels(self.replica_model)
+        self._load_from(model)
+        self._step = tf.function(self._distributed_step, reduce_retracing=True)
+        self._sum = tf.function(self._distributed_sum, reduce_retracing=True)
+        self._gather = tf.function(lambda states: [strategy.gather(s, axis=0) for s in states], reduce_retracing=True)
+
+    # ------------------------------------------------------------ what the trainer calls
+
+    def train(self, x: np.ndarray, y: np.ndarray, global_step: int) -> float:
+        """One step on the global batch (B, T); each replica takes its block. Returns the batch's mean loss."""
+        with _engine_errors():
+            loss, self.states = self._step(self._split(x), self._split(y), self.states, tf.constant(global_step, tf.int64))
+            return float(loss)
+
+    def reset_states(self) -> None:
+        self.states = self._split_states([np.zeros((self.global_batch, w), np.float32) for w in state_shapes(self.cfg)])
+
+    def synced_model(self):
+        """The stateful model at batch B with this run's current weights, optimizer and states (every worker calls it)."""
+        with _engine_errors():
+            states = [np.asarray(s) for s in self._gather(self.states)]
+            for layer in self.model.layers:
+                if layer.weights:
+                    layer.set_weights(self.replica_model.get_layer(layer.name).get_weights())
+            for target, source in zip(self.model.optimizer.variables, self.optimizer.variables):
+                target.assign(np.asarray(source.numpy()))
+            for variable, value in zip(_state_variables(self.model), states):
+                variable.assign(value)
+        return self.model
+
+    def agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag is true on every worker if it is true on any: a signal or the chief's clock stops everyone at one step."""
+        total = self._all_sum(np.array(flags, np.float32), chief_only=False)
+        return tuple(bool(v > 0) for v in total)
+
+    def from_chief(self, value: float | None) -> float | None:
+        """The chief's value on every worker, so decisions on it (early stopping) agree bit for bit."""
+        if value is None:
+            return None
+        return float(self._all_sum(np.array([value], np.float64), chief_only=True)[0])
+
+    # ------------------------------------------------------------ inside the engine
+
+    def _distributed_step(self, x, y, states, global_step):
+        loss, grads, new_states = self.strategy.run(self._replica_step, args=(x, y, states, global_step))
+        local = self.strategy.experimental_local_results
+        loss = local(loss)[0]
+        grads = [local(g)[0] for g in grads]
+        self.optimizer.apply(grads, self.replica_model.trainable_variables)
+        return loss, new_states
+
+    def _replica_step(self, x, y, states, global_step):
+        context = tf.distribute.get_replica_context()
+        masks = self._masks(global_step, context.replica_id_in_sync_group)
+        with tf.GradientTape() as tape:
+            logits, *new_states = self.replica_model([x, *states, *masks], training=True)
+            losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            loss = tf.reduce_sum(losses) / float(self.global_batch * self.train_cfg.seq_len)
+        grads = tape.gradient(loss, self.replica_model.trainable_variables)
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [*grads, loss])
+        return summed[-1], summed[:-1], new_states
+
+    def _masks(self, global_step, replica):
+        """Dropout keep-masks for this replica's block, cut from masks drawn for the whole batch at this step."""
+        masks = []
+        for site, width in enumerate(self.mask_widths):
+            seed = tf.stack([tf.constant(self.train_cfg.seed * 64 + site, tf.int64), global_step])
+            draw = tf.random.stateless_uniform((self.global_batch, self.train_cfg.seq_len, width), seed=seed)
+            keep = tf.cast(draw >= self.cfg.dropout, tf.float32) / (1.0 - self.cfg.dropout)
+            masks.append(keep[replica * self.block : (replica + 1) * self.block])
+        return masks
+
+    def _distributed_sum(self, values):
+        # tf.identity: an all-reduce needs a value made on the replica's device, not a captured constant.
+        return self.strategy.run(lambda v: tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(v)),
+                                 args=(values,))
+
+    def _all_sum(self, vector: np.ndarray, chief_only: bool) -> np.ndarray:
+        zeros = np.zeros_like(vector)
+        values = self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(vector if not chief_only or ctx.replica_id_in_sync_group == 0 else zeros))
+        with _engine_errors():
+            return np.asarray(self.strategy.experimental_local_results(self._sum(values))[0])
+
+    def _split(self, array: np.ndarray):
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(array[ctx.replica_id_in_sync_group * self.block : (ctx.replica_id_in_sync_group + 1) * self.block]))
+
+    def _split_states(self, arrays: list[np.ndarray]):
+        return [self._split(a) for a in arrays]
+
+    def _load_from(self, model) -> None:
+        """Weights, optimizer slots and hidden states from the stateful model into the replicas."""
+        for layer in model.layers:
+            if layer.weights:
+                self.replica_model.get_layer(layer.name).set_weights(layer.get_weights())
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        mine, theirs = self.optimizer.variables, model.optimizer.variables
+        if len(mine) != len(theirs) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(mine, theirs)):
+            raise UsageError("the checkpoint's optimizer does not match this run's model; expected a checkpoint this run wrote")
+        for target, source in zip(mine, theirs):
+            target.assign(np.asarray(source.numpy() if hasattr(source, "numpy") else source.value))
+        self.states = self._split_states([np.asarray(v.numpy()) for v in _state_variables(model)])
+
+
+def _state_variables(model) -> list:
+    return [v for layer in recurrent_layers(model) for v in layer.states]
+
+
+@contextmanager
+def _engine_errors():
+    """An engine error in a collective means a lost or failed worker: one line, with the engine's reason."""
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError, tf.errors.InternalError,
+            tf.errors.CancelledError, tf.errors.UnknownError, tf.errors.FailedPreconditionError) as exc:
+        lines = [line.strip() for line in exc.message.strip().splitlines() if line.strip()]
+        raise WorkerLostError(lines[0] if lines else type(exc).__name__, exc.message) from None
