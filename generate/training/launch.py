@@ -176,7 +176,7 @@ def _supervise(workers: list[subprocess.Popen]) -> int | None:
         for index, worker in enumerate(workers):
             if lost is None and worker.returncode is not None and worker.returncode < 0:
                 lost = index
-                log.warning("worker %d (pid %d) %s; stopping the others", index, worker.pid, _how(worker.returncode))
+                log.debug("worker %d (pid %d) %s; stopping the others", index, worker.pid, _how(worker.returncode))
             if failed_at is None and worker.returncode:
                 failed_at = time.monotonic()
         if failed_at is not None and time.monotonic() - failed_at > STOP_GRACE_S:

@@ -37,6 +37,7 @@ from ..model.backend import (
     distributed_engine,
     dtype_policy,
     import_keras,
+    silence_engine_stderr,
     test_batch,
     train_batch,
     use_fast_training_kernels,
@@ -258,6 +259,8 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
     engine = strategy = None
     if replication.distributed:
         engine = distributed_engine()
+        if replication.cluster is not None:
+            silence_engine_stderr()
         # The engine must start before TensorFlow does any other work.
         strategy = engine.make_strategy(replication.cluster is not None, replication.device_count, replication.cpu_threads)
         if strategy.num_replicas_in_sync == 1 and replication.cluster is None:

@@ -69,6 +69,23 @@ def _muted_stderr_fd():
         os.close(devnull)
 
 
+def silence_engine_stderr() -> None:
+    """Sends what the C++ runtime writes to file descriptor 2 to /dev/null from now on; Python's stderr stays.
+
+    A distributed run's gRPC and collective layers log every lost
+    connection there, past TF_CPP_MIN_LOG_LEVEL; the run reports it in one
+    line of its own. Debug logging (`-v`) or GENERATE_TF_LOGS=1 keeps them.
+    """
+    if os.environ.get("GENERATE_TF_LOGS") == "1" or log.isEnabledFor(logging.DEBUG):
+        return
+    sys.stderr.flush()
+    python_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(python_stderr, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace")
+
+
 def has_gpu() -> bool:
     """Whether the active Keras backend computes on a GPU."""
     backend = backend_name()

@@ -109,8 +109,8 @@ def check_same_setup(strategy, fingerprint: dict[str, object], worker_of_replica
         differing = [n for n, a, b in zip(names, row, everyone[0]) if a != b]
         if differing:
             raise UsageError(
-                f"{worker_of_replica(replica)} was started with a different {differing[0]} from the chief's "
-                f"({worker_of_replica(0)}); expected every worker to run the same 'generate train' command on the same corpus"
+                f"{worker_of_replica(replica)} does not match the chief, {worker_of_replica(0)}, in its {differing[0]}; "
+                "expected every worker to run the same 'generate train' command on the same corpus"
             )
 
 
