@@ -66,7 +66,7 @@ def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...],
     """
     from ..data.corpus import corpus_config  # NumPy loads here, not for --help
     from ..training import launch  # and Keras and TensorFlow
-    from ..training.cluster import ReplicaOptions
+    from ..training.cluster import ReplicaOptions  # with the rest of the library, not for --help
 
     replicas = ReplicaOptions(options.pop("devices") or "", options.pop("local_workers") or 0)
     corpus, model, training = (

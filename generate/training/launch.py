@@ -85,15 +85,15 @@ class TrainRequest:
         )
 
 
-def plan_request(request: TrainRequest, check_directory: bool = True) -> Plan:
+def plan_request(request: TrainRequest, chief: bool = True) -> Plan:
     """Checks and reads what `request` trains on; writes nothing."""
     if request.resume:
         return plan_resume(request.run, list(request.sources) or None, request.overrides, request.show_progress,
                            new_run=request.configs if request.sources else None, skipped_report=request.skipped_report,
-                           check_directory=check_directory)
+                           chief=chief)
     if request.configs is None:
         raise UsageError("missing SOURCES: expected one or more corpus files, directories or glob patterns")
-    return plan_new_run(request.run, *request.configs, request.show_progress, request.skipped_report, check_directory)
+    return plan_new_run(request.run, *request.configs, request.show_progress, request.skipped_report, chief)
 
 
 def train(request: TrainRequest, replicas: ReplicaOptions | None = None) -> TrainResult:
@@ -114,7 +114,7 @@ def train(request: TrainRequest, replicas: ReplicaOptions | None = None) -> Trai
     if cluster is not None:
         check_port_free(cluster)
     replication = Replication(cluster, replicas.device_count, int(os.environ.get("GENERATE_CPU_THREADS", "0") or 0))
-    plan = plan_request(request, check_directory=replication.is_chief)
+    plan = plan_request(request, chief=replication.is_chief)
     return execute(plan, request.show_progress, replication)
 
 

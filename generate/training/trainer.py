@@ -37,13 +37,22 @@ from ..model.backend import (
     distributed_engine,
     dtype_policy,
     import_keras,
+    limit_cpu_threads,
     silence_engine_stderr,
     test_batch,
     train_batch,
     use_fast_training_kernels,
     versions,
 )
-from ..model.builder import build_model, count_params, make_optimizer, reset_states
+from ..model.builder import (
+    build_explicit_state_model,
+    build_model,
+    count_params,
+    dropout_widths,
+    make_optimizer,
+    reset_states,
+    state_shapes,
+)
 from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, resume_point, save_checkpoint
 from ..model.config import ModelConfig, RunConfig, TrainConfig
 from ..model.network import StepNetwork
@@ -107,7 +116,7 @@ def resume_run(run_path: Path, sources: list[str] | None = None, overrides: dict
 
 
 def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, show_progress: bool = True,
-                 skipped_report: Path | None = None, check_directory: bool = True) -> Plan:
+                 skipped_report: Path | None = None, chief: bool = True) -> Plan:
     """Checks the options and reads the corpus for a new run in `run_path` (`skipped_report`: music, every skipped piece).
 
     The run directory appears whole or not at all (see `execute`): its
@@ -116,15 +125,16 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
     `--resume` accepts.
 
     Args:
-        check_directory: refuse a `run_path` that holds anything; a worker that
-            is not the chief skips it, since the chief may have made it already.
+        chief: this process owns the run directory, so it refuses one that
+            holds anything; the other workers of a cluster skip that check, as
+            the chief may have made the directory already.
 
     Raises:
         UsageError: the directory already holds a run or other files, or an option is out of range.
         CorpusError: the corpus is unreadable, empty or too short for one batch.
     """
     run = RunDir(Path(run_path))
-    if check_directory:
+    if chief:
         if run.is_run():
             if not any(path.exists() for path in (run.latest, run.previous, run.best)):
                 raise UsageError(
@@ -158,7 +168,7 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
 
 def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True,
                 new_run: tuple[CorpusConfig, ModelConfig, TrainConfig] | None = None,
-                skipped_report: Path | None = None, check_directory: bool = True) -> Plan:
+                skipped_report: Path | None = None, chief: bool = True) -> Plan:
     """Checks a run and its corpus for continuing from its newest intact checkpoint exactly where it stopped.
 
     A run killed before its first checkpoint starts again from its recorded
@@ -174,7 +184,8 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
         new_run: the configurations to start the run with if it was killed
             before it recorded its own (there is no run directory yet).
         skipped_report: music: a file listing every skipped piece with its reason.
-        check_directory: as for `plan_new_run`, when `new_run` applies.
+        chief: this process owns the run directory: it clears the temporary
+            files a killed save left, and checks a new run's directory.
 
     Raises:
         UsageError: not a run, a changed corpus or vocabulary,
@@ -184,9 +195,10 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
     run = RunDir(Path(run_path))
     if new_run is not None and sources and not run.is_run() and not (run.path.exists() and any(run.path.iterdir())):
         log.warning("run %s was never started (or was stopped before it recorded its configuration): starting it now", run.path)
-        return plan_new_run(run.path, *new_run, show_progress=show_progress, skipped_report=skipped_report,
-                            check_directory=check_directory)
+        return plan_new_run(run.path, *new_run, show_progress=show_progress, skipped_report=skipped_report, chief=chief)
     run.require()
+    if chief:
+        run.remove_stale_temp_files()
     config = run.load_config()
     vocab = run.load_vocab()
     for key, value in (overrides or {}).items():
@@ -257,16 +269,19 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
     model_cfg, train_cfg = config.model, config.train
     steps_per_epoch = len(StreamBatches(plan.train_ids, train_cfg.batch_size, train_cfg.seq_len))
     engine = strategy = None
+    if replication.cpu_threads:
+        limit_cpu_threads(replication.cpu_threads)
     if replication.distributed:
         engine = distributed_engine()
         if replication.cluster is not None:
             silence_engine_stderr()
         # The engine must start before TensorFlow does any other work.
-        strategy = engine.make_strategy(replication.cluster is not None, replication.device_count, replication.cpu_threads)
+        strategy = engine.make_strategy(replication.cluster is not None, replication.device_count)
         if strategy.num_replicas_in_sync == 1 and replication.cluster is None:
             engine = strategy = None  # one device after all: the stateful path is the faster one
         else:
             check_batch_split(train_cfg.batch_size, strategy.num_replicas_in_sync, replication.describe(strategy.num_replicas_in_sync))
+            engine.check_supported(model_cfg, dtype_policy(train_cfg.precision, model_cfg.cell))
             engine.check_same_setup(strategy, _setup_fingerprint(plan), replication.worker_namer(strategy.num_replicas_in_sync))
     chief = replication.is_chief
     policy = dtype_policy(train_cfg.precision, model_cfg.cell)
@@ -277,7 +292,6 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
                 config.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
                 _create_run_directory(run, config, plan.vocab)
             else:
-                run.remove_stale_temp_files()
                 config.save(run.config)
             # What an attempt killed before its first checkpoint left would be repeated by this one.
             run.history.unlink(missing_ok=True)
@@ -297,7 +311,6 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
             state["finished"], state["bad_validations"] = False, 0
         model = load_trainable_model(plan.checkpoint)
         if chief:
-            run.remove_stale_temp_files()
             # Rows logged after the checkpoint would be repeated by the resumed run.
             run.write_history([r for r in run.read_history() if int(r["global_step"]) <= state["global_step"]])
             config.save(run.config)
@@ -306,7 +319,12 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
         use_fast_training_kernels(model)
         steps = LocalSteps(model)
     else:
-        steps = engine.ReplicatedSteps(strategy, model, model_cfg, train_cfg, steps_per_epoch, policy, chief)
+        def build_replica(batch: int):
+            replica_model = build_explicit_state_model(model_cfg, batch, train_cfg.seq_len, policy)
+            use_fast_training_kernels(replica_model)
+            return replica_model, make_optimizer(train_cfg, steps_per_epoch, policy), state_shapes(model_cfg), dropout_widths(model_cfg)
+
+        steps = engine.ReplicatedSteps(strategy, model, build_replica, model_cfg, train_cfg, chief)
         log.info("training on %s", replication.describe(steps.replicas))
     state["replicas"] = steps.replicas
     trainer = Trainer(run, config, vocab, steps, plan.train_ids, plan.val_ids, state, show_progress and chief)

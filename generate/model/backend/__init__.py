@@ -104,6 +104,15 @@ def has_gpu() -> bool:
     return False
 
 
+def limit_cpu_threads(threads: int) -> None:
+    """Caps the backend's CPU threads, for processes that share one host's cores; call before any computation."""
+    if backend_name() == "tensorflow":
+        import tensorflow as tf  # only the active backend is installed and loaded
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def dtype_policy(precision: str, cell: str = "lstm") -> str:
     """The Keras dtype policy for a `TrainConfig.precision`.
 

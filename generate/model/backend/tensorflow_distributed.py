@@ -38,7 +38,6 @@ import numpy as np
 import tensorflow as tf
 
 from ...errors import UsageError, WorkerLostError
-from ..builder import build_explicit_state_model, dropout_widths, make_optimizer, recurrent_layers, state_shapes
 from ..config import ModelConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -51,20 +50,16 @@ COLLECTIVE_TIMEOUT_S = float(os.environ.get("GENERATE_COLLECTIVE_TIMEOUT", "900"
 VIRTUAL_CPUS_ENVIRONMENT = "GENERATE_VIRTUAL_CPUS"
 
 
-def make_strategy(multi_worker: bool, device_count: int | None, cpu_threads: int = 0):
+def make_strategy(multi_worker: bool, device_count: int | None):
     """The engine for this process; call before any other TensorFlow work.
 
     Args:
         multi_worker: TF_CONFIG names a cluster of processes this one belongs to.
         device_count: local devices to use; None for all, 0 for one.
-        cpu_threads: limit TensorFlow's CPU threads (processes sharing a host's cores); 0 leaves the default.
 
     Raises:
         UsageError: more devices asked for than this host has.
     """
-    if cpu_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(cpu_threads)
-        tf.config.threading.set_inter_op_parallelism_threads(cpu_threads)
     gpus = tf.config.list_physical_devices("GPU")
     virtual = int(os.environ.get(VIRTUAL_CPUS_ENVIRONMENT, "0") or 0)
     if virtual > 1 and not gpus:
@@ -84,6 +79,21 @@ def make_strategy(multi_worker: bool, device_count: int | None, cpu_threads: int
             return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     devices = [f"/{kind.lower()}:{i}" for i in range(wanted)]
     return tf.distribute.MirroredStrategy(devices=devices)
+
+
+def check_supported(model_cfg: ModelConfig, policy: str) -> None:
+    """Refuses what the replicated step does not carry, before anything is written.
+
+    Raises:
+        UsageError: float16 training (it needs loss scaling), or recurrent dropout
+            (Keras draws it inside the cell, from no step-numbered seed).
+    """
+    if policy == "mixed_float16":
+        raise UsageError("--precision: float16 training needs loss scaling, which distributed runs do not carry yet; "
+                         "expected --precision float32 or mixed-bfloat16 with --devices, --local-workers or TF_CONFIG")
+    if model_cfg.recurrent_dropout:
+        raise UsageError("--recurrent-dropout: distributed runs draw dropout from the step number so that every replica "
+                         "count trains alike, and Keras draws recurrent dropout inside the cell; expected 0")
 
 
 def check_same_setup(strategy, fingerprint: dict[str, object], worker_of_replica) -> None:
@@ -122,20 +132,15 @@ class ReplicatedSteps:
         model: the run's stateful model at the global batch B, compiled, with any
             checkpoint's weights, optimizer slots and states loaded; it receives
             them back in `synced_model`.
-        model_cfg, train_cfg: the run's configuration.
-        steps_per_epoch: for the learning-rate schedule.
-        policy: the Keras dtype policy of training.
+        build_replica: called inside the strategy's scope with a replica's
+            batch; returns the explicit-state model (`build_explicit_state_model`,
+            with any faster kernels in place), its optimizer, and the width of
+            each state and of each dropout mask.
+        model_cfg, train_cfg: the run's configuration, accepted by `check_supported`.
         is_chief: this process writes the run directory.
     """
 
-    def __init__(self, strategy, model, model_cfg: ModelConfig, train_cfg: TrainConfig, steps_per_epoch: int, policy: str,
-                 is_chief: bool):
-        if policy == "mixed_float16":
-            raise UsageError("--precision: float16 training needs loss scaling, which distributed runs do not carry yet; "
-                             "expected --precision float32 or mixed-bfloat16 with --devices, --local-workers or TF_CONFIG")
-        if model_cfg.recurrent_dropout:
-            raise UsageError("--recurrent-dropout: distributed runs draw dropout from the step number so that every replica "
-                             "count trains alike, and Keras draws recurrent dropout inside the cell; expected 0")
+    def __init__(self, strategy, model, build_replica, model_cfg: ModelConfig, train_cfg: TrainConfig, is_chief: bool):
         self.strategy = strategy
         self.model = model
         self.cfg = model_cfg
@@ -144,14 +149,9 @@ class ReplicatedSteps:
         self.replicas = strategy.num_replicas_in_sync
         self.global_batch = train_cfg.batch_size
         self.block = self.global_batch // self.replicas
-        self.mask_widths = dropout_widths(model_cfg)
         with strategy.scope():
-            self.replica_model = build_explicit_state_model(model_cfg, self.block, train_cfg.seq_len, policy=policy)
-            self.optimizer = make_optimizer(train_cfg, steps_per_epoch, policy)
+            self.replica_model, self.optimizer, self.state_widths, self.mask_widths = build_replica(self.block)
             self.optimizer.build(self.replica_model.trainable_variables)
-        from . import use_fast_training_kernels  # the package imports this module only on TensorFlow
-
-        use_fast_training_kernels(self.replica_model)
         self._load_from(model)
         self._step = tf.function(self._distributed_step, reduce_retracing=True)
         self._sum = tf.function(self._distributed_sum, reduce_retracing=True)
@@ -166,7 +166,7 @@ class ReplicatedSteps:
             return float(loss)
 
     def reset_states(self) -> None:
-        self.states = self._split_states([np.zeros((self.global_batch, w), np.float32) for w in state_shapes(self.cfg)])
+        self.states = self._split_states([np.zeros((self.global_batch, w), np.float32) for w in self.state_widths])
 
     def synced_model(self):
         """The stateful model at batch B with this run's current weights, optimizer and states (every worker calls it)."""
@@ -258,7 +258,7 @@ class ReplicatedSteps:
 
 
 def _state_variables(model) -> list:
-    return [v for layer in recurrent_layers(model) for v in layer.states]
+    return [v for layer in model.layers if getattr(layer, "stateful", False) for v in layer.states]
 
 
 @contextmanager
