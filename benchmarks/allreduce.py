@@ -47,6 +47,7 @@ def tensorflow_worker(index: int, ports: list[int], params: int, repeats: int) -
     def all_reduce():
         return strategy.run(lambda: tf.distribute.get_replica_context().all_reduce("sum", tf.identity(buffer)))
 
+    assert float(all_reduce().numpy()[0]) == strategy.num_replicas_in_sync  # a real sum across processes
     times = []
     for _ in range(repeats + 3):
         start = time.perf_counter()
@@ -69,6 +70,8 @@ def jax_worker(index: int, ports: list[int], params: int, repeats: int) -> list[
     local = [jax.device_put(np.ones((1, params), np.float32), d) for d in jax.local_devices()]
     stacked = jax.make_array_from_single_device_arrays((len(jax.devices()), params), sharding, local)
     summed = jax.jit(lambda x: jnp.sum(x, axis=0), out_shardings=NamedSharding(mesh, PartitionSpec()))
+    total = summed(stacked)
+    assert float(np.asarray(total.addressable_shards[0].data)[0]) == len(jax.devices())  # a real sum across processes
     times = []
     for _ in range(repeats + 3):
         start = time.perf_counter()
