@@ -1,5 +1,6 @@
 """Data-parallel training: two workers over loopback train as one device does, survive a killed worker,
-resume on any number of workers, and refuse bad clusters and mismatched workers before anything is written.
+resume on any number of workers, write nothing but through the chief, and refuse bad clusters and
+mismatched workers before anything is written.
 
 The workers are real processes on 127.0.0.1 (`--local-workers`, or TF_CONFIG
 set by hand as on two hosts); the equivalence tolerance is the README's.
@@ -64,6 +65,10 @@ def assert_same_curve(run: RunDir, straight: RunDir, epochs: int) -> None:
             assert abs(float(row[column]) - float(expected[column])) <= LOSS_TOLERANCE, (column, row, expected)
 
 
+def tf_config(addresses: tuple[str, ...], index: int) -> dict:
+    return {"TF_CONFIG": json.dumps({"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": index}})}
+
+
 def test_two_workers_train_as_one_device_survive_a_kill_and_resume_on_any_count(straight, tmp_path, verse_file):
     run = RunDir(tmp_path / "run")
     # Every save of latest.keras takes 2 s more: worker 1 is killed while the chief saves.
@@ -84,13 +89,20 @@ def test_two_workers_train_as_one_device_survive_a_kill_and_resume_on_any_count(
     assert checkpoint_problem(run.latest) is None and read_training_state(run.latest)["global_step"] == 20
     assert not any(p.name.startswith(".") for p in run.path.iterdir())
 
-    # The rest of epoch 1 on one device, then epoch 2 on two workers again.
+    # The rest of epoch 1 on one device, then epoch 2 on two workers started by hand, as on two hosts:
+    # each in its own working directory, the run on a path both can read.
     resumed = CliRunner().invoke(cli, ["-q", "train", str(run.path), "--resume", "--epochs", "1"])
     assert resumed.exit_code == 0, resumed.stderr
-    again = generate("train", run.path, "--resume", "--epochs", "2", "--local-workers", "2")
-    out, err = again.communicate(timeout=300)
-    assert again.returncode == 0, err
-    assert out.startswith(f"{run.path}\tepochs 2\tsteps 194") and err == ""
+    hosts = [tmp_path / "host0", tmp_path / "host1"]
+    addresses = free_local_addresses(2)
+    procs = []
+    for index, host in enumerate(hosts):
+        host.mkdir()
+        procs.append(generate("train", run.path, "--resume", "--epochs", "2", cwd=host, env=tf_config(addresses, index)))
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert outputs[0][0].startswith(f"{run.path}\tepochs 2\tsteps 194\t") and outputs[0][1] == ""
+    assert outputs[1][1] == "" and not any(hosts[1].iterdir())
     assert_same_curve(run, straight, 2)
     for got, expected in zip(load_trainable_model(run.latest).get_weights(), load_trainable_model(straight.latest).get_weights()):
         np.testing.assert_allclose(got, expected, atol=WEIGHT_TOLERANCE)
@@ -98,31 +110,19 @@ def test_two_workers_train_as_one_device_survive_a_kill_and_resume_on_any_count(
     assert len(list(run.logs.glob("events.out.tfevents.*"))) == 3
 
 
-def tf_config(addresses: tuple[str, ...], index: int) -> dict:
-    return {"TF_CONFIG": json.dumps({"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": index}})}
-
-
-def test_tf_config_workers_must_match_and_only_the_chief_writes(straight, tmp_path, verse_file):
+def test_workers_started_with_other_options_refuse_before_writing(tmp_path, verse_file):
     hosts = [tmp_path / "host0", tmp_path / "host1"]  # each worker's own working directory, as on two machines
-    for host in hosts:
-        host.mkdir()
     addresses = free_local_addresses(2)
-    chief = generate("train", "run", verse_file, *TRAIN, "--epochs", "1", cwd=hosts[0], env=tf_config(addresses, 0))
-    other = generate("train", "run", verse_file, *TRAIN, "--epochs", "1", "--seed", "4", cwd=hosts[1], env=tf_config(addresses, 1))
-    for proc in (chief, other):
+    procs = []
+    for index, host in enumerate(hosts):
+        host.mkdir()
+        seed = ["--seed", "4"] if index else []
+        procs.append(generate("train", "run", verse_file, *TRAIN, *seed, "--epochs", "1", cwd=host, env=tf_config(addresses, index)))
+    for proc in procs:
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 2 and out == "", err
         assert err.count("\n") == 1 and "worker 1 (127.0.0.1:" in err and "training options" in err, err
-    assert not (hosts[0] / "run").exists() and not (hosts[1] / "run").exists()
-
-    addresses = free_local_addresses(2)
-    procs = [generate("train", "run", verse_file, *TRAIN, "--epochs", "1", cwd=host, env=tf_config(addresses, i))
-             for i, host in enumerate(hosts)]
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-    assert_same_curve(RunDir(hosts[0] / "run"), straight, 1)
-    assert not (hosts[1] / "run").exists()  # worker 1 wrote nothing
+    assert not any(any(host.iterdir()) for host in hosts)
 
 
 @pytest.mark.parametrize("env, args, needles", [
