@@ -60,6 +60,7 @@ from ..progress import ProgressBar
 from ..sampling.loop import Sampler, SamplingConfig
 from ..units import bits
 from .cluster import Replication, check_batch_split, lost_worker_in
+from .watch import LearningWatch
 
 log = logging.getLogger(__name__)
 # Options a resumed run may change; everything else shapes the model or data.
@@ -401,6 +402,7 @@ class Trainer:
         self.batches = StreamBatches(train_ids, self.cfg.batch_size, self.cfg.seq_len)
         self.val_batches = validation_batches(val_ids, self.cfg.batch_size, self.cfg.seq_len) if self.cfg.val_fraction > 0 else None
         self.eval_model = None
+        self.watch = LearningWatch(train_ids, len(vocab), self.cfg.learning_rate)
         self.history = run.read_history() if self.is_chief else []
         self.tensorboard = TensorBoardLog(run.logs) if self.is_chief else None
         self.stop_signal: int | None = None  # the first SIGINT/SIGTERM: save, then stop
@@ -445,6 +447,9 @@ class Trainer:
                         self.state["global_step"] += 1
                         self.state["train_loss_sum"] += loss
                         self.state["train_loss_count"] += 1
+                        stuck = self.watch.after_step(self.state["global_step"], loss)
+                        if stuck and self.is_chief:
+                            log.warning(stuck)
                         self.state["elapsed_s"] = elapsed_before + time.monotonic() - started
                         mean = self.state["train_loss_sum"] / self.state["train_loss_count"]
                         chars = (self.state["step"] - epoch_first_step) * x.size
@@ -523,6 +528,9 @@ class Trainer:
         if val_loss is not None:
             message += f", val {val_loss:.4f} nats ({bits(val_loss):.4f} bpc)"
         log.info(message)
+        stuck = self.watch.after_validation(metric, epoch + 1)
+        if stuck and self.is_chief:
+            log.warning(stuck)
         best = self.state["best_val_loss"]
         if best is None or metric < best:
             self.state["best_val_loss"] = metric
