@@ -48,7 +48,7 @@ def verify_replica_options(options: ReplicaOptions, batch_size: int | None = Non
     """Checks the options alone, and the global batch's split where the replica count is already known.
 
     Raises:
-        OptionError-like UsageError naming `--devices` or `--local-workers`.
+        UsageError: naming `--devices` or `--local-workers` and what was expected.
     """
     if options.devices not in ("", "all") and not (options.devices.isdigit() and int(options.devices) >= 1):
         raise UsageError(f"--devices: expected 'all' or a whole number >= 1, received {options.devices!r}")

@@ -166,7 +166,7 @@ class ReplicatedSteps:
             return float(loss)
 
     def reset_states(self) -> None:
-        self.states = self._split_states([np.zeros((self.global_batch, w), np.float32) for w in self.state_widths])
+        self.states = [self._split(np.zeros((self.global_batch, w), np.float32)) for w in self.state_widths]
 
     def synced_model(self):
         """The stateful model at batch B with this run's current weights, optimizer and states (every worker calls it)."""
@@ -239,9 +239,6 @@ class ReplicatedSteps:
         return self.strategy.experimental_distribute_values_from_function(
             lambda ctx: tf.constant(array[ctx.replica_id_in_sync_group * self.block : (ctx.replica_id_in_sync_group + 1) * self.block]))
 
-    def _split_states(self, arrays: list[np.ndarray]):
-        return [self._split(a) for a in arrays]
-
     def _load_from(self, model) -> None:
         """Weights, optimizer slots and hidden states from the stateful model into the replicas."""
         for layer in model.layers:
@@ -254,7 +251,7 @@ class ReplicatedSteps:
             raise UsageError("the checkpoint's optimizer does not match this run's model; expected a checkpoint this run wrote")
         for target, source in zip(mine, theirs):
             target.assign(np.asarray(source.numpy() if hasattr(source, "numpy") else source.value))
-        self.states = self._split_states([np.asarray(v.numpy()) for v in _state_variables(model)])
+        self.states = [self._split(np.asarray(v.numpy())) for v in _state_variables(model)]
 
 
 def _state_variables(model) -> list:
