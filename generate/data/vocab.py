@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import CheckpointError, OptionError, UsageError, expect
 from ..fileio import atomic_write_text
 from .config import OOV_POLICIES
@@ -115,3 +117,16 @@ class Vocab:
 def han_chars(chars: tuple[str, ...]) -> str:
     """The Han characters among `chars`, which a Chinese form's lines are made of."""
     return "".join(c for c in chars if re.fullmatch(f"[{HAN}]", c))
+
+
+def character_frequencies(ids, vocab_size: int) -> np.ndarray:
+    """Each id's share of `ids`, as float64 of length `vocab_size` (zeros for unseen ids)."""
+    counts = np.bincount(np.asarray(ids), minlength=vocab_size).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def unigram_entropy(ids, vocab_size: int) -> float:
+    """The entropy in nats of the character frequencies in `ids`: the loss of predicting frequencies alone."""
+    p = character_frequencies(ids, vocab_size)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())

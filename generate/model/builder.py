@@ -64,6 +64,21 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, p
     return keras.Model(inputs, logits, name=f"char_{cfg.cell}")
 
 
+def start_at_frequencies(model, frequencies: np.ndarray) -> None:
+    """Sets the logits' bias to the log of each character's training frequency.
+
+    The untrained model then predicts the unigram distribution, so the first
+    steps learn context instead of spending themselves on frequencies. With a
+    large vocabulary (thousands of Han characters) a zero bias starts at
+    ln V, far above the unigram entropy, and Adam's early steps can settle
+    the network where it never leaves the entropy; this start avoids that.
+    Unseen characters get the log of half a count's share, not minus infinity.
+    """
+    bias = model.get_layer("logits").bias
+    floor = 0.5 * float(frequencies[frequencies > 0].min()) if np.any(frequencies > 0) else 1.0
+    bias.assign(np.log(np.maximum(frequencies, floor)).astype(np.float32))
+
+
 def recurrent_layers(model) -> list:
     return [layer for layer in model.layers if getattr(layer, "stateful", False)]
 

@@ -29,7 +29,7 @@ from .. import __version__
 from ..data.batching import StreamBatches, split_train_val, validation_batches
 from ..data.config import CorpusConfig
 from ..data.corpus import load_corpus
-from ..data.vocab import Vocab
+from ..data.vocab import Vocab, character_frequencies
 from ..errors import CheckpointError, GenerateError, UsageError, WorkerLostError
 from ..fileio import atomic_directory, check_writable_location
 from ..model.backend import (
@@ -51,6 +51,7 @@ from ..model.builder import (
     dropout_widths,
     make_optimizer,
     reset_states,
+    start_at_frequencies,
     state_shapes,
 )
 from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, resume_point, save_checkpoint
@@ -301,6 +302,7 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
         keras.utils.set_random_seed(train_cfg.seed)
         model = build_model(model_cfg, train_cfg.batch_size, policy=policy)
         compile_for_training(model, train_cfg, steps_per_epoch)
+        start_at_frequencies(model, character_frequencies(plan.train_ids, len(vocab)))
         log.info("new run %s: %s %dx%d, %d parameters, vocab %d, %d train / %d val chars",
                  run.path, model_cfg.cell, model_cfg.layers, model_cfg.units, count_params(model), len(vocab),
                  len(plan.train_ids), len(plan.val_ids))

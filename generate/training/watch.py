@@ -12,17 +12,12 @@ from collections import deque
 
 import numpy as np
 
+from ..data.vocab import unigram_entropy
+
 CHECK_AFTER_STEPS = 300  # the training loss is judged once, at this global step
 RECENT_STEPS = 50  # on the mean of this many latest steps
 FIRST_JUDGED_EPOCH = 2  # validation losses are judged from this epoch on: one epoch of a tiny corpus is a few steps
 MARGIN_NATS = 0.02  # a loss above the unigram entropy less this is not learning
-
-
-def unigram_entropy(ids: np.ndarray, vocab_size: int) -> float:
-    """The entropy in nats of the character frequencies in `ids`."""
-    counts = np.bincount(np.asarray(ids), minlength=vocab_size).astype(np.float64)
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
 
 
 class LearningWatch:
