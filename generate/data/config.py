@@ -10,6 +10,8 @@ from ..music import ENCODINGS, TRANSPOSE_MODES
 KINDS = ("text", "code", "music")
 ENCODING_ERRORS = ("strict", "replace", "ignore", "skip")
 OOV_POLICIES = ("error", "drop", "unk")  # characters outside a vocabulary: fail, drop them, or map to unknown
+PYTHON_SUFFIXES = (".py", ".pyi", ".pyw")
+PYTHON_CORPORA = ("corpus:python",)  # built-in corpora of Python source
 FILE_SEPARATOR = "\x1c"  # ASCII "file separator": marks the start of each file in code corpora
 
 
@@ -35,3 +37,12 @@ class CorpusConfig:
         expect(isinstance(self.track, str) and self.track.strip() != "", "track", "auto, all, a track index or a name",
                self.track)
         expect(self.min_count >= 1, "min_count", "an integer >= 1", self.min_count)
+
+
+def is_python_corpus(corpus: CorpusConfig) -> bool:
+    """A code corpus that is Python by its include patterns, or else by every one of its sources."""
+    if corpus.kind != "code":
+        return False
+    if corpus.include:
+        return all(pattern.endswith(PYTHON_SUFFIXES) for pattern in corpus.include)
+    return bool(corpus.sources) and all(s in PYTHON_CORPORA or s.endswith(PYTHON_SUFFIXES) for s in corpus.sources)

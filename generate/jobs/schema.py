@@ -48,6 +48,7 @@ SCHEMA: dict[str, tuple[tuple[type, ...], object, str]] = {
     "max_copy": ((int,), 0, "reject a sample sharing more than this many characters in a row with the corpus (0: off)"),
     "min_length": ((int,), 0, "reject a sample shorter than this many characters"),
     "dedupe": ((bool, float), False, "reject a sample identical (or, with a number, this similar) to an earlier output of the job"),
+    "syntax": ((bool,), None, "code: keep brackets, quotes and indentation valid while sampling (default: on for Python runs)"),
     "valid_only": ((bool,), _SAMPLE_DEFAULTS["valid_only"], "reject code that does not parse and music that does not decode cleanly"),
     "max_attempts": ((int,), 5, "samples tried per output before the job fails"),
     "keep": ((str, int), None, "retention: '30d' keeps 30 days of this job's outputs, 100 keeps the newest 100"),
@@ -75,7 +76,7 @@ class Job:
             prime=prime or None, length=self["length"] or None, temperature=float(self.cycled("temperature", n - 1)),
             top_k=self["top_k"], top_p=float(self["top_p"]), stop=tuple(self["stop"]), seed=seed,
             lines=self["lines"], acrostic=self["acrostic"], form=self["form"], valid_only=self["valid_only"],
-            bpm=float(self["bpm"]), instrument=self["instrument"], velocity=self["velocity"],
+            syntax=self["syntax"], bpm=float(self["bpm"]), instrument=self["instrument"], velocity=self["velocity"],
             renders=tuple(f for f in self["formats"] if f in RENDER_SUFFIXES),
         )
 

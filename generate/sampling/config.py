@@ -35,6 +35,7 @@ class SamplingConfig:
     lines: int = 0  # a poem of this many lines, never empty ones; 0: free text
     acrostic: str = ""  # line i of the poem begins with character i
     form: str = ""  # a Chinese form, COLUMNSxLINES such as 5x4: exact line lengths and punctuation
+    syntax: str = ""  # "python": brackets, quotes and indentation as automata (syntax.py); "": free
     beam: int = 0  # beam search with this many beams instead of sampling; 0: sample
     prime: str = ""  # text the samples continue; "" starts from the model's default
     oov: str = "error"  # prime characters outside the vocabulary: error, drop or unk

@@ -32,6 +32,7 @@ from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
 from .options import SampleOptions
 from .resolve import RunFacts, resolve_options
+from .syntax import python_automata
 
 log = logging.getLogger(__name__)
 MAX_VALID_ROUNDS = 4  # --valid-only samples at most this many batches before giving up on the rest
@@ -115,6 +116,8 @@ def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton, ...]:
         # the warm-up boundary; a prime is the poem's own beginning.
         automata.append(poem_automaton(run.vocab.chars, cfg.poem_lines, cfg.acrostic, columns,
                                        boundary=cfg.warmup, skip_first=not cfg.prime))
+    if cfg.syntax == "python":
+        automata.extend(python_automata(run.vocab.chars))
     return tuple(automata)
 
 
@@ -203,6 +206,7 @@ def sample_record(gen: Generator, cfg: SamplingConfig, index: int, sample: Sampl
         "form": cfg.form,
         "limit": list(cfg.limit) if cfg.limit else None,
         "beam": cfg.beam or None,
+        "syntax": cfg.syntax or None,
         "stopped": sample.stopped,
         "chars": len(sample.text),
         **({"beam_score": sample.beam_score, "logprob": sample.logprob, "fed_nats": sample.fed_nats} if cfg.beam else {}),

@@ -50,6 +50,7 @@ class SampleOptions:
     in_key: bool = False  # music: never a pitch outside the header's key
     key: str | int | None = None  # music: every sampled header names this key (sharps or a name such as F#m)
     key_penalty: float | None = None  # music: nats off out-of-key pitches; None: DEFAULT_KEY_PENALTY
+    syntax: bool | None = None  # code: brackets, quotes and indentation kept valid as sampled; None: on for Python runs
     valid_only: bool = False  # keep only samples that parse (code) or decode cleanly (music)
     min_length: int = 0  # redraw samples (stop strings end them early) shorter than this many characters
     max_copy: int | None = None  # redraw samples that copy more than this many characters in a row from the corpus

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..data.config import FILE_SEPARATOR, OOV_POLICIES
+from ..data.config import FILE_SEPARATOR, OOV_POLICIES, is_python_corpus
 from ..data.vocab import HAN, Vocab, han_chars
 from ..errors import OptionError, expect
 from ..music import MUSIC_SUFFIXES, RENDER_SUFFIXES
@@ -40,11 +40,12 @@ class RunFacts:
     kind: str
     encoding: str
     vocab: Vocab
+    python: bool = False  # a code run trained on Python source
 
     @classmethod
     def of(cls, run: RunDir) -> RunFacts:
         config = run.load_config()
-        return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab())
+        return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab(), is_python_corpus(config.corpus))
 
     @property
     def music(self) -> bool:
@@ -120,6 +121,7 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         warmup=run.default_warmup() if options.warmup and not prime and not options.beam else "",
         # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
         min_chars=MIN_MUSIC_CHARS if music_on and not prime and not options.beam else 0, beam=options.beam,
+        syntax="python" if options.syntax or (options.syntax is None and run.python) else "",
         key_penalty=key_penalty, key=key, lines=lines, acrostic=acrostic, form=form, prime=prime, oov=options.oov,
     )
 
@@ -189,6 +191,8 @@ def _verify_combinations(options: SampleOptions, run: RunFacts) -> None:
         poem = [name for name in ("acrostic", "form", "lines") if getattr(options, name)]
         if poem:
             raise OptionError(poem[0], "expected a text run, received a music run")
+    if options.syntax and run.kind != "code":
+        raise OptionError("syntax", f"expected a code run, received a {run.kind} run")
     if options.beam:
         sampling = {"temperature": options.temperature != 1.0, "top_k": options.top_k != 0, "top_p": options.top_p != 1.0,
                     "greedy": options.greedy}

@@ -1,0 +1,379 @@
+"""Python's layout as automata: brackets, string quotes and indentation, honoured while sampling.
+
+Two automata run side by side in the sampling loop (`constraints.Automaton`),
+each following the same small lexer (code, comments, single-line and
+triple-quoted strings, escapes, backslash continuations):
+
+- `python_brackets` keeps a stack of open brackets, up to `MAX_DEPTH`: a
+  closer must match the innermost opener, and none comes at depth 0. A
+  single-quoted string cannot take a newline, a triple-quoted one ends
+  before a third newline in a row, and a bracket ends before a blank line.
+- `python_layout` keeps the indentation, in steps of four spaces, up to
+  `MAX_LEVEL`. After a line ending in `:` the next line is indented one
+  step, and no other line is; a dedent lands on a multiple of four. As PEP 8
+  lays out a module, leaving an indented block for column 0 takes two blank
+  lines first, except for `else`, `elif`, `except` and `finally`. A `def`
+  name is followed by `(`, a `class` name by `(` or `:`, and the
+  parameters' `)` by `:` or a `->` annotation that ends in `:`.
+
+So a sample that a stop string such as a blank-line pair ends has closed its
+brackets, strings and blocks, by construction: nothing is rejected and
+resampled. What the automata cannot see (an expression's grammar, names)
+is still the model's to get right.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.config import FILE_SEPARATOR
+from .constraints import FORBID, Automaton
+
+MAX_DEPTH = 4  # brackets open at once; a deeper opener is forbidden
+MAX_LEVEL = 7  # indentation steps of four spaces; a block header is forbidden at the deepest
+MAX_BLANK_RUN = 2  # newlines in a row inside strings, brackets or after a block header: a third would end a sample at "\n\n\n"
+OPENERS, CLOSERS = "([{", ")]}"
+QUOTES = "'\""
+DEDENT_KEYWORDS = ("else", "elif", "except", "finally")
+HEADER_KEYWORDS = ("def", "class")
+# Outside strings and comments these never make valid Python.
+JUNK = set("$?`")
+
+CODE, COMMENT, BACKSLASH, CONTINUED = ("code",), ("comment",), ("backslash",), ("continued",)
+NEWLINE_IN_BRACKETS = ("nl", 1)  # ("nl", n): n newlines in a row inside brackets
+
+
+def _is_identifier(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c == "_")
+
+
+def _is_junk(c: str) -> bool:
+    return c in JUNK or (not c.isascii() and c != FILE_SEPARATOR) or (ord(c) < 32 and c not in "\n\t" + FILE_SEPARATOR)
+
+
+# ---------------------------------------------------------------- the shared lexer
+
+
+def lex(mode: tuple, c: str, nested: bool) -> tuple[tuple, str]:
+    """One character through the lexer.
+
+    Args:
+        mode: CODE, ("nl", newlines in a row inside brackets), COMMENT, BACKSLASH, CONTINUED (after a
+            backslash and its newline), ("open", quote, n) after n opening
+            quotes, ("s1", quote, escaped) or ("s3", quote, closing quotes seen, newlines in a row, escaped).
+        c: the character.
+        nested: inside brackets, where a newline continues the line.
+
+    Returns:
+        (the next mode, the event): "open" or "close" (a bracket), "code" (any other
+        character of code that is not a space), "newline" (a newline that ends
+        code or a comment, or that a string could not take), or "" for nothing
+        the layout needs to know.
+    """
+    kind = mode[0]
+    if kind in ("code", "nl"):
+        if c == "#":
+            return COMMENT, ""
+        if c == "\\":
+            return BACKSLASH, ""
+        if c in QUOTES:
+            return ("open", c, 1), "code"
+        if c in OPENERS:
+            return CODE, "open"
+        if c in CLOSERS:
+            return CODE, "close"
+        if c == "\n":
+            if not nested:
+                return CODE, "newline"
+            return (("nl", min(mode[1] + 1, MAX_BLANK_RUN)) if kind == "nl" else NEWLINE_IN_BRACKETS), "newline"
+        if c in " \t":
+            return mode, ""
+        return CODE, "code"
+    if kind == "comment":
+        return ((NEWLINE_IN_BRACKETS if nested else CODE), "newline") if c == "\n" else (COMMENT, "")
+    if kind == "backslash":
+        return (CONTINUED, "") if c == "\n" else lex(CODE, c, nested)
+    if kind == "continued":
+        return (CONTINUED, "") if c in " \t" else lex(CODE, c, nested)
+    if kind == "open":
+        _, quote, n = mode
+        if c == quote:
+            return (("open", quote, 2), "") if n == 1 else (("s3", quote, 0, 0, False), "")
+        if n == 2:  # "" was an empty string
+            return lex(CODE, c, nested)
+        return lex(("s1", quote, False), c, nested)
+    if kind == "s1":
+        _, quote, escaped = mode
+        if escaped:
+            return ("s1", quote, False), ""
+        if c == quote:
+            return CODE, "code"
+        if c == "\\":
+            return ("s1", quote, True), ""
+        if c == "\n":  # an unterminated string (only a forced prime gets here): the line ends it
+            return lex(CODE, c, nested)
+        return mode, ""
+    _, quote, closing, newlines, escaped = mode
+    if escaped:
+        return ("s3", quote, 0, 0, False), ""
+    if c == quote:
+        return (CODE, "code") if closing == 2 else (("s3", quote, closing + 1, 0, False), "")
+    if c == "\\":
+        return ("s3", quote, 0, 0, True), ""
+    if c == "\n":
+        return ("s3", quote, 0, min(newlines + 1, MAX_BLANK_RUN), False), ""
+    return ("s3", quote, 0, 0, False), ""
+
+
+def consuming_mode(mode: tuple, c: str) -> tuple:
+    """The mode that reads `c`: after an opening quote, `c` may be a string's first character or, after
+    an empty string, code."""
+    if mode[0] == "open" and c != mode[1]:
+        return CODE if mode[2] == 2 else ("s1", mode[1], False)
+    return mode
+
+
+def in_code(mode: tuple, c: str) -> bool:
+    """Whether `c` is read as code (not in a string or comment, and not a backslash's newline)."""
+    return consuming_mode(mode, c)[0] in ("code", "nl", "continued")
+
+
+def lexer_forbids(mode: tuple, c: str, nested: bool) -> bool:
+    """What no automaton may let through: newlines that strings and brackets cannot take, junk in code."""
+    mode = consuming_mode(mode, c)
+    kind = mode[0]
+    if c == FILE_SEPARATOR:
+        return kind not in ("code", "comment") or nested
+    if kind == "backslash":
+        return c != "\n"
+    if kind == "continued":  # the line a backslash continues is not empty
+        return c == "\n" or _is_junk(c)
+    if kind == "nl":
+        return (c == "\n" and mode[1] >= MAX_BLANK_RUN) or _is_junk(c)
+    if kind == "code":
+        return _is_junk(c)
+    if kind == "s1":
+        return c == "\n" and not mode[2]
+    if kind == "s3":
+        return c == "\n" and mode[3] >= MAX_BLANK_RUN and not mode[4]
+    return False
+
+
+# ---------------------------------------------------------------- brackets and quotes
+
+
+def _brackets_step(state: tuple, c: str) -> tuple:
+    mode, stack = state
+    if c == FILE_SEPARATOR:
+        return CODE, ()
+    mode, event = lex(mode, c, bool(stack))
+    if event == "open" and len(stack) < MAX_DEPTH:
+        stack = stack + (c,)
+    elif event == "close" and stack:
+        stack = stack[:-1]
+    return mode, stack
+
+
+def _brackets_forbids(state: tuple, c: str) -> bool:
+    mode, stack = state
+    if lexer_forbids(mode, c, bool(stack)):
+        return True
+    if in_code(mode, c):
+        if c in OPENERS:
+            return len(stack) >= MAX_DEPTH
+        if c in CLOSERS:
+            return not stack or OPENERS.index(stack[-1]) != CLOSERS.index(c)
+    return False
+
+
+# ---------------------------------------------------------------- indentation and block headers
+#
+# States: ("line", level, spaces, blank lines before, must indent) at the start of a line;
+# ("comment line", level, blank lines before, must indent) on a line of only a comment;
+# ("word", level, letters, dedent) spelling a statement's first word; ("name", level, keyword, started)
+# after "def " or "class "; ("body", mode, depth, level, ends with a colon, header) everywhere else,
+# where header follows a def or class line from its "(" to its ":": "params" inside the parentheses,
+# "closed" just after them, "space" after ") ", "dash" after ") -", "returns" in the annotation after "->"; "" otherwise.
+
+FILE_START = ("line", 0, 0, MAX_BLANK_RUN, False)
+
+
+def _target_spaces(level: int, must: bool) -> int:
+    return 4 * (level + 1) if must else 4 * level
+
+
+def _words(dedent: bool) -> tuple[str, ...]:
+    return DEDENT_KEYWORDS if dedent else HEADER_KEYWORDS
+
+
+def _body(level: int, c: str, depth: int = 0, colon: bool = False, mode: tuple = CODE, header: str = "") -> tuple:
+    """The body state after feeding `c` from (mode, depth, level, colon, header)."""
+    mode, event = lex(mode, c, depth > 0)
+    if event == "open":
+        depth = min(depth + 1, MAX_DEPTH)
+    elif event == "close":
+        depth = max(depth - 1, 0)
+    if event in ("open", "close", "code"):
+        colon = c == ":" and depth == 0
+    if header == "params" and event == "close" and depth == 0:
+        header = "closed"
+    elif header == "closed" and c == " ":
+        header = "space"
+    elif header == "space" and c == "-":
+        header = "dash"
+    elif header == "dash" and c == ">":
+        header = "returns"
+    elif header in ("closed", "returns") and colon:
+        header = ""
+    if event == "newline" and depth == 0:
+        return ("line", level, 0, 0, colon)
+    return ("body", mode, depth, level, colon, header)
+
+
+def _layout_step(state: tuple, c: str) -> tuple:
+    if c == FILE_SEPARATOR:
+        return FILE_START
+    kind = state[0]
+    if kind == "line":
+        _, level, spaces, blank, must = state
+        if c in " \t":
+            return ("line", level, min(spaces + 1, 4 * (MAX_LEVEL + 1)), blank, must)
+        if c == "\n":
+            return ("line", level, 0, min(blank + 1, MAX_BLANK_RUN), must)
+        if c == "#":  # a comment line: neither a statement nor a blank line
+            return ("comment line", level, blank, must)
+        new_level = min(spaces // 4, MAX_LEVEL)
+        dedent = not must and spaces == 0 and level > 0 and blank < MAX_BLANK_RUN
+        if any(word.startswith(c) for word in _words(dedent)):
+            return ("word", new_level, c, dedent)
+        return _body(new_level, c)
+    if kind == "comment line":
+        _, level, blank, must = state
+        return ("line", level, 0, blank, must) if c == "\n" else state
+    if kind == "word":
+        _, level, letters, dedent = state
+        spelled = letters + c
+        if any(word.startswith(spelled) for word in _words(dedent)):
+            return ("word", level, spelled, dedent)
+        if letters in HEADER_KEYWORDS and c == " ":
+            return ("name", level, letters, False)
+        if _is_identifier(c):
+            return ("body", CODE, 0, level, False, "")
+        return _body(level, c)
+    if kind == "name":
+        _, level, keyword, started = state
+        if _is_identifier(c):
+            return ("name", level, keyword, True)
+        if c == " " and not started:
+            return state
+        return _body(level, c, header="params" if c == "(" else "")
+    _, mode, depth, level, colon, header = state
+    return _body(level, c, depth, colon, mode, header)
+
+
+def _layout_forbids(state: tuple, c: str) -> bool:
+    kind = state[0]
+    if kind == "line":
+        _, level, spaces, blank, must = state
+        if c == FILE_SEPARATOR:
+            return must
+        if c == " ":
+            return spaces + 1 > _target_spaces(level, must)
+        if c == "\n":
+            return must and blank >= 1  # one blank line may follow a block header, not two
+        if c == "#":
+            return False
+        if c == "\t" or _is_junk(c):
+            return True
+        if must:
+            return spaces != _target_spaces(level, must)
+        if spaces % 4:
+            return True
+        dedent = spaces == 0 and level > 0 and blank < MAX_BLANK_RUN
+        return dedent and not any(word.startswith(c) for word in DEDENT_KEYWORDS)
+    if kind == "comment line":
+        return c == FILE_SEPARATOR and state[3]
+    if kind == "word":
+        _, level, letters, dedent = state
+        spelled = letters + c
+        if any(word.startswith(spelled) for word in _words(dedent)):
+            return False
+        if dedent:  # a dedent keyword must be spelled out, and then end
+            return letters not in DEDENT_KEYWORDS or _is_identifier(c)
+        return c == FILE_SEPARATOR or lexer_forbids(CODE, c, False) or (c == ":" and level >= MAX_LEVEL)
+    if kind == "name":
+        _, level, keyword, started = state
+        if _is_identifier(c):
+            return not started and c.isdigit()
+        if not started:
+            return c != " "
+        return c not in ("(:" if keyword == "class" else "(")
+    _, mode, depth, level, colon, header = state
+    if c == FILE_SEPARATOR:
+        return True  # a file ends at the start of a line
+    if lexer_forbids(mode, c, depth > 0):
+        return True
+    if depth == 0 and in_code(mode, c):
+        if header == "closed":
+            return c not in " :"
+        if header == "space":
+            return c != "-"
+        if header == "dash":
+            return c != ">"
+        if header == "returns" and c in "\n#":
+            return True  # the header ends with its colon
+    return c == ":" and depth == 0 and level >= MAX_LEVEL and in_code(mode, c)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _char_class(c: str) -> str:
+    """Characters the automata cannot tell apart share a class, so each class is stepped once."""
+    if c in " \t\n#\\'\"()[]{}:->" + FILE_SEPARATOR or c in "".join(DEDENT_KEYWORDS + HEADER_KEYWORDS):
+        return c
+    if _is_identifier(c):
+        return "<digit>" if c.isdigit() else "<letter>"
+    return "<junk>" if _is_junk(c) else "<other>"
+
+
+def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: dict) -> Automaton:
+    """Tabulates the states reachable from `start` under `step` into an `Automaton`.
+
+    `step(state, c)` and `forbids(state, c)` must depend on `c` only through `_char_class`.
+    """
+    classes = sorted({_char_class(c) for c in chars})
+    representative = {cls: next(c for c in chars if _char_class(c) == cls) for cls in classes}
+    column = np.array([classes.index(_char_class(c)) for c in chars])
+    index, order = {start: 0}, [start]
+    moves, allowed = [], []
+    while len(moves) < len(order):
+        state = order[len(moves)]
+        row = []
+        for cls in classes:
+            target = step(state, representative[cls])
+            if target not in index:
+                index[target] = len(order)
+                order.append(target)
+            row.append(index[target])
+        moves.append(row)
+        allowed.append([not forbids(state, representative[cls]) for cls in classes])
+        if not any(allowed[-1]):
+            raise ValueError(f"{name}: state {state!r} forbids every character")
+    transitions = np.asarray(moves, np.int32)[:, column]
+    bias = np.where(np.asarray(allowed)[:, column], np.float32(0), np.float32(FORBID)).astype(np.float32)
+    return Automaton(name, transitions, bias, 0, settings)
+
+
+_cache: dict[tuple[str, ...], tuple[Automaton, Automaton]] = {}
+
+
+def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, Automaton]:
+    """The bracket and layout automata over a run's vocabulary, starting at the start of a file."""
+    if chars not in _cache:
+        settings = {"syntax": "python"}
+        _cache[chars] = (
+            explore("python_brackets", chars, (CODE, ()), _brackets_step, _brackets_forbids, settings),
+            explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings),
+        )
+    return _cache[chars]
