@@ -38,7 +38,7 @@ _DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), 
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULT_MODEL.dropout, show_default=True, help="Dropout on layer inputs and the last output.")
 @click.option("--recurrent-dropout", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULT_MODEL.recurrent_dropout, show_default=True, help="Dropout on the recurrent state (disables cuDNN).")
 @click.option("--residual/--no-residual", default=_DEFAULT_MODEL.residual, show_default=True, help="Skip connections between stacked layers.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.batch_size, show_default=True, help="B: parallel streams.")
+@click.option("--batch-size", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.batch_size, help="B: parallel streams [default: 64; fewer below about 1 MB, so an epoch takes 150 steps].")
 @click.option("--seq-len", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.seq_len, show_default=True, help="T: steps of backpropagation through time.")
 @click.option("--epochs", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.epochs, show_default=True, help="Maximum epochs (raise it on --resume to train further).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=_DEFAULT_TRAIN.learning_rate, show_default=True, help="Adam learning rate.")

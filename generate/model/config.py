@@ -43,9 +43,25 @@ class ModelConfig:
         expect(0.0 <= self.recurrent_dropout < 1.0, "recurrent_dropout", "a number in [0, 1)", self.recurrent_dropout)
 
 
+AUTO_BATCH_MAX = 64  # B when the corpus is large enough
+AUTO_BATCH_STEPS = 150  # steps an epoch should take at least, where a smaller B allows it
+
+
+def auto_batch_size(train_chars: int, seq_len: int) -> int:
+    """The B that `batch_size = 0` stands for: 64 streams, fewer for a small corpus.
+
+    One epoch of a 100 KB corpus at B=64 and T=100 is 14 steps: too few to
+    learn anything in the first epoch. Below about 1 MB, B shrinks so that an
+    epoch still takes AUTO_BATCH_STEPS steps; from 8 up it stays a multiple of 8,
+    which splits evenly over 2, 4 or 8 replicas.
+    """
+    fit = max(1, min(AUTO_BATCH_MAX, train_chars // (seq_len * AUTO_BATCH_STEPS)))
+    return fit // 8 * 8 if fit >= 8 else fit
+
+
 @dataclass
 class TrainConfig:
-    batch_size: int = 64  # B: parallel contiguous streams per batch
+    batch_size: int = 0  # B: parallel contiguous streams per batch; 0 picks B from the corpus (auto_batch_size)
     seq_len: int = 100  # T: time steps per batch (truncated BPTT length)
     epochs: int = 10  # maximum passes over the training split
     learning_rate: float = 4e-3  # Adam's initial rate; beat 2e-3 and 6e-3 on 3-minute CPU runs
@@ -61,7 +77,7 @@ class TrainConfig:
     precision: str = "float32"  # training arithmetic, one of PRECISIONS; validation always runs in float32
 
     def validate(self) -> None:
-        expect(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        expect(self.batch_size >= 0, "batch_size", "an integer >= 1, or 0 for one picked from the corpus", self.batch_size)
         expect(self.seq_len >= 1, "seq_len", "an integer >= 1", self.seq_len)
         expect(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         expect(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)

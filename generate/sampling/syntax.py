@@ -340,7 +340,8 @@ def _char_class(c: str) -> str:
 def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: dict) -> Automaton:
     """Tabulates the states reachable from `start` under `step` into an `Automaton`.
 
-    `step(state, c)` and `forbids(state, c)` must depend on `c` only through `_char_class`.
+    `step(state, c)` and `forbids(state, c)` must depend on `c` only through `_char_class`. A state
+    that would forbid every character of this vocabulary forbids none.
     """
     classes = sorted({_char_class(c) for c in chars})
     representative = {cls: next(c for c in chars if _char_class(c) == cls) for cls in classes}
@@ -357,9 +358,9 @@ def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: d
                 order.append(target)
             row.append(index[target])
         moves.append(row)
-        allowed.append([not forbids(state, representative[cls]) for cls in classes])
-        if not any(allowed[-1]):
-            raise ValueError(f"{name}: state {state!r} forbids every character")
+        row_allowed = [not forbids(state, representative[cls]) for cls in classes]
+        # A vocabulary without the one character a state wants (no "-" for "->") leaves that state free.
+        allowed.append(row_allowed if any(row_allowed) else [True] * len(classes))
     transitions = np.asarray(moves, np.int32)[:, column]
     bias = np.where(np.asarray(allowed)[:, column], np.float32(0), np.float32(FORBID)).astype(np.float32)
     return Automaton(name, transitions, bias, 0, settings)

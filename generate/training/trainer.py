@@ -55,7 +55,7 @@ from ..model.builder import (
     state_shapes,
 )
 from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, resume_point, save_checkpoint
-from ..model.config import ModelConfig, RunConfig, TrainConfig
+from ..model.config import ModelConfig, RunConfig, TrainConfig, auto_batch_size
 from ..model.network import StepNetwork
 from ..progress import ProgressBar
 from ..sampling.loop import Sampler, SamplingConfig
@@ -153,6 +153,9 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
     vocab = Vocab.from_counts(corpus.counts, corpus_cfg.min_count)
     ids = corpus.ids(vocab, show_progress)
     train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
+    if not train_cfg.batch_size:
+        train_cfg.batch_size = auto_batch_size(len(train_ids), train_cfg.seq_len)
+        log.info("batch size %d for %d training characters (--batch-size sets it)", train_cfg.batch_size, len(train_ids))
     StreamBatches.checked(train_ids, train_cfg.batch_size, train_cfg.seq_len, "training")
     if train_cfg.val_fraction > 0 and validation_batches(val_ids, train_cfg.batch_size, train_cfg.seq_len) is None:
         raise UsageError(

@@ -182,3 +182,12 @@ def test_sampling_honours_the_automata_by_default(python_run, trained_run):
                 states = [int(a.transitions[s, v]) for a, s in zip(automata, states)]
         assert (broken == 0) == (expected is not None), broken
     one_line_error(runner.invoke(cli, ["sample", str(trained_run), "--syntax"]), 2, "syntax", "expected a code run")
+
+
+def test_a_vocabulary_without_some_characters_still_has_a_move_everywhere():
+    chars = tuple("\n ()':abdefx=")  # no "-" for "->", no '"', no "#"
+    for automaton in python_automata(chars):
+        assert np.isfinite(automaton.bias).any(axis=1).all()
+    brackets, layout = python_automata(chars)
+    state = layout.run([chars.index(c) for c in "def f() "])
+    assert np.isfinite(layout.bias[state]).all()  # it wants "-", which this vocabulary lacks: free

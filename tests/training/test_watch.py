@@ -41,3 +41,20 @@ def test_a_corpus_with_nothing_to_learn_gets_the_warning_and_verse_does_not(tmp_
     assert stuck.stderr.count("not learning:") == 1 and "unigram entropy" in stuck.stderr
     fine = runner.invoke(cli, ["train", str(tmp_path / "verse"), str(verse_file), *TINY_MODEL, "--epochs", "2"])
     assert fine.exit_code == 0 and "not learning" not in fine.stderr, fine.stderr
+
+
+def test_the_default_batch_gives_a_small_corpus_enough_steps(tmp_path):
+    from generate.data.config import CorpusConfig
+    from generate.model.config import ModelConfig, TrainConfig, auto_batch_size
+    from generate.training.trainer import plan_new_run
+
+    assert auto_batch_size(1_003_855, 100) == 64  # Tiny Shakespeare keeps B = 64
+    assert auto_batch_size(440_777, 100) == 24  # 183 steps an epoch, not 68
+    assert auto_batch_size(90_000, 100) == 6 and auto_batch_size(500, 100) == 1
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 800)  # 35,200 characters
+    plan = plan_new_run(tmp_path / "run", CorpusConfig(sources=[str(corpus)]), ModelConfig(), TrainConfig(), show_progress=False)
+    assert plan.config.train.batch_size == 2 and not (tmp_path / "run").exists()  # decided, recorded, nothing written yet
+    given = plan_new_run(tmp_path / "run2", CorpusConfig(sources=[str(corpus)]), ModelConfig(), TrainConfig(batch_size=5),
+                         show_progress=False)
+    assert given.config.train.batch_size == 5
