@@ -1,6 +1,7 @@
-"""Validation loss reached in equal training time: ours vs. the keras-io char-RNN example.
+"""Validation loss reached in equal training time: ours vs. the keras-io char-RNN example and nanoGPT.
 
     python benchmarks/equal_time.py [--minutes 5] [--corpus ../shared/data/tinyshakespeare.txt]
+    python benchmarks/equal_time.py --nanogpt DIR --nanogpt-python PY [--iters 2000,10000]
 
 Both train on the corpus's first 90% for the same wall-clock training time
 (validation passes not counted) and are scored on the last 10% in nats per
@@ -13,6 +14,18 @@ character:
   the fly from the same ids. Its validation loss is the mean over every 3rd
   position of the validation split, each predicted from the 40 characters
   before it: all the context that model ever sees.
+
+With `--nanogpt DIR` (a checkout of github.com/karpathy/nanoGPT) it instead
+runs nanoGPT's own `train.py` with its README's CPU configuration (4 layers,
+4 heads, 128 wide, block 64, batch 12, no dropout, `--compile=False`) for each
+of `--iters`, with the learning rate decaying to that count. The data are
+written as its `data/shakespeare_char/prepare.py` writes them (the same
+90/10 split), without the download. PY is a Python with PyTorch and NumPy.
+nanoGPT's wall time, start to end, then becomes ours: `generate train` with
+its defaults and `--max-minutes` set to it (ours also spends time starting up
+and validating, outside that budget). nanoGPT reports its own validation
+estimate: 20 random batches of 12 x 64, so each position sees 32 characters
+of context on average. Ours is the whole validation split, read in order.
 """
 
 from __future__ import annotations
@@ -90,12 +103,58 @@ def keras_io(corpus: Path, minutes: float) -> tuple[float, str]:
     return loss, f"{steps} steps ({steps * BATCH * STEP / len(train):.1f} passes over the corpus), {len(val_starts)} validation windows"
 
 
+NANOGPT_CPU = ["--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1", "--block_size=64",
+               "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--dropout=0.0"]
+
+
+def nanogpt(corpus: Path, repo: Path, python: str, iters: int) -> tuple[float, float]:
+    """(nanoGPT's last validation estimate, its wall seconds) for its README's CPU run of `iters` iterations."""
+    import pickle  # nanoGPT's own metadata format, read only by nanoGPT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name in ("train.py", "model.py", "configurator.py", "config/train_shakespeare_char.py"):
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).write_bytes((repo / name).read_bytes())
+        data = work / "data" / "shakespeare_char"
+        data.mkdir(parents=True)
+        text = corpus.read_text(encoding="utf-8")
+        chars = sorted(set(text))
+        stoi = {c: i for i, c in enumerate(chars)}
+        split = int(len(text) * 0.9)
+        np.array([stoi[c] for c in text[:split]], dtype=np.uint16).tofile(data / "train.bin")
+        np.array([stoi[c] for c in text[split:]], dtype=np.uint16).tofile(data / "val.bin")
+        with open(data / "meta.pkl", "wb") as f:
+            pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi}, f)
+        command = [python, "train.py", "config/train_shakespeare_char.py", *NANOGPT_CPU,
+                   f"--max_iters={iters}", f"--lr_decay_iters={iters}"]
+        started = time.monotonic()
+        result = subprocess.run(command, cwd=work, capture_output=True, text=True, check=True)
+        wall = time.monotonic() - started
+    losses = re.findall(r"step \d+: train loss [0-9.]+, val loss ([0-9.]+)", result.stdout)
+    return float(losses[-1]), wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--corpus", type=Path, default=SHAKESPEARE)
     parser.add_argument("--only", default="ours,mixed,keras-io")
+    parser.add_argument("--nanogpt", type=Path, help="a nanoGPT checkout: run it and ours at its wall times instead")
+    parser.add_argument("--nanogpt-python", default=sys.executable, help="a Python with PyTorch for nanoGPT")
+    parser.add_argument("--iters", default="2000,10000")
     args = parser.parse_args()
+    if args.nanogpt:
+        print("| run | wall or training s | validation loss (nats) |")
+        print("|---|---|---|")
+        for iters in (int(n) for n in args.iters.split(",")):
+            loss, wall = nanogpt(args.corpus, args.nanogpt, args.nanogpt_python, iters)
+            print(f"| nanoGPT, {iters:,} iterations | {wall:.0f} s wall | {loss:.4f} |", flush=True)
+            started = time.monotonic()
+            ours_loss, line = ours(args.corpus, wall / 60, [])
+            print(f"| ours, --max-minutes {wall / 60:.2f} | {time.monotonic() - started:.0f} s wall | {ours_loss:.4f} |",
+                  flush=True)
+        return
     rows = []
     for name in args.only.split(","):
         if name == "ours":
