@@ -5,7 +5,10 @@ and nothing else (a code or music corpus also names its `--kind`), so the run
 ends after its first epoch or after M minutes, whichever comes first. Then
 `generate score RUN --split val --checkpoint latest` scores the validation
 split. The unigram entropy is that of the training split's character
-frequencies: the loss of a model that learned nothing but them.
+frequencies: the loss of a model that learned nothing but them. A validation
+split longer than `--val-chars` (the 100 MB corpus's is 10.8 million
+characters) is scored on its first `--val-chars` characters instead, with the
+same batches and carried states as `generate score`.
 
 Corpora (built under --work from what this machine has; `--only` picks some):
 - `prose`: the Vim user manual (`/usr/share/vim/vim90/doc/usr_*.txt`), English prose;
@@ -15,7 +18,7 @@ Corpora (built under --work from what this machine has; `--only` picks some):
 - `melody`, `chorale`: the built-in `corpus:folk` and `corpus:bach` (both music encodings);
 - `code-100m`: every `.py` file under this Python's site-packages, about 100 MB (`--kind code`).
 
-    python benchmarks/defaults_any_corpus.py [--minutes 3] [--only prose,verse] [--work /tmp/defaults-any]
+    python benchmarks/defaults_any_corpus.py [--minutes 3] [--only prose,verse] [--work /tmp/defaults-any] [--val-chars 1000000]
 """
 
 from __future__ import annotations
@@ -55,19 +58,32 @@ def sources(name: str, work: Path) -> list[str]:
     raise SystemExit(f"unknown corpus {name!r}; expected one of {', '.join(CORPORA)}")
 
 
-def unigram_entropy(run: Path) -> tuple[float, int, int]:
-    """(the training split's unigram entropy in nats, its characters, the vocabulary size), from the run's own cache."""
-    from generate.data.batching import split_train_val
+def entropy_and_head_score(run: Path, val_chars: int) -> tuple[float, int, int, float | None]:
+    """(the training split's unigram entropy in nats, its characters, the vocabulary size, and the latest
+    checkpoint's loss on the first `val_chars` validation characters, or None when the split is shorter)."""
+    import numpy as np
+
+    from generate.data.batching import split_train_val, validation_batches
     from generate.data.corpus import load_corpus
     from generate.data.vocab import unigram_entropy
-    from generate.model.checkpoint import RunDir
+    from generate.model.backend import import_keras, test_batch
+    from generate.model.builder import build_model, reset_states
+    from generate.model.checkpoint import RunDir, load_weights_into
     from generate.model.config import RunConfig
 
     config = RunConfig.load(run / "config.json")
     vocab_size = config.model.vocab_size
     ids = load_corpus(config.corpus, show_progress=False).ids(RunDir(run).load_vocab(), show_progress=False)
-    train_ids, _ = split_train_val(ids, config.train.val_fraction)
-    return unigram_entropy(train_ids, vocab_size), len(train_ids), vocab_size
+    train_ids, val_ids = split_train_val(ids, config.train.val_fraction)
+    head = None
+    if len(val_ids) > val_chars:
+        batches = validation_batches(val_ids[:val_chars], config.train.batch_size, config.train.seq_len)
+        model = build_model(config.model, batches.batch_size)
+        load_weights_into(model, RunDir(run).latest)
+        model.compile(loss=import_keras().losses.SparseCategoricalCrossentropy(from_logits=True))
+        reset_states(model)
+        head = float(np.mean([test_batch(model, *batches.batch(k)) for k in range(len(batches))]))
+    return unigram_entropy(train_ids, vocab_size), len(train_ids), vocab_size, head
 
 
 def main() -> None:
@@ -75,6 +91,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--only", default=",".join(CORPORA))
     parser.add_argument("--work", type=Path, default=Path("/tmp/defaults-any"))
+    parser.add_argument("--val-chars", type=int, default=1_000_000)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GENERATE_CACHE_DIR", str(args.work / "cache"))
@@ -89,10 +106,11 @@ def main() -> None:
         started = time.monotonic()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.monotonic() - started
-        scored = subprocess.run([*generate, "score", str(run), "--split", "val", "--checkpoint", "latest", "--json"],
-                                check=True, capture_output=True, text=True)
-        val = json.loads(scored.stdout.splitlines()[-1])["nats"]
-        entropy, chars, vocab_size = unigram_entropy(run)
+        entropy, chars, vocab_size, val = entropy_and_head_score(run, args.val_chars)
+        if val is None:
+            scored = subprocess.run([*generate, "score", str(run), "--split", "val", "--checkpoint", "latest", "--json"],
+                                    check=True, capture_output=True, text=True)
+            val = json.loads(scored.stdout.splitlines()[-1])["nats"]
         history = (run / "history.csv").read_text().splitlines()[1:] if (run / "history.csv").exists() else []
         print(f"| {name} | {chars:,} | {vocab_size:,} | {entropy:.4f} | {val:.4f} | {entropy - val:.4f} | "
               f"{'yes' if history else 'no'} | {wall:.0f} |", flush=True)
