@@ -36,6 +36,7 @@ OPENERS, CLOSERS = "([{", ")]}"
 QUOTES = "'\""
 DEDENT_KEYWORDS = ("else", "elif", "except", "finally")
 HEADER_KEYWORDS = ("def", "class")
+ANNOTATION_CHARS = " .|[(:'\""  # besides names, what may follow "->" at depth 0
 # Outside strings and comments these never make valid Python.
 JUNK = set("$?`")
 
@@ -320,8 +321,8 @@ def _layout_forbids(state: tuple, c: str) -> bool:
             return c != "-"
         if header == "dash":
             return c != ">"
-        if header == "returns" and c in "\n#":
-            return True  # the header ends with its colon
+        if header == "returns":  # an annotation, then the header's colon: a name, a subscript, a union or a string
+            return not (_is_identifier(c) or c in ANNOTATION_CHARS)
     return c == ":" and depth == 0 and level >= MAX_LEVEL and in_code(mode, c)
 
 
@@ -330,7 +331,7 @@ def _layout_forbids(state: tuple, c: str) -> bool:
 
 def _char_class(c: str) -> str:
     """Characters the automata cannot tell apart share a class, so each class is stepped once."""
-    if c in " \t\n#\\'\"()[]{}:->" + FILE_SEPARATOR or c in "".join(DEDENT_KEYWORDS + HEADER_KEYWORDS):
+    if c in " \t\n#\\'\"()[]{}:->.|" + FILE_SEPARATOR or c in "".join(DEDENT_KEYWORDS + HEADER_KEYWORDS):
         return c
     if _is_identifier(c):
         return "<digit>" if c.isdigit() else "<letter>"

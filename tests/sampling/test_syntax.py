@@ -104,7 +104,7 @@ def test_real_code_passes(automata):
     ("if x:\n    y = 1\nels", "e", True), ("if x:\n    y = 1\nels", "x", False), ("if x:\n    y = 1\nelse", ":", True),
     ("def", " ", True), ("def f", "(", True), ("def f", " :=\n", False), ("def ", "1", False), ("def f(a)", ":", True),
     ("def f(a)", "=\n", False), ("def f(a) ", "-", True), ("def f(a) ", ":", False), ("def f(a) -> int", ":", True),
-    ("def f(a) -> int", "\n#", False), ("class A", "(:", True), ("class A", "\n=", False), ("class A(B)", ":", True),
+    ("def f(a) -> int", "\n#=,", False), ("def f(a) -> int", "|[. ", True), ("class A", "(:", True), ("class A", "\n=", False), ("class A(B)", ":", True),
     ("x = 1", "\x1c", False), ("x = 1\n", "\x1c", True), ("if x:\n", "\x1c", False), ("x = '", "\x1c", False),
     ("x = 1", "$?`", False), ("x = '", "$?`", True), ("# ", "$?`", True),
 ])
