@@ -15,6 +15,23 @@ VERSE = (
 TINY_MODEL = ["--layers", "2", "--units", "16", "--embedding-dim", "8", "--batch-size", "4", "--seq-len", "16"]
 
 
+def train_code_run(base, modules: list[str], epochs: int, *options: str):
+    """Trains a 1 x 32 code run on `modules` (written as src/m0.py, ...) into base/run; returns the run's path."""
+    from click.testing import CliRunner
+
+    from generate.cli import cli
+
+    tree = base / "src"
+    tree.mkdir()
+    for i, text in enumerate(modules):
+        (tree / f"m{i}.py").write_text(text)
+    result = CliRunner().invoke(cli, ["train", str(base / "run"), str(tree), "--kind", "code", "--layers", "1",
+                                      "--units", "32", "--batch-size", "4", "--seq-len", "32", "--epochs", str(epochs),
+                                      *options])
+    assert result.exit_code == 0, result.stderr
+    return base / "run"
+
+
 def one_line_error(result, code: int, *needles: str) -> str:
     """Asserts a CLI result failed with exit `code` and one `Error: ` line holding every needle, and nothing on stdout.
 

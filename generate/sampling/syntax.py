@@ -6,11 +6,12 @@ triple-quoted strings, escapes, backslash continuations):
 
 - `python_brackets` keeps a stack of open brackets, up to `MAX_DEPTH`: a
   closer must match the innermost opener, and none comes at depth 0. A
-  single-quoted string cannot take a newline, a triple-quoted one ends
-  before a third newline in a row, and a bracket ends before a blank line.
+  single-quoted string cannot take a newline; a triple-quoted string or an
+  open bracket cannot take a third newline in a row.
 - `python_layout` keeps the indentation, in steps of four spaces, up to
-  `MAX_LEVEL`. After a line ending in `:` the next line is indented one
-  step, and no other line is; a dedent lands on a multiple of four. As PEP 8
+  `MAX_LEVEL`. After a line ending in `:` the next line (after at most one
+  blank line) is indented one step, and no other line is; a dedent lands on
+  a multiple of four, and a backslash's next line is not empty. As PEP 8
   lays out a module, leaving an indented block for column 0 takes two blank
   lines first, except for `else`, `elif`, `except` and `finally`. A `def`
   name is followed by `(`, a `class` name by `(` or `:`, and the

@@ -13,7 +13,7 @@ from generate.cli import cli
 from generate.data.config import CorpusConfig, is_python_corpus
 from generate.sampling.syntax import DEDENT_KEYWORDS, HEADER_KEYWORDS, python_automata
 
-from ..helpers import one_line_error
+from ..helpers import one_line_error, train_code_run
 
 CHARS = tuple(sorted(set(string.printable) | {"\x1c"}))
 MODULE = '''"""A module in the standard library's style.
@@ -150,16 +150,8 @@ def test_python_corpora_and_the_option(tmp_path):
 
 @pytest.fixture(scope="module")
 def python_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("pycode")
-    tree = base / "src"
-    tree.mkdir()
-    for i in range(6):
-        (tree / f"m{i}.py").write_text(MODULE.replace("first", f"first{i}"))
-    result = CliRunner().invoke(cli, ["train", str(base / "run"), str(tree), "--kind", "code", "--include", "*.py",
-                                      "--layers", "1", "--units", "32", "--batch-size", "4", "--seq-len", "32",
-                                      "--epochs", "2"])
-    assert result.exit_code == 0, result.stderr
-    return base / "run"
+    modules = [MODULE.replace("first", f"first{i}") for i in range(6)]
+    return train_code_run(tmp_path_factory.mktemp("pycode"), modules, 2, "--include", "*.py")
 
 
 def test_sampling_honours_the_automata_by_default(python_run, trained_run):

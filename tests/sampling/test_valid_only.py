@@ -12,22 +12,15 @@ from generate.sampling import novelty
 from generate.sampling.generator import generate_samples, generate_valid, is_valid, load_generator
 from generate.sampling.options import SampleOptions
 
-from ..helpers import VERSE
+from ..helpers import VERSE, train_code_run
 
 LINES = ["a = 1\n", "b = a + 2\n", "c = (a, b)\n", "def f(x):\n    return x * 2\n", "print(f(c))\n"]
 
 
 @pytest.fixture(scope="module")
 def code_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("code")
-    tree = base / "src"
-    tree.mkdir()
-    for i in range(12):
-        (tree / f"m{i}.py").write_text("".join(LINES[(i + k) % len(LINES)] for k in range(6)))
-    result = CliRunner().invoke(cli, ["train", str(base / "run"), str(tree), "--kind", "code", "--layers", "1",
-                                      "--units", "32", "--batch-size", "4", "--seq-len", "32", "--epochs", "6"])
-    assert result.exit_code == 0, result.stderr
-    return base / "run"
+    modules = ["".join(LINES[(i + k) % len(LINES)] for k in range(6)) for i in range(12)]
+    return train_code_run(tmp_path_factory.mktemp("code"), modules, 6)
 
 
 def test_kept_samples_parse_and_reproduce_from_their_sidecars(code_run):
