@@ -48,18 +48,17 @@ def main() -> None:
 
     from generate.data.batching import StreamBatches, split_train_val, validation_batches
     from generate.data.corpus import corpus_config, load_corpus
-    from generate.data.vocab import Vocab
+    from generate.data.vocab import Vocab, character_frequencies, unigram_entropy
     from generate.model.backend import import_keras, test_batch, train_batch, use_fast_training_kernels
-    from generate.model.builder import build_model, reset_states
+    from generate.model.builder import build_model, reset_states, start_at_frequencies
     from generate.model.config import ModelConfig
 
     keras = import_keras()
     corpus = load_corpus(corpus_config([args.corpus]), show_progress=False)
     vocab = Vocab.from_counts(corpus.counts, 1)
     train_ids, val_ids = split_train_val(corpus.ids(vocab, False), 0.1)
-    counts = np.bincount(np.asarray(train_ids), minlength=len(vocab)).astype(np.float64)
-    freq = counts / counts.sum()
-    unigram = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
+    freq = character_frequencies(train_ids, len(vocab))
+    unigram = unigram_entropy(train_ids, len(vocab))
     batches = StreamBatches(train_ids, 64, 100)
     val_batches = validation_batches(val_ids, 64, 100)
     cfg = ModelConfig(layers=args.layers, units=args.units, vocab_size=len(vocab))
@@ -79,7 +78,7 @@ def main() -> None:
         optimizer = keras.optimizers.Adam(base_lr, global_clipnorm=5.0)
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         if "prior-bias" in name:
-            model.get_layer("logits").bias.assign(np.log(np.maximum(freq, 1e-8)).astype(np.float32))
+            start_at_frequencies(model, freq)
         losses, started, step = [], time.monotonic(), 0
         for epoch in range(args.epochs):
             reset_states(model)

@@ -72,7 +72,7 @@ def start_at_frequencies(model, frequencies: np.ndarray) -> None:
     large vocabulary (thousands of Han characters) a zero bias starts at
     ln V, far above the unigram entropy, and Adam's early steps can settle
     the network where it never leaves the entropy; this start avoids that.
-    Unseen characters get the log of half a count's share, not minus infinity.
+    Characters the split never holds get half the rarest one's share, not minus infinity.
     """
     bias = model.get_layer("logits").bias
     floor = 0.5 * float(frequencies[frequencies > 0].min()) if np.any(frequencies > 0) else 1.0
