@@ -9,6 +9,8 @@ the same model; what differs by backend lives in `model.backend`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .backend import import_keras
@@ -41,7 +43,8 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, p
     layers = keras.layers
     cell_class = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[cfg.cell]
     inputs = keras.Input(batch_shape=(batch_size, seq_len), dtype="int32", name="ids")
-    x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding", dtype=policy)(inputs)
+    embedding = _embedding_layer(cfg, policy)
+    x = embedding(inputs)
     width = cfg.embedding_dim
     for i in range(cfg.layers):
         layer_input = x
@@ -60,8 +63,50 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, p
         width = cfg.units
     if cfg.dropout:
         x = layers.Dropout(cfg.dropout, name="dropout_out", dtype=policy)(x)
-    logits = layers.Dense(cfg.vocab_size, name="logits", dtype="float32")(x)
+    logits = _logits(cfg, x, embedding, policy)
     return keras.Model(inputs, logits, name=f"char_{cfg.cell}")
+
+
+def _embedding_layer(cfg: ModelConfig, policy: str):
+    keras = import_keras()
+    if cfg.tie_embeddings:
+        # Its reverse call is the output layer's matrix, computed in float32 like an untied logits layer.
+        return keras.layers.ReversibleEmbedding(cfg.vocab_size, cfg.embedding_dim, tie_weights=True, reverse_dtype="float32",
+                                                name="embedding", dtype=policy)
+    return keras.layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding", dtype=policy)
+
+
+def _logits(cfg: ModelConfig, x, embedding, policy: str):
+    """The output layer: a Dense layer, or with tied embeddings the embedding matrix transposed plus a bias."""
+    keras = import_keras()
+    if not cfg.tie_embeddings:
+        return keras.layers.Dense(cfg.vocab_size, name="logits", dtype="float32")(x)
+    if cfg.units != cfg.embedding_dim:
+        x = keras.layers.Dense(cfg.embedding_dim, name="tie_projection", dtype=policy)(x)
+    return logit_bias_layer()(name="logits", dtype="float32")(embedding(x, reverse=True))
+
+
+@functools.cache
+def logit_bias_layer():
+    """The `LogitBias` layer class, registered with Keras so saved models load it.
+
+    Defined on first use, because Keras itself loads lazily. Checkpoints call
+    this before loading a model, so a tied model loads in a process that has
+    not built one.
+    """
+    keras = import_keras()
+
+    @keras.saving.register_keras_serializable(package="generate")
+    class LogitBias(keras.layers.Layer):
+        """Adds a trainable bias to the last axis: the bias of a tied output layer."""
+
+        def build(self, input_shape):
+            self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+        def call(self, inputs):
+            return keras.ops.cast(inputs, self.compute_dtype) + self.bias
+
+    return LogitBias
 
 
 def start_at_frequencies(model, frequencies: np.ndarray) -> None:
@@ -132,7 +177,8 @@ def build_explicit_state_model(cfg: ModelConfig, batch_size: int, seq_len: int |
     per_layer = 2 if cfg.cell == "lstm" else 1
     states = [keras.Input(batch_shape=(batch_size, width), name=f"state_{k}") for k, width in enumerate(state_shapes(cfg))]
     masks = [keras.Input(batch_shape=(batch_size, seq_len, width), name=f"mask_{k}") for k, width in enumerate(dropout_widths(cfg))]
-    x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding", dtype=policy)(ids)
+    embedding = _embedding_layer(cfg, policy)
+    x = embedding(ids)
     width = cfg.embedding_dim
     final_states = []
     for i in range(cfg.layers):
@@ -147,7 +193,7 @@ def build_explicit_state_model(cfg: ModelConfig, batch_size: int, seq_len: int |
         width = cfg.units
     if masks:
         x = layers.Multiply(name="dropout_out", dtype=policy)([x, masks[-1]])
-    logits = layers.Dense(cfg.vocab_size, name="logits", dtype="float32")(x)
+    logits = _logits(cfg, x, embedding, policy)
     return keras.Model([ids, *states, *masks], [logits, *final_states], name=f"char_{cfg.cell}_explicit_state")
 
 

@@ -45,7 +45,7 @@ from ..errors import CheckpointError, GenerateError, UsageError
 from ..fileio import atomic_path, atomic_write_text, sha256_file
 from ..paths import shipped_checkpoints_dir
 from .backend import get_runtime_state, import_keras, set_runtime_state
-from .builder import build_model
+from .builder import build_model, logit_bias_layer
 from .config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -342,6 +342,7 @@ def load_trainable_model(path: Path):
     """Loads a checkpoint with its optimizer for resuming, in safe mode."""
     check_keras_file(path)
     keras = import_keras()
+    logit_bias_layer()  # registers the tied output layer's class before Keras looks it up
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive

@@ -32,6 +32,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout on each recurrent layer's input and on the last output
     recurrent_dropout: float = 0.0  # dropout on the recurrent state; disables cuDNN on GPUs
     residual: bool = False  # add a layer's input to its output where the widths match
+    tie_embeddings: bool = False  # the output layer reuses the embedding matrix, after a units -> embedding_dim projection
     vocab_size: int = 0  # set from the vocabulary when the run is created
 
     def validate(self) -> None:

@@ -32,6 +32,9 @@ class Automaton:
     bias: np.ndarray  # (S, V) float32: added to the next character's logits in state s
     start: int = 0
     settings: dict = field(default_factory=dict)  # what the sidecar records
+    # (S,) int32: the fewest characters from each state to one where the text may end, or None where it
+    # may end anywhere. The sampling loop uses it to end cleanly within its length (`loop.make_chunk_fn`).
+    distance: np.ndarray | None = None
 
     def __post_init__(self):
         states, vocab = self.bias.shape
@@ -40,10 +43,13 @@ class Automaton:
         allowed = np.isfinite(self.bias).any(axis=1)
         if not allowed.all():
             raise ValueError(f"{self.name}: state {int(np.argmin(allowed))} forbids every character")
+        if self.distance is not None and self.distance.shape != (states,):
+            raise ValueError(f"distance: expected shape {(states,)}, received {self.distance.shape}")
 
     @property
     def fingerprint(self) -> str:
-        digest = hashlib.sha256(self.transitions.tobytes() + self.bias.tobytes() + bytes([self.start % 256]))
+        ending = b"" if self.distance is None else self.distance.tobytes()
+        digest = hashlib.sha256(self.transitions.tobytes() + self.bias.tobytes() + bytes([self.start % 256]) + ending)
         return f"{self.name}:{digest.hexdigest()[:16]}"
 
     def run(self, ids: list[int], state: int | None = None) -> int:
@@ -52,6 +58,37 @@ class Automaton:
         for i in ids:
             state = int(self.transitions[state, i])
         return state
+
+
+UNREACHABLE = np.iinfo(np.int32).max // 2  # the distance of a state from which no allowed path ends
+
+
+def distances_to_end(transitions: np.ndarray, bias: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The fewest allowed characters from each state to one in `ends`, by breadth-first search backwards.
+
+    Args:
+        transitions: (S, V) next states.
+        bias: (S, V) biases; a -inf entry is a move the automaton forbids.
+        ends: (S,) bool, the states where the text may end.
+
+    Returns:
+        (S,) int32 distances; UNREACHABLE where no allowed path reaches an end.
+    """
+    states = transitions.shape[0]
+    sources, targets = np.nonzero(np.isfinite(bias))
+    edges = np.unique(np.stack([transitions[sources, targets], sources], axis=1), axis=0)  # (target, source) pairs
+    starts = np.searchsorted(edges[:, 0], np.arange(states + 1))
+    distance = np.full(states, UNREACHABLE, np.int32)
+    frontier = np.flatnonzero(ends)
+    distance[frontier] = 0
+    steps = 0
+    while frontier.size:
+        steps += 1
+        previous = np.concatenate([edges[starts[t]:starts[t + 1], 1] for t in frontier])
+        previous = np.unique(previous[distance[previous] == UNREACHABLE])
+        distance[previous] = steps
+        frontier = previous
+    return distance
 
 
 class AutomatonBuilder:

@@ -29,19 +29,37 @@ from .streams import WARMUP_MAX_CHARS, StreamText
 log = logging.getLogger(__name__)
 
 CHUNK_STEPS = 256  # steps per compiled call; the buffer size, fixed so the loop traces once
+NO_DEADLINE = np.int32(np.iinfo(np.int32).max // 2)  # for forced characters only: nothing is sampled
 
 
 def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, automata: tuple[Automaton, ...] = ()):
-    """Builds `run(token, states, automaton_states, forced, uniforms, steps)` for one chunk.
+    """Builds `run(token, states, automaton_states, forced, uniforms, steps, deadline)` for one chunk.
 
     `forced[t]` holds ids to feed instead of sampling (the prime), or -1;
     `uniforms[t]` holds the random draws for step t. Only the first `steps`
     rows are used, so one trace serves every chunk length. Each automaton
     moves on every character fed, forced or sampled, and biases the next choice.
+    An automaton that knows its distance to an end (`Automaton.distance`) also
+    forbids, at step t, characters after which it could not end within the
+    `deadline - t - 1` characters left: a sample cut at its length then ends
+    cleanly (for code: strings, brackets and blocks closed). Where the automata
+    disagree so that nothing would be left, the deadline gives way.
     """
     ops = import_keras().ops
     vocab_size = net.vocab_size
     tables = [(ops.convert_to_tensor(a.transitions.reshape(-1)), ops.convert_to_tensor(a.bias)) for a in automata]
+    endings = [(i, ops.convert_to_tensor(a.distance)) for i, a in enumerate(automata) if a.distance is not None]
+    candidates = ops.arange(vocab_size, dtype="int32")[None, :]
+
+    def in_time(logits, automaton_states, remaining):
+        late = None
+        for i, distance in endings:
+            after = ops.take(tables[i][0], automaton_states[i][:, None] * vocab_size + candidates, axis=0)
+            too_far = ops.take(distance, after, axis=0) > remaining
+            late = too_far if late is None else ops.logical_or(late, too_far)
+        timely = ops.where(late, float("-inf"), logits)
+        possible = ops.any(timely > float("-inf"), axis=-1, keepdims=True)
+        return ops.where(possible, timely, logits)
 
     def choose(logits, uniform):
         # Step 1: constrain the distribution (temperature, top-k, top-p, ...).
@@ -56,7 +74,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
         target = ops.maximum(uniform, 1e-7)[:, None] * cdf[:, -1:]
         return ops.cast(ops.sum(ops.cast(cdf < target, "int32"), axis=-1), "int32")
 
-    def run(token, states, automaton_states, forced, uniforms, steps):
+    def run(token, states, automaton_states, forced, uniforms, steps, deadline):
         out = ops.zeros(ops.shape(forced), "int32")
         rows = ops.arange(ops.shape(forced)[0], dtype="int32")[:, None]
 
@@ -69,6 +87,8 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
                                 for (moves, _), state in zip(tables, automaton_states)]
             for (_, bias), state in zip(tables, automaton_states):
                 logits = logits + ops.take(bias, state, axis=0)
+            if endings:
+                logits = in_time(logits, automaton_states, deadline - t - 1)
             # Take the prime's next character if one is forced, else sample.
             forced_t = ops.take(forced, t, axis=0)
             chosen = choose(logits, ops.take(uniforms, t, axis=0))
@@ -161,7 +181,9 @@ class Sampler:
             uniforms = np.zeros((chunk_steps, n), np.float32)
             uniforms[n_forced:steps] = rng.random((steps - n_forced, n), dtype=np.float32)
             # 3. Run the whole chunk in one compiled call.
-            token, states, automaton_states, out = run(token, states, automaton_states, forced, uniforms, np.int32(steps))
+            # The step after which `budget` characters are sampled: automata with ends finish by it.
+            deadline = np.int32(n_forced + budget - generated)
+            token, states, automaton_states, out = run(token, states, automaton_states, forced, uniforms, np.int32(steps), deadline)
             new_ids = np.asarray(ops.convert_to_numpy(out))[n_forced:steps]
             pending_prime, generated, want = pending_prime[n_forced:], generated + steps - n_forced, chunk_steps
             # 4. Decode, apply stop strings, and hand final text to the caller.
@@ -191,7 +213,7 @@ class Sampler:
             forced = np.full((chunk_steps, 1), -1, np.int32)
             forced[: len(piece), 0] = piece
             token, states, automaton_states, _ = run(token, states, automaton_states, forced,
-                                                     np.zeros((chunk_steps, 1), np.float32), np.int32(len(piece)))
+                                                     np.zeros((chunk_steps, 1), np.float32), np.int32(len(piece)), NO_DEADLINE)
         return Context(int(ops.convert_to_numpy(token)[0]), tuple(np.asarray(ops.convert_to_numpy(s)) for s in states),
                        tuple(int(ops.convert_to_numpy(s)[0]) for s in automaton_states))
 

@@ -15,7 +15,15 @@ triple-quoted strings, escapes, backslash continuations):
   lays out a module, leaving an indented block for column 0 takes two blank
   lines first, except for `else`, `elif`, `except` and `finally`. A `def`
   name is followed by `(`, a `class` name by `(` or `:`, and the
-  parameters' `)` by `:` or a `->` annotation that ends in `:`.
+  parameters' `)` by `:` or a `->` annotation (a dotted name, a subscript or
+  a union) that ends in `:`. A line that starts with `if`, `elif`, `for`,
+  `while`, `with` or `except` ends at its `:`; `try`, `else` and `finally`
+  take theirs at once.
+
+Each automaton also knows how far every state is from one where the text
+may end (`Automaton.distance`: strings and brackets closed, a header's body
+begun, the line finished), so the sampling loop can end a sample cleanly at
+its length.
 
 So a sample that a stop string such as a blank-line pair ends has closed its
 brackets, strings and blocks, by construction: nothing is rejected and
@@ -28,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.config import FILE_SEPARATOR
-from .constraints import FORBID, Automaton
+from .constraints import FORBID, Automaton, distances_to_end
 
 MAX_DEPTH = 4  # brackets open at once; a deeper opener is forbidden
 MAX_LEVEL = 7  # indentation steps of four spaces; a block header is forbidden at the deepest
@@ -37,7 +45,10 @@ OPENERS, CLOSERS = "([{", ")]}"
 QUOTES = "'\""
 DEDENT_KEYWORDS = ("else", "elif", "except", "finally")
 HEADER_KEYWORDS = ("def", "class")
-ANNOTATION_CHARS = " .|[(:'\""  # besides names, what may follow "->" at depth 0
+ANNOTATION_CHARS = " .|[:"  # besides names, what may follow "->" at depth 0; a space only before " | "
+EXPRESSION_KEYWORDS = ("if", "elif", "for", "while", "with", "except")  # a header line: an expression, then ":"
+BARE_KEYWORDS = ("try", "else", "finally")  # ":" at once
+STATEMENT_KEYWORDS = HEADER_KEYWORDS + EXPRESSION_KEYWORDS + BARE_KEYWORDS
 # Outside strings and comments these never make valid Python.
 JUNK = set("$?`")
 
@@ -188,6 +199,10 @@ def _brackets_forbids(state: tuple, c: str) -> bool:
     return False
 
 
+def _brackets_end(state: tuple) -> bool:
+    return state == (CODE, ())  # every bracket closed, outside any string or comment
+
+
 # ---------------------------------------------------------------- indentation and block headers
 #
 # States: ("line", level, spaces, blank lines before, must indent) at the start of a line;
@@ -195,7 +210,10 @@ def _brackets_forbids(state: tuple, c: str) -> bool:
 # ("word", level, letters, dedent) spelling a statement's first word; ("name", level, keyword, started)
 # after "def " or "class "; ("body", mode, depth, level, ends with a colon, header) everywhere else,
 # where header follows a def or class line from its "(" to its ":": "params" inside the parentheses,
-# "closed" just after them, "space" after ") ", "dash" after ") -", "returns" in the annotation after "->"; "" otherwise.
+# "closed" just after them, "space" after ") ", "dash" after ") -", "arrow" after "->", "returns" after
+# "-> " and after ".", "|" or " | ", "annotation" after a name's first character, "union" after a space in it, "bar" after
+# that " |"; "compound" on an if, elif, for, while, with or except
+# line until its colon; "" otherwise.
 
 FILE_START = ("line", 0, 0, MAX_BLANK_RUN, False)
 
@@ -205,7 +223,7 @@ def _target_spaces(level: int, must: bool) -> int:
 
 
 def _words(dedent: bool) -> tuple[str, ...]:
-    return DEDENT_KEYWORDS if dedent else HEADER_KEYWORDS
+    return DEDENT_KEYWORDS if dedent else STATEMENT_KEYWORDS
 
 
 def _body(level: int, c: str, depth: int = 0, colon: bool = False, mode: tuple = CODE, header: str = "") -> tuple:
@@ -224,8 +242,20 @@ def _body(level: int, c: str, depth: int = 0, colon: bool = False, mode: tuple =
     elif header == "space" and c == "-":
         header = "dash"
     elif header == "dash" and c == ">":
+        header = "arrow"
+    elif header == "arrow" and c == " ":
         header = "returns"
-    elif header in ("closed", "returns") and colon:
+    elif header == "returns":
+        header = "annotation"
+    elif header == "annotation" and c in ".|" and depth == 0:
+        header = "returns"
+    elif header == "annotation" and c == " " and depth == 0:
+        header = "union"
+    elif header == "union":
+        header = "bar"
+    elif header == "bar":
+        header = "returns"
+    elif header in ("closed", "annotation", "compound") and colon:
         header = ""
     if event == "newline" and depth == 0:
         return ("line", level, 0, 0, colon)
@@ -261,7 +291,7 @@ def _layout_step(state: tuple, c: str) -> tuple:
             return ("name", level, letters, False)
         if _is_identifier(c):
             return ("body", CODE, 0, level, False, "")
-        return _body(level, c)
+        return _body(level, c, header="compound" if letters in EXPRESSION_KEYWORDS else "")
     if kind == "name":
         _, level, keyword, started = state
         if _is_identifier(c):
@@ -300,8 +330,12 @@ def _layout_forbids(state: tuple, c: str) -> bool:
         spelled = letters + c
         if any(word.startswith(spelled) for word in _words(dedent)):
             return False
-        if dedent:  # a dedent keyword must be spelled out, and then end
-            return letters not in DEDENT_KEYWORDS or _is_identifier(c)
+        if dedent and (letters not in DEDENT_KEYWORDS or _is_identifier(c)):  # a dedent keyword is spelled out, and ends
+            return True
+        if letters in BARE_KEYWORDS and not _is_identifier(c):
+            return c != ":" or level >= MAX_LEVEL
+        if letters in EXPRESSION_KEYWORDS and not _is_identifier(c):  # an expression follows, except after a bare except
+            return c not in " (" and not (c == ":" and letters == "except" and level < MAX_LEVEL)
         return c == FILE_SEPARATOR or lexer_forbids(CODE, c, False) or (c == ":" and level >= MAX_LEVEL)
     if kind == "name":
         _, level, keyword, started = state
@@ -322,9 +356,23 @@ def _layout_forbids(state: tuple, c: str) -> bool:
             return c != "-"
         if header == "dash":
             return c != ">"
-        if header == "returns":  # an annotation, then the header's colon: a name, a subscript, a union or a string
+        if header == "arrow":
+            return c != " "
+        if header == "returns":  # a name starts the annotation, and follows each "." or "|"
+            return not (_is_identifier(c) and not c.isdigit())
+        if header == "annotation":  # a dotted name, a subscript or a union, then the header's colon
             return not (_is_identifier(c) or c in ANNOTATION_CHARS)
+        if header == "union":  # a space in an annotation is one around a union's "|"
+            return c != "|"
+        if header == "bar":
+            return c != " "
+        if header == "compound" and not colon:  # the line ends at its colon, so no comment before it either
+            return c in "\n#"
     return c == ":" and depth == 0 and level >= MAX_LEVEL and in_code(mode, c)
+
+
+def _layout_end(state: tuple) -> bool:
+    return state[0] == "line" and not state[4]  # a finished line that is not a block's header
 
 
 # ---------------------------------------------------------------- tables
@@ -332,18 +380,19 @@ def _layout_forbids(state: tuple, c: str) -> bool:
 
 def _char_class(c: str) -> str:
     """Characters the automata cannot tell apart share a class, so each class is stepped once."""
-    if c in " \t\n#\\'\"()[]{}:->.|" + FILE_SEPARATOR or c in "".join(DEDENT_KEYWORDS + HEADER_KEYWORDS):
+    if c in " \t\n#\\'\"()[]{}:->.|" + FILE_SEPARATOR or c in "".join(STATEMENT_KEYWORDS):
         return c
     if _is_identifier(c):
         return "<digit>" if c.isdigit() else "<letter>"
     return "<junk>" if _is_junk(c) else "<other>"
 
 
-def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: dict) -> Automaton:
+def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: dict, ends=None) -> Automaton:
     """Tabulates the states reachable from `start` under `step` into an `Automaton`.
 
     `step(state, c)` and `forbids(state, c)` must depend on `c` only through `_char_class`. A state
-    that would forbid every character of this vocabulary forbids none.
+    that would forbid every character of this vocabulary forbids none. With `ends(state)`, whether
+    the text may end in a state, the automaton also knows how far each state is from an end.
     """
     classes = sorted({_char_class(c) for c in chars})
     representative = {cls: next(c for c in chars if _char_class(c) == cls) for cls in classes}
@@ -365,7 +414,8 @@ def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: d
         allowed.append(row_allowed if any(row_allowed) else [True] * len(classes))
     transitions = np.asarray(moves, np.int32)[:, column]
     bias = np.where(np.asarray(allowed)[:, column], np.float32(0), np.float32(FORBID)).astype(np.float32)
-    return Automaton(name, transitions, bias, 0, settings)
+    distance = None if ends is None else distances_to_end(transitions, bias, np.array([ends(state) for state in order]))
+    return Automaton(name, transitions, bias, 0, settings, distance)
 
 
 _cache: dict[tuple[str, ...], tuple[Automaton, Automaton]] = {}
@@ -376,7 +426,7 @@ def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, Automaton]:
     if chars not in _cache:
         settings = {"syntax": "python"}
         _cache[chars] = (
-            explore("python_brackets", chars, (CODE, ()), _brackets_step, _brackets_forbids, settings),
-            explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings),
+            explore("python_brackets", chars, (CODE, ()), _brackets_step, _brackets_forbids, settings, _brackets_end),
+            explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings, _layout_end),
         )
     return _cache[chars]

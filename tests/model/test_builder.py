@@ -102,3 +102,41 @@ def test_batch_losses_are_each_batchs_own_on_every_keras_version():
         reset_states(model)
         assert [step(model, x, y) for x, y in chunks] == pytest.approx(expected, abs=1e-5)
     assert len(set(np.round(expected, 4))) == 3  # distinct losses: a running mean would differ from them
+
+
+@pytest.mark.parametrize("units", [8, 6])
+def test_tied_embeddings_share_one_matrix_step_like_keras_and_reload(tmp_path, units):
+    """The output layer is the embedding transposed (after a projection when the widths differ)."""
+    import subprocess
+    import sys
+
+    from generate.model.builder import count_params, start_at_frequencies
+
+    cfg = ModelConfig(layers=2, units=units, embedding_dim=6, vocab_size=11, tie_embeddings=True)
+    untied = build_model(ModelConfig(layers=2, units=units, embedding_dim=6, vocab_size=11), batch_size=2)
+    model = perturbed_model(cfg, batch=2)
+    projection = 0 if units == 6 else units * 6 + 6
+    assert count_params(model) == count_params(untied) - units * 11 + projection
+    x = np.random.default_rng(5).integers(0, 11, (2, 6)).astype("int32")
+    net = StepNetwork.from_model(model, cfg).prepare()
+    np.testing.assert_allclose(stepped_logits(net, x), np.asarray(model(x)), atol=1e-4)
+    # Training the embedding moves the output layer too: they are one matrix.
+    embedding = model.get_layer("embedding")
+    embedding.embeddings.assign(np.asarray(embedding.embeddings) * 2)
+    reset_states(model)
+    assert not np.allclose(np.asarray(model(x)), stepped_logits(net, x), atol=1e-3)
+    frequencies = np.arange(1, 12, dtype=np.float64) / 66
+    start_at_frequencies(model, frequencies)
+    np.testing.assert_allclose(np.asarray(model.get_layer("logits").bias), np.log(frequencies), rtol=1e-6)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    path = tmp_path / "latest.keras"
+    save_checkpoint(model, path, {"epoch": 0})
+    reset_states(model)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "expected.npy", np.asarray(model(x)))
+    # A fresh process, which has built no tied model, loads the checkpoint in safe mode.
+    script = ("import numpy as np, sys; from generate.model.checkpoint import load_trainable_model; "
+              "from generate.model.builder import reset_states; d = sys.argv[1]; m = load_trainable_model(d + '/latest.keras'); "
+              "reset_states(m); np.testing.assert_allclose(np.asarray(m(np.load(d + '/x.npy'))), np.load(d + '/expected.npy'), atol=1e-6)")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

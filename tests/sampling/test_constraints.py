@@ -9,7 +9,7 @@ from generate.data.vocab import Vocab
 from generate.errors import OptionError
 from generate.music import chorale, melody
 from generate.music.keys import out_of_key_chars
-from generate.sampling.constraints import FORBID, Automaton, AutomatonBuilder, key_automaton
+from generate.sampling.constraints import FORBID, UNREACHABLE, Automaton, AutomatonBuilder, distances_to_end, key_automaton
 from generate.sampling.generator import load_generator
 from generate.sampling.options import SampleOptions
 from generate.sampling.resolve import RunFacts, resolve_options
@@ -57,6 +57,42 @@ def test_a_given_key_is_forced_into_every_header():
     with pytest.raises(OptionError, match="--key: expected a key signature"):
         resolve_options(SampleOptions(key=7), melodies)
     assert resolve_options(SampleOptions(key="Bb", seed=1), melodies).key == -2
+
+
+def test_distances_count_the_fewest_allowed_characters_to_an_end():
+    # A chain 0 -a-> 1 -a-> 2 (the end); "b" leads back to 0 and is forbidden in 1; 3 only loops on itself.
+    transitions = np.array([[1, 0], [2, 0], [2, 2], [3, 3]], np.int32)
+    bias = np.zeros((4, 2), np.float32)
+    bias[1, 1] = FORBID
+    ends = np.array([False, False, True, False])
+    assert distances_to_end(transitions, bias, ends).tolist() == [2, 1, 0, UNREACHABLE]
+    bias[1, 0] = FORBID  # from 1 nothing allowed leads on: only "b" was left, and it is forbidden too
+    bias[1, 1] = 0
+    assert distances_to_end(transitions, bias, ends).tolist() == [UNREACHABLE] * 2 + [0, UNREACHABLE]
+
+
+def test_automata_with_distances_end_samples_cleanly_at_their_length(trained_run):
+    """A sample cut at its length ends where the automaton may end: here, just after a newline."""
+    gen = load_generator(trained_run, num_samples=8)
+    builder = AutomatonBuilder(gen.vocab.chars)
+    builder.default("in a line", "in a line")
+    builder.move("in a line", "\n", "line ended")
+    builder.default("line ended", "in a line")
+    builder.move("line ended", "\n", "line ended")
+    free = builder.build("lines", "in a line", {})
+    assert free.start == 0
+    lines = Automaton("lines", free.transitions, free.bias, free.start, {}, np.array([1, 0], np.int32))
+    cfg = gen.resolve(SampleOptions(length=45, num_samples=8, temperature=1.0, seed=3, prime="Shall"))
+    prime = gen.vocab.encode("Shall")
+
+    def texts(automaton, chunk=256):
+        samples = gen.sampler.generate(prime, cfg, np.random.default_rng(3), chunk_steps=chunk, automata=(automaton,))
+        return [s.text for s in samples]
+
+    ended = texts(lines)
+    assert all(len(t) == 45 and t.endswith("\n") for t in ended), ended
+    assert texts(lines, chunk=7) == ended  # the deadline counts from the start of sampling, not of a chunk
+    assert sum(t.endswith("\n") for t in texts(free)) < 4  # without the distances, most end mid-line
 
 
 def test_an_automaton_that_forbids_everything_is_rejected():
