@@ -51,6 +51,7 @@ _DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), 
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.checkpoint_every, show_default=True, help="Steps between latest.keras saves (also every 2 minutes).")
 @click.option("--preview-every", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.preview_every, show_default=True, help="Steps between sample previews on stderr; 0 disables.")
 @click.option("--max-minutes", type=click.FloatRange(min=0), default=_DEFAULT_TRAIN.max_minutes, show_default=True, help="Stop resumably after this much training time; 0 = no limit.")
+@click.option("--init-from", metavar="MODEL", default=_DEFAULT_TRAIN.init_from, help="Start from the best weights of MODEL (a run or shipped model) instead of the seed: same characters; its architecture is taken.")
 @click.option("--devices", default="", help="Train on this host's GPUs as one process: all, or the first N [default: one device].")
 @click.option("--local-workers", type=click.IntRange(min=1), default=None, help="Start N worker processes on this host over loopback: one per GPU, or CPU processes for tests. Across hosts, set TF_CONFIG instead (see the README).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=_DEFAULT_TRAIN.precision, show_default=True, help="Training math: mixed is float16 on a GPU, bfloat16 on a CPU; weights stay float32.")

@@ -44,6 +44,9 @@ class ModelConfig:
         expect(0.0 <= self.recurrent_dropout < 1.0, "recurrent_dropout", "a number in [0, 1)", self.recurrent_dropout)
 
 
+# What shapes the weights: a run started from another's weights (--init-from) takes these from it.
+ARCHITECTURE_FIELDS = ("cell", "layers", "units", "embedding_dim", "residual", "tie_embeddings")
+
 AUTO_BATCH_MAX = 64  # B when the corpus is large enough
 AUTO_BATCH_STEPS = 150  # steps an epoch should take at least, where a smaller B allows it
 
@@ -76,6 +79,7 @@ class TrainConfig:
     preview_every: int = 0  # steps between sample previews on stderr; 0 disables
     max_minutes: float = 0.0  # stop (resumably) after this much training time; 0 = no limit
     precision: str = "float32"  # training arithmetic, one of PRECISIONS; validation always runs in float32
+    init_from: str = ""  # a run or shipped model whose best weights a new run starts from; "" starts from the seed
 
     def validate(self) -> None:
         expect(self.batch_size >= 0, "batch_size", "an integer >= 1, or 0 for one picked from the corpus", self.batch_size)

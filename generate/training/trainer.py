@@ -54,8 +54,8 @@ from ..model.builder import (
     start_at_frequencies,
     state_shapes,
 )
-from ..model.checkpoint import RunDir, load_trainable_model, read_training_state, resume_point, save_checkpoint
-from ..model.config import ModelConfig, RunConfig, TrainConfig, auto_batch_size
+from ..model.checkpoint import RunDir, load_trainable_model, load_weights_into, read_training_state, resolve_run, resume_point, save_checkpoint
+from ..model.config import ARCHITECTURE_FIELDS, ModelConfig, RunConfig, TrainConfig, auto_batch_size
 from ..model.network import StepNetwork
 from ..progress import ProgressBar
 from ..sampling.loop import Sampler, SamplingConfig
@@ -149,8 +149,11 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
         check_writable_location(run.path, "run")
     for cfg in (corpus_cfg, model_cfg, train_cfg):
         cfg.validate()
+    source = _adopt_architecture(train_cfg.init_from, model_cfg) if train_cfg.init_from else None
     corpus = load_corpus(corpus_cfg, show_progress, skipped_report=skipped_report)
     vocab = Vocab.from_counts(corpus.counts, corpus_cfg.min_count)
+    if source is not None:
+        _check_same_characters(train_cfg.init_from, source, vocab)
     ids = corpus.ids(vocab, show_progress)
     train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
     if not train_cfg.batch_size:
@@ -169,6 +172,38 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
         corpus_chars=corpus.n_chars, train_chars=len(train_ids), val_chars=len(val_ids),
     )
     return Plan(run, config, vocab, train_ids, val_ids, create=True)
+
+
+def _adopt_architecture(init_from: str, model_cfg: ModelConfig) -> RunDir:
+    """Gives `model_cfg` the architecture of the run `init_from`, whose weights a new run starts from.
+
+    Architecture options left at their defaults take the source's values; one
+    set to another value is refused.
+
+    Returns:
+        The source run.
+
+    Raises:
+        UsageError: no such run, or another architecture asked for.
+    """
+    source = resolve_run(init_from)
+    source_model, default = source.load_config().model, ModelConfig()
+    for name in ARCHITECTURE_FIELDS:
+        wanted, theirs = getattr(model_cfg, name), getattr(source_model, name)
+        if wanted != theirs and wanted != getattr(default, name):
+            raise UsageError(f"--{name.replace('_', '-')}: --init-from {init_from} has {theirs!r}, received {wanted!r}; "
+                             "leave it out to take the model's own")
+        setattr(model_cfg, name, theirs)
+    return source
+
+
+def _check_same_characters(init_from: str, source: RunDir, vocab: Vocab) -> None:
+    source_vocab = source.load_vocab()
+    if source_vocab.chars != vocab.chars:
+        raise UsageError(
+            f"--init-from {init_from}: its vocabulary has {len(source_vocab)} characters, this corpus's {len(vocab)} "
+            f"({len(set(vocab.chars) ^ set(source_vocab.chars))} differ); expected the same characters (check --min-count)"
+        )
 
 
 def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True,
@@ -304,8 +339,14 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
         keras = import_keras()
         keras.utils.set_random_seed(train_cfg.seed)
         model = build_model(model_cfg, train_cfg.batch_size, policy=policy)
+        if train_cfg.init_from:
+            source = _adopt_architecture(train_cfg.init_from, model_cfg)
+            _check_same_characters(train_cfg.init_from, source, vocab)
+            load_weights_into(model, source.checkpoint("best"))  # before compiling: the source's optimizer is not wanted
+            log.info("starting from the weights of %s", source.checkpoint("best"))
+        else:
+            start_at_frequencies(model, character_frequencies(plan.train_ids, len(vocab)))
         compile_for_training(model, train_cfg, steps_per_epoch)
-        start_at_frequencies(model, character_frequencies(plan.train_ids, len(vocab)))
         log.info("new run %s: %s %dx%d, %d parameters, vocab %d, %d train / %d val chars",
                  run.path, model_cfg.cell, model_cfg.layers, model_cfg.units, count_params(model), len(vocab),
                  len(plan.train_ids), len(plan.val_ids))

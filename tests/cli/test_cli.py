@@ -147,3 +147,28 @@ def test_code_kind_trains_and_samples_whole_files(runner, tmp_path):
     for path in out.stdout.split():
         text = open(path, encoding="utf-8").read()
         assert "\x1c" not in text and len(text) <= 300
+
+
+def test_init_from_starts_a_new_run_at_another_runs_weights(runner, trained_run, verse_file, tmp_path):
+    import numpy as np
+
+    from generate.model.checkpoint import RunDir
+    from generate.sampling.generator import load_generator
+
+    source = load_generator(trained_run)
+    fresh_options = ["--batch-size", "4", "--seq-len", "16", "--epochs", "1", "--learning-rate", "1e-9"]
+    result = run(runner, "-q", "train", tmp_path / "continued", verse_file, "--init-from", trained_run, *fresh_options)
+    assert result.exit_code == 0, result.stderr
+    config = RunDir(tmp_path / "continued").load_config()
+    assert (config.model.layers, config.model.units, config.model.embedding_dim) == (2, 16, 8)  # taken from the source
+    assert config.train.init_from == str(trained_run)
+    continued = load_generator(tmp_path / "continued")
+    # At a learning rate of 1e-9 the weights are still the source's.
+    for name in ("first_table", "out_kernel", "out_bias"):
+        np.testing.assert_allclose(getattr(continued.sampler.net, name), getattr(source.sampler.net, name), atol=1e-5)
+    one_line_error(run(runner, "train", tmp_path / "wider", verse_file, "--init-from", trained_run, "--units", "32"), 2,
+                   "--units", "has 16, received 32")
+    (tmp_path / "other.txt").write_text("xyz" * 500, encoding="utf-8")
+    one_line_error(run(runner, "train", tmp_path / "other", tmp_path / "other.txt", "--init-from", trained_run), 2,
+                   "--init-from", "vocabulary")
+    assert not (tmp_path / "wider").exists() and not (tmp_path / "other").exists()
