@@ -67,7 +67,8 @@ def main() -> None:
         "",
         f"- **Corpus:** {corpus_line(cfg)}; {cfg.corpus_chars:,} characters ({cfg.train_chars:,} train, "
         f"{cfg.val_chars:,} validation: the last {t.val_fraction:.0%}); training-cache key `{cfg.corpus_sha256[:16]}…`",
-        f"- **Model:** {m.layers} x {m.units} {m.cell.upper()}, embedding {m.embedding_dim}, dropout {m.dropout}, "
+        f"- **Model:** {m.layers} x {m.units} {m.cell.upper()}, embedding {m.embedding_dim}"
+        f"{' (tied to the output layer)' if m.tie_embeddings else ''}, dropout {m.dropout}, "
         f"vocabulary {m.vocab_size}; `best.keras` is {size_mb:.1f} MB "
         f"({state.get('weights_dtype', 'float32')} weights)",
         f"- **Training:** batch {t.batch_size} x {t.seq_len} steps, Adam lr {t.learning_rate} (x{t.lr_decay} per epoch), "

@@ -39,11 +39,12 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     `uniforms[t]` holds the random draws for step t. Only the first `steps`
     rows are used, so one trace serves every chunk length. Each automaton
     moves on every character fed, forced or sampled, and biases the next choice.
-    An automaton that knows its distance to an end (`Automaton.distance`) also
+    Automata apply in order, and one that would leave no character gives way
+    for that step. An automaton that knows its distance to an end (`Automaton.distance`) also
     forbids, at step t, characters after which it could not end within the
     `deadline - t - 1` characters left: a sample cut at its length then ends
-    cleanly (for code: strings, brackets and blocks closed). Where the automata
-    disagree so that nothing would be left, the deadline gives way.
+    cleanly (for code: strings, brackets and blocks closed). Where nothing
+    would be left, the deadline gives way.
     """
     ops = import_keras().ops
     vocab_size = net.vocab_size
@@ -51,15 +52,24 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     endings = [(i, ops.convert_to_tensor(a.distance)) for i, a in enumerate(automata) if a.distance is not None]
     candidates = ops.arange(vocab_size, dtype="int32")[None, :]
 
+    def keep_some(logits, constrained):
+        # A constraint that would leave a stream no character at all gives way for that step. Each
+        # automaton allows something in every state, but two together can leave nothing (a layout that
+        # wants "|" where the expression's automaton wants an operand): the earlier one in `automata` wins.
+        possible = ops.any(constrained > float("-inf"), axis=-1, keepdims=True)
+        return ops.where(possible, constrained, logits)
+
     def in_time(logits, automaton_states, remaining):
-        late = None
-        for i, distance in endings:
-            after = ops.take(tables[i][0], automaton_states[i][:, None] * vocab_size + candidates, axis=0)
-            too_far = ops.take(distance, after, axis=0) > remaining
-            late = too_far if late is None else ops.logical_or(late, too_far)
-        timely = ops.where(late, float("-inf"), logits)
-        possible = ops.any(timely > float("-inf"), axis=-1, keepdims=True)
-        return ops.where(possible, timely, logits)
+        # Each automaton's distance is a shortest path under its own rules alone; together they can need
+        # more. Their sum is the safe side, which ends a little early; their maximum is the fallback.
+        distances = [ops.take(distance, ops.take(tables[i][0], automaton_states[i][:, None] * vocab_size + candidates,
+                                                 axis=0), axis=0) for i, distance in endings]
+        total, longest = distances[0], distances[0]
+        for distance in distances[1:]:
+            total, longest = total + distance, ops.maximum(longest, distance)
+        for needed in (total, longest):
+            logits = keep_some(logits, ops.where(needed > remaining, float("-inf"), logits))
+        return logits
 
     def choose(logits, uniform):
         # Step 1: constrain the distribution (temperature, top-k, top-p, ...).
@@ -86,7 +96,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
             automaton_states = [ops.take(moves, state * vocab_size + token, axis=0)
                                 for (moves, _), state in zip(tables, automaton_states)]
             for (_, bias), state in zip(tables, automaton_states):
-                logits = logits + ops.take(bias, state, axis=0)
+                logits = keep_some(logits, logits + ops.take(bias, state, axis=0))
             if endings:
                 logits = in_time(logits, automaton_states, deadline - t - 1)
             # Take the prime's next character if one is forced, else sample.

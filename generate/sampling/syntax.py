@@ -33,143 +33,43 @@ is still the model's to get right.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..data.config import FILE_SEPARATOR
-from .constraints import FORBID, Automaton, distances_to_end
+from .constraints import Automaton
+from .python_lexer import (
+    CLOSERS,
+    CODE,
+    MAX_BLANK_RUN,
+    MAX_DEPTH,
+    OPENERS,
+    explore,
+    in_code,
+    is_identifier,
+    is_junk,
+    lex,
+    lexer_forbids,
+)
+from .python_tokens import TOKENS_START, tokens_end, tokens_forbids, tokens_step
 
-MAX_DEPTH = 4  # brackets open at once; a deeper opener is forbidden
 MAX_LEVEL = 7  # indentation steps of four spaces; a block header is forbidden at the deepest
-MAX_BLANK_RUN = 2  # newlines in a row inside strings, brackets or after a block header: a third would end a sample at "\n\n\n"
-OPENERS, CLOSERS = "([{", ")]}"
-QUOTES = "'\""
 DEDENT_KEYWORDS = ("else", "elif", "except", "finally")
 HEADER_KEYWORDS = ("def", "class")
 ANNOTATION_CHARS = " .|[:"  # besides names, what may follow "->" at depth 0; a space only before " | "
+# nats off the space that starts " -> annotation" after a def's parameters: in corpus:python 2% of defs
+# annotate their return, and a weak model that has lost track of the def line wants a space more than ":"
+RETURN_ANNOTATION_PENALTY = 3.0
+MAX_ANNOTATION_SEPARATORS = 2  # "." and "|" in a return annotation at depth 0: "-> os.PathLike | None"
 EXPRESSION_KEYWORDS = ("if", "elif", "for", "while", "with", "except")  # a header line: an expression, then ":"
 BARE_KEYWORDS = ("try", "else", "finally")  # ":" at once
 STATEMENT_KEYWORDS = HEADER_KEYWORDS + EXPRESSION_KEYWORDS + BARE_KEYWORDS
-# Outside strings and comments these never make valid Python.
-JUNK = set("$?`")
-
-CODE, COMMENT, BACKSLASH, CONTINUED = ("code",), ("comment",), ("backslash",), ("continued",)
-NEWLINE_IN_BRACKETS = ("nl", 1)  # ("nl", n): n newlines in a row inside brackets
 
 
-def _is_identifier(c: str) -> bool:
-    return c.isascii() and (c.isalnum() or c == "_")
-
-
-def _is_junk(c: str) -> bool:
-    return c in JUNK or (not c.isascii() and c != FILE_SEPARATOR) or (ord(c) < 32 and c not in "\n\t" + FILE_SEPARATOR)
-
-
-# ---------------------------------------------------------------- the shared lexer
-
-
-def lex(mode: tuple, c: str, nested: bool) -> tuple[tuple, str]:
-    """One character through the lexer.
-
-    Args:
-        mode: CODE, ("nl", newlines in a row inside brackets), COMMENT, BACKSLASH, CONTINUED (after a
-            backslash and its newline), ("open", quote, n) after n opening
-            quotes, ("s1", quote, escaped) or ("s3", quote, closing quotes seen, newlines in a row, escaped).
-        c: the character.
-        nested: inside brackets, where a newline continues the line.
-
-    Returns:
-        (the next mode, the event): "open" or "close" (a bracket), "code" (any other
-        character of code that is not a space), "newline" (a newline that ends
-        code or a comment, or that a string could not take), or "" for nothing
-        the layout needs to know.
-    """
-    kind = mode[0]
-    if kind in ("code", "nl"):
-        if c == "#":
-            return COMMENT, ""
-        if c == "\\":
-            return BACKSLASH, ""
-        if c in QUOTES:
-            return ("open", c, 1), "code"
-        if c in OPENERS:
-            return CODE, "open"
-        if c in CLOSERS:
-            return CODE, "close"
-        if c == "\n":
-            if not nested:
-                return CODE, "newline"
-            return (("nl", min(mode[1] + 1, MAX_BLANK_RUN)) if kind == "nl" else NEWLINE_IN_BRACKETS), "newline"
-        if c in " \t":
-            return mode, ""
-        return CODE, "code"
-    if kind == "comment":
-        return ((NEWLINE_IN_BRACKETS if nested else CODE), "newline") if c == "\n" else (COMMENT, "")
-    if kind == "backslash":
-        return (CONTINUED, "") if c == "\n" else lex(CODE, c, nested)
-    if kind == "continued":
-        return (CONTINUED, "") if c in " \t" else lex(CODE, c, nested)
-    if kind == "open":
-        _, quote, n = mode
-        if c == quote:
-            return (("open", quote, 2), "") if n == 1 else (("s3", quote, 0, 0, False), "")
-        if n == 2:  # "" was an empty string
-            return lex(CODE, c, nested)
-        return lex(("s1", quote, False), c, nested)
-    if kind == "s1":
-        _, quote, escaped = mode
-        if escaped:
-            return ("s1", quote, False), ""
-        if c == quote:
-            return CODE, "code"
-        if c == "\\":
-            return ("s1", quote, True), ""
-        if c == "\n":  # an unterminated string (only a forced prime gets here): the line ends it
-            return lex(CODE, c, nested)
-        return mode, ""
-    _, quote, closing, newlines, escaped = mode
-    if escaped:
-        return ("s3", quote, 0, 0, False), ""
-    if c == quote:
-        return (CODE, "code") if closing == 2 else (("s3", quote, closing + 1, 0, False), "")
-    if c == "\\":
-        return ("s3", quote, 0, 0, True), ""
-    if c == "\n":
-        return ("s3", quote, 0, min(newlines + 1, MAX_BLANK_RUN), False), ""
-    return ("s3", quote, 0, 0, False), ""
-
-
-def consuming_mode(mode: tuple, c: str) -> tuple:
-    """The mode that reads `c`: after an opening quote, `c` may be a string's first character or, after
-    an empty string, code."""
-    if mode[0] == "open" and c != mode[1]:
-        return CODE if mode[2] == 2 else ("s1", mode[1], False)
-    return mode
-
-
-def in_code(mode: tuple, c: str) -> bool:
-    """Whether `c` is read as code (not in a string or comment, and not a backslash's newline)."""
-    return consuming_mode(mode, c)[0] in ("code", "nl", "continued")
-
-
-def lexer_forbids(mode: tuple, c: str, nested: bool) -> bool:
-    """What no automaton may let through: newlines that strings and brackets cannot take, junk in code."""
-    mode = consuming_mode(mode, c)
-    kind = mode[0]
-    if c == FILE_SEPARATOR:
-        return kind not in ("code", "comment") or nested
-    if kind == "backslash":
-        return c != "\n"
-    if kind == "continued":  # the line a backslash continues is not empty
-        return c == "\n" or _is_junk(c)
-    if kind == "nl":
-        return (c == "\n" and mode[1] >= MAX_BLANK_RUN) or _is_junk(c)
-    if kind == "code":
-        return _is_junk(c)
-    if kind == "s1":
-        return c == "\n" and not mode[2]
-    if kind == "s3":
-        return c == "\n" and mode[3] >= MAX_BLANK_RUN and not mode[4]
-    return False
+def _char_class(c: str) -> str:
+    """Characters the automata cannot tell apart share a class, so each class is stepped once."""
+    if c in " \t\n#\\'\"()[]{}:->.|" + FILE_SEPARATOR or c in "".join(STATEMENT_KEYWORDS):
+        return c
+    if is_identifier(c):
+        return "<digit>" if c.isdigit() else "<letter>"
+    return "<junk>" if is_junk(c) else "<other>"
 
 
 # ---------------------------------------------------------------- brackets and quotes
@@ -212,7 +112,7 @@ def _brackets_end(state: tuple) -> bool:
 # where header follows a def or class line from its "(" to its ":": "params" inside the parentheses,
 # "closed" just after them, "space" after ") ", "dash" after ") -", "arrow" after "->", "returns" after
 # "-> " and after ".", "|" or " | ", "annotation" after a name's first character, "union" after a space in it, "bar" after
-# that " |"; "compound" on an if, elif, for, while, with or except
+# that " |", each of the four followed by a "+" for each "." or "|" so far; "compound" on an if, elif, for, while, with or except
 # line until its colon; "" otherwise.
 
 FILE_START = ("line", 0, 0, MAX_BLANK_RUN, False)
@@ -245,21 +145,26 @@ def _body(level: int, c: str, depth: int = 0, colon: bool = False, mode: tuple =
         header = "arrow"
     elif header == "arrow" and c == " ":
         header = "returns"
-    elif header == "returns":
-        header = "annotation"
-    elif header == "annotation" and c in ".|" and depth == 0:
-        header = "returns"
-    elif header == "annotation" and c == " " and depth == 0:
-        header = "union"
-    elif header == "union":
-        header = "bar"
-    elif header == "bar":
-        header = "returns"
-    elif header in ("closed", "annotation", "compound") and colon:
+    elif header.startswith("returns"):
+        header = header.replace("returns", "annotation")
+    elif header.startswith("annotation") and c in ".|" and depth == 0:
+        header = _separated(header.replace("annotation", "returns"))
+    elif header.startswith("annotation") and c == " " and depth == 0:
+        header = header.replace("annotation", "union")
+    elif header.startswith("union"):
+        header = header.replace("union", "bar")
+    elif header.startswith("bar"):
+        header = _separated(header.replace("bar", "returns"))
+    elif (header in ("closed", "compound") or header.startswith("annotation")) and colon:
         header = ""
     if event == "newline" and depth == 0:
         return ("line", level, 0, 0, colon)
     return ("body", mode, depth, level, colon, header)
+
+
+def _separated(header: str) -> str:
+    # Counted up to the limit only: the explorer also steps characters a state forbids.
+    return header + "+" if header.count("+") < MAX_ANNOTATION_SEPARATORS else header
 
 
 def _layout_step(state: tuple, c: str) -> tuple:
@@ -289,12 +194,12 @@ def _layout_step(state: tuple, c: str) -> tuple:
             return ("word", level, spelled, dedent)
         if letters in HEADER_KEYWORDS and c == " ":
             return ("name", level, letters, False)
-        if _is_identifier(c):
+        if is_identifier(c):
             return ("body", CODE, 0, level, False, "")
         return _body(level, c, header="compound" if letters in EXPRESSION_KEYWORDS else "")
     if kind == "name":
         _, level, keyword, started = state
-        if _is_identifier(c):
+        if is_identifier(c):
             return ("name", level, keyword, True)
         if c == " " and not started:
             return state
@@ -315,7 +220,7 @@ def _layout_forbids(state: tuple, c: str) -> bool:
             return must and blank >= 1  # one blank line may follow a block header, not two
         if c == "#":
             return False
-        if c == "\t" or _is_junk(c):
+        if c == "\t" or is_junk(c):
             return True
         if must:
             return spaces != _target_spaces(level, must)
@@ -330,16 +235,16 @@ def _layout_forbids(state: tuple, c: str) -> bool:
         spelled = letters + c
         if any(word.startswith(spelled) for word in _words(dedent)):
             return False
-        if dedent and (letters not in DEDENT_KEYWORDS or _is_identifier(c)):  # a dedent keyword is spelled out, and ends
+        if dedent and (letters not in DEDENT_KEYWORDS or is_identifier(c)):  # a dedent keyword is spelled out, and ends
             return True
-        if letters in BARE_KEYWORDS and not _is_identifier(c):
+        if letters in BARE_KEYWORDS and not is_identifier(c):
             return c != ":" or level >= MAX_LEVEL
-        if letters in EXPRESSION_KEYWORDS and not _is_identifier(c):  # an expression follows, except after a bare except
+        if letters in EXPRESSION_KEYWORDS and not is_identifier(c):  # an expression follows, except after a bare except
             return c not in " (" and not (c == ":" and letters == "except" and level < MAX_LEVEL)
         return c == FILE_SEPARATOR or lexer_forbids(CODE, c, False) or (c == ":" and level >= MAX_LEVEL)
     if kind == "name":
         _, level, keyword, started = state
-        if _is_identifier(c):
+        if is_identifier(c):
             return not started and c.isdigit()
         if not started:
             return c != " "
@@ -358,75 +263,41 @@ def _layout_forbids(state: tuple, c: str) -> bool:
             return c != ">"
         if header == "arrow":
             return c != " "
-        if header == "returns":  # a name starts the annotation, and follows each "." or "|"
-            return not (_is_identifier(c) and not c.isdigit())
-        if header == "annotation":  # a dotted name, a subscript or a union, then the header's colon
-            return not (_is_identifier(c) or c in ANNOTATION_CHARS)
-        if header == "union":  # a space in an annotation is one around a union's "|"
+        if header.startswith("returns"):  # a name starts the annotation, and follows each "." or "|"
+            return not (is_identifier(c) and not c.isdigit())
+        if header.startswith("annotation"):  # a dotted name, a subscript or a union, then the header's colon
+            if c in ANNOTATION_CHARS and c not in "[:" and header.count("+") >= MAX_ANNOTATION_SEPARATORS:
+                return True
+            return not (is_identifier(c) or c in ANNOTATION_CHARS)
+        if header.startswith("union"):  # a space in an annotation is one around a union's "|"
             return c != "|"
-        if header == "bar":
+        if header.startswith("bar"):
             return c != " "
         if header == "compound" and not colon:  # the line ends at its colon, so no comment before it either
             return c in "\n#"
     return c == ":" and depth == 0 and level >= MAX_LEVEL and in_code(mode, c)
 
 
+def _layout_penalty(state: tuple, c: str) -> float:
+    return RETURN_ANNOTATION_PENALTY if state[0] == "body" and state[5] == "closed" and c == " " else 0.0
+
+
 def _layout_end(state: tuple) -> bool:
     return state[0] == "line" and not state[4]  # a finished line that is not a block's header
 
 
-# ---------------------------------------------------------------- tables
+_cache: dict[tuple[str, ...], tuple[Automaton, ...]] = {}
 
 
-def _char_class(c: str) -> str:
-    """Characters the automata cannot tell apart share a class, so each class is stepped once."""
-    if c in " \t\n#\\'\"()[]{}:->.|" + FILE_SEPARATOR or c in "".join(STATEMENT_KEYWORDS):
-        return c
-    if _is_identifier(c):
-        return "<digit>" if c.isdigit() else "<letter>"
-    return "<junk>" if _is_junk(c) else "<other>"
-
-
-def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: dict, ends=None) -> Automaton:
-    """Tabulates the states reachable from `start` under `step` into an `Automaton`.
-
-    `step(state, c)` and `forbids(state, c)` must depend on `c` only through `_char_class`. A state
-    that would forbid every character of this vocabulary forbids none. With `ends(state)`, whether
-    the text may end in a state, the automaton also knows how far each state is from an end.
-    """
-    classes = sorted({_char_class(c) for c in chars})
-    representative = {cls: next(c for c in chars if _char_class(c) == cls) for cls in classes}
-    column = np.array([classes.index(_char_class(c)) for c in chars])
-    index, order = {start: 0}, [start]
-    moves, allowed = [], []
-    while len(moves) < len(order):
-        state = order[len(moves)]
-        row = []
-        for cls in classes:
-            target = step(state, representative[cls])
-            if target not in index:
-                index[target] = len(order)
-                order.append(target)
-            row.append(index[target])
-        moves.append(row)
-        row_allowed = [not forbids(state, representative[cls]) for cls in classes]
-        # A vocabulary without the one character a state wants (no "-" for "->") leaves that state free.
-        allowed.append(row_allowed if any(row_allowed) else [True] * len(classes))
-    transitions = np.asarray(moves, np.int32)[:, column]
-    bias = np.where(np.asarray(allowed)[:, column], np.float32(0), np.float32(FORBID)).astype(np.float32)
-    distance = None if ends is None else distances_to_end(transitions, bias, np.array([ends(state) for state in order]))
-    return Automaton(name, transitions, bias, 0, settings, distance)
-
-
-_cache: dict[tuple[str, ...], tuple[Automaton, Automaton]] = {}
-
-
-def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, Automaton]:
-    """The bracket and layout automata over a run's vocabulary, starting at the start of a file."""
+def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
+    """The bracket, layout and token automata over a run's vocabulary, starting at the start of a file."""
     if chars not in _cache:
         settings = {"syntax": "python"}
         _cache[chars] = (
-            explore("python_brackets", chars, (CODE, ()), _brackets_step, _brackets_forbids, settings, _brackets_end),
-            explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings, _layout_end),
+            explore("python_brackets", chars, (CODE, ()), _brackets_step, _brackets_forbids, settings, _brackets_end,
+                    _char_class),
+            explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings, _layout_end, _char_class,
+                    _layout_penalty),
+            explore("python_tokens", chars, TOKENS_START, tokens_step, tokens_forbids, settings, tokens_end),
         )
     return _cache[chars]

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from generate.cli import cli
 from generate.data.config import CorpusConfig, is_python_corpus
+from generate.sampling.python_tokens import BINARY_KEYWORDS, OPERAND_WORDS
 from generate.sampling.syntax import STATEMENT_KEYWORDS, python_automata
 
 from ..helpers import one_line_error, train_code_run
@@ -115,7 +116,7 @@ def test_what_each_state_allows(automata, text, chars, ok):
 
 def test_random_walks_end_with_brackets_strings_and_blocks_closed(automata):
     """Uniform walks over what both automata allow, until the stop string "\\n\\n\\n", tokenize cleanly."""
-    alphabet = "\n" * 8 + " " * 4 + "ab:()[]{})]}'\"#\\->,=.|" + "".join(sorted(set("".join(STATEMENT_KEYWORDS))))
+    alphabet = "\n" * 8 + " " * 4 + "ab:()[]{})]}'\"#\\->,=.|" + "".join(sorted(set("".join(STATEMENT_KEYWORDS + BINARY_KEYWORDS + OPERAND_WORDS))))
     ids = np.array([CHARS.index(c) for c in alphabet])
     rng = np.random.default_rng(0)
     ended = 0
@@ -173,7 +174,7 @@ def test_sampling_honours_the_automata_by_default(python_run, trained_run):
                 broken += any(a.bias[s, v] == -np.inf for a, s in zip(automata, states))
                 states = [int(a.transitions[s, v]) for a, s in zip(automata, states)]
             if expected and not record["stopped"]:  # cut at its length: it ends where both automata may end
-                assert [int(a.distance[s]) for a, s in zip(automata, states)] == [0, 0], record["text"]
+                assert [int(a.distance[s]) for a, s in zip(automata, states)] == [0] * len(automata), record["text"]
                 list(tokenize.generate_tokens(io.StringIO(record["text"]).readline))  # raises on an open bracket or string
         assert (broken == 0) == (expected is not None), broken
     one_line_error(runner.invoke(cli, ["sample", str(trained_run), "--syntax"]), 2, "syntax", "expected a code run")
@@ -183,6 +184,6 @@ def test_a_vocabulary_without_some_characters_still_has_a_move_everywhere():
     chars = tuple("\n ()':abdefx=")  # no "-" for "->", no '"', no "#"
     for automaton in python_automata(chars):
         assert np.isfinite(automaton.bias).any(axis=1).all()
-    brackets, layout = python_automata(chars)
+    brackets, layout, tokens = python_automata(chars)
     state = layout.run([chars.index(c) for c in "def f() "])
     assert np.isfinite(layout.bias[state]).all()  # it wants "-", which this vocabulary lacks: free

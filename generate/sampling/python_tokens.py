@@ -1,0 +1,368 @@
+"""Python's expressions as an automaton: operands and operators take turns.
+
+The third of the syntax automata (`syntax.py` holds the other two and builds
+all three). It follows the shared lexer (`python_lexer.lex`) and, in code, which
+kind of token may come next:
+
+- after an operand (a name, number, string or closed bracket) comes an
+  operator, a call or subscript, an attribute, a comma, a colon, a closer,
+  the end of the statement, or, after a space, a keyword such as `and`,
+  `in`, `if`, `for`, `as` or `import`; never a second operand;
+- after an operator or a keyword such as `return`, `not` or `import` comes
+  an operand (or a unary `-`, `+`, `~`, `*`); a statement cannot end there,
+  and only where the operand is optional (`return`, `raise`, after a comma
+  or an opener) may a closer, a colon or the end of the line come instead;
+- a statement's keywords (`if`, `return`, `def`, `pass`, ...) start
+  statements and nothing else; inside an expression only `not`, `lambda`,
+  `await` and `yield` stand where an operand may;
+- operators are Python's own, one to three characters (`!` only in `!=`);
+  a string prefix (`r`, `b`, `f`, ...) is the only name a quote may follow,
+  and a string is the only operand another string may follow.
+
+The rules are a regular approximation of the grammar: they accept some
+invalid code (`x = (a,)` forms and keywords used as names are left to the
+model), but real code in the standard library's style passes them whole.
+"""
+
+from __future__ import annotations
+
+from ..data.config import FILE_SEPARATOR
+from .python_lexer import (
+    CLOSERS,
+    CODE,
+    CONTINUED,
+    MAX_DEPTH,
+    OPENERS,
+    QUOTES,
+    is_identifier,
+    lex,
+    lexer_forbids,
+)
+
+# Keywords that start a statement and only there, by what follows them: an optional operand, a required
+# one, or (like a name) an operator or the statement's end.
+STATEMENT_OPTIONAL = ("return", "raise", "except")
+STATEMENT_REQUIRED = ("del", "assert", "global", "nonlocal", "import", "if", "elif", "while", "for", "with", "def",
+                      "class")
+STATEMENT_ONLY_PREFIX = ("async",)
+STATEMENT_BARE = ("pass", "break", "continue", "try", "else", "finally")
+STATEMENT_ONLY = STATEMENT_OPTIONAL + STATEMENT_REQUIRED + STATEMENT_BARE + STATEMENT_ONLY_PREFIX
+# Keywords that may stand where any operand may, and want one after them (optional or required).
+EXPRESSION_OPTIONAL = ("yield", "lambda")
+EXPRESSION_REQUIRED = ("not", "await", "from")  # "from" for "yield from"
+# Keywords that may follow an operand (after a space), each then wanting an operand.
+BINARY_KEYWORDS = ("and", "or", "in", "is", "not in", "if", "else", "for", "as", "import", "from", "async")
+STRING_PREFIXES = ("r", "u", "b", "f", "rb", "br", "fr", "rf", "R", "U", "B", "F")
+RESERVED_NAMES = ("and", "or", "in", "is", "as")  # keywords that never stand where an operand may
+OPERAND_WORDS = STATEMENT_ONLY + EXPRESSION_OPTIONAL + EXPRESSION_REQUIRED + STRING_PREFIXES + RESERVED_NAMES
+OPERATORS = ("+", "-", "*", "/", "%", "@", "&", "|", "^", "<", ">", "=", "**", "//", "<<", ">>", "<=", ">=", "==", "!=",
+             "->", ":", ":=", "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", "**=", "//=", "<<=", ">>=")
+OPERATOR_CHARS = "+-*/%@&|^<>=!~"
+NUMBER_CHARS = "0123456789_.abcdefABCDEFxXoOjJ"  # digits, a fraction, hex digits, exponents and the base letters
+
+_OPERATOR_PREFIXES = {op[:k] for op in OPERATORS + ("!=",) for k in range(1, len(op) + 1)}
+_OPERAND_PREFIXES = {w[:k] for w in OPERAND_WORDS for k in range(1, len(w) + 1)}
+_BINARY_PREFIXES = {w[:k] for w in BINARY_KEYWORDS for k in range(1, len(w) + 1)}
+_AFTER_STRING_PREFIXES = _BINARY_PREFIXES | {w[:k] for w in STRING_PREFIXES for k in range(1, len(w) + 1)}
+
+# Token states: START a statement's start; ("operand", strict) an operand's place; STAR after a unary "*" or "**";
+# ("after", string, spaced) after an operand; DOT after an attribute's "."; RELATIVE after a "." where an operand
+# goes (".5", "...", "from . import"); ("name", context, prefix) spelling a name (context: see `_end_name`),
+# prefix being what of OPERAND_WORDS or BINARY_KEYWORDS it spells so far (None: none); NUMBER; ("op", chars);
+# STRING inside a string; DEF_NAME after "def", DEF_NAMED after its name, PARAMETER where a parameter's
+# name goes.
+START = ("start",)
+STRICT, OPTIONAL = ("operand", True), ("operand", False)
+STAR, DOT, RELATIVE, NUMBER, STRING = ("star",), ("dot",), ("relative",), ("number",), ("string",)
+AFTER = ("after", False, False)
+AFTER_STRING = ("after", True, False)
+
+# What the statement at hand is: TARGET while it could still be an assignment's target ("x", "a.b[i], c");
+# CALLED just after a call, which a subscript or an attribute makes a target again ("f()[0] = x");
+# SIMPLE any other simple statement; LAMBDA one whose lambda still owes its ":"; IMPORT an import;
+# COMPOUND a block's header (if, for, def, try, ...), whose colon at depth 0 ends it; PARAMETERS inside a
+# def's parentheses, where each item is a parameter's name.
+TARGET, CALLED, SIMPLE, LAMBDA, IMPORT = "target", "called", "simple", "lambda", "import"
+COMPOUND, PARAMETERS = "compound", "parameters"
+COMPOUND_KEYWORDS = ("if", "elif", "while", "for", "with", "except", "class", "try", "else", "finally")
+ASSIGNMENTS = ("=", "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", "**=", "//=", "<<=", ">>=")
+KEYWORDS = ("False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def",
+            "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is",
+            "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield")
+_KEYWORD_PREFIXES = {w[:k] for w in KEYWORDS for k in range(1, len(w) + 1)}
+DEF_NAME, DEF_NAMED, PARAMETER, PARAMETER_NAMED = ("def name",), ("def named",), ("parameter",), ("parameter named",)
+
+TOKENS_START = (CODE, 0, START, TARGET)
+
+
+def _operand_place(tok: tuple) -> bool:
+    return tok in (START, STRICT, OPTIONAL, STAR)
+
+
+def _end_name(context: str, prefix: str | None, c: str):
+    """The token state after a name that `c` ends, or None where the name cannot end there.
+
+    `context` is where the name began: "statement" at a statement's start, "operand" at any other
+    operand's place, "after" or "after string" after an operand (only keywords, or a string's prefix
+    after a string, may come there), "attribute" after a ".", "def" a function's name, "parameter" a
+    parameter's.
+    """
+    if context in ("after", "after string"):
+        if prefix in BINARY_KEYWORDS:
+            return STRICT
+        return STRICT if context == "after string" and prefix in STRING_PREFIXES and c in QUOTES else None
+    if context == "def":
+        return DEF_NAMED
+    if context in ("statement", "operand"):
+        if prefix in RESERVED_NAMES or (prefix in STATEMENT_ONLY and context != "statement"):
+            return None  # "x = return", "[if", "import in": a keyword where it cannot stand
+        if prefix == "async":
+            return START  # "async def", "async with", "async for": the statement's keyword follows
+        if prefix == "def":
+            return DEF_NAME
+        if prefix in STATEMENT_OPTIONAL + EXPRESSION_OPTIONAL:
+            return OPTIONAL
+        if prefix in STATEMENT_REQUIRED + EXPRESSION_REQUIRED:
+            return STRICT
+        if prefix in STRING_PREFIXES and c in QUOTES:
+            return STRICT  # the quote starts the string this prefix belongs to
+    return AFTER
+
+
+def _end_operator(chars: str, depth: int, statement: str):
+    """(token state, statement) after operator `chars`, or None where it cannot stand."""
+    if chars not in OPERATORS:
+        return None
+    if depth:
+        # a slice, a dict's value, a lambda's body or a parameter's annotation; or any operator's operand
+        return (OPTIONAL if chars == ":" else STRICT), statement
+    if chars == ":":
+        if statement == COMPOUND:
+            return START, TARGET  # a one-line body may follow the block's header
+        if statement == LAMBDA:
+            return STRICT, SIMPLE
+        return (STRICT, TARGET) if statement == TARGET else None  # an annotation: "x: int = 0"
+    if chars == "=" and statement == LAMBDA:
+        return STRICT, LAMBDA  # a lambda's default: "lambda d=b: d"
+    if chars in ASSIGNMENTS:
+        if statement != TARGET:
+            return None  # "f(x) = 1", "if x = 1:", "a + b = c"
+        return STRICT, TARGET if chars == "=" else SIMPLE  # "a = b = c" chains
+    return STRICT, SIMPLE if statement in (TARGET, CALLED) else statement
+
+
+def tokens_advance(state: tuple, c: str):
+    """The state after `c`, or None where `c` cannot come next."""
+    mode, depth, tok, statement = state
+    if c == FILE_SEPARATOR:
+        return TOKENS_START if tok == START and depth == 0 and mode[0] in ("code", "comment") else None
+    if lexer_forbids(mode, c, depth > 0):
+        return None
+    kind = mode[0]
+    if kind == "open" and mode[2] == 2 and c != mode[1]:  # "" was an empty string; c is code
+        mode, tok, kind = CODE, AFTER_STRING, "code"
+    if kind in ("open", "s1", "s3"):
+        new_mode, _ = lex(mode, c, depth > 0)
+        if new_mode[0] in ("code", "nl"):
+            if c == "\n" and depth == 0:
+                return (new_mode, 0, START, TARGET)
+            return (new_mode, depth, AFTER_STRING, statement)
+        return (new_mode, depth, STRING, statement)
+    if kind == "comment":
+        if c != "\n":
+            return state
+        if depth == 0:
+            return (lex(mode, c, False)[0], 0, START, TARGET)
+        return (lex(mode, c, True)[0], depth, tok, statement)
+    if kind == "backslash":
+        return (CONTINUED, depth, tok, statement)
+    if kind == "continued" and c in " \t":
+        return state
+    return _code(CODE if kind == "continued" else mode, depth, tok, statement, c)
+
+
+def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
+    """A character read as code, from token state `tok`."""
+    # First, the token being spelled either takes c or ends before it.
+    if tok[0] == "name":
+        _, context, prefix = tok
+        if is_identifier(c) or (c == " " and context in ("after", "after string") and prefix == "not"):  # "not in"
+            spelled = None if prefix is None else prefix + c
+            if context == "parameter":
+                return (mode, depth, ("name", context, spelled if spelled in _KEYWORD_PREFIXES else None), statement)
+            if context == "after":
+                return (mode, depth, ("name", context, spelled), statement) if spelled in _BINARY_PREFIXES else None
+            if context == "after string":
+                return (mode, depth, ("name", context, spelled), statement) if spelled in _AFTER_STRING_PREFIXES else None
+            if context in ("statement", "operand") and spelled in _OPERAND_PREFIXES:
+                return (mode, depth, ("name", context, spelled), statement)
+            return (mode, depth, ("name", context, None), statement)
+        if context == "parameter":
+            return _definition(lex(mode, c, True)[0], depth, PARAMETER_NAMED, c) if prefix not in KEYWORDS else None
+        if context in ("after", "after string") and not _binary_keyword_fits(prefix, depth, statement):
+            return None
+        tok = _end_name(context, prefix, c)
+        if tok is None:
+            return None
+        if context == "statement" and prefix in COMPOUND_KEYWORDS:
+            statement = COMPOUND
+        elif context == "statement" and prefix in ("import", "from"):
+            statement = IMPORT
+        elif prefix == "lambda" and depth == 0 and statement != COMPOUND:
+            statement = LAMBDA
+        elif tok != AFTER and statement == TARGET and depth == 0:
+            statement = SIMPLE  # a keyword: "return x", "not x", "del x" assign nothing
+    elif tok == NUMBER:
+        if c in NUMBER_CHARS:
+            return (mode, depth, tok, statement)
+        tok = AFTER
+    elif tok[0] == "op":
+        if tok[1] + c in _OPERATOR_PREFIXES:
+            return (mode, depth, ("op", tok[1] + c), statement)
+        ended = _end_operator(tok[1], depth, statement)
+        if ended is None:
+            return None
+        tok, statement = ended
+    if tok in (DEF_NAME, DEF_NAMED, PARAMETER, PARAMETER_NAMED):
+        return _definition(lex(mode, c, depth > 0)[0], depth, tok, c)
+    following = _token(lex(mode, c, depth > 0)[0], depth, tok, statement, c)
+    if following is None:
+        return None
+    new_mode, new_depth, new_tok = following
+    if statement == PARAMETERS:
+        if new_depth == 0:
+            statement = COMPOUND  # the parameters' ")"
+        elif new_depth == 1 and c == "," and depth == 1:
+            new_tok = PARAMETER
+    if new_tok == START and depth == 0 and c in "\n;":
+        statement = TARGET
+    elif statement == TARGET and depth == 0 and not _keeps_target(tok, new_tok, c):
+        statement = CALLED if c == "(" else SIMPLE
+    elif statement == CALLED and depth == 0 and c not in " \t(":
+        statement = TARGET if c in ".[" else SIMPLE
+    return (new_mode, new_depth, new_tok, statement)
+
+
+def _keeps_target(tok: tuple, new_tok: tuple, c: str) -> bool:
+    """Whether `c`, read at depth 0 from `tok`, leaves a statement that could still be assigned to."""
+    if new_tok[0] == "name" and new_tok[1] in ("statement", "operand", "attribute"):
+        return True  # a name, or an attribute's
+    if c in " \t.,[]*\\" or new_tok[0] == "op":
+        return True  # operators decide when they end (`_end_operator`)
+    return c == "(" and _operand_place(tok)  # "(a, b) = pair"; a call's "(" is no target
+
+
+def _binary_keyword_fits(keyword: str | None, depth: int, statement: str) -> bool:
+    """Where a keyword after an operand may stand: "for" in comprehensions, "import" and "as" in their statements."""
+    if keyword in ("for", "async"):
+        return depth > 0
+    if keyword == "import":
+        return statement == IMPORT and depth == 0
+    if keyword == "as":
+        return depth > 0 or statement in (IMPORT, COMPOUND)
+    return True
+
+
+def _definition(mode: tuple, depth: int, tok: tuple, c: str):
+    """`def NAME(` and each parameter's start: names, "*", "**" and "/" only."""
+    if tok == DEF_NAME:
+        if c == " ":
+            return (mode, depth, tok, COMPOUND)
+        return (mode, depth, ("name", "def", None), COMPOUND) if is_identifier(c) and not c.isdigit() else None
+    if tok == DEF_NAMED:
+        return (mode, min(depth + 1, MAX_DEPTH), PARAMETER, PARAMETERS) if c == "(" else None
+    if c in " \n#":
+        return (mode, depth, tok, PARAMETERS)
+    if c == ")":
+        return (mode, depth - 1, AFTER, COMPOUND)
+    if tok == PARAMETER_NAMED:  # a default, an annotation, or the next parameter
+        if c == ",":
+            return (mode, depth, PARAMETER, PARAMETERS)
+        return (mode, depth, ("op", c), PARAMETERS) if c in "=:" else None
+    if c in "*/":
+        return (mode, depth, STAR, PARAMETERS)
+    if is_identifier(c) and not c.isdigit():
+        return (mode, depth, ("name", "parameter", None), PARAMETERS)
+    return None
+
+
+def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
+    """(mode, depth, token state) after code character `c` at a token's boundary, or None."""
+    operand_place = _operand_place(tok)
+    after = tok[0] == "after"
+    if c in " \t":
+        if tok == RELATIVE:
+            return (new_mode, depth, ("after", False, True))  # "from . import", "... or"
+        return (new_mode, depth, ("after", tok[1], True) if after else tok)
+    if c == "\n":
+        if depth > 0:
+            return (new_mode, depth, tok)
+        return (new_mode, 0, START) if tok in (START, OPTIONAL, STAR, RELATIVE) or after else None  # STAR: "import *"
+    if c == "\\":
+        return (new_mode, depth, tok)
+    if c == "#":
+        if depth > 0 or tok in (START, OPTIONAL) or after:
+            return (new_mode, depth, tok if depth > 0 else START)
+        return None
+    if c in QUOTES:
+        return (new_mode, depth, STRING) if operand_place or (after and tok[1]) else None
+    if c in OPENERS:
+        if operand_place or (after and c != "{"):
+            return (new_mode, min(depth + 1, MAX_DEPTH), OPTIONAL)
+        return None
+    if c in CLOSERS:
+        if depth > 0 and (after or tok in (OPTIONAL, STAR, RELATIVE)):
+            return (new_mode, depth - 1, AFTER)
+        return None
+    if c == ",":
+        return (new_mode, depth, OPTIONAL) if after or tok in (STAR, RELATIVE) else None
+    if c == ";":
+        return (new_mode, depth, START) if depth == 0 and after else None
+    if c == ":":
+        if after or tok == RELATIVE:
+            return (new_mode, depth, ("op", ":"))
+        return (new_mode, depth, ("op", ":")) if tok == OPTIONAL else None
+    if c == ".":
+        if after:
+            return (new_mode, depth, DOT)
+        return (new_mode, depth, RELATIVE) if operand_place or tok == RELATIVE else None  # ".5", "...", "from .."
+    if c.isdigit():
+        return (new_mode, depth, NUMBER) if operand_place or tok == RELATIVE else None
+    if is_identifier(c):
+        if tok == DOT:
+            return (new_mode, depth, ("name", "attribute", None))
+        if operand_place or tok == RELATIVE:
+            context = "statement" if tok == START else "operand"
+            return (new_mode, depth, ("name", context, c if c in _OPERAND_PREFIXES else None))
+        if after and tok[1] and c in _AFTER_STRING_PREFIXES:  # a keyword, or the next string's prefix
+            return (new_mode, depth, ("name", "after string", c))
+        if after and tok[2] and c in _BINARY_PREFIXES:
+            return (new_mode, depth, ("name", "after", c))
+        return None
+    if c in OPERATOR_CHARS:
+        if after:
+            return (new_mode, depth, ("op", c)) if c != "~" else None
+        if operand_place:
+            if c in "-+~":
+                return (new_mode, depth, STRICT)
+            if c == "*":
+                return (new_mode, depth, STAR)
+            if c == "@" and tok == START:
+                return (new_mode, depth, STRICT)  # a decorator
+            if c == "=" and tok == OPTIONAL and depth == 0:
+                return (new_mode, depth, ("op", c))  # "x, = pair"
+        return None
+    return None  # anything else cannot come in code
+
+
+def tokens_step(state: tuple, c: str) -> tuple:
+    following = tokens_advance(state, c)
+    return state if following is None else following  # a forbidden character is never fed: any target will do
+
+
+def tokens_forbids(state: tuple, c: str) -> bool:
+    return tokens_advance(state, c) is None
+
+
+def tokens_end(state: tuple) -> bool:
+    return state == TOKENS_START  # a finished statement, outside any bracket, string or comment
