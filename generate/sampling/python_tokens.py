@@ -80,11 +80,17 @@ AFTER_STRING = ("after", True, False)
 # What the statement at hand is: TARGET while it could still be an assignment's target ("x", "a.b[i], c");
 # CALLED just after a call, which a subscript or an attribute makes a target again ("f()[0] = x");
 # SIMPLE any other simple statement; LAMBDA one whose lambda still owes its ":"; IMPORT an import;
-# COMPOUND a block's header (if, for, def, try, ...), whose colon at depth 0 ends it; PARAMETERS inside a
-# def's parentheses, where each item is a parameter's name.
-TARGET, CALLED, SIMPLE, LAMBDA, IMPORT = "target", "called", "simple", "lambda", "import"
-COMPOUND, PARAMETERS = "compound", "parameters"
-COMPOUND_KEYWORDS = ("if", "elif", "while", "for", "with", "except", "class", "try", "else", "finally")
+# COMPOUND a block's header (if, for, def, try, ...), whose colon at depth 0 ends it, and CONDITION one of
+# if, elif or while, where no comma stands at depth 0; PARAMETERS inside a
+# def's parentheses, where each item is a parameter's name, DEFAULTS there after a parameter's default, and
+# KEYWORD_ONLY after a "*";
+# RAISE a raise, where "from" may follow an operand.
+TARGET, CALLED, SIMPLE, LAMBDA, IMPORT, RAISE = "target", "called", "simple", "lambda", "import", "raise"
+COMPOUND, CONDITION = "compound", "condition"
+PARAMETERS, DEFAULTS, KEYWORD_ONLY = "parameters", "defaults", "keyword-only"
+PARAMETER_KINDS = (PARAMETERS, DEFAULTS, KEYWORD_ONLY)
+COMPOUND_KEYWORDS = ("for", "with", "except", "class", "try", "else", "finally")
+CONDITION_KEYWORDS = ("if", "elif", "while")
 ASSIGNMENTS = ("=", "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", "**=", "//=", "<<=", ">>=")
 KEYWORDS = ("False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def",
             "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is",
@@ -137,7 +143,7 @@ def _end_operator(chars: str, depth: int, statement: str):
         # a slice, a dict's value, a lambda's body or a parameter's annotation; or any operator's operand
         return (OPTIONAL if chars == ":" else STRICT), statement
     if chars == ":":
-        if statement == COMPOUND:
+        if statement in (COMPOUND, CONDITION):
             return START, TARGET  # a one-line body may follow the block's header
         if statement == LAMBDA:
             return STRICT, SIMPLE
@@ -198,17 +204,23 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
                 return (mode, depth, ("name", context, spelled), statement)
             return (mode, depth, ("name", context, None), statement)
         if context == "parameter":
-            return _definition(lex(mode, c, True)[0], depth, PARAMETER_NAMED, c) if prefix not in KEYWORDS else None
+            if prefix in KEYWORDS:
+                return None
+            return _definition(lex(mode, c, True)[0], depth, PARAMETER_NAMED, c, statement)
         if context in ("after", "after string") and not _binary_keyword_fits(prefix, depth, statement):
             return None
         tok = _end_name(context, prefix, c)
         if tok is None:
             return None
-        if context == "statement" and prefix in COMPOUND_KEYWORDS:
+        if context == "statement" and prefix in CONDITION_KEYWORDS:
+            statement = CONDITION
+        elif context == "statement" and prefix in COMPOUND_KEYWORDS:
             statement = COMPOUND
         elif context == "statement" and prefix in ("import", "from"):
             statement = IMPORT
-        elif prefix == "lambda" and depth == 0 and statement != COMPOUND:
+        elif context == "statement" and prefix == "raise":
+            statement = RAISE
+        elif prefix == "lambda" and depth == 0 and statement not in (COMPOUND, CONDITION):
             statement = LAMBDA
         elif tok != AFTER and statement == TARGET and depth == 0:
             statement = SIMPLE  # a keyword: "return x", "not x", "del x" assign nothing
@@ -218,18 +230,20 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
         tok = AFTER
     elif tok[0] == "op":
         if tok[1] + c in _OPERATOR_PREFIXES:
+            if tok[1] + c == ":=" and depth == 0 and statement not in (COMPOUND, CONDITION):
+                return None  # an assignment expression stands in parentheses, or in an if or while header
             return (mode, depth, ("op", tok[1] + c), statement)
         ended = _end_operator(tok[1], depth, statement)
         if ended is None:
             return None
         tok, statement = ended
     if tok in (DEF_NAME, DEF_NAMED, PARAMETER, PARAMETER_NAMED):
-        return _definition(lex(mode, c, depth > 0)[0], depth, tok, c)
+        return _definition(lex(mode, c, depth > 0)[0], depth, tok, c, statement)
     following = _token(lex(mode, c, depth > 0)[0], depth, tok, statement, c)
     if following is None:
         return None
     new_mode, new_depth, new_tok = following
-    if statement == PARAMETERS:
+    if statement in PARAMETER_KINDS:
         if new_depth == 0:
             statement = COMPOUND  # the parameters' ")"
         elif new_depth == 1 and c == "," and depth == 1:
@@ -260,11 +274,13 @@ def _binary_keyword_fits(keyword: str | None, depth: int, statement: str) -> boo
         return statement == IMPORT and depth == 0
     if keyword == "as":
         return depth > 0 or statement in (IMPORT, COMPOUND)
+    if keyword == "from":
+        return statement == RAISE and depth == 0  # "raise X from Y"; "yield from" is an operand's keyword
     return True
 
 
-def _definition(mode: tuple, depth: int, tok: tuple, c: str):
-    """`def NAME(` and each parameter's start: names, "*", "**" and "/" only."""
+def _definition(mode: tuple, depth: int, tok: tuple, c: str, statement: str):
+    """`def NAME(` and each parameter's start: names, "*", "**" and "/" only; after a default, defaults."""
     if tok == DEF_NAME:
         if c == " ":
             return (mode, depth, tok, COMPOUND)
@@ -272,17 +288,23 @@ def _definition(mode: tuple, depth: int, tok: tuple, c: str):
     if tok == DEF_NAMED:
         return (mode, min(depth + 1, MAX_DEPTH), PARAMETER, PARAMETERS) if c == "(" else None
     if c in " \n#":
-        return (mode, depth, tok, PARAMETERS)
+        return (mode, depth, tok, statement)
+    if tok == PARAMETER_NAMED:  # a default, an annotation, or the next parameter
+        if c in ",)" and statement == DEFAULTS:
+            return None  # "def f(a=1, b)": after a default, every positional parameter has one
+        if c == ",":
+            return (mode, depth, PARAMETER, statement)
+        if c == ")":
+            return (mode, depth - 1, AFTER, COMPOUND)
+        if c == "=":  # its default: an operand follows, never a second "="
+            return (mode, depth, STRICT, statement if statement == KEYWORD_ONLY else DEFAULTS)
+        return (mode, depth, ("op", c), statement) if c == ":" else None
     if c == ")":
         return (mode, depth - 1, AFTER, COMPOUND)
-    if tok == PARAMETER_NAMED:  # a default, an annotation, or the next parameter
-        if c == ",":
-            return (mode, depth, PARAMETER, PARAMETERS)
-        return (mode, depth, ("op", c), PARAMETERS) if c in "=:" else None
     if c in "*/":
-        return (mode, depth, STAR, PARAMETERS)
+        return (mode, depth, STAR, KEYWORD_ONLY if c == "*" else statement)  # keyword-only ones need no default
     if is_identifier(c) and not c.isdigit():
-        return (mode, depth, ("name", "parameter", None), PARAMETERS)
+        return (mode, depth, ("name", "parameter", c if c in _KEYWORD_PREFIXES else None), statement)
     return None
 
 
@@ -315,6 +337,8 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
             return (new_mode, depth - 1, AFTER)
         return None
     if c == ",":
+        if depth == 0 and statement == CONDITION:
+            return None  # "if a, b:" tests a tuple, which is always true
         return (new_mode, depth, OPTIONAL) if after or tok in (STAR, RELATIVE) else None
     if c == ";":
         return (new_mode, depth, START) if depth == 0 and after else None
