@@ -155,8 +155,8 @@ def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: d
             char_class=exact_char_class, penalty=None) -> Automaton:
     """Tabulates the states reachable from `start` under `step` into an `Automaton`.
 
-    `step(state, c)` and `forbids(state, c)` must depend on `c` only through `char_class`. A state
-    that would forbid every character of this vocabulary forbids none. With `ends(state)`, whether
+    `step(state, c)` and `forbids(state, c)` must depend on `c` only through `char_class`. Moves into
+    states that could go no further are forbidden too (`_without_dead_ends`). With `ends(state)`, whether
     the text may end in a state, the automaton also knows how far each state is from an end. With
     `penalty(state, c)`, nats taken off allowed characters' logits: discouraged, not forbidden.
     """
@@ -175,14 +175,37 @@ def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: d
                 order.append(target)
             row.append(index[target])
         moves.append(row)
-        row_allowed = [not forbids(state, representative[cls]) for cls in classes]
-        # A vocabulary without the one character a state wants (no "-" for "->") leaves that state free.
-        allowed.append(row_allowed if any(row_allowed) else [True] * len(classes))
+        allowed.append([not forbids(state, representative[cls]) for cls in classes])
         penalties.append([penalty(state, representative[cls]) if penalty else 0.0 for cls in classes])
-    transitions = np.asarray(moves, np.int32)[:, column]
+    moves_by_class, allowed = np.asarray(moves, np.int32), _without_dead_ends(np.asarray(moves), np.asarray(allowed, bool))
+    transitions = moves_by_class[:, column]
     taken_off = -np.asarray(penalties, np.float32)[:, column]
-    bias = np.where(np.asarray(allowed)[:, column], taken_off, np.float32(FORBID)).astype(np.float32)
+    bias = np.where(allowed[:, column], taken_off, np.float32(FORBID)).astype(np.float32)
     distance = None if ends is None else distances_to_end(transitions, bias, np.array([ends(state) for state in order]))
     return Automaton(name, transitions, bias, 0, settings, distance)
 
 
+
+
+def _without_dead_ends(moves: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Forbids every move into a state that allows nothing, until no such move is left.
+
+    "x = 1 for" at depth 0 can continue no way at all ("for" needs a bracket
+    around it), so the "r" that would spell it is forbidden, and so on back.
+    A state with nothing left even so (one that wants a character the
+    vocabulary lacks, such as "-" for "->", or one only a forced prime
+    reaches) forbids nothing, so sampling never stalls.
+
+    Args:
+        moves: (S, C) the state after each character class.
+        allowed: (S, C) whether each move is allowed.
+    """
+    allowed = allowed.copy()
+    while True:
+        dead = ~allowed.any(axis=1)
+        into_dead = allowed & dead[moves]
+        if not into_dead.any():
+            break
+        allowed &= ~into_dead
+    allowed[~allowed.any(axis=1)] = True
+    return allowed

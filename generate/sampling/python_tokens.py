@@ -313,6 +313,8 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     operand_place = _operand_place(tok)
     after = tok[0] == "after"
     if c in " \t":
+        if tok == DOT:
+            return None
         if tok == RELATIVE:
             return (new_mode, depth, ("after", False, True))  # "from . import", "... or"
         return (new_mode, depth, ("after", tok[1], True) if after else tok)
@@ -354,7 +356,7 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
         return (new_mode, depth, NUMBER) if operand_place or tok == RELATIVE else None
     if is_identifier(c):
         if tok == DOT:
-            return (new_mode, depth, ("name", "attribute", None))
+            return (new_mode, depth, ("name", "attribute", None)) if not c.isdigit() else None
         if operand_place or tok == RELATIVE:
             context = "statement" if tok == START else "operand"
             return (new_mode, depth, ("name", context, c if c in _OPERAND_PREFIXES else None))

@@ -33,7 +33,17 @@ is still the model's to get right.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
 from ..data.config import FILE_SEPARATOR
+from ..errors import WriteError
+from ..fileio import atomic_path
+from ..paths import cache_root
 from .constraints import Automaton
 from .python_lexer import (
     CLOSERS,
@@ -49,6 +59,8 @@ from .python_lexer import (
     lexer_forbids,
 )
 from .python_tokens import TOKENS_START, tokens_end, tokens_forbids, tokens_step
+
+log = logging.getLogger(__name__)
 
 MAX_LEVEL = 7  # indentation steps of four spaces; a block header is forbidden at the deepest
 DEDENT_KEYWORDS = ("else", "elif", "except", "finally")
@@ -287,17 +299,60 @@ def _layout_end(state: tuple) -> bool:
 
 
 _cache: dict[tuple[str, ...], tuple[Automaton, ...]] = {}
+AUTOMATA = ("python_brackets", "python_layout", "python_tokens")
 
 
 def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
-    """The bracket, layout and token automata over a run's vocabulary, starting at the start of a file."""
+    """The bracket, layout and token automata over a run's vocabulary, starting at the start of a file.
+
+    Exploring them takes seconds, so the tables are kept in the cache directory,
+    keyed by the vocabulary and the source of the modules that define them, and
+    built again only when either changes.
+    """
     if chars not in _cache:
-        settings = {"syntax": "python"}
-        _cache[chars] = (
-            explore("python_brackets", chars, (CODE, ()), _brackets_step, _brackets_forbids, settings, _brackets_end,
-                    _char_class),
-            explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings, _layout_end, _char_class,
-                    _layout_penalty),
-            explore("python_tokens", chars, TOKENS_START, tokens_step, tokens_forbids, settings, tokens_end),
-        )
+        path = cache_root() / "automata" / f"python-{_tables_key(chars)}.npz"
+        _cache[chars] = _load_tables(path) or _save_tables(path, _build(chars))
     return _cache[chars]
+
+
+def _build(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
+    settings = {"syntax": "python"}
+    return (
+        explore("python_brackets", chars, (CODE, ()), _brackets_step, _brackets_forbids, settings, _brackets_end,
+                _char_class),
+        explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings, _layout_end, _char_class,
+                _layout_penalty),
+        explore("python_tokens", chars, TOKENS_START, tokens_step, tokens_forbids, settings, tokens_end),
+    )
+
+
+def _tables_key(chars: tuple[str, ...]) -> str:
+    from . import constraints, python_lexer, python_tokens
+
+    digest = hashlib.sha256("\x00".join(chars).encode("utf-8"))
+    for module in (constraints, python_lexer, python_tokens, sys.modules[__name__]):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def _load_tables(path: Path) -> tuple[Automaton, ...] | None:
+    try:
+        with np.load(path, allow_pickle=False) as tables:
+            return tuple(Automaton(name, tables[f"{name}.transitions"], tables[f"{name}.bias"], 0, {"syntax": "python"},
+                                   tables[f"{name}.distance"]) for name in AUTOMATA)
+    except FileNotFoundError:
+        return None
+    except (OSError, KeyError, ValueError) as exc:  # a damaged file is built again
+        log.debug("rebuilding %s (%s)", path, exc)
+        return None
+
+
+def _save_tables(path: Path, automata: tuple[Automaton, ...]) -> tuple[Automaton, ...]:
+    arrays = {f"{a.name}.{field}": getattr(a, field) for a in automata for field in ("transitions", "bias", "distance")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+    except (OSError, WriteError) as exc:  # a read-only cache only costs the next run the build again
+        log.debug("could not keep %s (%s)", path, exc)
+    return automata

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from generate.cli import cli
 from generate.data.config import CorpusConfig, is_python_corpus
 from generate.sampling.python_tokens import BINARY_KEYWORDS, OPERAND_WORDS
-from generate.sampling.syntax import STATEMENT_KEYWORDS, python_automata
+from generate.sampling.syntax import RETURN_ANNOTATION_PENALTY, STATEMENT_KEYWORDS, python_automata
 
 from ..helpers import one_line_error, train_code_run
 
@@ -78,7 +78,7 @@ def walk(automata, text):
 
 def allowed(automata, text):
     states, _ = walk(automata, text)
-    return {CHARS[v] for v in range(len(CHARS)) if all(a.bias[s, v] == 0 for a, s in zip(automata, states))}
+    return {CHARS[v] for v in range(len(CHARS)) if all(np.isfinite(a.bias[s, v]) for a, s in zip(automata, states))}
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +108,27 @@ def test_real_code_passes(automata):
     ("def f(a) -> int", "\n#=,", False), ("def f(a) -> int", "|[. ", True), ("class A", "(:", True), ("class A", "\n=", False), ("class A(B)", ":", True),
     ("x = 1", "\x1c", False), ("x = 1\n", "\x1c", True), ("if x:\n", "\x1c", False), ("x = '", "\x1c", False),
     ("x = 1", "$?`", False), ("x = '", "$?`", True), ("# ", "$?`", True),
+    # expressions: operands and operators take turns, keywords stand where they may
+    ("x = ", "\n)#,", False), ("x = ", "(-'1a[", True), ("x ", "yb'", False), ("x ", "aino", True), ("x an", "d", True),
+    ("x an", "y", False), ("x = return", " ", False), ("[if", " ", False), ("[a if", " ", True), ("[1 for", " ", True),
+    ("x = 1 ", "f", False), ("[1 ", "f", True), ("x i", "m", False), ("from a im", "p", True), ("x.", "a_", True), ("x.", "1(' ", False),
+    ("'a' ", "'f", True), ("x = r", "'", True), ("x = ab", "'", False), ("x = 0x1", "f", True), ("x != ", "=", False),
+    ("x !", "=", True), ("x !", " x", False), ("x = not in", " ", False), ("x not ", "i", True), ("if a", ",", False),
+    ("for a", ",", True), ("f(x) ", "=", True), ("f(x) =", "=", True), ("f(x) =", " ", False), ("f(x)[0] =", " ", True), ("a + b =", " ", False),
+    ("x:", " ", True), ("f(x)", ":", False), ("y = lambda x", ":", True), ("def f(a=1, b", ",)", False),
+    ("def f(a=1, b", "=", True), ("def f(a, *, b", ",)", True), ("def f(None", ",)=", False), ("def f(a", ".", False),
+    ("def f(a=", "=", False), ("def f(", "'1", False), ("x = 1 if y else 2", "\n", True), ("print(*", ",)a", True),
 ])
 def test_what_each_state_allows(automata, text, chars, ok):
     can = allowed(automata, text)
     assert all((c in can) == ok for c in chars), (text, chars, sorted(can))
+
+
+def test_a_return_annotation_is_discouraged_not_forbidden(automata):
+    layout = automata[1]
+    state = layout.run([CHARS.index(c) for c in "def f(a)"])
+    assert layout.bias[state, CHARS.index(" ")] == -RETURN_ANNOTATION_PENALTY
+    assert layout.bias[state, CHARS.index(":")] == 0
 
 
 def test_random_walks_end_with_brackets_strings_and_blocks_closed(automata):
