@@ -204,3 +204,23 @@ def test_a_vocabulary_without_some_characters_still_has_a_move_everywhere():
     brackets, layout, tokens = python_automata(chars)
     state = layout.run([chars.index(c) for c in "def f() "])
     assert np.isfinite(layout.bias[state]).all()  # it wants "-", which this vocabulary lacks: free
+
+
+def test_tables_are_kept_on_disk_and_rebuilt_when_damaged(tmp_path, monkeypatch):
+    from generate.sampling import syntax
+
+    monkeypatch.setenv("GENERATE_CACHE_DIR", str(tmp_path))
+    chars = tuple("\n ()':abdefx=,")
+    syntax._cache.pop(chars, None)
+    built = syntax.python_automata(chars)
+    [kept] = (tmp_path / "automata").glob("python-*.npz")
+    syntax._cache.pop(chars, None)
+    loaded = syntax.python_automata(chars)
+    assert loaded is not built
+    for a, b in zip(built, loaded):
+        assert (a.name, a.fingerprint) == (b.name, b.fingerprint)
+    kept.write_bytes(b"not an npz")
+    syntax._cache.pop(chars, None)
+    rebuilt = syntax.python_automata(chars)
+    assert [a.fingerprint for a in rebuilt] == [a.fingerprint for a in built]
+    assert kept.read_bytes()[:2] == b"PK"  # written again, whole
