@@ -44,6 +44,7 @@ from ..data.config import FILE_SEPARATOR
 from ..errors import WriteError
 from ..fileio import atomic_path
 from ..paths import cache_root
+from . import constraints, python_lexer, python_tokens
 from .constraints import Automaton
 from .python_lexer import (
     CLOSERS,
@@ -327,8 +328,6 @@ def _build(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
 
 
 def _tables_key(chars: tuple[str, ...]) -> str:
-    from . import constraints, python_lexer, python_tokens
-
     digest = hashlib.sha256("\x00".join(chars).encode("utf-8"))
     for module in (constraints, python_lexer, python_tokens, sys.modules[__name__]):
         digest.update(Path(module.__file__).read_bytes())
