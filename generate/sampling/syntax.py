@@ -120,7 +120,9 @@ def _brackets_end(state: tuple) -> bool:
 #
 # States: ("line", level, spaces, blank lines before, must indent) at the start of a line;
 # ("comment line", level, blank lines before, must indent) on a line of only a comment;
-# ("word", level, letters, dedent) spelling a statement's first word; ("name", level, keyword, started)
+# ("word", level, letters, dedent, dedented) spelling a statement's first word, where dedent says only
+# else, elif, except or finally may come (column 0 after fewer than two blank lines) and dedented that the
+# line came back from a deeper one; ("name", level, keyword, started)
 # after "def " or "class "; ("body", mode, depth, level, ends with a colon, header) everywhere else,
 # where header follows a def or class line from its "(" to its ":": "params" inside the parentheses,
 # "closed" just after them, "space" after ") ", "dash" after ") -", "arrow" after "->", "returns" after
@@ -195,16 +197,16 @@ def _layout_step(state: tuple, c: str) -> tuple:
         new_level = min(spaces // 4, MAX_LEVEL)
         dedent = not must and spaces == 0 and level > 0 and blank < MAX_BLANK_RUN
         if any(word.startswith(c) for word in _words(dedent)):
-            return ("word", new_level, c, dedent)
+            return ("word", new_level, c, dedent, new_level < level)
         return _body(new_level, c)
     if kind == "comment line":
         _, level, blank, must = state
         return ("line", level, 0, blank, must) if c == "\n" else state
     if kind == "word":
-        _, level, letters, dedent = state
+        _, level, letters, dedent, dedented = state
         spelled = letters + c
         if any(word.startswith(spelled) for word in _words(dedent)):
-            return ("word", level, spelled, dedent)
+            return ("word", level, spelled, dedent, dedented)
         if letters in HEADER_KEYWORDS and c == " ":
             return ("name", level, letters, False)
         if is_identifier(c):
@@ -244,12 +246,14 @@ def _layout_forbids(state: tuple, c: str) -> bool:
     if kind == "comment line":
         return c == FILE_SEPARATOR and state[3]
     if kind == "word":
-        _, level, letters, dedent = state
+        _, level, letters, dedent, dedented = state
         spelled = letters + c
         if any(word.startswith(spelled) for word in _words(dedent)):
             return False
         if dedent and (letters not in DEDENT_KEYWORDS or is_identifier(c)):  # a dedent keyword is spelled out, and ends
             return True
+        if letters in DEDENT_KEYWORDS and not is_identifier(c) and not dedented:
+            return True  # "else", "elif", "except" and "finally" close a block: they come back from a deeper line
         if letters in BARE_KEYWORDS and not is_identifier(c):
             return c != ":" or level >= MAX_LEVEL
         if letters in EXPRESSION_KEYWORDS and not is_identifier(c):  # an expression follows, except after a bare except

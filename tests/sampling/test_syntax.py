@@ -103,6 +103,8 @@ def test_real_code_passes(automata):
     ("if x:\n    y = 1\n", "x", False), ("if x:\n    y = 1\n", "e", True), ("if x:\n    y = 1\n\n", "x", False),
     ("if x:\n    y = 1\n\n\n", "x@", True), ("if x:\n    y = 1\n    ", "x", True), ("if x:\n    y = 1\n  ", "x", False),
     ("if x:\n    y = 1\nels", "e", True), ("if x:\n    y = 1\nels", "x", False), ("if x:\n    y = 1\nelse", ":", True),
+    ("x = 1\nelse", ":", False), ("if x:\n    else", ":", False), ("try:\n    x\nexcept", ":", True),
+    ("try:\n    x\n    y\n    except", ":", False),
     ("def", " ", True), ("def f", "(", True), ("def f", " :=\n", False), ("def ", "1", False), ("def f(a)", ":", True),
     ("def f(a)", "=\n", False), ("def f(a) ", "-", True), ("def f(a) ", ":", False), ("def f(a) -> int", ":", True),
     ("def f(a) -> int", "\n#=,", False), ("def f(a) -> int", "|[. ", True), ("class A", "(:", True), ("class A", "\n=", False), ("class A(B)", ":", True),
