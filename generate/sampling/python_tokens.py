@@ -98,7 +98,8 @@ KEYWORDS = ("False", "None", "True", "and", "as", "assert", "async", "await", "b
 _KEYWORD_PREFIXES = {w[:k] for w in KEYWORDS for k in range(1, len(w) + 1)}
 DEF_NAME, DEF_NAMED, PARAMETER, PARAMETER_NAMED = ("def name",), ("def named",), ("parameter",), ("parameter named",)
 
-TOKENS_START = (CODE, 0, START, TARGET)
+STATEMENT_START = (CODE, 0, START, TARGET)
+TOKENS_START = (*STATEMENT_START, False)
 
 
 def _operand_place(tok: tuple) -> bool:
@@ -158,10 +159,35 @@ def _end_operator(chars: str, depth: int, statement: str):
 
 
 def tokens_advance(state: tuple, c: str):
-    """The state after `c`, or None where `c` cannot come next."""
+    """The state after `c`, or None where `c` cannot come next.
+
+    The last element says whether a conditional expression at depth 0 still
+    owes its `else` ("x = a if b"): an `else` comes only then, and the
+    statement cannot end before it.
+    """
+    *inner, owes_else = state
+    following = _advance(tuple(inner), c)
+    if following is None:
+        return None
+    tok, new_tok, depth = inner[2], following[2], inner[1]
+    if tok[0] == "name" and tok[1] in ("after", "after string") and new_tok[0] != "name" and depth == 0:
+        if tok[2] == "if":
+            owes_else = True
+        elif tok[2] == "else":
+            if not owes_else:
+                return None  # an "else" with no "if" before it
+            owes_else = False
+    if new_tok == START and following[1] == 0:
+        if owes_else:
+            return None  # "x = a if b" ends without its "else"
+        owes_else = False
+    return (*following, owes_else)
+
+
+def _advance(state: tuple, c: str):
     mode, depth, tok, statement = state
     if c == FILE_SEPARATOR:
-        return TOKENS_START if tok == START and depth == 0 and mode[0] in ("code", "comment") else None
+        return STATEMENT_START if tok == START and depth == 0 and mode[0] in ("code", "comment") else None
     if lexer_forbids(mode, c, depth > 0):
         return None
     kind = mode[0]

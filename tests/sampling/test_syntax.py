@@ -120,6 +120,7 @@ def test_real_code_passes(automata):
     ("x:", " ", True), ("f(x)", ":", False), ("y = lambda x", ":", True), ("def f(a=1, b", ",)", False),
     ("def f(a=1, b", "=", True), ("def f(a, *, b", ",)", True), ("def f(None", ",)=", False), ("def f(a", ".", False),
     ("def f(a=", "=", False), ("def f(", "'1", False), ("x = 1 if y else 2", "\n", True), ("print(*", ",)a", True),
+    ("x = 1 if y", "\n#", False), ("x = 1 if y ", "e", True), ("x = 1 ", "e", False), ("[1 if y", "]", True),
 ])
 def test_what_each_state_allows(automata, text, chars, ok):
     can = allowed(automata, text)
