@@ -1,8 +1,10 @@
-"""Python's layout as automata: brackets, string quotes and indentation, honoured while sampling.
+"""Python's syntax as automata: brackets, string quotes, indentation and expressions, honoured while sampling.
 
-Two automata run side by side in the sampling loop (`constraints.Automaton`),
-each following the same small lexer (code, comments, single-line and
-triple-quoted strings, escapes, backslash continuations):
+Three automata run side by side in the sampling loop (`constraints.Automaton`),
+each following the same small lexer (`python_lexer.py`: code, comments,
+single-line and triple-quoted strings, escapes, backslash continuations).
+Two are here; `python_tokens` (operands and operators, keywords, parameters,
+assignment targets) is in `python_tokens.py`:
 
 - `python_brackets` keeps a stack of open brackets, up to `MAX_DEPTH`: a
   closer must match the innermost opener, and none comes at depth 0. A
@@ -18,7 +20,8 @@ triple-quoted strings, escapes, backslash continuations):
   parameters' `)` by `:` or a `->` annotation (a dotted name, a subscript or
   a union) that ends in `:`. A line that starts with `if`, `elif`, `for`,
   `while`, `with` or `except` ends at its `:`; `try`, `else` and `finally`
-  take theirs at once.
+  take theirs at once. `else`, `elif`, `except` and `finally` come only on
+  a line that returns from a deeper one.
 
 Each automaton also knows how far every state is from one where the text
 may end (`Automaton.distance`: strings and brackets closed, a header's body
@@ -27,8 +30,8 @@ its length.
 
 So a sample that a stop string such as a blank-line pair ends has closed its
 brackets, strings and blocks, by construction: nothing is rejected and
-resampled. What the automata cannot see (an expression's grammar, names)
-is still the model's to get right.
+resampled. What the automata cannot see (names, which block an `else`
+closes) is still the model's to get right.
 """
 
 from __future__ import annotations
