@@ -26,6 +26,8 @@ model), but real code in the standard library's style passes them whole.
 
 from __future__ import annotations
 
+import functools
+
 from ..data.config import FILE_SEPARATOR
 from .python_lexer import (
     CLOSERS,
@@ -34,6 +36,7 @@ from .python_lexer import (
     MAX_DEPTH,
     OPENERS,
     QUOTES,
+    exact_char_class,
     is_identifier,
     lex,
     lexer_forbids,
@@ -158,6 +161,7 @@ def _end_operator(chars: str, depth: int, statement: str):
     return STRICT, SIMPLE if statement in (TARGET, CALLED) else statement
 
 
+@functools.lru_cache(maxsize=512)  # `explore` asks for each move twice, as a step and as a forbid
 def tokens_advance(state: tuple, c: str):
     """The state after `c`, or None where `c` cannot come next.
 
@@ -405,6 +409,18 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
                 return (new_mode, depth, ("op", c))  # "x, = pair"
         return None
     return None  # anything else cannot come in code
+
+
+_DISTINCT_LETTERS = set("".join(KEYWORDS + BINARY_KEYWORDS + STRING_PREFIXES) + NUMBER_CHARS)
+
+
+def tokens_char_class(c: str) -> str:
+    """Characters this automaton cannot tell apart share a class: digits, and letters in no keyword."""
+    if c.isascii() and c.isdigit():
+        return "<digit>"
+    if is_identifier(c) and c not in _DISTINCT_LETTERS:
+        return "<letter>"
+    return exact_char_class(c)
 
 
 def tokens_step(state: tuple, c: str) -> tuple:

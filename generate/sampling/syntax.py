@@ -62,7 +62,7 @@ from .python_lexer import (
     lex,
     lexer_forbids,
 )
-from .python_tokens import TOKENS_START, tokens_end, tokens_forbids, tokens_step
+from .python_tokens import TOKENS_START, tokens_char_class, tokens_end, tokens_forbids, tokens_step
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,8 @@ def _build(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
                 _char_class),
         explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings, _layout_end, _char_class,
                 _layout_penalty),
-        explore("python_tokens", chars, TOKENS_START, tokens_step, tokens_forbids, settings, tokens_end),
+        explore("python_tokens", chars, TOKENS_START, tokens_step, tokens_forbids, settings, tokens_end,
+                tokens_char_class),
     )
 
 
