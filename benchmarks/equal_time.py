@@ -1,6 +1,6 @@
 """Validation loss reached in equal training time: ours vs. the keras-io char-RNN example and nanoGPT.
 
-    python benchmarks/equal_time.py [--minutes 5] [--corpus ../shared/data/tinyshakespeare.txt]
+    python benchmarks/equal_time.py [--minutes 5] [--corpus ../shared/data/tinyshakespeare.txt] [--only ours,tied,...]
     python benchmarks/equal_time.py --nanogpt DIR --nanogpt-python PY [--iters 2000,10000]
 
 Both train on the corpus's first 90% for the same wall-clock training time
@@ -8,7 +8,8 @@ Both train on the corpus's first 90% for the same wall-clock training time
 character:
 
 - ours: `generate train` with its defaults (2x256 stateful LSTM, B=64,
-  T=100), float32 and again with `--precision mixed`;
+  T=100), float32, and the recipe arms in RECIPES (`--precision mixed`,
+  tied embeddings, dropout, T=200, 384 units) chosen with `--only`;
 - keras-io: the example's model and recipe (one-hot windows of 40 characters
   taken every 3, LSTM 128, softmax, RMSprop 0.01, batch 128), batches built on
   the fly from the same ids. Its validation loss is the mean over every 3rd
@@ -44,6 +45,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"  # the reference corpus, read in place
 WINDOW, STEP, BATCH = 40, 3, 128
+# Recipe arms for --only: `generate train` options on top of the defaults, each run for the same minutes.
+RECIPES = {
+    "ours": [],
+    "mixed": ["--precision", "mixed"],
+    "tied": ["--tie-embeddings"],
+    "dropout": ["--dropout", "0.1"],
+    "seq200": ["--seq-len", "200"],
+    "wide": ["--units", "384"],
+}
 
 
 def ours(corpus: Path, minutes: float, extra: list[str]) -> tuple[float, str]:
@@ -157,10 +167,8 @@ def main() -> None:
         return
     rows = []
     for name in args.only.split(","):
-        if name == "ours":
-            rows.append(("ours, 2x256 LSTM, float32", *ours(args.corpus, args.minutes, [])))
-        elif name == "mixed":
-            rows.append(("ours, 2x256 LSTM, --precision mixed", *ours(args.corpus, args.minutes, ["--precision", "mixed"])))
+        if name in RECIPES:
+            rows.append((f"ours, 2x256 LSTM, {' '.join(RECIPES[name]) or 'defaults'}", *ours(args.corpus, args.minutes, RECIPES[name])))
         elif name == "keras-io":
             rows.append(("keras-io example (LSTM 128, windows of 40)", *keras_io(args.corpus, args.minutes)))
     print(f"{args.minutes:g} minutes of training each on {args.corpus.name}; validation: the last 10%")
