@@ -68,12 +68,12 @@ class StepNetwork:
                 net.embedding = embedding
             width = cfg.units
         if cfg.tie_embeddings:
-            # The projection folds into the transposed embedding, so a tied model steps at an untied one's cost.
-            kernel, bias = np.eye(cfg.units, dtype=np.float32), np.zeros(cfg.embedding_dim, np.float32)
+            net.out_kernel = embedding.T
+            net.out_bias = np.asarray(model.get_layer("logits").get_weights()[0], np.float32)
             if cfg.units != cfg.embedding_dim:
+                # The projection folds into the transposed embedding, so a tied model steps at an untied one's cost.
                 kernel, bias = (np.asarray(w, np.float32) for w in model.get_layer("tie_projection").get_weights())
-            logit_bias = np.asarray(model.get_layer("logits").get_weights()[0], np.float32)
-            net.out_kernel, net.out_bias = kernel @ embedding.T, bias @ embedding.T + logit_bias
+                net.out_kernel, net.out_bias = kernel @ embedding.T, bias @ embedding.T + net.out_bias
         else:
             net.out_kernel, net.out_bias = (np.asarray(w, np.float32) for w in model.get_layer("logits").get_weights())
         return net

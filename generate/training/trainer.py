@@ -340,10 +340,12 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
         keras.utils.set_random_seed(train_cfg.seed)
         model = build_model(model_cfg, train_cfg.batch_size, policy=policy)
         if train_cfg.init_from:
-            source = _adopt_architecture(train_cfg.init_from, model_cfg)
+            # The plan took the source's architecture into config.model; its characters may have changed since.
+            source = resolve_run(train_cfg.init_from)
             _check_same_characters(train_cfg.init_from, source, vocab)
-            load_weights_into(model, source.checkpoint("best"))  # before compiling: the source's optimizer is not wanted
-            log.info("starting from the weights of %s", source.checkpoint("best"))
+            weights = source.checkpoint("best")
+            load_weights_into(model, weights)  # before compiling: the source's optimizer is not wanted
+            log.info("starting from the weights of %s", weights)
         else:
             start_at_frequencies(model, character_frequencies(plan.train_ids, len(vocab)))
         compile_for_training(model, train_cfg, steps_per_epoch)
