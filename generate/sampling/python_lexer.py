@@ -146,9 +146,9 @@ def lexer_forbids(mode: tuple, c: str, nested: bool) -> bool:
 
 def exact_char_class(c: str) -> str:
     """Every ASCII character its own class; the rest are junk or other characters."""
-    if c.isascii():
-        return c if not is_junk(c) or c in FILE_SEPARATOR else "<junk>"
-    return "<junk>" if is_junk(c) else "<other>"
+    if not is_junk(c):
+        return c if c.isascii() else "<other>"
+    return "<junk>"
 
 
 def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: dict, ends=None,
