@@ -9,7 +9,8 @@ character:
 
 - ours: `generate train` with its defaults (2x256 stateful LSTM, B=64,
   T=100), float32, and the recipe arms in RECIPES (`--precision mixed`,
-  tied embeddings, dropout, T=200, 384 units) chosen with `--only`;
+  tied embeddings, dropout, T=200, 384 units, residual connections, B=32, a
+  faster learning-rate decay) chosen with `--only`;
 - keras-io: the example's model and recipe (one-hot windows of 40 characters
   taken every 3, LSTM 128, softmax, RMSprop 0.01, batch 128), batches built on
   the fly from the same ids. Its validation loss is the mean over every 3rd
@@ -53,6 +54,9 @@ RECIPES = {
     "dropout": ["--dropout", "0.1"],
     "seq200": ["--seq-len", "200"],
     "wide": ["--units", "384"],
+    "residual": ["--residual"],
+    "batch32": ["--batch-size", "32"],
+    "decay85": ["--lr-decay", "0.85"],
 }
 
 

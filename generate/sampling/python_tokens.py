@@ -17,7 +17,13 @@ kind of token may come next:
   `await` and `yield` stand where an operand may;
 - operators are Python's own, one to three characters (`!` only in `!=`);
   a string prefix (`r`, `b`, `f`, ...) is the only name a quote may follow,
-  and a string is the only operand another string may follow.
+  and a string is the only operand another string may follow;
+- numbers have Python's forms (no leading zeros, digits after an exponent's
+  `e` or a base's `0x`); `->` comes only after a def's parameters;
+- `from` takes a dotted module name and then ` import `; an import takes
+  names, `as`, commas and one pair of parentheses; a `for` loop's target is
+  names, commas and brackets up to its ` in `;
+- a conditional expression at depth 0 owes its `else` before a comma.
 
 The rules are a regular approximation of the grammar: they accept some
 invalid code (`x = (a,)` forms and keywords used as names are left to the
@@ -37,6 +43,7 @@ from .python_lexer import (
     OPENERS,
     QUOTES,
     exact_char_class,
+    in_code,
     is_identifier,
     lex,
     lexer_forbids,
@@ -71,12 +78,12 @@ _AFTER_STRING_PREFIXES = _BINARY_PREFIXES | {w[:k] for w in STRING_PREFIXES for 
 # Token states: START a statement's start; ("operand", strict) an operand's place; STAR after a unary "*" or "**";
 # ("after", string, spaced) after an operand; DOT after an attribute's "."; RELATIVE after a "." where an operand
 # goes (".5", "...", "from . import"); ("name", context, prefix) spelling a name (context: see `_end_name`),
-# prefix being what of OPERAND_WORDS or BINARY_KEYWORDS it spells so far (None: none); NUMBER; ("op", chars);
+# prefix being what of OPERAND_WORDS or BINARY_KEYWORDS it spells so far (None: none); ("op", chars);
 # STRING inside a string; DEF_NAME after "def", DEF_NAMED after its name, PARAMETER where a parameter's
-# name goes.
+# name goes. ("number", part) spells a number literal; `_number` says what each part takes.
 START = ("start",)
 STRICT, OPTIONAL = ("operand", True), ("operand", False)
-STAR, DOT, RELATIVE, NUMBER, STRING = ("star",), ("dot",), ("relative",), ("number",), ("string",)
+STAR, DOT, RELATIVE, STRING = ("star",), ("dot",), ("relative",), ("string",)
 AFTER = ("after", False, False)
 AFTER_STRING = ("after", True, False)
 
@@ -87,12 +94,14 @@ AFTER_STRING = ("after", True, False)
 # if, elif or while, where no comma stands at depth 0; PARAMETERS inside a
 # def's parentheses, where each item is a parameter's name, DEFAULTS there after a parameter's default, and
 # KEYWORD_ONLY after a "*";
-# RAISE a raise, where "from" may follow an operand.
+# RAISE a raise, where "from" may follow an operand; RETURNS a def's header between its parameters' ")" and
+# its ":", the only place for "->"; FROM a from-import's module ("from a.b"), where only " import " may follow
+# the dotted name; IMPORT the names an import brings in; FOR a for loop's target, up to its " in ".
 TARGET, CALLED, SIMPLE, LAMBDA, IMPORT, RAISE = "target", "called", "simple", "lambda", "import", "raise"
-COMPOUND, CONDITION = "compound", "condition"
+COMPOUND, CONDITION, RETURNS, FROM, FOR = "compound", "condition", "returns", "from", "for"
 PARAMETERS, DEFAULTS, KEYWORD_ONLY = "parameters", "defaults", "keyword-only"
 PARAMETER_KINDS = (PARAMETERS, DEFAULTS, KEYWORD_ONLY)
-COMPOUND_KEYWORDS = ("for", "with", "except", "class", "try", "else", "finally")
+COMPOUND_KEYWORDS = ("with", "except", "class", "try", "else", "finally")
 CONDITION_KEYWORDS = ("if", "elif", "while")
 ASSIGNMENTS = ("=", "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", "**=", "//=", "<<=", ">>=")
 KEYWORDS = ("False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def",
@@ -143,11 +152,13 @@ def _end_operator(chars: str, depth: int, statement: str):
     """(token state, statement) after operator `chars`, or None where it cannot stand."""
     if chars not in OPERATORS:
         return None
+    if chars == "->":
+        return (STRICT, COMPOUND) if statement == RETURNS and depth == 0 else None
     if depth:
         # a slice, a dict's value, a lambda's body or a parameter's annotation; or any operator's operand
         return (OPTIONAL if chars == ":" else STRICT), statement
     if chars == ":":
-        if statement in (COMPOUND, CONDITION):
+        if statement in (COMPOUND, CONDITION, RETURNS):
             return START, TARGET  # a one-line body may follow the block's header
         if statement == LAMBDA:
             return STRICT, SIMPLE
@@ -174,6 +185,8 @@ def tokens_advance(state: tuple, c: str):
     if following is None:
         return None
     tok, new_tok, depth = inner[2], following[2], inner[1]
+    if owes_else and depth == 0 and c == "," and in_code(inner[0], c):
+        return None  # "x = a if b, c": the condition ends at its "else"
     if tok[0] == "name" and tok[1] in ("after", "after string") and new_tok[0] != "name" and depth == 0:
         if tok[2] == "if":
             owes_else = True
@@ -246,19 +259,30 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
             statement = CONDITION
         elif context == "statement" and prefix in COMPOUND_KEYWORDS:
             statement = COMPOUND
-        elif context == "statement" and prefix in ("import", "from"):
+        elif context == "statement" and prefix == "for":
+            statement = FOR
+        elif context == "statement" and prefix == "from":
+            statement = FROM
+        elif prefix == "import":
             statement = IMPORT
+        elif context != "statement" and prefix == "in" and statement == FOR and depth == 0:
+            statement = COMPOUND  # the loop's iterable: any expression, up to the ":"
         elif context == "statement" and prefix == "raise":
             statement = RAISE
         elif prefix == "lambda" and depth == 0 and statement not in (COMPOUND, CONDITION):
             statement = LAMBDA
         elif tok != AFTER and statement == TARGET and depth == 0:
             statement = SIMPLE  # a keyword: "return x", "not x", "del x" assign nothing
-    elif tok == NUMBER:
-        if c in NUMBER_CHARS:
-            return (mode, depth, tok, statement)
+    elif tok[0] == "number":
+        part = _number(tok[1], c)
+        if part is not None:
+            return (mode, depth, ("number", part), statement)
+        if tok[1] not in NUMBER_ENDS:
+            return None  # "1e", "0x", "1_": the literal is not finished
         tok = AFTER
     elif tok[0] == "op":
+        if tok[1] + c == "->" and (statement != RETURNS or depth):
+            return None  # an arrow only annotates a def's return
         if tok[1] + c in _OPERATOR_PREFIXES:
             if tok[1] + c == ":=" and depth == 0 and statement not in (COMPOUND, CONDITION):
                 return None  # an assignment expression stands in parentheses, or in an if or while header
@@ -273,9 +297,11 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     if following is None:
         return None
     new_mode, new_depth, new_tok = following
+    if statement in (FROM, IMPORT, FOR) and not _names_only_allow(statement, depth, tok, new_tok, c):
+        return None
     if statement in PARAMETER_KINDS:
         if new_depth == 0:
-            statement = COMPOUND  # the parameters' ")"
+            statement = RETURNS  # the parameters' ")"
         elif new_depth == 1 and c == "," and depth == 1:
             new_tok = PARAMETER
     if new_tok == START and depth == 0 and c in "\n;":
@@ -300,13 +326,81 @@ def _binary_keyword_fits(keyword: str | None, depth: int, statement: str) -> boo
     """Where a keyword after an operand may stand: "for" in comprehensions, "import" and "as" in their statements."""
     if keyword in ("for", "async"):
         return depth > 0
+    if statement == FROM:
+        return keyword == "import"
+    if statement == IMPORT:
+        return keyword == "as"
+    if statement == FOR and depth == 0:
+        return keyword == "in"
     if keyword == "import":
-        return statement == IMPORT and depth == 0
+        return False  # only a from-import's module comes before it
     if keyword == "as":
-        return depth > 0 or statement in (IMPORT, COMPOUND)
+        return depth > 0 or statement == COMPOUND
     if keyword == "from":
         return statement == RAISE and depth == 0  # "raise X from Y"; "yield from" is an operand's keyword
     return True
+
+
+def _names_only_allow(statement: str, depth: int, tok: tuple, new_tok: tuple, c: str) -> bool:
+    """What an import's module and names, and a for loop's target, take besides names, "." and spaces.
+
+    "from a.b import (c as d, e)", "import a.b as c, d", "from . import *"; "for a, (b, c) in" and
+    "for x.y[i] in", whose subscript may hold any expression.
+    """
+    if c in " \t\\." or (is_identifier(c) and new_tok[0] == "name"):
+        return True
+    if statement == FOR:
+        if depth > 0:
+            return c not in "\n#"  # a subscript's or a tuple's items
+        return c in "([,*" and not (c == "(" and tok[0] == "after")  # "for f(x) in" assigns to a call
+    if statement == FROM:
+        return False
+    if c in "*(":
+        return depth == 0 and tok == STRICT  # "import *", "import (a, b)" just after "import"
+    if c in ",)\n#":
+        return True
+    return c == ";" and depth == 0
+
+
+# Number literals, part by part: after a leading "0" ("zero"), other digits ("integer"), a "." ("fraction"),
+# an exponent's "e" and its sign, its digits ("exponent"), a base's letter ("base": 0x, 0o, 0b) and its
+# digits ("based"), a "j" ("imaginary"), and ("_", part) after an underscore, which a digit must follow.
+NUMBER_ENDS = ("zero", "integer", "fraction", "exponent", "based", "imaginary")
+HEX_DIGITS = "0123456789abcdefABCDEF"
+
+
+def _number(part, c: str):
+    """The number literal's part after `c`, or None where `c` does not continue it."""
+    if isinstance(part, tuple):  # after "_"
+        following = part[1]
+        if following in ("base", "based"):
+            return "based" if c in HEX_DIGITS else None
+        return following if c.isdigit() else None
+    if part in ("base", "based"):
+        if c in HEX_DIGITS:  # octal and binary digits are left to the model
+            return "based"
+        return ("_", part) if c == "_" else None
+    if part == "imaginary":
+        return None
+    if part in ("exponent sign", "exponent digit"):
+        if c in "+-" and part == "exponent sign":
+            return "exponent digit"
+        return "exponent" if c.isdigit() else None
+    if c == "_":
+        return ("_", part)
+    if c.isdigit():
+        if part == "zero":
+            return "zero" if c == "0" else None  # "01": leading zeros
+        return part
+    if c in "jJ":
+        return "imaginary"
+    if part == "exponent":
+        return None
+    if c in "eE":
+        return "exponent sign"
+    if part == "zero" and c in "xXoObB":
+        return "base"
+    return "fraction" if c == "." and part != "fraction" else None
 
 
 def _definition(mode: tuple, depth: int, tok: tuple, c: str, statement: str):
@@ -325,12 +419,12 @@ def _definition(mode: tuple, depth: int, tok: tuple, c: str, statement: str):
         if c == ",":
             return (mode, depth, PARAMETER, statement)
         if c == ")":
-            return (mode, depth - 1, AFTER, COMPOUND)
+            return (mode, depth - 1, AFTER, RETURNS)
         if c == "=":  # its default: an operand follows, never a second "="
             return (mode, depth, STRICT, statement if statement == KEYWORD_ONLY else DEFAULTS)
         return (mode, depth, ("op", c), statement) if c == ":" else None
     if c == ")":
-        return (mode, depth - 1, AFTER, COMPOUND)
+        return (mode, depth - 1, AFTER, RETURNS)
     if c in "*/":
         return (mode, depth, STAR, KEYWORD_ONLY if c == "*" else statement)  # keyword-only ones need no default
     if is_identifier(c) and not c.isdigit():
@@ -350,12 +444,12 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
         return (new_mode, depth, ("after", tok[1], True) if after else tok)
     if c == "\n":
         if depth > 0:
-            return (new_mode, depth, tok)
+            return (new_mode, depth, tok) if tok != DOT else None  # the next line starts with spaces, which a "." cannot take
         return (new_mode, 0, START) if tok in (START, OPTIONAL, STAR, RELATIVE) or after else None  # STAR: "import *"
     if c == "\\":
         return (new_mode, depth, tok)
     if c == "#":
-        if depth > 0 or tok in (START, OPTIONAL) or after:
+        if (depth > 0 and tok != DOT) or tok in (START, OPTIONAL) or after:
             return (new_mode, depth, tok if depth > 0 else START)
         return None
     if c in QUOTES:
@@ -383,7 +477,9 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
             return (new_mode, depth, DOT)
         return (new_mode, depth, RELATIVE) if operand_place or tok == RELATIVE else None  # ".5", "...", "from .."
     if c.isdigit():
-        return (new_mode, depth, NUMBER) if operand_place or tok == RELATIVE else None
+        if tok == RELATIVE:
+            return (new_mode, depth, ("number", "fraction"))  # ".5"
+        return (new_mode, depth, ("number", "zero" if c == "0" else "integer")) if operand_place else None
     if is_identifier(c):
         if tok == DOT:
             return (new_mode, depth, ("name", "attribute", None)) if not c.isdigit() else None
@@ -417,7 +513,7 @@ _DISTINCT_LETTERS = set("".join(KEYWORDS + BINARY_KEYWORDS + STRING_PREFIXES) + 
 def tokens_char_class(c: str) -> str:
     """Characters this automaton cannot tell apart share a class: digits, and letters in no keyword."""
     if c.isascii() and c.isdigit():
-        return "<digit>"
+        return "0" if c == "0" else "<digit>"  # a leading "0" takes no other digit
     if is_identifier(c) and c not in _DISTINCT_LETTERS:
         return "<letter>"
     return exact_char_class(c)

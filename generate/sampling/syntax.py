@@ -9,7 +9,11 @@ assignment targets) is in `python_tokens.py`:
 - `python_brackets` keeps a stack of open brackets, up to `MAX_DEPTH`: a
   closer must match the innermost opener, and none comes at depth 0. A
   single-quoted string cannot take a newline; a triple-quoted string or an
-  open bracket cannot take a third newline in a row.
+  open bracket cannot take a third newline in a row. It knows each
+  bracket's kind: inside a `(` that holds no def's parameters, a `:` only
+  follows a lone name (`(n := 1)`) or ends a lambda's parameters, and a
+  lone `=` only follows a lone name (a keyword argument); inside `[` and
+  `{` an `=` only makes a comparison, and no bracket holds `+=` and the like.
 - `python_layout` keeps the indentation, in steps of four spaces, up to
   `MAX_LEVEL`. After a line ending in `:` the next line (after at most one
   blank line) is indented one step, and no other line is; a dedent lands on
@@ -21,7 +25,8 @@ assignment targets) is in `python_tokens.py`:
   a union) that ends in `:`. A line that starts with `if`, `elif`, `for`,
   `while`, `with` or `except` ends at its `:`; `try`, `else` and `finally`
   take theirs at once. `else`, `elif`, `except` and `finally` come only on
-  a line that returns from a deeper one.
+  a line that returns from a deeper one. A line inside brackets is indented
+  past its statement's, unless it starts with a closer.
 
 Each automaton also knows how far every state is from one where the text
 may end (`Automaton.distance`: strings and brackets closed, a header's body
@@ -91,32 +96,105 @@ def _char_class(c: str) -> str:
 # ---------------------------------------------------------------- brackets and quotes
 
 
+# States: (mode, stack, word, after) where mode is the lexer's; stack the open brackets, innermost last, each
+# "(", "[" or "{", or "p" for a def's parameters, or "λ" for a parenthesis whose lambda still owes its ":".
+# word: at depth 0, what of "def" the line has spelled ("def!" once spelled, until its "("); just inside a
+# "(", what its item is so far: "" nothing yet, a prefix of "lambda", "-" a bare name, "- " one and spaces
+# after it, "x" anything else. after: "cmp" just after "<", ">", "!" or "=" in code, "op" just after
+# another operator inside brackets, "=" where only "=" may come ("(x :=", "[a ==").
+BRACKETS_START = (CODE, (), "", "")
+CLOSER_OF = {"(": ")", "p": ")", "λ": ")", "[": "]", "{": "}"}
+LAMBDA_PREFIXES = tuple("lambda"[:k] for k in range(1, 7))
+BARE_NAME = LAMBDA_PREFIXES + ("-", "- ")  # an item that is one name so far: "(x :=", "f(key="
+
+
+def _word(word: str, c: str, stack: tuple) -> str:
+    """The word tracker after code character `c` (not a bracket)."""
+    if not stack:  # a def's parameters open the first "(" after "def"
+        if word == "def!":
+            return word
+        if is_identifier(c):
+            return word + c if word != "-" and "def".startswith(word + c) else "-"
+        return "def!" if word == "def" else ""
+    if stack[-1] != "(":
+        return ""
+    if c == ",":
+        return ""
+    if c in "#\n":
+        return word  # a comment or a line break inside the item changes nothing
+    if c in " \t":
+        return "- " if word in BARE_NAME else word
+    if is_identifier(c):
+        if word in LAMBDA_PREFIXES and "lambda".startswith(word + c):
+            return word + c
+        if word == "":
+            return c if c == "l" else "x" if c.isdigit() else "-"
+        return "-" if word in BARE_NAME[:-1] else "x"
+    return "x"
+
+
 def _brackets_step(state: tuple, c: str) -> tuple:
-    mode, stack = state
+    mode, stack, word, after = state
     if c == FILE_SEPARATOR:
-        return CODE, ()
+        return BRACKETS_START
+    code, in_comment = in_code(mode, c), mode[0] == "comment"
     mode, event = lex(mode, c, bool(stack))
-    if event == "open" and len(stack) < MAX_DEPTH:
-        stack = stack + (c,)
-    elif event == "close" and stack:
-        stack = stack[:-1]
-    return mode, stack
+    if not code:  # a string makes a parenthesis's item more than a name; a comment changes nothing
+        if not in_comment and word != "def!":
+            word = "x" if stack and stack[-1] == "(" else ""
+        return mode, stack, word, ""
+    if event == "open":
+        kind = "p" if c == "(" and word == "def!" else c
+        return mode, (stack + (kind,))[:MAX_DEPTH], "", ""
+    if event == "close":
+        return mode, stack[:-1], ("x" if len(stack) > 1 and stack[-2] == "(" else ""), ""
+    if c == "\n" and not stack:
+        return mode, stack, "", ""
+    if after == "=":  # the "=" it wanted
+        return mode, stack, "x" if stack[-1] == "(" else "", ""
+    if stack and stack[-1] == "(" and word == "lambda" and not is_identifier(c):
+        stack, word = stack[:-1] + ("λ",), ""
+    if stack and stack[-1] == "λ" and c == ":":
+        return mode, stack[:-1] + ("(",), "", ""
+    if stack and c == ":" and stack[-1] == "(":
+        return mode, stack, "x", "="  # an assignment expression: "(x := 1)"
+    if stack and c == "=" and after != "cmp":
+        if stack[-1] in "[{" or (stack[-1] == "(" and word not in BARE_NAME):
+            return mode, stack, _word(word, c, stack), "="  # "==": "[a = 1]", "f(a.b = 1)" assign nowhere
+        if stack[-1] == "(":
+            return mode, stack, "", "cmp"  # a keyword argument's value, or "=="
+    if c in "<>!=" and after != "cmp":
+        after = "cmp"
+    else:
+        after = "op" if stack and c in "+-*/%&|^@~:" else ""
+    return mode, stack, _word(word, c, stack), after
 
 
 def _brackets_forbids(state: tuple, c: str) -> bool:
-    mode, stack = state
+    mode, stack, word, after = state
     if lexer_forbids(mode, c, bool(stack)):
         return True
-    if in_code(mode, c):
-        if c in OPENERS:
-            return len(stack) >= MAX_DEPTH
-        if c in CLOSERS:
-            return not stack or OPENERS.index(stack[-1]) != CLOSERS.index(c)
+    if not in_code(mode, c):
+        return False
+    if after == "=":
+        return c != "="
+    if after == "op" and c == "=":
+        return True  # "[a += 1]", "{a: = 1}": no assignment inside brackets
+    if c in OPENERS:
+        return len(stack) >= MAX_DEPTH
+    if c in CLOSERS:
+        return not stack or CLOSER_OF[stack[-1]] != c
+    if c == ":" and stack and stack[-1] == "(":
+        return word not in BARE_NAME  # a slice's, a dict's or a block's colon in a call: only "name :=" or a lambda's here
     return False
 
 
 def _brackets_end(state: tuple) -> bool:
-    return state == (CODE, ())  # every bracket closed, outside any string or comment
+    return state == BRACKETS_START  # every bracket closed, outside any string or comment
+
+
+def _brackets_char_class(c: str) -> str:
+    return c if c in "lambdef=<>!," else _char_class(c)
 
 
 # ---------------------------------------------------------------- indentation and block headers
@@ -175,8 +253,8 @@ def _body(level: int, c: str, depth: int = 0, colon: bool = False, mode: tuple =
         header = _separated(header.replace("bar", "returns"))
     elif (header in ("closed", "compound") or header.startswith("annotation")) and colon:
         header = ""
-    if event == "newline" and depth == 0:
-        return ("line", level, 0, 0, colon)
+    if event == "newline":
+        return ("line", level, 0, 0, colon) if depth == 0 else ("continued line", mode, depth, level, 0, header)
     return ("body", mode, depth, level, colon, header)
 
 
@@ -222,6 +300,11 @@ def _layout_step(state: tuple, c: str) -> tuple:
         if c == " " and not started:
             return state
         return _body(level, c, header="params" if c == "(" else "")
+    if kind == "continued line":
+        _, mode, depth, level, spaces, header = state
+        if c == " ":
+            return ("continued line", mode, depth, level, min(spaces + 1, 4 * level + 1), header)
+        return _body(level, c, depth, False, mode, header)
     _, mode, depth, level, colon, header = state
     return _body(level, c, depth, colon, mode, header)
 
@@ -248,6 +331,11 @@ def _layout_forbids(state: tuple, c: str) -> bool:
         return dedent and not any(word.startswith(c) for word in DEDENT_KEYWORDS)
     if kind == "comment line":
         return c == FILE_SEPARATOR and state[3]
+    if kind == "continued line":  # inside brackets, a line is indented past its statement, or starts with a closer
+        _, mode, depth, level, spaces, header = state
+        if lexer_forbids(mode, c, True):
+            return True
+        return c not in " \n" + CLOSERS and spaces <= 4 * level
     if kind == "word":
         _, level, letters, dedent, dedented = state
         spelled = letters + c
@@ -326,8 +414,8 @@ def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
 def _build(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
     settings = {"syntax": "python"}
     return (
-        explore("python_brackets", chars, (CODE, ()), _brackets_step, _brackets_forbids, settings, _brackets_end,
-                _char_class),
+        explore("python_brackets", chars, BRACKETS_START, _brackets_step, _brackets_forbids, settings, _brackets_end,
+                _brackets_char_class),
         explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings, _layout_end, _char_class,
                 _layout_penalty),
         explore("python_tokens", chars, TOKENS_START, tokens_step, tokens_forbids, settings, tokens_end,

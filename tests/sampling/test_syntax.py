@@ -121,6 +121,22 @@ def test_real_code_passes(automata):
     ("def f(a=1, b", "=", True), ("def f(a, *, b", ",)", True), ("def f(None", ",)=", False), ("def f(a", ".", False),
     ("def f(a=", "=", False), ("def f(", "'1", False), ("x = 1 if y else 2", "\n", True), ("print(*", ",)a", True),
     ("x = 1 if y", "\n#", False), ("x = 1 if y ", "e", True), ("x = 1 ", "e", False), ("[1 if y", "]", True),
+    ("x = 1 if y", ",", False), ("x = 1 if y else 2", ",", True),
+    # number literals
+    ("x = 0", "1", False), ("x = 0", "0.xjeb_", True), ("x = 1e", "\n)", False), ("x = 1e", "-5", True),
+    ("x = 0x", "\n", False), ("x = 0x", "f", True), ("x = 1_", "\n_", False), ("x = 1.5", ".e", True), ("x = 1j", "0", False),
+    # "->" only after a def's parameters; imports and for targets take names
+    ("x = a -", ">", False), ("def f(a) -", ">", True), ("f(a -", ">", False),
+    ("from a", "(\n'=,", False), ("from a.b ", "i", True), ("from a ", "a", False), ("from a import ", "*(", True),
+    ("import a", "(=+[", False), ("import a", ",.\n", True), ("import a ", "a", True), ("import a ", "i", False),
+    ("for x", "=+(:", False), ("for x", ",[.", True), ("for x ", "i", True), ("for x ", "o", False),
+    # inside brackets: no block's colon in a call, no assignment but a keyword argument's
+    ("f(x + 1", ":", False), ("f(x", ":", True), ("f(x :", "=", True), ("f(x :", " 1", False), ("f(lambda x", ":", True),
+    ("f(a.b =", " x", False), ("f(a.b =", "=", True), ("f(a=", "1", True), ("[a ", "=", True), ("[a =", " x", False),
+    ("[a +", "=", False), ("{a:", "=", False), ("def f(a", ":=", True), ("f(a.", "\n#", False),
+    # a line inside brackets is indented past its statement, unless it starts with a closer
+    ("x = f(\n", "a#", False), ("x = f(\n ", "a#", True), ("x = f(\n", ")", True),
+    ("if x:\n    y = f(\n    ", "a", False), ("if x:\n    y = f(\n     ", "a", True),
 ])
 def test_what_each_state_allows(automata, text, chars, ok):
     can = allowed(automata, text)
