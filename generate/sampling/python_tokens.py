@@ -96,8 +96,10 @@ AFTER_STRING = ("after", True, False)
 # KEYWORD_ONLY after a "*";
 # RAISE a raise, where "from" may follow an operand; RETURNS a def's header between its parameters' ")" and
 # its ":", the only place for "->"; FROM a from-import's module ("from a.b"), where only " import " may follow
-# the dotted name; IMPORT the names an import brings in; FOR a for loop's target, up to its " in ".
+# the dotted name; IMPORT the modules an import brings in, IMPORTED the names a from-import brings in; FOR a
+# for loop's target, up to its " in ".
 TARGET, CALLED, SIMPLE, LAMBDA, IMPORT, RAISE = "target", "called", "simple", "lambda", "import", "raise"
+IMPORTED = "imported"
 COMPOUND, CONDITION, RETURNS, FROM, FOR = "compound", "condition", "returns", "from", "for"
 PARAMETERS, DEFAULTS, KEYWORD_ONLY = "parameters", "defaults", "keyword-only"
 PARAMETER_KINDS = (PARAMETERS, DEFAULTS, KEYWORD_ONLY)
@@ -264,7 +266,7 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
         elif context == "statement" and prefix == "from":
             statement = FROM
         elif prefix == "import":
-            statement = IMPORT
+            statement = IMPORT if context == "statement" else IMPORTED
         elif context != "statement" and prefix == "in" and statement == FOR and depth == 0:
             statement = COMPOUND  # the loop's iterable: any expression, up to the ":"
         elif context == "statement" and prefix == "raise":
@@ -297,7 +299,7 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     if following is None:
         return None
     new_mode, new_depth, new_tok = following
-    if statement in (FROM, IMPORT, FOR) and not _names_only_allow(statement, depth, tok, new_tok, c):
+    if statement in (FROM, IMPORT, IMPORTED, FOR) and not _names_only_allow(statement, depth, tok, new_tok, c):
         return None
     if statement in PARAMETER_KINDS:
         if new_depth == 0:
@@ -328,7 +330,7 @@ def _binary_keyword_fits(keyword: str | None, depth: int, statement: str) -> boo
         return depth > 0
     if statement == FROM:
         return keyword == "import"
-    if statement == IMPORT:
+    if statement in (IMPORT, IMPORTED):
         return keyword == "as"
     if statement == FOR and depth == 0:
         return keyword == "in"
@@ -347,6 +349,8 @@ def _names_only_allow(statement: str, depth: int, tok: tuple, new_tok: tuple, c:
     "from a.b import (c as d, e)", "import a.b as c, d", "from . import *"; "for a, (b, c) in" and
     "for x.y[i] in", whose subscript may hold any expression.
     """
+    if c == "." and statement == IMPORTED:
+        return False  # "from a import b.c"
     if c in " \t\\." or (is_identifier(c) and new_tok[0] == "name"):
         return True
     if statement == FOR:
@@ -356,7 +360,7 @@ def _names_only_allow(statement: str, depth: int, tok: tuple, new_tok: tuple, c:
     if statement == FROM:
         return False
     if c in "*(":
-        return depth == 0 and tok == STRICT  # "import *", "import (a, b)" just after "import"
+        return statement == IMPORTED and depth == 0 and tok == STRICT  # "from a import *", "from a import (b, c)"
     if c in ",)\n#":
         return True
     return c == ";" and depth == 0

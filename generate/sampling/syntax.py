@@ -1,10 +1,12 @@
 """Python's syntax as automata: brackets, string quotes, indentation and expressions, honoured while sampling.
 
-Three automata run side by side in the sampling loop (`constraints.Automaton`),
+Four automata run side by side in the sampling loop (`constraints.Automaton`),
 each following the same small lexer (`python_lexer.py`: code, comments,
 single-line and triple-quoted strings, escapes, backslash continuations).
 Two are here; `python_tokens` (operands and operators, keywords, parameters,
-assignment targets) is in `python_tokens.py`:
+assignment targets) is in `python_tokens.py`, and `python_blocks` (which
+block a dedented `else`, `elif`, `except` or `finally` closes; a `try` left
+only for its handlers) in `python_blocks.py`:
 
 - `python_brackets` keeps a stack of open brackets, up to `MAX_DEPTH`: a
   closer must match the innermost opener, and none comes at depth 0. A
@@ -35,8 +37,8 @@ its length.
 
 So a sample that a stop string such as a blank-line pair ends has closed its
 brackets, strings and blocks, by construction: nothing is rejected and
-resampled. What the automata cannot see (names, which block an `else`
-closes) is still the model's to get right.
+resampled. What the automata cannot see (names, what a conditional
+expression inside brackets owes) is still the model's to get right.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ from ..data.config import FILE_SEPARATOR
 from ..errors import WriteError
 from ..fileio import atomic_path
 from ..paths import cache_root
-from . import constraints, python_lexer, python_tokens
+from . import constraints, python_blocks, python_lexer, python_tokens
 from .constraints import Automaton
+from .python_blocks import BLOCKS_START, blocks_char_class, blocks_end, blocks_forbids, blocks_step
 from .python_lexer import (
     CLOSERS,
     CODE,
@@ -395,7 +398,7 @@ def _layout_end(state: tuple) -> bool:
 
 
 _cache: dict[tuple[str, ...], tuple[Automaton, ...]] = {}
-AUTOMATA = ("python_brackets", "python_layout", "python_tokens")
+AUTOMATA = ("python_brackets", "python_layout", "python_tokens", "python_blocks")
 
 
 def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
@@ -420,12 +423,14 @@ def _build(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
                 _layout_penalty),
         explore("python_tokens", chars, TOKENS_START, tokens_step, tokens_forbids, settings, tokens_end,
                 tokens_char_class),
+        explore("python_blocks", chars, BLOCKS_START, blocks_step, blocks_forbids, settings, blocks_end,
+                blocks_char_class),
     )
 
 
 def _tables_key(chars: tuple[str, ...]) -> str:
     digest = hashlib.sha256("\x00".join(chars).encode("utf-8"))
-    for module in (constraints, python_lexer, python_tokens, sys.modules[__name__]):
+    for module in (constraints, python_lexer, python_tokens, python_blocks, sys.modules[__name__]):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:24]
 

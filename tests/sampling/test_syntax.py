@@ -137,6 +137,16 @@ def test_real_code_passes(automata):
     # a line inside brackets is indented past its statement, unless it starts with a closer
     ("x = f(\n", "a#", False), ("x = f(\n ", "a#", True), ("x = f(\n", ")", True),
     ("if x:\n    y = f(\n    ", "a", False), ("if x:\n    y = f(\n     ", "a", True),
+    ("from a import b", ".", False), ("import a", "*", False),
+    # which block a dedented keyword closes
+    ("if x:\n    if y:\n        z\n    el", "s", True), ("for x in y:\n    if y:\n        z\n    else", ":", True),
+    ("def f():\n    for x in y:\n        z\n    else", ":", True), ("def f():\n    for x in y:\n        z\n    eli", "f", True),
+    ("def f():\n    for x in y:\n        z\n    elif", " ", False), ("def f():\n    with a:\n        z\n    else", ":", False),
+    ("def f():\n    try:\n        z\n    ", "rx", False), ("def f():\n    try:\n        z\n    ", "ef", True),
+    ("def f():\n    try:\n        z\n", "d\x1c", False), ("def f():\n    try:\n        z\n    e", "l", False), ("def f():\n    try:\n        z\n    e", "x", True),
+    ("def f():\n    try:\n        z\n    except:\n        y\n    ", "r", True),
+    ("def f():\n    try:\n        z\n    except:\n        y\n    else", ":", True),
+    ("def f():\n    if x:\n        y\n    else:\n        z\n    else", ":", False),
 ])
 def test_what_each_state_allows(automata, text, chars, ok):
     can = allowed(automata, text)
@@ -220,7 +230,7 @@ def test_a_vocabulary_without_some_characters_still_has_a_move_everywhere():
     chars = tuple("\n ()':abdefx=")  # no "-" for "->", no '"', no "#"
     for automaton in python_automata(chars):
         assert np.isfinite(automaton.bias).any(axis=1).all()
-    brackets, layout, tokens = python_automata(chars)
+    brackets, layout, tokens, blocks = python_automata(chars)
     state = layout.run([chars.index(c) for c in "def f() "])
     assert np.isfinite(layout.bias[state]).all()  # it wants "-", which this vocabulary lacks: free
 
