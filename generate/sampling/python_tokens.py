@@ -84,6 +84,7 @@ _AFTER_STRING_PREFIXES = _BINARY_PREFIXES | {w[:k] for w in STRING_PREFIXES for 
 START = ("start",)
 STRICT, OPTIONAL = ("operand", True), ("operand", False)
 STAR, DOT, RELATIVE, STRING = ("star",), ("dot",), ("relative",), ("string",)
+DONE = ("done",)  # after "pass", "break" or "continue": the statement ends
 AFTER = ("after", False, False)
 AFTER_STRING = ("after", True, False)
 
@@ -96,11 +97,13 @@ AFTER_STRING = ("after", True, False)
 # KEYWORD_ONLY after a "*";
 # RAISE a raise, where "from" may follow an operand; RETURNS a def's header between its parameters' ")" and
 # its ":", the only place for "->"; FROM a from-import's module ("from a.b"), where only " import " may follow
-# the dotted name; IMPORT the modules an import brings in, IMPORTED the names a from-import brings in; FOR a
-# for loop's target, up to its " in ".
+# the dotted name; IMPORT the modules an import brings in, IMPORTED the names a from-import brings in, ALIAS
+# after an import's "as"; FOR a for loop's target, up to its " in "; CHAINED an assignment's or an
+# annotation's value, which may be another target ("a = b = c") but takes no annotation ("x = a: b").
 TARGET, CALLED, SIMPLE, LAMBDA, IMPORT, RAISE = "target", "called", "simple", "lambda", "import", "raise"
-IMPORTED = "imported"
+IMPORTED, ALIAS, CHAINED = "imported", "alias", "chained"
 COMPOUND, CONDITION, RETURNS, FROM, FOR = "compound", "condition", "returns", "from", "for"
+IMPORT_KINDS = (FROM, IMPORT, IMPORTED, ALIAS)
 PARAMETERS, DEFAULTS, KEYWORD_ONLY = "parameters", "defaults", "keyword-only"
 PARAMETER_KINDS = (PARAMETERS, DEFAULTS, KEYWORD_ONLY)
 COMPOUND_KEYWORDS = ("with", "except", "class", "try", "else", "finally")
@@ -139,6 +142,8 @@ def _end_name(context: str, prefix: str | None, c: str):
             return None  # "x = return", "[if", "import in": a keyword where it cannot stand
         if prefix == "async":
             return START  # "async def", "async with", "async for": the statement's keyword follows
+        if prefix in ("pass", "break", "continue"):
+            return DONE
         if prefix == "def":
             return DEF_NAME
         if prefix in STATEMENT_OPTIONAL + EXPRESSION_OPTIONAL:
@@ -164,14 +169,14 @@ def _end_operator(chars: str, depth: int, statement: str):
             return START, TARGET  # a one-line body may follow the block's header
         if statement == LAMBDA:
             return STRICT, SIMPLE
-        return (STRICT, TARGET) if statement == TARGET else None  # an annotation: "x: int = 0"
+        return (STRICT, CHAINED) if statement == TARGET else None  # an annotation: "x: int = 0", not "x = a: b"
     if chars == "=" and statement == LAMBDA:
         return STRICT, LAMBDA  # a lambda's default: "lambda d=b: d"
     if chars in ASSIGNMENTS:
-        if statement != TARGET:
+        if statement not in (TARGET, CHAINED):
             return None  # "f(x) = 1", "if x = 1:", "a + b = c"
-        return STRICT, TARGET if chars == "=" else SIMPLE  # "a = b = c" chains
-    return STRICT, SIMPLE if statement in (TARGET, CALLED) else statement
+        return STRICT, CHAINED if chars == "=" else SIMPLE  # "a = b = c" chains
+    return STRICT, SIMPLE if statement in (TARGET, CALLED, CHAINED) else statement
 
 
 @functools.lru_cache(maxsize=512)  # `explore` asks for each move twice, as a step and as a forbid
@@ -187,8 +192,8 @@ def tokens_advance(state: tuple, c: str):
     if following is None:
         return None
     tok, new_tok, depth = inner[2], following[2], inner[1]
-    if owes_else and depth == 0 and c == "," and in_code(inner[0], c):
-        return None  # "x = a if b, c": the condition ends at its "else"
+    if owes_else and depth == 0 and c in ",:" and in_code(inner[0], c):
+        return None  # "x = a if b, c", "if a if b:": the condition ends at its "else"
     if tok[0] == "name" and tok[1] in ("after", "after string") and new_tok[0] != "name" and depth == 0:
         if tok[2] == "if":
             owes_else = True
@@ -255,8 +260,8 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
         if context in ("after", "after string") and not _binary_keyword_fits(prefix, depth, statement):
             return None
         tok = _end_name(context, prefix, c)
-        if tok is None:
-            return None
+        if tok is None or (statement in IMPORT_KINDS and context == "operand" and prefix in KEYWORDS):
+            return None  # "from None", "import not"
         if context == "statement" and prefix in CONDITION_KEYWORDS:
             statement = CONDITION
         elif context == "statement" and prefix in COMPOUND_KEYWORDS:
@@ -267,13 +272,15 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
             statement = FROM
         elif prefix == "import":
             statement = IMPORT if context == "statement" else IMPORTED
+        elif prefix == "as" and statement in (IMPORT, IMPORTED):
+            statement = ALIAS
         elif context != "statement" and prefix == "in" and statement == FOR and depth == 0:
             statement = COMPOUND  # the loop's iterable: any expression, up to the ":"
         elif context == "statement" and prefix == "raise":
             statement = RAISE
         elif prefix == "lambda" and depth == 0 and statement not in (COMPOUND, CONDITION):
             statement = LAMBDA
-        elif tok != AFTER and statement == TARGET and depth == 0:
+        elif tok != AFTER and statement in (TARGET, CHAINED) and depth == 0:
             statement = SIMPLE  # a keyword: "return x", "not x", "del x" assign nothing
     elif tok[0] == "number":
         part = _number(tok[1], c)
@@ -299,8 +306,10 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     if following is None:
         return None
     new_mode, new_depth, new_tok = following
-    if statement in (FROM, IMPORT, IMPORTED, FOR) and not _names_only_allow(statement, depth, tok, new_tok, c):
+    if statement in (*IMPORT_KINDS, FOR) and not _names_only_allow(statement, depth, tok, new_tok, c):
         return None
+    if statement == ALIAS and c == ",":
+        statement = IMPORTED  # the next name: "import a as b, c"
     if statement in PARAMETER_KINDS:
         if new_depth == 0:
             statement = RETURNS  # the parameters' ")"
@@ -308,7 +317,7 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
             new_tok = PARAMETER
     if new_tok == START and depth == 0 and c in "\n;":
         statement = TARGET
-    elif statement == TARGET and depth == 0 and not _keeps_target(tok, new_tok, c):
+    elif statement in (TARGET, CHAINED) and depth == 0 and not _keeps_target(tok, new_tok, c):
         statement = CALLED if c == "(" else SIMPLE
     elif statement == CALLED and depth == 0 and c not in " \t(":
         statement = TARGET if c in ".[" else SIMPLE
@@ -332,6 +341,8 @@ def _binary_keyword_fits(keyword: str | None, depth: int, statement: str) -> boo
         return keyword == "import"
     if statement in (IMPORT, IMPORTED):
         return keyword == "as"
+    if statement == ALIAS:
+        return False  # "import a as b as c"
     if statement == FOR and depth == 0:
         return keyword == "in"
     if keyword == "import":
@@ -349,8 +360,8 @@ def _names_only_allow(statement: str, depth: int, tok: tuple, new_tok: tuple, c:
     "from a.b import (c as d, e)", "import a.b as c, d", "from . import *"; "for a, (b, c) in" and
     "for x.y[i] in", whose subscript may hold any expression.
     """
-    if c == "." and statement == IMPORTED:
-        return False  # "from a import b.c"
+    if c == "." and statement in (IMPORTED, ALIAS):
+        return False  # "from a import b.c", "import a as b.c"
     if c in " \t\\." or (is_identifier(c) and new_tok[0] == "name"):
         return True
     if statement == FOR:
@@ -438,6 +449,12 @@ def _definition(mode: tuple, depth: int, tok: tuple, c: str, statement: str):
 
 def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     """(mode, depth, token state) after code character `c` at a token's boundary, or None."""
+    if tok == DONE:
+        if c in " \t\\":
+            return (new_mode, depth, DONE)
+        if c not in "\n;#":
+            return None
+        tok = AFTER
     operand_place = _operand_place(tok)
     after = tok[0] == "after"
     if c in " \t":
@@ -459,6 +476,8 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     if c in QUOTES:
         return (new_mode, depth, STRING) if operand_place or (after and tok[1]) else None
     if c in OPENERS:
+        if statement == RETURNS:
+            return None  # "def f(a)(": the header goes on with ":" or "->"
         if operand_place or (after and c != "{"):
             return (new_mode, min(depth + 1, MAX_DEPTH), OPTIONAL)
         return None
@@ -467,9 +486,11 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
             return (new_mode, depth - 1, AFTER)
         return None
     if c == ",":
-        if depth == 0 and statement == CONDITION:
-            return None  # "if a, b:" tests a tuple, which is always true
-        return (new_mode, depth, OPTIONAL) if after or tok in (STAR, RELATIVE) else None
+        if depth == 0 and statement in (CONDITION, RAISE):
+            return None  # "if a, b:" tests a tuple, which is always true; "raise a, b" is Python 2
+        if tok == STAR:
+            return (new_mode, depth, OPTIONAL) if statement in (*PARAMETER_KINDS, LAMBDA) else None  # "def f(*, a)"
+        return (new_mode, depth, OPTIONAL) if after or tok == RELATIVE else None
     if c == ";":
         return (new_mode, depth, START) if depth == 0 and after else None
     if c == ":":

@@ -63,6 +63,8 @@ from .python_lexer import (
     MAX_BLANK_RUN,
     MAX_DEPTH,
     OPENERS,
+    QUOTES,
+    consuming_mode,
     explore,
     in_code,
     is_identifier,
@@ -81,6 +83,10 @@ ANNOTATION_CHARS = " .|[:"  # besides names, what may follow "->" at depth 0; a 
 # nats off the space that starts " -> annotation" after a def's parameters: in corpus:python 2% of defs
 # annotate their return, and a weak model that has lost track of the def line wants a space more than ":"
 RETURN_ANNOTATION_PENALTY = 3.0
+# nats off a single-quoted string's other quote: in the standard library 5% of "..." strings hold a "'" and
+# 1.4% of '...' strings a '"', while a weak model that has lost track of which quote opened the string
+# reaches for the other one to close it, and writes code into the string from there on
+OTHER_QUOTE_PENALTY = 2.0
 MAX_ANNOTATION_SEPARATORS = 2  # "." and "|" in a return annotation at depth 0: "-> os.PathLike | None"
 EXPRESSION_KEYWORDS = ("if", "elif", "for", "while", "with", "except")  # a header line: an expression, then ":"
 BARE_KEYWORDS = ("try", "else", "finally")  # ":" at once
@@ -103,7 +109,8 @@ def _char_class(c: str) -> str:
 # "(", "[" or "{", or "p" for a def's parameters, or "λ" for a parenthesis whose lambda still owes its ":".
 # word: at depth 0, what of "def" the line has spelled ("def!" once spelled, until its "("); just inside a
 # "(", what its item is so far: "" nothing yet, a prefix of "lambda", "-" a bare name, "- " one and spaces
-# after it, "x" anything else. after: "cmp" just after "<", ">", "!" or "=" in code, "op" just after
+# after it, "=" a keyword argument's value ("=l"... while it spells "lambda"), "x" anything else; in a def's
+# parameters, "=" after a default's "=". after: "cmp" just after "<", ">", "!" or "=" in code, "op" just after
 # another operator inside brackets, "=" where only "=" may come ("(x :=", "[a ==").
 BRACKETS_START = (CODE, (), "", "")
 CLOSER_OF = {"(": ")", "p": ")", "λ": ")", "[": "]", "{": "}"}
@@ -119,10 +126,16 @@ def _word(word: str, c: str, stack: tuple) -> str:
         if is_identifier(c):
             return word + c if word != "-" and "def".startswith(word + c) else "-"
         return "def!" if word == "def" else ""
+    if stack[-1] == "p":
+        return "" if c == "," else word  # "=": after a parameter's default's "="
     if stack[-1] != "(":
         return ""
     if c == ",":
         return ""
+    if word.startswith("="):  # a keyword argument's value: "=" at its start, "=l"... spelling "lambda"
+        if c in "#\n" or (c in " \t" and word == "="):
+            return word
+        return word + c if is_identifier(c) and "lambda".startswith(word[1:] + c) else "x"
     if c in "#\n":
         return word  # a comment or a line break inside the item changes nothing
     if c in " \t":
@@ -155,21 +168,22 @@ def _brackets_step(state: tuple, c: str) -> tuple:
         return mode, stack, "", ""
     if after == "=":  # the "=" it wanted
         return mode, stack, "x" if stack[-1] == "(" else "", ""
-    if stack and stack[-1] == "(" and word == "lambda" and not is_identifier(c):
+    if stack and stack[-1] == "(" and word in ("lambda", "=lambda") and not is_identifier(c):
         stack, word = stack[:-1] + ("λ",), ""
     if stack and stack[-1] == "λ" and c == ":":
         return mode, stack[:-1] + ("(",), "", ""
     if stack and c == ":" and stack[-1] == "(":
         return mode, stack, "x", "="  # an assignment expression: "(x := 1)"
     if stack and c == "=" and after != "cmp":
-        if stack[-1] in "[{" or (stack[-1] == "(" and word not in BARE_NAME):
-            return mode, stack, _word(word, c, stack), "="  # "==": "[a = 1]", "f(a.b = 1)" assign nowhere
-        if stack[-1] == "(":
-            return mode, stack, "", "cmp"  # a keyword argument's value, or "=="
+        top = stack[-1]
+        if top in "[{" or (top == "(" and word not in BARE_NAME) or (top == "p" and word == "="):
+            return mode, stack, _word(word, c, stack), "="  # "==": "[a = 1]", "f(a.b = 1)", "def f(a=b=1)"
+        if top in "(p":
+            return mode, stack, "=", "cmp"  # a keyword argument's value or a default, or "=="
     if c in "<>!=" and after != "cmp":
         after = "cmp"
-    else:
-        after = "op" if stack and c in "+-*/%&|^@~:" else ""
+    else:  # ">>" and "<<" are shifts, whose "=" assigns
+        after = "op" if stack and (c in "+-*/%&|^@~:" or (c in "<>" and after == "cmp")) else ""
     return mode, stack, _word(word, c, stack), after
 
 
@@ -190,6 +204,11 @@ def _brackets_forbids(state: tuple, c: str) -> bool:
     if c == ":" and stack and stack[-1] == "(":
         return word not in BARE_NAME  # a slice's, a dict's or a block's colon in a call: only "name :=" or a lambda's here
     return False
+
+
+def _brackets_penalty(state: tuple, c: str) -> float:
+    mode = consuming_mode(state[0], c)
+    return OTHER_QUOTE_PENALTY if mode[0] == "s1" and not mode[2] and c in QUOTES and c != mode[1] else 0.0
 
 
 def _brackets_end(state: tuple) -> bool:
@@ -418,7 +437,7 @@ def _build(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
     settings = {"syntax": "python"}
     return (
         explore("python_brackets", chars, BRACKETS_START, _brackets_step, _brackets_forbids, settings, _brackets_end,
-                _brackets_char_class),
+                _brackets_char_class, _brackets_penalty),
         explore("python_layout", chars, FILE_START, _layout_step, _layout_forbids, settings, _layout_end, _char_class,
                 _layout_penalty),
         explore("python_tokens", chars, TOKENS_START, tokens_step, tokens_forbids, settings, tokens_end,
