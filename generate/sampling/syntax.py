@@ -110,7 +110,7 @@ def _char_class(c: str) -> str:
 # word: at depth 0, what of "def" the line has spelled ("def!" once spelled, until its "("); just inside a
 # "(", what its item is so far: "" nothing yet, a prefix of "lambda", "-" a bare name, "- " one and spaces
 # after it, "=" a keyword argument's value ("=l"... while it spells "lambda"), "x" anything else; in a def's
-# parameters, "=" after a default's "=". after: "cmp" just after "<", ">", "!" or "=" in code, "op" just after
+# parameters, "" at a parameter's start, "-" or "- " after its name, "a" in its annotation, "=" in its default. after: "cmp" just after "<", ">", "!" or "=" in code, "op" just after
 # another operator inside brackets, "=" where only "=" may come ("(x :=", "[a ==").
 BRACKETS_START = (CODE, (), "", "")
 CLOSER_OF = {"(": ")", "p": ")", "λ": ")", "[": "]", "{": "}"}
@@ -126,8 +126,16 @@ def _word(word: str, c: str, stack: tuple) -> str:
         if is_identifier(c):
             return word + c if word != "-" and "def".startswith(word + c) else "-"
         return "def!" if word == "def" else ""
-    if stack[-1] == "p":
-        return "" if c == "," else word  # "=": after a parameter's default's "="
+    if stack[-1] == "p":  # a parameter: "-" its name, "a" its annotation after ":", "=" its default
+        if c == ",":
+            return ""
+        if c in "#\n" or word not in ("", "-", "- "):
+            return word
+        if is_identifier(c):
+            return "x" if word == "- " else "-"
+        if c in " \t":
+            return "- " if word else ""
+        return word if c in "*/" and not word else "x"  # "*args", "**kw", "/"
     if stack[-1] != "(":
         return ""
     if c == ",":
@@ -162,8 +170,8 @@ def _brackets_step(state: tuple, c: str) -> tuple:
     if event == "open":
         kind = "p" if c == "(" and word == "def!" else c
         return mode, (stack + (kind,))[:MAX_DEPTH], "", ""
-    if event == "close":
-        return mode, stack[:-1], ("x" if len(stack) > 1 and stack[-2] == "(" else ""), ""
+    if event == "close":  # in a parameter, a bracket closes inside its annotation or its default
+        return mode, stack[:-1], {"(": "x", "p": "a"}.get(stack[-2] if len(stack) > 1 else "", ""), ""
     if c == "\n" and not stack:
         return mode, stack, "", ""
     if after == "=":  # the "=" it wanted
@@ -174,9 +182,11 @@ def _brackets_step(state: tuple, c: str) -> tuple:
         return mode, stack[:-1] + ("(",), "", ""
     if stack and c == ":" and stack[-1] == "(":
         return mode, stack, "x", "="  # an assignment expression: "(x := 1)"
+    if stack and c == ":" and stack[-1] == "p" and word != "=":
+        return mode, stack, "a", ""
     if stack and c == "=" and after != "cmp":
         top = stack[-1]
-        if top in "[{" or (top == "(" and word not in BARE_NAME) or (top == "p" and word == "="):
+        if top in "[{" or (top == "(" and word not in BARE_NAME) or (top == "p" and word not in ("-", "- ", "a")):
             return mode, stack, _word(word, c, stack), "="  # "==": "[a = 1]", "f(a.b = 1)", "def f(a=b=1)"
         if top in "(p":
             return mode, stack, "=", "cmp"  # a keyword argument's value or a default, or "=="
@@ -203,6 +213,8 @@ def _brackets_forbids(state: tuple, c: str) -> bool:
         return not stack or CLOSER_OF[stack[-1]] != c
     if c == ":" and stack and stack[-1] == "(":
         return word not in BARE_NAME  # a slice's, a dict's or a block's colon in a call: only "name :=" or a lambda's here
+    if c == ":" and stack and stack[-1] == "p":
+        return word not in ("-", "- ", "=")  # an annotation follows a parameter's name; a default may hold a lambda
     return False
 
 
