@@ -508,7 +508,7 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     if is_identifier(c):
         if tok == DOT:
             return (new_mode, depth, ("name", "attribute", None)) if not c.isdigit() else None
-        if operand_place or tok == RELATIVE:
+        if operand_place or (tok == RELATIVE and statement == FROM):  # "from .a import b"; not "x = .a"
             context = "statement" if tok == START else "operand"
             return (new_mode, depth, ("name", context, c if c in _OPERAND_PREFIXES else None))
         if after and tok[1] and c in _AFTER_STRING_PREFIXES:  # a keyword, or the next string's prefix
