@@ -106,14 +106,18 @@ def _char_class(c: str) -> str:
 
 
 # States: (mode, stack, word, after) where mode is the lexer's; stack the open brackets, innermost last, each
-# "(", "[" or "{", or "p" for a def's parameters, or "λ" for a parenthesis whose lambda still owes its ":".
+# "(", "[" or "{", or "p" for a def's parameters, "k" for a call's after a keyword argument, or "λ" for a
+# parenthesis whose lambda still owes its ":".
 # word: at depth 0, what of "def" the line has spelled ("def!" once spelled, until its "("); just inside a
-# "(", what its item is so far: "" nothing yet, a prefix of "lambda", "-" a bare name, "- " one and spaces
-# after it, "=" a keyword argument's value ("=l"... while it spells "lambda"), "x" anything else; in a def's
-# parameters, "" at a parameter's start, "-" or "- " after its name, "a" in its annotation, "=" in its default. after: "cmp" just after "<", ">", "!" or "=" in code, "op" just after
-# another operator inside brackets, "=" where only "=" may come ("(x :=", "[a ==").
+# "(" or "k", what its item is so far: "" nothing yet, a prefix of "lambda", "-" a bare name, "- " one and
+# spaces after it, "=" a keyword argument's value ("=l"... while it spells "lambda"), "x" anything else; in a
+# def's parameters, "" at a parameter's start, "-" or "- " after its name, "a" in its annotation, "=" in its
+# default.
+# after: "cmp" just after "<", ">", "!" or "=" in code, "op" just after another operator inside brackets, "="
+# where only "=" may come ("(x :=", "[a =="), "kw" just after a keyword argument's "=" (another "=" makes it a
+# comparison) and "kwk" after a later one's (where "==" would make a positional argument).
 BRACKETS_START = (CODE, (), "", "")
-CLOSER_OF = {"(": ")", "p": ")", "λ": ")", "[": "]", "{": "}"}
+CLOSER_OF = {"(": ")", "k": ")", "p": ")", "λ": ")", "[": "]", "{": "}"}
 LAMBDA_PREFIXES = tuple("lambda"[:k] for k in range(1, 7))
 BARE_NAME = LAMBDA_PREFIXES + ("-", "- ")  # an item that is one name so far: "(x :=", "f(key="
 
@@ -136,7 +140,7 @@ def _word(word: str, c: str, stack: tuple) -> str:
         if c in " \t":
             return "- " if word else ""
         return word if c in "*/" and not word else "x"  # "*args", "**kw", "/"
-    if stack[-1] != "(":
+    if stack[-1] not in "(k":
         return ""
     if c == ",":
         return ""
@@ -165,18 +169,22 @@ def _brackets_step(state: tuple, c: str) -> tuple:
     mode, event = lex(mode, c, bool(stack))
     if not code:  # a string makes a parenthesis's item more than a name; a comment changes nothing
         if not in_comment and word != "def!":
-            word = "x" if stack and stack[-1] == "(" else ""
+            word = "x" if stack and stack[-1] in "(k" else ""
         return mode, stack, word, ""
     if event == "open":
         kind = "p" if c == "(" and word == "def!" else c
         return mode, (stack + (kind,))[:MAX_DEPTH], "", ""
     if event == "close":  # in a parameter, a bracket closes inside its annotation or its default
-        return mode, stack[:-1], {"(": "x", "p": "a"}.get(stack[-2] if len(stack) > 1 else "", ""), ""
+        return mode, stack[:-1], {"(": "x", "k": "x", "p": "a"}.get(stack[-2] if len(stack) > 1 else "", ""), ""
     if c == "\n" and not stack:
         return mode, stack, "", ""
     if after == "=":  # the "=" it wanted
-        return mode, stack, "x" if stack[-1] == "(" else "", ""
-    if stack and stack[-1] == "(" and word in ("lambda", "=lambda") and not is_identifier(c):
+        return mode, stack, "x" if stack[-1] in "(k" else "", ""
+    if after in ("kw", "kwk"):  # just after a keyword argument's "="
+        if c == "=":  # "f(a == b)": a comparison after all
+            return mode, stack[:-1] + ("(",), "x", ""
+        after = ""
+    if stack and stack[-1] in "(k" and word in ("lambda", "=lambda") and not is_identifier(c):
         stack, word = stack[:-1] + ("λ",), ""
     if stack and stack[-1] == "λ" and c == ":":
         return mode, stack[:-1] + ("(",), "", ""
@@ -186,10 +194,12 @@ def _brackets_step(state: tuple, c: str) -> tuple:
         return mode, stack, "a", ""
     if stack and c == "=" and after != "cmp":
         top = stack[-1]
-        if top in "[{" or (top == "(" and word not in BARE_NAME) or (top == "p" and word not in ("-", "- ", "a")):
+        if top in "[{" or (top in "(k" and word not in BARE_NAME) or (top == "p" and word not in ("-", "- ", "a")):
             return mode, stack, _word(word, c, stack), "="  # "==": "[a = 1]", "f(a.b = 1)", "def f(a=b=1)"
-        if top in "(p":
-            return mode, stack, "=", "cmp"  # a keyword argument's value or a default, or "=="
+        if top in "(k":  # a keyword argument: every later argument is one too, or *args or **kwargs
+            return mode, stack[:-1] + ("k",), "=", "kw" if top == "(" else "kwk"
+        if top == "p":
+            return mode, stack, "=", "cmp"  # a default, or "=="
     if c in "<>!=" and after != "cmp":
         after = "cmp"
     else:  # ">>" and "<<" are shifts, whose "=" assigns
@@ -205,6 +215,10 @@ def _brackets_forbids(state: tuple, c: str) -> bool:
         return False
     if after == "=":
         return c != "="
+    if after == "kwk" and c == "=":
+        return True  # "f(a=1, b == 2)": a positional argument after a keyword argument
+    if stack and stack[-1] == "k" and after != "kw" and _positional(word, c):
+        return True
     if after == "op" and c == "=":
         return True  # "[a += 1]", "{a: = 1}": no assignment inside brackets
     if c in OPENERS:
@@ -215,7 +229,16 @@ def _brackets_forbids(state: tuple, c: str) -> bool:
         return word not in BARE_NAME  # a slice's, a dict's or a block's colon in a call: only "name :=" or a lambda's here
     if c == ":" and stack and stack[-1] == "p":
         return word not in ("-", "- ", "=")  # an annotation follows a parameter's name; a default may hold a lambda
-    return False
+    return c == ":" and bool(stack) and stack[-1] == "k"
+
+
+def _positional(word: str, c: str) -> bool:
+    """Whether `c` makes the item a positional argument, in a call that has had a keyword argument."""
+    if word == "":  # the item's start: a name (for "name="), "*args" or "**kwargs", or the call's end
+        return not (c in " \t\n#*)" or (is_identifier(c) and not c.isdigit()))
+    if word in LAMBDA_PREFIXES or word == "-":
+        return not (is_identifier(c) or c in " \t=")
+    return word == "- " and c not in " \t="
 
 
 def _brackets_penalty(state: tuple, c: str) -> float:
@@ -228,7 +251,7 @@ def _brackets_end(state: tuple) -> bool:
 
 
 def _brackets_char_class(c: str) -> str:
-    return c if c in "lambdef=<>!," else _char_class(c)
+    return c if c in "lambdef=<>!,*" else _char_class(c)
 
 
 # ---------------------------------------------------------------- indentation and block headers
