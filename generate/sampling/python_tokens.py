@@ -99,9 +99,11 @@ AFTER_STRING = ("after", True, False)
 # its ":", the only place for "->"; FROM a from-import's module ("from a.b"), where only " import " may follow
 # the dotted name; IMPORT the modules an import brings in, IMPORTED the names a from-import brings in, ALIAS
 # after an import's "as"; FOR a for loop's target, up to its " in "; CHAINED an assignment's or an
-# annotation's value, which may be another target ("a = b = c") but takes no annotation ("x = a: b").
+# annotation's value, which may be another target ("a = b = c") but takes no annotation ("x = a: b"); DEL a
+# del statement's targets, DEL_CALLED one just after a call, which only "." or "[" makes a target again.
 TARGET, CALLED, SIMPLE, LAMBDA, IMPORT, RAISE = "target", "called", "simple", "lambda", "import", "raise"
 IMPORTED, ALIAS, CHAINED = "imported", "alias", "chained"
+DEL, DEL_CALLED = "del", "del called"
 COMPOUND, CONDITION, RETURNS, FROM, FOR = "compound", "condition", "returns", "from", "for"
 IMPORT_KINDS = (FROM, IMPORT, IMPORTED, ALIAS)
 PARAMETERS, DEFAULTS, KEYWORD_ONLY = "parameters", "defaults", "keyword-only"
@@ -278,6 +280,8 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
             statement = COMPOUND  # the loop's iterable: any expression, up to the ":"
         elif context == "statement" and prefix == "raise":
             statement = RAISE
+        elif context == "statement" and prefix == "del":
+            statement = DEL
         elif prefix == "lambda" and depth == 0 and statement not in (COMPOUND, CONDITION):
             statement = LAMBDA
         elif tok != AFTER and statement in (TARGET, CHAINED) and depth == 0:
@@ -310,6 +314,15 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
         return None
     if statement == ALIAS and c == ",":
         statement = IMPORTED  # the next name: "import a as b, c"
+    if statement in (DEL, DEL_CALLED) and depth == 0:
+        if new_tok[0] == "op" or new_tok == STAR:
+            return None  # "del a + b"
+        if statement == DEL_CALLED and c not in " \t(":
+            if c not in ".[":
+                return None  # "del f(x)": a call is no target
+            statement = DEL
+        elif c == "(" and not _operand_place(tok):
+            statement = DEL_CALLED
     if statement in PARAMETER_KINDS:
         if new_depth == 0:
             statement = RETURNS  # the parameters' ")"
@@ -341,8 +354,8 @@ def _binary_keyword_fits(keyword: str | None, depth: int, statement: str) -> boo
         return keyword == "import"
     if statement in (IMPORT, IMPORTED):
         return keyword == "as"
-    if statement == ALIAS:
-        return False  # "import a as b as c"
+    if statement == ALIAS or (statement in (DEL, DEL_CALLED) and depth == 0):
+        return False  # "import a as b as c", "del a if b else c"
     if statement == FOR and depth == 0:
         return keyword == "in"
     if keyword == "import":
