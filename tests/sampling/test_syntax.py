@@ -12,7 +12,12 @@ from click.testing import CliRunner
 from generate.cli import cli
 from generate.data.config import CorpusConfig, is_python_corpus
 from generate.sampling.python_tokens import BINARY_KEYWORDS, OPERAND_WORDS
-from generate.sampling.syntax import RETURN_ANNOTATION_PENALTY, STATEMENT_KEYWORDS, python_automata
+from generate.sampling.syntax import (
+    OTHER_QUOTE_PENALTY,
+    RETURN_ANNOTATION_PENALTY,
+    STATEMENT_KEYWORDS,
+    python_automata,
+)
 
 from ..helpers import one_line_error, train_code_run
 
@@ -119,7 +124,7 @@ def test_real_code_passes(automata):
     ("for a", ",", True), ("f(x) ", "=", True), ("f(x) =", "=", True), ("f(x) =", " ", False), ("f(x)[0] =", " ", True), ("a + b =", " ", False),
     ("x:", " ", True), ("f(x)", ":", False), ("y = lambda x", ":", True), ("def f(a=1, b", ",)", False),
     ("def f(a=1, b", "=", True), ("def f(a, *, b", ",)", True), ("def f(None", ",)=", False), ("def f(a", ".", False),
-    ("def f(a=", "=", False), ("def f(", "'1", False), ("x = 1 if y else 2", "\n", True), ("print(*", ",)a", True),
+    ("def f(a=", "=", False), ("def f(", "'1", False), ("x = 1 if y else 2", "\n", True), ("print(*", "a*", True), ("print(*", ",", False),
     ("x = 1 if y", "\n#", False), ("x = 1 if y ", "e", True), ("x = 1 ", "e", False), ("[1 if y", "]", True),
     ("x = 1 if y", ",", False), ("x = 1 if y else 2", ",", True),
     # number literals
@@ -147,10 +152,29 @@ def test_real_code_passes(automata):
     ("def f():\n    try:\n        z\n    except:\n        y\n    ", "r", True),
     ("def f():\n    try:\n        z\n    except:\n        y\n    else", ":", True),
     ("def f():\n    if x:\n        y\n    else:\n        z\n    else", ":", False),
+    # statements that end, assignments, imports, del
+    ("pass ", "=(.+", False), ("pass", "\n;#", True), ("x = y", ":", False), ("x", ":", True), ("x: int ", "=", True),
+    ("import a as b ", ",;#\n", True), ("import a as b", ".", False), ("f(*", ",", False), ("def f(a, *", ",", True),
+    ("raise a", ",", False), ("if a if b", ":", False), ("del f(x)", "\n;,", False), ("del f(x)", ".[", True),
+    ("del a ", "+", False), ("x = .", "a", False), ("from .", "a", True),
+    # a keyword argument's value or a default takes no second "="; after a keyword argument, only keyword arguments
+    ("f(a=b ", "=", True), ("f(a=b =", " ", False), ("def f(a=b =", " ", False), ("def f(a: int =", " ", True),
+    ("def f(a: int", ":", False), ("f(a=1, ", "b*)\n", True), ("f(a=1, ", "1'(", False), ("f(a=1, b", "=", True),
+    ("f(a=1, b", ".(,)", False), ("f(a=1, b =", "=", False), ("f(a =", "=", True),
 ])
 def test_what_each_state_allows(automata, text, chars, ok):
     can = allowed(automata, text)
     assert all((c in can) == ok for c in chars), (text, chars, sorted(can))
+
+
+def test_the_other_quote_in_a_string_is_discouraged_not_forbidden(automata):
+    brackets = automata[0]
+    for text, other in (("x = 'ab", '"'), ('x = "ab', "'")):
+        state = brackets.run([CHARS.index(c) for c in text])
+        assert brackets.bias[state, CHARS.index(other)] == -OTHER_QUOTE_PENALTY
+        assert brackets.bias[state, CHARS.index(text[4])] == 0
+    state = brackets.run([CHARS.index(c) for c in 'x = """ab'])
+    assert brackets.bias[state, CHARS.index("'")] == 0
 
 
 def test_a_return_annotation_is_discouraged_not_forbidden(automata):
