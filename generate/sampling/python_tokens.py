@@ -524,7 +524,7 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
         if operand_place or (tok == RELATIVE and statement == FROM):  # "from .a import b"; not "x = .a"
             context = "statement" if tok == START else "operand"
             return (new_mode, depth, ("name", context, c if c in _OPERAND_PREFIXES else None))
-        if after and tok[1] and c in _AFTER_STRING_PREFIXES:  # a keyword, or the next string's prefix
+        if after and tok[1] and tok[2] and c in _AFTER_STRING_PREFIXES:  # after a space: a keyword, or the next string's prefix
             return (new_mode, depth, ("name", "after string", c))
         if after and tok[2] and c in _BINARY_PREFIXES:
             return (new_mode, depth, ("name", "after", c))
