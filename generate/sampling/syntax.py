@@ -456,7 +456,7 @@ AUTOMATA = ("python_brackets", "python_layout", "python_tokens", "python_blocks"
 
 
 def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
-    """The bracket, layout and token automata over a run's vocabulary, starting at the start of a file.
+    """The bracket, layout, token and block automata over a run's vocabulary, starting at the start of a file.
 
     Exploring them takes seconds, so the tables are kept in the cache directory,
     keyed by the vocabulary and the source of the modules that define them, and
