@@ -25,9 +25,17 @@ all is `python_layout`'s to say.)
 from __future__ import annotations
 
 from ..data.config import FILE_SEPARATOR
-from .python_lexer import CODE, MAX_BLANK_RUN, NEWLINE_IN_BRACKETS, exact_char_class, in_code, is_identifier, lex
+from .python_lexer import (
+    CODE,
+    MAX_BLANK_RUN,
+    MAX_LEVEL,
+    NEWLINE_IN_BRACKETS,
+    exact_char_class,
+    in_code,
+    is_identifier,
+    lex,
+)
 
-MAX_LEVEL = 7  # as python_layout's
 KIND_OF = {"if": "if", "elif": "if", "for": "loop", "while": "loop", "try": "try", "except": "except",
            "else": "else", "finally": "finally", "def": "other", "class": "other", "with": "other",
            "async": "other"}

@@ -15,6 +15,7 @@ from ..data.config import FILE_SEPARATOR
 from .constraints import FORBID, Automaton, distances_to_end
 
 MAX_DEPTH = 4  # brackets open at once; a deeper opener is forbidden
+MAX_LEVEL = 7  # indentation steps of four spaces; a block header is forbidden at the deepest
 MAX_BLANK_RUN = 2  # newlines in a row inside strings, brackets or after a block header: a third would end a sample at "\n\n\n"
 OPENERS, CLOSERS = "([{", ")]}"
 QUOTES = "'\""

@@ -62,6 +62,7 @@ from .python_lexer import (
     CODE,
     MAX_BLANK_RUN,
     MAX_DEPTH,
+    MAX_LEVEL,
     OPENERS,
     QUOTES,
     consuming_mode,
@@ -76,7 +77,6 @@ from .python_tokens import TOKENS_START, tokens_char_class, tokens_end, tokens_f
 
 log = logging.getLogger(__name__)
 
-MAX_LEVEL = 7  # indentation steps of four spaces; a block header is forbidden at the deepest
 DEDENT_KEYWORDS = ("else", "elif", "except", "finally")
 HEADER_KEYWORDS = ("def", "class")
 ANNOTATION_CHARS = " .|[:"  # besides names, what may follow "->" at depth 0; a space only before " | "
