@@ -28,6 +28,7 @@ from ..data.config import FILE_SEPARATOR
 from .python_lexer import (
     CODE,
     MAX_BLANK_RUN,
+    MAX_DEPTH,
     MAX_LEVEL,
     NEWLINE_IN_BRACKETS,
     exact_char_class,
@@ -95,7 +96,7 @@ def _body(state: tuple, c: str) -> tuple:
     mode, event = lex(mode, c, depth > 0)
     mode = _coarse(mode)
     if event == "open":
-        depth = min(depth + 1, 4)
+        depth = min(depth + 1, MAX_DEPTH)
     elif event == "close":
         depth = max(depth - 1, 0)
     if event == "newline" and depth == 0:
@@ -152,7 +153,7 @@ def blocks_forbids(state: tuple, c: str) -> bool:
             return opener == "try"
         if c in " \t\n#":
             return False
-        new_level, opener, back, required = _line_start(state, c)
+        _, _, back, required = _line_start(state, c)
         if opener == "try" and back == "more":
             return True  # a try block is left only for its "except" or "finally", one level back
         return required is not None and not any(w.startswith(c) for w in required)

@@ -150,6 +150,7 @@ def test_real_code_passes(automata):
     ("def f():\n    try:\n        z\n    ", "rx", False), ("def f():\n    try:\n        z\n    ", "ef", True),
     ("def f():\n    try:\n        z\n", "d\x1c", False), ("def f():\n    try:\n        z\n    e", "l", False), ("def f():\n    try:\n        z\n    e", "x", True),
     ("def f():\n    try:\n        z\n    except:\n        y\n    ", "r", True),
+    ("def f():\n    if x:\n        try:\n            z\n    ", "r", False),  # a try left two levels back
     ("def f():\n    try:\n        z\n    except:\n        y\n    else", ":", True),
     ("def f():\n    if x:\n        y\n    else:\n        z\n    else", ":", False),
     # statements that end, assignments, imports, del
