@@ -9,8 +9,9 @@ character:
 
 - ours: `generate train` with its defaults (2x256 stateful LSTM, B=64,
   T=100), float32, and the recipe arms in RECIPES (`--precision mixed`,
-  tied embeddings, dropout, T=200, 384 units, residual connections, B=32, a
-  faster learning-rate decay) chosen with `--only`;
+  tied embeddings, dropout, T=200, 384 units, residual connections, layer
+  normalisation alone and with them, B=32, a faster learning-rate decay)
+  chosen with `--only`;
 - keras-io: the example's model and recipe (one-hot windows of 40 characters
   taken every 3, LSTM 128, softmax, RMSprop 0.01, batch 128), batches built on
   the fly from the same ids. Its validation loss is the mean over every 3rd
@@ -55,6 +56,8 @@ RECIPES = {
     "seq200": ["--seq-len", "200"],
     "wide": ["--units", "384"],
     "residual": ["--residual"],
+    "layernorm": ["--layer-norm"],
+    "residual-ln": ["--residual", "--layer-norm"],
     "batch32": ["--batch-size", "32"],
     "decay85": ["--lr-decay", "0.85"],
 }

@@ -38,6 +38,7 @@ _DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), 
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULT_MODEL.dropout, show_default=True, help="Dropout on layer inputs and the last output.")
 @click.option("--recurrent-dropout", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULT_MODEL.recurrent_dropout, show_default=True, help="Dropout on the recurrent state (disables cuDNN).")
 @click.option("--residual/--no-residual", default=_DEFAULT_MODEL.residual, show_default=True, help="Skip connections between stacked layers.")
+@click.option("--layer-norm/--no-layer-norm", default=_DEFAULT_MODEL.layer_norm, show_default=True, help="Normalise each layer's output before the next layer and the logits.")
 @click.option("--tie-embeddings/--no-tie-embeddings", default=_DEFAULT_MODEL.tie_embeddings, show_default=True, help="The output layer reuses the embedding matrix: fewer weights where the vocabulary is large.")
 @click.option("--batch-size", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.batch_size, help="B: parallel streams [default: 64; fewer below about 1 MB, so an epoch takes 150 steps].")
 @click.option("--seq-len", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.seq_len, show_default=True, help="T: steps of backpropagation through time.")
@@ -105,7 +106,7 @@ def _info_lines(summary: dict) -> list[str]:
     m, t, c = summary["model"], summary["train"], summary["corpus"]
     lines = [
         f"run:        {summary['run']}",
-        f"model:      {m['cell']} {m['layers']}x{m['units']}, embedding {m['embedding_dim']}, dropout {m['dropout']}, residual {m['residual']}, tied embeddings {m.get('tie_embeddings', False)}",
+        f"model:      {m['cell']} {m['layers']}x{m['units']}, embedding {m['embedding_dim']}, dropout {m['dropout']}, residual {m['residual']}, layer norm {m.get('layer_norm', False)}, tied embeddings {m.get('tie_embeddings', False)}",
         f"vocab:      {summary['vocab_size']} characters",
         f"corpus:     {c['kind']} {', '.join(c['sources'])} ({c['chars']} chars: {c['train_chars']} train, {c['val_chars']} val), sha256 {c['sha256'][:16]}",
         f"training:   batch {t['batch_size']} x seq {t['seq_len']}, {t['epochs']} epochs, lr {t['learning_rate']} (decay {t['lr_decay']}), clip {t['clip_norm']}, seed {t['seed']}, precision {t.get('precision', 'float32')}",

@@ -1,4 +1,4 @@
-"""The model: Embedding -> N stateful recurrent layers -> Dense logits.
+"""The model: Embedding -> N stateful recurrent layers (each with an optional skip and normalisation) -> Dense logits.
 
 One builder makes every copy of a model: the training model at batch B, the
 validation model at its own batch, and sampling models at any batch N. They
@@ -19,6 +19,10 @@ from .config import ModelConfig, TrainConfig
 
 def recurrent_layer_name(cfg: ModelConfig, index: int) -> str:
     return f"{cfg.cell}_{index}"
+
+
+def layer_norm_name(index: int) -> str:
+    return f"layer_norm_{index}"
 
 
 def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, policy: str = "float32"):
@@ -60,6 +64,8 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, p
         )(x)
         if cfg.residual and width == cfg.units:
             x = layers.Add(name=f"residual_{i}", dtype=policy)([x, layer_input])
+        if cfg.layer_norm:
+            x = layers.LayerNormalization(name=layer_norm_name(i), dtype=policy)(x)
         width = cfg.units
     if cfg.dropout:
         x = layers.Dropout(cfg.dropout, name="dropout_out", dtype=policy)(x)
@@ -190,6 +196,8 @@ def build_explicit_state_model(cfg: ModelConfig, batch_size: int, seq_len: int |
         final_states += layer_states
         if cfg.residual and width == cfg.units:
             x = layers.Add(name=f"residual_{i}", dtype=policy)([x, layer_input])
+        if cfg.layer_norm:
+            x = layers.LayerNormalization(name=layer_norm_name(i), dtype=policy)(x)
         width = cfg.units
     if masks:
         x = layers.Multiply(name="dropout_out", dtype=policy)([x, masks[-1]])

@@ -32,6 +32,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout on each recurrent layer's input and on the last output
     recurrent_dropout: float = 0.0  # dropout on the recurrent state; disables cuDNN on GPUs
     residual: bool = False  # add a layer's input to its output where the widths match
+    layer_norm: bool = False  # normalise each recurrent layer's output (after its skip connection) before the next layer and the logits
     tie_embeddings: bool = False  # the output layer reuses the embedding matrix, after a units -> embedding_dim projection
     vocab_size: int = 0  # set from the vocabulary when the run is created
 
@@ -45,7 +46,7 @@ class ModelConfig:
 
 
 # What shapes the weights: a run started from another's weights (--init-from) takes these from it.
-ARCHITECTURE_FIELDS = ("cell", "layers", "units", "embedding_dim", "residual", "tie_embeddings")
+ARCHITECTURE_FIELDS = ("cell", "layers", "units", "embedding_dim", "residual", "layer_norm", "tie_embeddings")
 
 AUTO_BATCH_MAX = 64  # B when the corpus is large enough
 AUTO_BATCH_STEPS = 150  # steps an epoch should take at least, where a smaller B allows it

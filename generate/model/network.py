@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import import_keras
-from .builder import recurrent_layer_name
+from .builder import layer_norm_name, recurrent_layer_name
 from .config import ModelConfig
 
 SPLIT_COLUMNS = 512  # per-step weight matrices at least this wide run as two half-width products...
@@ -38,6 +38,8 @@ class StepNetwork:
     out_kernel: np.ndarray  # (H, V)
     out_bias: np.ndarray  # (V,)
     embedding: np.ndarray | None = None  # (V, E), kept only when layer 0 is residual
+    norms: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (gamma, beta) of each layer's normalisation, if any
+    norm_epsilon: float = 1e-3  # the normalisation layers' epsilon
     tensors: dict = field(default_factory=dict)
 
     @classmethod
@@ -66,6 +68,11 @@ class StepNetwork:
             net.residual.append(bool(cfg.residual and width == cfg.units))
             if i == 0 and net.residual[0]:
                 net.embedding = embedding
+            if cfg.layer_norm:
+                norm = model.get_layer(layer_norm_name(i))
+                gamma, beta = (np.asarray(w, np.float32) for w in norm.get_weights())
+                net.norms.append((gamma, beta))
+                net.norm_epsilon = float(norm.epsilon)
             width = cfg.units
         if cfg.tie_embeddings:
             net.out_kernel = embedding.T
@@ -106,6 +113,8 @@ class StepNetwork:
         arrays["rec0"] = _with_bias(self.recurrent_kernels[0], self.recurrent_biases[0]) if self.cell == "gru" else self.recurrent_kernels[0]
         if self.embedding is not None:
             arrays["embedding"] = self.embedding
+        for i, (gamma, beta) in enumerate(self.norms):
+            arrays[f"gamma{i}"], arrays[f"beta{i}"] = gamma, beta
         for i in range(1, self.num_layers):
             arrays[f"in{i}"] = _with_bias(self.input_kernels[i - 1], self.biases[i - 1])
             if self.cell == "gru":
@@ -117,7 +126,7 @@ class StepNetwork:
         # and the whole product was faster.
         self.column_blocks = {name: [ops.convert_to_tensor(block) for block in np.array_split(value, 2, axis=1)]
                               for name, value in arrays.items()
-                              if name not in ("table", "embedding") and value.shape[1] >= SPLIT_COLUMNS}
+                              if value.ndim == 2 and name not in ("table", "embedding") and value.shape[1] >= SPLIT_COLUMNS}
         return self
 
     def _product(self, x, name: str, affine: bool = False):
@@ -161,6 +170,8 @@ class StepNetwork:
                 h = ops.tanh(z)
                 new_states.append(h)
             x = h + x if self.residual[i] else h
+            if self.norms:
+                x = ops.layer_normalization(x, self.tensors[f"gamma{i}"], self.tensors[f"beta{i}"], epsilon=self.norm_epsilon)
         logits = self._product(x, "out", affine=True)
         return logits, new_states
 

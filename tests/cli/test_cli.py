@@ -100,12 +100,13 @@ def test_info_and_list(runner, trained_run):
 
 def test_train_then_resume_through_the_cli(runner, verse_file, tmp_path):
     target = tmp_path / "cli_run"
-    result = run(runner, "-q", "train", target, verse_file, *TINY_MODEL, "--epochs", "1", "--tie-embeddings")
+    result = run(runner, "-q", "train", target, verse_file, *TINY_MODEL, "--epochs", "1", "--tie-embeddings", "--layer-norm")
     assert result.exit_code == 0, result.stderr
     assert "epochs 1" in result.stdout and "finished" in result.stdout
     for name in ("config.json", "vocab.json", "latest.keras", "best.keras", "history.csv"):
         assert (target / name).is_file()
-    assert "tied embeddings True" in run(runner, "info", target).stdout
+    described = run(runner, "info", target).stdout
+    assert "layer norm True" in described and "tied embeddings True" in described
     again = run(runner, "-q", "train", target, "--resume", "--epochs", "2")
     assert again.exit_code == 0 and "epochs 2" in again.stdout
     sampled = run(runner, "sample", target, "-n", "30", "--seed", "1")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from generate.model.backend import import_keras
-from generate.model.builder import build_model, reset_states
+from generate.model.builder import build_explicit_state_model, build_model, reset_states, state_shapes
 from generate.model.checkpoint import load_trainable_model, save_checkpoint
 from generate.model.config import ModelConfig
 from generate.model.network import SPLIT_MIN_STREAMS, StepNetwork
@@ -36,13 +36,17 @@ def stepped_logits(net: StepNetwork, x: np.ndarray) -> np.ndarray:
     return np.stack(steps, axis=1)
 
 
-@pytest.mark.parametrize("cell,residual", [("lstm", False), ("gru", True), ("rnn", True)])
-def test_fused_sampling_step_matches_keras_logits(cell, residual):
-    cfg = ModelConfig(cell=cell, layers=3, units=8, embedding_dim=8, residual=residual, vocab_size=9)
+@pytest.mark.parametrize("cell,residual,layer_norm", [("lstm", False, False), ("gru", True, False), ("rnn", True, False),
+                                                      ("lstm", True, True), ("gru", False, True)])
+def test_fused_sampling_step_matches_keras_logits(cell, residual, layer_norm):
+    cfg = ModelConfig(cell=cell, layers=3, units=8, embedding_dim=8, residual=residual, layer_norm=layer_norm, vocab_size=9)
     model = perturbed_model(cfg, batch=2)
     x = np.random.default_rng(2).integers(0, 9, (2, 6)).astype("int32")
     net = StepNetwork.from_model(model, cfg).prepare()
     np.testing.assert_allclose(stepped_logits(net, x), np.asarray(model(x)), atol=1e-4)
+    if layer_norm:  # the step network reads each normalisation's own scale
+        net.tensors["gamma1"] = keras.ops.ones_like(net.tensors["gamma1"])
+        assert not np.allclose(stepped_logits(net, x), np.asarray(model(x)), atol=1e-3)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -140,3 +144,19 @@ def test_tied_embeddings_share_one_matrix_step_like_keras_and_reload(tmp_path, u
               "reset_states(m); np.testing.assert_allclose(np.asarray(m(np.load(d + '/x.npy'))), np.load(d + '/expected.npy'), atol=1e-6)")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_explicit_state_model_matches_the_stateful_one(layer_norm):
+    """Distributed replicas run `build_explicit_state_model`: with the same weights and no dropout it is the same network."""
+    cfg = ModelConfig(layers=2, units=8, embedding_dim=8, residual=True, layer_norm=layer_norm, vocab_size=9)
+    model = perturbed_model(cfg, batch=2)
+    explicit = build_explicit_state_model(cfg, batch_size=2)
+    for layer in model.layers:
+        if layer.get_weights():
+            explicit.get_layer(layer.name).set_weights(layer.get_weights())
+    x = np.random.default_rng(5).integers(0, 9, (2, 7)).astype("int32")
+    states = [keras.ops.zeros((2, width)) for width in state_shapes(cfg)]
+    logits, *final = explicit([keras.ops.convert_to_tensor(x[:, :4]), *states])
+    more, *_ = explicit([keras.ops.convert_to_tensor(x[:, 4:]), *final])
+    np.testing.assert_allclose(np.concatenate([np.asarray(logits), np.asarray(more)], axis=1), np.asarray(model(x)), atol=1e-5)
