@@ -2,9 +2,10 @@
 
 The fourth of the syntax automata (`syntax.py` builds them all). It follows
 the shared lexer (`python_lexer.lex`) and, line by line, the indentation level
-of the block the code is in and the kind of the header that opened it. A line
-that returns exactly one level, to that header's own, may start with what
-continues the header's statement:
+of the block the code is in, the kind of the header that opened it, and the
+kind of the header that opened the block around that one. A line that
+returns one or two levels, to one of those headers' own, may start with what
+continues that header's statement:
 
 | the block was opened by | the line may start with |
 |---|---|
@@ -16,10 +17,12 @@ continues the header's statement:
 | `finally`, `def`, `class`, `with` | none of them |
 
 A `try` block is left only for its `except` or `finally`: no line comes back
-further, and the text does not end inside it. After a line returns more than
-one level, the kind of the block it lands in is not known, and any of the
-four keywords may start the next dedented line. (Which lines may return at
-all is `python_layout`'s to say.)
+past its header, and the text does not end inside it. After a line returns
+more than two levels, the kind of the header it returns to is not known, and
+any of the four keywords may start it. Two kinds, not a stack per level:
+a stack would multiply the states by the kinds to the power of the depth.
+(Which lines may return at all is `python_layout`'s to say.) A decorator's
+line is followed by another decorator, a `def` or a `class`.
 """
 
 from __future__ import annotations
@@ -45,40 +48,67 @@ CONTINUES = {  # the keywords that may start a line returning to a header of eac
     "else": ("finally",), "finally": (), "other": (), "": ("elif", "else", "except", "finally"),
 }
 DEDENT_KEYWORDS = ("elif", "else", "except", "finally")
-_PREFIXES = {w[:k] for w in KIND_OF for k in range(1, len(w) + 1)}
+DECORATED = ("def", "class", "async")  # what a decorator's line may be followed by, besides another decorator
+_PREFIXES = {w[:k] for w in (*KIND_OF, *DECORATED) for k in range(1, len(w) + 1)}
 _LETTERS = set("".join(KIND_OF))
 
-# States: ("line", level, opener, spaces, blank lines before) at a line's start, where level is the
-# indentation of the block the code is in and opener the kind of the header that opened it ("" where not
-# known); ("comment", level, opener, blank lines before) on a line of only a comment; ("word", level, opener,
-# back, letters, required) spelling the first word of a line at `level`, letters being a prefix of a header's
-# keyword, back how far the line came back ("" not at all, "one" one level, whose header's kind is opener,
-# "more": opener "") and required the words it must be one of (`_required`) or None; ("body", mode, depth,
-# level, opener, header, colon) on the rest of the line, where opener is already the kind the next line's
-# block will have if header (the line starts with a header's keyword) and colon (it ends in ":" at depth 0).
-BLOCKS_START = ("line", 0, "", 0, MAX_BLANK_RUN)
+# States: ("line", level, opener, parent, spaces, blank lines before, decorated) at a line's start, where level
+# is the indentation of the block the code is in, opener the kind of the header that opened it, parent the kind
+# of the header that opened the block around it ("" where not known), and decorated whether a decorator's line
+# came last; ("comment", level, opener, parent, blank lines before, decorated) on a line of only a comment;
+# ("word", level, returned, opener, parent, letters, required) spelling the first word of a line, letters
+# being a prefix of a keyword, returned the kind of the header the line comes back to (None: it does not come
+# back; "": not known), opener and parent those of the block the line is in, and required the words it must
+# be one of (`_required`) or None; ("body", mode, depth, level, opener, parent, header, colon) on the rest of
+# the line, where opener and parent are already those the next line's block will have if header (the line
+# starts with a header's keyword, or is "@": a decorator) and colon (it ends in ":" at depth 0).
+BLOCKS_START = ("line", 0, "", "", 0, MAX_BLANK_RUN, False)
 
 
-def _required(opener: str, back: str, column_zero: bool) -> tuple[str, ...] | None:
-    """The words a line coming `back` must start with, or None for any.
+def _required(returned: str | None, column_zero: bool, decorated: bool) -> tuple[str, ...] | None:
+    """The words a line coming back to a header of kind `returned` must start with, or None for any.
 
     A try block is left only for its handlers. At column 0 after fewer than
     two blank lines, python_layout lets only the dedent keywords come: here,
     only those that continue the header the line returns to.
     """
-    if back == "one" and opener == "try":
-        return CONTINUES["try"]
-    if column_zero and back:
-        return CONTINUES[opener] if back == "one" else DEDENT_KEYWORDS
+    if decorated:
+        return DECORATED
+    if returned == "try" or (column_zero and returned is not None):
+        return CONTINUES[returned]
     return None
 
 
-def _start_body(level: int, opener: str, back: str, word: str, c: str) -> tuple:
-    """The body state after a line's first word `word` (maybe "") at `level` ends at character `c`."""
+def _line_start(state: tuple, c: str) -> tuple:
+    """(new level, returned, opener, parent, required) for a line whose first character is `c`.
+
+    returned, opener and parent are as in a "word" state.
+    """
+    _, level, opener, parent, spaces, blank, decorated = state
+    new_level = min(spaces // 4, MAX_LEVEL)
+    back = level - new_level
+    if back <= 0:
+        returned = None
+    elif back == 1:
+        returned, opener, parent = opener, parent, ""
+    else:
+        returned, opener, parent = (parent if back == 2 else ""), "", ""
+    return new_level, returned, opener, parent, _required(returned, spaces == 0 and blank < MAX_BLANK_RUN, decorated)
+
+
+def _leaves_try(state: tuple) -> bool:
+    """Whether a line starting at this state's spaces comes back past the header of a try block it is in."""
+    _, level, opener, parent, spaces, _, _ = state
+    back = level - min(spaces // 4, MAX_LEVEL)
+    return (opener == "try" and back >= 2) or (parent == "try" and back >= 3)
+
+
+def _start_body(level: int, opener: str, parent: str, word: str, c: str) -> tuple:
+    """The body state after a line's first word `word` (maybe "") in a block (`opener`, `parent`) ends at `c`."""
     kind = KIND_OF.get(word)
-    if kind is None:
-        opener = "" if back else opener  # a line back from a block is in one whose opener is not known
-    return _body(("body", CODE, 0, level, kind or opener, kind is not None, False), c)
+    if kind is not None:  # the block this header opens, inside the one the line is in
+        opener, parent = kind, opener
+    return _body(("body", CODE, 0, level, opener, parent, kind is not None, False), c)
 
 
 def _coarse(mode: tuple) -> tuple:
@@ -91,7 +121,7 @@ def _coarse(mode: tuple) -> tuple:
 
 
 def _body(state: tuple, c: str) -> tuple:
-    _, mode, depth, level, opener, header, colon = state
+    _, mode, depth, level, opener, parent, header, colon = state
     code = in_code(mode, c)
     mode, event = lex(mode, c, depth > 0)
     mode = _coarse(mode)
@@ -100,21 +130,18 @@ def _body(state: tuple, c: str) -> tuple:
     elif event == "close":
         depth = max(depth - 1, 0)
     if event == "newline" and depth == 0:
+        if header == "@":
+            return ("line", level, opener, parent, 0, 0, True)
         if header and colon:
-            return ("line", min(level + 1, MAX_LEVEL), opener, 0, 0)
-        return ("line", level, "" if header else opener, 0, 0)  # a one-line body leaves the block's opener unknown
-    if code and c not in " \t\n" and header:
+            if level == MAX_LEVEL:  # deeper than the levels counted: the blocks' kinds are not known
+                return ("line", level, "", "", 0, 0, False)
+            return ("line", level + 1, opener, parent, 0, 0, False)
+        if header:  # a one-line body: the line's block is still the one around the header's
+            return ("line", level, parent, "", 0, 0, False)
+        return ("line", level, opener, parent, 0, 0, False)
+    if code and c not in " \t\n#" and header is True:  # a comment after the colon leaves it the last code
         colon = c == ":" and depth == 0
-    return ("body", mode, depth, level, opener, header, colon)
-
-
-def _line_start(state: tuple, c: str) -> tuple:
-    """(new level, opener, back, required) for a line whose first character is `c`."""
-    _, level, opener, spaces, blank = state
-    new_level = min(spaces // 4, MAX_LEVEL)
-    back = "" if new_level >= level else "one" if new_level == level - 1 else "more"
-    opener = "" if back == "more" else opener
-    return new_level, opener, back, _required(opener, back, spaces == 0 and blank < MAX_BLANK_RUN)
+    return ("body", mode, depth, level, opener, parent, header, colon)
 
 
 def blocks_step(state: tuple, c: str) -> tuple:
@@ -122,56 +149,65 @@ def blocks_step(state: tuple, c: str) -> tuple:
         return BLOCKS_START
     kind = state[0]
     if kind == "line":
-        _, level, opener, spaces, blank = state
+        _, level, opener, parent, spaces, blank, decorated = state
         if c in " \t":
-            return ("line", level, opener, min(spaces + 1, 4 * (MAX_LEVEL + 1)), blank)
+            return ("line", level, opener, parent, min(spaces + 1, 4 * (MAX_LEVEL + 1)), blank, decorated)
         if c == "\n":
-            return ("line", level, opener, 0, min(blank + 1, MAX_BLANK_RUN))
+            return ("line", level, opener, parent, 0, min(blank + 1, MAX_BLANK_RUN), decorated)
         if c == "#":
-            return ("comment", level, opener, blank)
-        new_level, opener, back, required = _line_start(state, c)
+            return ("comment", level, opener, parent, blank, decorated)
+        new_level, returned, opener, parent, required = _line_start(state, c)
+        if c == "@":
+            return ("body", CODE, 0, new_level, opener, parent, "@", False)
         if c in _PREFIXES:
-            return ("word", new_level, opener, back, c, required)
-        return _start_body(new_level, opener, back, "", c)
+            return ("word", new_level, returned, opener, parent, c, required)
+        return _start_body(new_level, opener, parent, "", c)
     if kind == "comment":
-        return ("line", state[1], state[2], 0, state[3]) if c == "\n" else state
+        _, level, opener, parent, blank, decorated = state
+        return ("line", level, opener, parent, 0, blank, decorated) if c == "\n" else state
     if kind == "word":
-        _, level, opener, back, letters, required = state
+        _, level, returned, opener, parent, letters, required = state
         if is_identifier(c):
             if letters + c in _PREFIXES:
-                return ("word", level, opener, back, letters + c, required)
-            return _start_body(level, opener, back, "", c)
-        return _start_body(level, opener, back, letters, c)
+                return ("word", level, returned, opener, parent, letters + c, required)
+            return _start_body(level, opener, parent, "", c)
+        return _start_body(level, opener, parent, letters, c)
     return _body(state, c)
+
+
+def _inside_try(state: tuple) -> bool:
+    return "try" in state[2:4]
 
 
 def blocks_forbids(state: tuple, c: str) -> bool:
     kind = state[0]
     if kind == "line":
-        _, level, opener, spaces, blank = state
+        decorated = state[6]
         if c == FILE_SEPARATOR:
-            return opener == "try"
+            return _inside_try(state) or decorated
         if c in " \t\n#":
             return False
-        _, _, back, required = _line_start(state, c)
-        if opener == "try" and back == "more":
-            return True  # a try block is left only for its "except" or "finally", one level back
+        if _leaves_try(state):
+            return True
+        _, returned, _, _, required = _line_start(state, c)
+        if decorated:
+            return returned is not None or not (c == "@" or any(w.startswith(c) for w in required))
         return required is not None and not any(w.startswith(c) for w in required)
     if kind == "comment":
-        return c == FILE_SEPARATOR and state[2] == "try"
+        return c == FILE_SEPARATOR and (_inside_try(state) or state[5])
     if kind == "word":
-        _, level, opener, back, letters, required = state
+        _, level, returned, opener, parent, letters, required = state
         ends = not is_identifier(c)
         if required is not None:
             return letters not in required if ends else not any(w.startswith(letters + c) for w in required)
-        if ends and letters in DEDENT_KEYWORDS and back == "one":
-            return letters not in CONTINUES[opener]
+        if ends and letters in DEDENT_KEYWORDS and returned is not None:
+            return letters not in CONTINUES[returned]
         return False
     return c == FILE_SEPARATOR  # the other automata say which characters the lexer cannot take
 
 
 def blocks_end(state: tuple) -> bool:
-    return state[0] == "line" and state[3] == 0 and state[2] != "try"
+    return state[0] == "line" and state[4] == 0 and not _inside_try(state) and not state[6]
 
 
 def blocks_char_class(c: str) -> str:

@@ -23,7 +23,9 @@ kind of token may come next:
 - `from` takes a dotted module name and then ` import `; an import takes
   names, `as`, commas and one pair of parentheses; a `for` loop's target is
   names, commas and brackets up to its ` in `;
-- a conditional expression at depth 0 owes its `else` before a comma.
+- a conditional expression at depth 0 owes its `else` before a comma;
+- `None`, `True` and `False` are not assigned to and name no keyword
+  argument, and a def's default takes no bare generator (`a=x for x in y`).
 
 The rules are a regular approximation of the grammar: they accept some
 invalid code (`x = (a,)` forms and keywords used as names are left to the
@@ -64,7 +66,8 @@ EXPRESSION_REQUIRED = ("not", "await", "from")  # "from" for "yield from"
 BINARY_KEYWORDS = ("and", "or", "in", "is", "not in", "if", "else", "for", "as", "import", "from", "async")
 STRING_PREFIXES = ("r", "u", "b", "f", "rb", "br", "fr", "rf", "R", "U", "B", "F")
 RESERVED_NAMES = ("and", "or", "in", "is", "as")  # keywords that never stand where an operand may
-OPERAND_WORDS = STATEMENT_ONLY + EXPRESSION_OPTIONAL + EXPRESSION_REQUIRED + STRING_PREFIXES + RESERVED_NAMES
+CONSTANTS = ("None", "True", "False")  # operands that are never assigned to, nor name a keyword argument
+OPERAND_WORDS = STATEMENT_ONLY + EXPRESSION_OPTIONAL + EXPRESSION_REQUIRED + STRING_PREFIXES + RESERVED_NAMES + CONSTANTS
 OPERATORS = ("+", "-", "*", "/", "%", "@", "&", "|", "^", "<", ">", "=", "**", "//", "<<", ">>", "<=", ">=", "==", "!=",
              "->", ":", ":=", "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", "**=", "//=", "<<=", ">>=")
 OPERATOR_CHARS = "+-*/%@&|^<>=!~"
@@ -284,8 +287,10 @@ def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
             statement = DEL
         elif prefix == "lambda" and depth == 0 and statement not in (COMPOUND, CONDITION):
             statement = LAMBDA
-        elif tok != AFTER and statement in (TARGET, CHAINED) and depth == 0:
-            statement = SIMPLE  # a keyword: "return x", "not x", "del x" assign nothing
+        elif (tok != AFTER or prefix in CONSTANTS) and statement in (TARGET, CHAINED) and depth == 0:
+            statement = SIMPLE  # a keyword: "return x", "not x", "del x", "None = x" assign nothing
+        if prefix in CONSTANTS and context == "operand" and c == "=" and depth > 0:
+            return None  # "f(None=1)"; a comparison puts spaces around "=="
     elif tok[0] == "number":
         part = _number(tok[1], c)
         if part is not None:
@@ -349,7 +354,7 @@ def _keeps_target(tok: tuple, new_tok: tuple, c: str) -> bool:
 def _binary_keyword_fits(keyword: str | None, depth: int, statement: str) -> bool:
     """Where a keyword after an operand may stand: "for" in comprehensions, "import" and "as" in their statements."""
     if keyword in ("for", "async"):
-        return depth > 0
+        return depth > 0 and statement not in PARAMETER_KINDS  # "def f(a=x for x in y)" needs the generator's own brackets
     if statement == FROM:
         return keyword == "import"
     if statement in (IMPORT, IMPORTED):

@@ -153,6 +153,16 @@ def test_real_code_passes(automata):
     ("def f():\n    if x:\n        try:\n            z\n    ", "r", False),  # a try left two levels back
     ("def f():\n    try:\n        z\n    except:\n        y\n    else", ":", True),
     ("def f():\n    if x:\n        y\n    else:\n        z\n    else", ":", False),
+    # two levels back, the header returned to is known too
+    ("def f():\n    while x:\n        if y:\n            z\n    else", ":", True),
+    ("def f():\n    with x:\n        if y:\n            z\n    else", ":", False),
+    ("def f():\n    if x:\n        y\n    else:\n        if z:\n            w\n        q\n    else", ":", False),
+    ("def f():\n    try:\n        if x:\n            y\n    ", "x", False), ("def f():\n    try:\n        if x:\n            y\n    ", "e", True),
+    ("class A:\n    def f(self):\n        try:\n            if x:\n                y\n    ", "d", False),
+    # a decorator's line is followed by a decorator, a def or a class, at its own level
+    ("@dec\n", "dca@", True), ("@dec\n", "xi", False), ("@dec\n\n# c\n", "x", False), ("@dec\n", "\x1c", False),
+    ("@dec\nd", "e", True), ("@dec\nd", "o", False), ("class A:\n    @property\n    ", "d", True),
+    ("class A:\n    @property\n    ", "x", False), ("class A:\n    @property\n", "d", False),
     # statements that end, assignments, imports, del
     ("pass ", "=(.+", False), ("pass", "\n;#", True), ("x = y", ":", False), ("x", ":", True), ("x: int ", "=", True),
     ("import a as b ", ",;#\n", True), ("import a as b", ".", False), ("f(*", ",", False), ("def f(a, *", ",", True),
@@ -162,6 +172,9 @@ def test_real_code_passes(automata):
     ("f(a=b ", "=", True), ("f(a=b =", " ", False), ("def f(a=b =", " ", False), ("def f(a: int =", " ", True),
     ("def f(a: int", ":", False), ("f(a=1, ", "b*)\n", True), ("f(a=1, ", "1'(", False), ("f(a=1, b", "=", True),
     ("f(a=1, b", ".(,)", False), ("f(a=1, b =", "=", False), ("f(a =", "=", True),
+    # None, True and False are never assigned to; a def's default is no bare generator
+    ("None ", "=", True), ("None =", " 1", False), ("None =", "=", True), ("x = None =", " ", False), ("a, True =", " ", False),
+    ("f(None", "=", False), ("f(None", " ,)", True), ("f(a=None", ")", True), ("def f(a=x for", " ", False), ("f(x for", " ", True),
 ])
 def test_what_each_state_allows(automata, text, chars, ok):
     can = allowed(automata, text)
