@@ -41,11 +41,11 @@ from .python_lexer import (
 )
 
 KIND_OF = {"if": "if", "elif": "if", "for": "loop", "while": "loop", "try": "try", "except": "except",
-           "else": "else", "finally": "finally", "def": "other", "class": "other", "with": "other",
+           "else": "else", "finally": "other", "def": "other", "class": "other", "with": "other",
            "async": "other"}
 CONTINUES = {  # the keywords that may start a line returning to a header of each kind ("": not known)
     "if": ("elif", "else"), "loop": ("else",), "try": ("except", "finally"), "except": ("except", "else", "finally"),
-    "else": ("finally",), "finally": (), "other": (), "": ("elif", "else", "except", "finally"),
+    "else": ("finally",), "other": (), "": ("elif", "else", "except", "finally"),
 }
 DEDENT_KEYWORDS = ("elif", "else", "except", "finally")
 DECORATED = ("def", "class", "async")  # what a decorator's line may be followed by, besides another decorator
@@ -150,8 +150,8 @@ def blocks_step(state: tuple, c: str) -> tuple:
     kind = state[0]
     if kind == "line":
         _, level, opener, parent, spaces, blank, decorated = state
-        if c in " \t":
-            return ("line", level, opener, parent, min(spaces + 1, 4 * (MAX_LEVEL + 1)), blank, decorated)
+        if c in " \t":  # a line goes no deeper than its block (python_layout): more spaces change nothing here
+            return ("line", level, opener, parent, min(spaces + 1, 4 * level + 4), blank, decorated)
         if c == "\n":
             return ("line", level, opener, parent, 0, min(blank + 1, MAX_BLANK_RUN), decorated)
         if c == "#":
