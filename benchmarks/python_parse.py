@@ -101,11 +101,11 @@ def check_modules(model: str, count: int) -> None:
             if v is None:
                 continue
             for k, automaton in enumerate(automata):
-                if automaton.bias[states[k], v] == -np.inf:
+                if automaton.char_bias(states[k])[v] == -np.inf:
                     forbidden[automaton.name] += 1
                     line_start = text.rfind("\n", 0, i) + 1
                     examples[automaton.name][_kind_of_break(text, i, line_start)] += 1
-                states[k] = int(automaton.transitions[states[k], v])
+                states[k] = automaton.next_state(states[k], v)
         clean += sum(forbidden.values()) == before
     print(f"# {len(files)} modules from {files[0].parent}: {clean} pass whole")
     for name, n in forbidden.items():

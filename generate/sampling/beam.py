@@ -26,6 +26,7 @@ from ..model.backend import compile_loop, import_keras
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton
+from .loop import AutomatonTensors
 from .streams import StreamText
 
 CHUNK_STEPS = 256  # steps per compiled call, fixed so the loop traces once
@@ -102,7 +103,7 @@ def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: Fini
     """
     ops = import_keras().ops
     vocab_size = net.vocab_size
-    tables = [(ops.convert_to_tensor(a.transitions.reshape(-1)), ops.convert_to_tensor(a.bias)) for a in automata]
+    tables = [AutomatonTensors(a, vocab_size) for a in automata]
     finish_moves = ops.convert_to_tensor(finish.transitions.reshape(-1))
     finish_accepting = ops.convert_to_tensor(finish.accepting)
 
@@ -118,11 +119,10 @@ def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: Fini
             token = c["token"]
             logits, states = net.step(token, c["states"])
             logprobs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-            automaton_states = [ops.take(moves, state * vocab_size + token, axis=0)
-                                for (moves, _), state in zip(tables, c["automata"])]
+            automaton_states = [table.step(state, token) for table, state in zip(tables, c["automata"])]
             bias = ops.zeros_like(logprobs)
-            for (_, table), state in zip(tables, automaton_states):
-                bias = bias + ops.take(table, state, axis=0)
+            for table, state in zip(tables, automaton_states):
+                bias = bias + table.char_bias(state)
             # Only sampled characters move the finish automaton: a prime never ends a text.
             moved = ops.take(finish_moves, c["finish"] * vocab_size + token, axis=0)
             finish = ops.where(c["fed_sampled"] & ~c["finished"], moved, c["finish"])

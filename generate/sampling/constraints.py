@@ -4,7 +4,7 @@ A constraint that depends on what a stream has written so far (the key its
 tune's header chose, the line of a poem it is on) is a deterministic finite
 automaton over characters. Each stream carries one integer state per
 automaton; feeding a character moves it along `transitions`, and `bias[state]`
-is added to the logits of the next choice: 0 leaves a character alone, a
+(spread over the characters by `columns`) is added to the logits of the next choice: 0 leaves a character alone, a
 negative number discourages it, and -inf forbids it. Both are small tables,
 so the whole thing is two gathers per step in `keras.ops`, on any backend,
 with no Python per character and no rejection loops.
@@ -25,38 +25,58 @@ FORBID = float("-inf")
 
 @dataclass(frozen=True, eq=False)
 class Automaton:
-    """A character-level automaton; state `start` is where every stream begins."""
+    """A character-level automaton; state `start` is where every stream begins.
+
+    Its tables have a column per class of characters it cannot tell apart,
+    and `columns` maps each character of the vocabulary to its class. The
+    Python automata tell about a third of a code vocabulary's characters
+    apart, so their tables are that much smaller than one column per
+    character would make them. Without `columns`, each character is its own class.
+    """
 
     name: str  # what it enforces, for logs and compile caching
-    transitions: np.ndarray  # (S, V) int32: the state after feeding character v in state s
-    bias: np.ndarray  # (S, V) float32: added to the next character's logits in state s
+    transitions: np.ndarray  # (S, C) int32: the state after feeding a character of class c in state s
+    bias: np.ndarray  # (S, C) float32: added to the logits of class c's characters in state s
     start: int = 0
     settings: dict = field(default_factory=dict)  # what the sidecar records
     # (S,) int32: the fewest characters from each state to one where the text may end, or None where it
     # may end anywhere. The sampling loop uses it to end cleanly within its length (`loop.make_chunk_fn`).
     distance: np.ndarray | None = None
+    columns: np.ndarray | None = None  # (V,) int32: each character's class, its column in both tables
 
     def __post_init__(self):
-        states, vocab = self.bias.shape
-        if self.transitions.shape != (states, vocab):
-            raise ValueError(f"transitions: expected shape {(states, vocab)}, received {self.transitions.shape}")
+        states, classes = self.bias.shape
+        if self.transitions.shape != (states, classes):
+            raise ValueError(f"transitions: expected shape {(states, classes)}, received {self.transitions.shape}")
         allowed = np.isfinite(self.bias).any(axis=1)
         if not allowed.all():
             raise ValueError(f"{self.name}: state {int(np.argmin(allowed))} forbids every character")
         if self.distance is not None and self.distance.shape != (states,):
             raise ValueError(f"distance: expected shape {(states,)}, received {self.distance.shape}")
+        if self.columns is not None and (self.columns.ndim != 1 or not np.all((0 <= self.columns) & (self.columns < classes))):
+            raise ValueError(f"columns: expected one class in [0, {classes}) per character, received {self.columns!r}")
 
     @property
     def fingerprint(self) -> str:
         ending = b"" if self.distance is None else self.distance.tobytes()
-        digest = hashlib.sha256(self.transitions.tobytes() + self.bias.tobytes() + bytes([self.start % 256]) + ending)
+        columns = b"" if self.columns is None else self.columns.tobytes()
+        digest = hashlib.sha256(self.transitions.tobytes() + self.bias.tobytes() + bytes([self.start % 256]) + ending
+                                + columns)
         return f"{self.name}:{digest.hexdigest()[:16]}"
+
+    def char_bias(self, state: int) -> np.ndarray:
+        """(V,) what state `state` adds to each character's logit."""
+        row = self.bias[state]
+        return row if self.columns is None else row[self.columns]
+
+    def next_state(self, state: int, char_id: int) -> int:
+        return int(self.transitions[state, char_id if self.columns is None else self.columns[char_id]])
 
     def run(self, ids: list[int], state: int | None = None) -> int:
         """The state after feeding `ids` from `state` (default: the start), in NumPy."""
         state = self.start if state is None else state
         for i in ids:
-            state = int(self.transitions[state, i])
+            state = self.next_state(state, i)
         return state
 
 
@@ -67,8 +87,8 @@ def distances_to_end(transitions: np.ndarray, bias: np.ndarray, ends: np.ndarray
     """The fewest allowed characters from each state to one in `ends`, by breadth-first search backwards.
 
     Args:
-        transitions: (S, V) next states.
-        bias: (S, V) biases; a -inf entry is a move the automaton forbids.
+        transitions: (S, C) next states, by character or class of characters.
+        bias: (S, C) biases; a -inf entry is a move the automaton forbids.
         ends: (S,) bool, the states where the text may end.
 
     Returns:

@@ -47,10 +47,8 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     would be left, the deadline gives way.
     """
     ops = import_keras().ops
-    vocab_size = net.vocab_size
-    tables = [(ops.convert_to_tensor(a.transitions.reshape(-1)), ops.convert_to_tensor(a.bias)) for a in automata]
+    tables = [AutomatonTensors(a, net.vocab_size) for a in automata]
     endings = [(i, ops.convert_to_tensor(a.distance)) for i, a in enumerate(automata) if a.distance is not None]
-    candidates = ops.arange(vocab_size, dtype="int32")[None, :]
 
     def keep_some(logits, constrained):
         # A constraint that would leave a stream no character at all gives way for that step. Each
@@ -62,8 +60,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     def in_time(logits, automaton_states, remaining):
         # Each automaton's distance is a shortest path under its own rules alone; together they can need
         # more. Their sum is the safe side, which ends a little early; their maximum is the fallback.
-        distances = [ops.take(distance, ops.take(tables[i][0], automaton_states[i][:, None] * vocab_size + candidates,
-                                                 axis=0), axis=0) for i, distance in endings]
+        distances = [ops.take(distance, tables[i].next_states(automaton_states[i]), axis=0) for i, distance in endings]
         total, longest = distances[0], distances[0]
         for distance in distances[1:]:
             total, longest = total + distance, ops.maximum(longest, distance)
@@ -93,10 +90,9 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
             # Feed the current character through every layer.
             logits, states = net.step(token, states)
             # Move each automaton on the same character; add its bias for the next choice.
-            automaton_states = [ops.take(moves, state * vocab_size + token, axis=0)
-                                for (moves, _), state in zip(tables, automaton_states)]
-            for (_, bias), state in zip(tables, automaton_states):
-                logits = keep_some(logits, logits + ops.take(bias, state, axis=0))
+            automaton_states = [table.step(state, token) for table, state in zip(tables, automaton_states)]
+            for table, state in zip(tables, automaton_states):
+                logits = keep_some(logits, logits + table.char_bias(state))
             if endings:
                 logits = in_time(logits, automaton_states, deadline - t - 1)
             # Take the prime's next character if one is forced, else sample.
@@ -110,6 +106,37 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
         return ops.fori_loop(0, steps, body, (token, list(states), list(automaton_states), out))
 
     return compile_loop(run)
+
+
+class AutomatonTensors:
+    """An automaton's tables as backend tensors, with the lookups the compiled loops make in them."""
+
+    def __init__(self, automaton: Automaton, vocab_size: int):
+        ops = import_keras().ops
+        self.classes = automaton.transitions.shape[1]
+        self.moves = ops.convert_to_tensor(automaton.transitions.reshape(-1))
+        self.bias = ops.convert_to_tensor(automaton.bias)
+        columns = np.arange(vocab_size, dtype=np.int32) if automaton.columns is None else automaton.columns
+        self.columns = ops.convert_to_tensor(columns.astype(np.int32))
+        self.per_character = automaton.columns is None  # the tables already have a column per character
+
+    def step(self, states, tokens):
+        """(N,) states after feeding each stream its token."""
+        ops = import_keras().ops
+        if self.per_character:
+            return ops.take(self.moves, states * self.classes + tokens, axis=0)
+        return ops.take(self.moves, states * self.classes + ops.take(self.columns, tokens, axis=0), axis=0)
+
+    def char_bias(self, states):
+        """(N, V) what each stream's state adds to every character's logit."""
+        ops = import_keras().ops
+        rows = ops.take(self.bias, states, axis=0)
+        return rows if self.per_character else ops.take(rows, self.columns, axis=1)
+
+    def next_states(self, states):
+        """(N, V) the state each stream would reach on every character."""
+        ops = import_keras().ops
+        return ops.take(self.moves, states[:, None] * self.classes + self.columns[None, :], axis=0)
 
 
 @dataclass(frozen=True)

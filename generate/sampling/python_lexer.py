@@ -179,11 +179,9 @@ def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: d
         allowed.append([not forbids(state, representative[cls]) for cls in classes])
         penalties.append([penalty(state, representative[cls]) if penalty else 0.0 for cls in classes])
     moves_by_class, allowed = np.asarray(moves, np.int32), _without_dead_ends(np.asarray(moves), np.asarray(allowed, bool))
-    transitions = moves_by_class[:, column]
-    taken_off = -np.asarray(penalties, np.float32)[:, column]
-    bias = np.where(allowed[:, column], taken_off, np.float32(FORBID)).astype(np.float32)
-    distance = None if ends is None else distances_to_end(transitions, bias, np.array([ends(state) for state in order]))
-    return Automaton(name, transitions, bias, 0, settings, distance)
+    bias = np.where(allowed, -np.asarray(penalties, np.float32), np.float32(FORBID)).astype(np.float32)
+    distance = None if ends is None else distances_to_end(moves_by_class, bias, np.array([ends(state) for state in order]))
+    return Automaton(name, moves_by_class, bias, 0, settings, distance, column.astype(np.int32))
 
 
 

@@ -493,7 +493,7 @@ def _load_tables(path: Path) -> tuple[Automaton, ...] | None:
     try:
         with np.load(path, allow_pickle=False) as tables:
             return tuple(Automaton(name, tables[f"{name}.transitions"], tables[f"{name}.bias"], 0, {"syntax": "python"},
-                                   tables[f"{name}.distance"]) for name in AUTOMATA)
+                                   tables[f"{name}.distance"], tables[f"{name}.columns"]) for name in AUTOMATA)
     except FileNotFoundError:
         return None
     except (OSError, KeyError, ValueError) as exc:  # a damaged file is built again
@@ -502,7 +502,7 @@ def _load_tables(path: Path) -> tuple[Automaton, ...] | None:
 
 
 def _save_tables(path: Path, automata: tuple[Automaton, ...]) -> tuple[Automaton, ...]:
-    arrays = {f"{a.name}.{field}": getattr(a, field) for a in automata for field in ("transitions", "bias", "distance")}
+    arrays = {f"{a.name}.{field}": getattr(a, field) for a in automata for field in ("transitions", "bias", "distance", "columns")}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:

@@ -75,15 +75,16 @@ def walk(automata, text):
     states, forbidden = [a.start for a in automata], []
     for i, c in enumerate(text):
         v = CHARS.index(c)
-        if any(a.bias[s, v] == -np.inf for a, s in zip(automata, states)):
+        if any(a.char_bias(s)[v] == -np.inf for a, s in zip(automata, states)):
             forbidden.append((i, c, text[max(0, i - 20):i + 1]))
-        states = [int(a.transitions[s, v]) for a, s in zip(automata, states)]
+        states = [a.next_state(s, v) for a, s in zip(automata, states)]
     return states, forbidden
 
 
 def allowed(automata, text):
     states, _ = walk(automata, text)
-    return {CHARS[v] for v in range(len(CHARS)) if all(np.isfinite(a.bias[s, v]) for a, s in zip(automata, states))}
+    can = np.all([np.isfinite(a.char_bias(s)) for a, s in zip(automata, states)], axis=0)
+    return {CHARS[v] for v in np.flatnonzero(can)}
 
 
 @pytest.fixture(scope="module")
@@ -185,17 +186,17 @@ def test_the_other_quote_in_a_string_is_discouraged_not_forbidden(automata):
     brackets = automata[0]
     for text, other in (("x = 'ab", '"'), ('x = "ab', "'")):
         state = brackets.run([CHARS.index(c) for c in text])
-        assert brackets.bias[state, CHARS.index(other)] == -OTHER_QUOTE_PENALTY
-        assert brackets.bias[state, CHARS.index(text[4])] == 0
+        assert brackets.char_bias(state)[CHARS.index(other)] == -OTHER_QUOTE_PENALTY
+        assert brackets.char_bias(state)[CHARS.index(text[4])] == 0
     state = brackets.run([CHARS.index(c) for c in 'x = """ab'])
-    assert brackets.bias[state, CHARS.index("'")] == 0
+    assert brackets.char_bias(state)[CHARS.index("'")] == 0
 
 
 def test_a_return_annotation_is_discouraged_not_forbidden(automata):
     layout = automata[1]
     state = layout.run([CHARS.index(c) for c in "def f(a)"])
-    assert layout.bias[state, CHARS.index(" ")] == -RETURN_ANNOTATION_PENALTY
-    assert layout.bias[state, CHARS.index(":")] == 0
+    assert layout.char_bias(state)[CHARS.index(" ")] == -RETURN_ANNOTATION_PENALTY
+    assert layout.char_bias(state)[CHARS.index(":")] == 0
 
 
 def test_random_walks_end_with_brackets_strings_and_blocks_closed(automata):
@@ -208,10 +209,10 @@ def test_random_walks_end_with_brackets_strings_and_blocks_closed(automata):
         text = "def " if walk_index % 2 else ""
         states, _ = walk(automata, text)
         while not text.endswith("\n\n\n") and len(text) < 2000:
-            can = np.flatnonzero(np.all([a.bias[s, ids] == 0 for a, s in zip(automata, states)], axis=0))
+            can = np.flatnonzero(np.all([a.char_bias(s)[ids] == 0 for a, s in zip(automata, states)], axis=0))
             v = ids[can[rng.integers(len(can))]]
             text += CHARS[v]
-            states = [int(a.transitions[s, v]) for a, s in zip(automata, states)]
+            states = [a.next_state(s, v) for a, s in zip(automata, states)]
         if not text.endswith("\n\n\n"):
             continue
         ended += 1
@@ -255,8 +256,8 @@ def test_sampling_honours_the_automata_by_default(python_run, trained_run):
             states = [a.start for a in automata]
             for c in record["text"]:
                 v = vocab.index(c)
-                broken += any(a.bias[s, v] == -np.inf for a, s in zip(automata, states))
-                states = [int(a.transitions[s, v]) for a, s in zip(automata, states)]
+                broken += any(a.char_bias(s)[v] == -np.inf for a, s in zip(automata, states))
+                states = [a.next_state(s, v) for a, s in zip(automata, states)]
             if expected and not record["stopped"]:  # cut at its length: it ends where both automata may end
                 assert [int(a.distance[s]) for a, s in zip(automata, states)] == [0] * len(automata), record["text"]
                 list(tokenize.generate_tokens(io.StringIO(record["text"]).readline))  # raises on an open bracket or string
@@ -270,7 +271,7 @@ def test_a_vocabulary_without_some_characters_still_has_a_move_everywhere():
         assert np.isfinite(automaton.bias).any(axis=1).all()
     brackets, layout, tokens, blocks = python_automata(chars)
     state = layout.run([chars.index(c) for c in "def f() "])
-    assert np.isfinite(layout.bias[state]).all()  # it wants "-", which this vocabulary lacks: free
+    assert np.isfinite(layout.char_bias(state)).all()  # it wants "-", which this vocabulary lacks: free
 
 
 def test_tables_are_kept_on_disk_and_rebuilt_when_damaged(tmp_path, monkeypatch):
