@@ -175,7 +175,7 @@ def test_real_code_passes(automata):
     ("f(a=1, b", ".(,)", False), ("f(a=1, b =", "=", False), ("f(a =", "=", True),
     # None, True and False are never assigned to; a def's default is no bare generator
     ("None ", "=", True), ("None =", " 1", False), ("None =", "=", True), ("x = None =", " ", False), ("a, True =", " ", False),
-    ("f(None", "=", False), ("f(None", " ,)", True), ("f(a=None", ")", True), ("def f(a=x for", " ", False), ("f(x for", " ", True),
+    ("f(None", "=", False), ("f(None", " ,)", True), ("f(a=None", ")", True), ("def f(a=x ", "f", False), ("f(x ", "f", True),
 ])
 def test_what_each_state_allows(automata, text, chars, ok):
     can = allowed(automata, text)
