@@ -31,7 +31,7 @@ class ModelConfig:
     embedding_dim: int = 64  # size of the learned character embedding
     dropout: float = 0.0  # dropout on each recurrent layer's input and on the last output
     recurrent_dropout: float = 0.0  # dropout on the recurrent state; disables cuDNN on GPUs
-    residual: bool = False  # add a layer's input to its output where the widths match
+    residual: bool = True  # add a layer's input to its output where the widths match; beat plain stacking at equal time
     layer_norm: bool = False  # normalise each recurrent layer's output (after its skip connection) before the next layer and the logits
     tie_embeddings: bool = False  # the output layer reuses the embedding matrix, after a units -> embedding_dim projection
     vocab_size: int = 0  # set from the vocabulary when the run is created
