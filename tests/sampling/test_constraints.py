@@ -100,6 +100,17 @@ def test_an_automaton_that_forbids_everything_is_rejected():
         Automaton("bad", np.zeros((1, 3), np.int32), np.full((1, 3), FORBID, np.float32))
 
 
+def test_an_automaton_by_class_reads_each_character_through_its_column():
+    # Two states, two classes: "a" (class 1) toggles the state, and state 1 forbids "b" and "c" (class 0).
+    transitions = np.array([[0, 1], [1, 0]], np.int32)
+    bias = np.array([[0.0, 0.0], [FORBID, -1.0]], np.float32)
+    auto = Automaton("toggle", transitions, bias, 0, {}, None, np.array([1, 0, 0], np.int32))  # chars "abc"
+    assert auto.run([0]) == 1 and auto.run([0, 1, 2]) == 1 and auto.run([0, 0]) == 0
+    np.testing.assert_array_equal(auto.char_bias(1), [-1.0, FORBID, FORBID])
+    with pytest.raises(ValueError, match="columns: expected one class in"):
+        Automaton("toggle", transitions, bias, 0, {}, None, np.array([1, 2, 0], np.int32))
+
+
 def test_automata_bias_the_compiled_loop_independently_of_chunking(trained_run):
     """A hand-made automaton: never an 'e' straight after a space. Output is the same for any chunk size."""
     gen = load_generator(trained_run, num_samples=6)
@@ -121,6 +132,12 @@ def test_automata_bias_the_compiled_loop_independently_of_chunking(trained_run):
     constrained = texts(256)
     assert all(" e" not in t for t in constrained) and sum(t.count(" ") for t in constrained) > 20
     assert texts(37) == constrained
+    # The same automaton by class of characters (space, "e", the rest) samples the same texts.
+    _, first, columns = np.unique(np.vstack([no_e.transitions, no_e.bias]).T, axis=0, return_index=True, return_inverse=True)
+    by_class = Automaton("no e after space", no_e.transitions[:, first], no_e.bias[:, first], no_e.start, {}, None,
+                         columns.reshape(-1).astype(np.int32))
+    assert by_class.transitions.shape[1] == 3
+    assert [s.text for s in gen.sampler.generate(prime, cfg, np.random.default_rng(5), automata=(by_class,))] == constrained
     free = [s.text for s in gen.sampler.generate(prime, cfg, np.random.default_rng(5))]
     assert any(" e" in t for t in free)  # the constraint did something
 
