@@ -95,16 +95,21 @@ def distances_to_end(transitions: np.ndarray, bias: np.ndarray, ends: np.ndarray
         (S,) int32 distances; UNREACHABLE where no allowed path reaches an end.
     """
     states = transitions.shape[0]
-    sources, targets = np.nonzero(np.isfinite(bias))
-    edges = np.unique(np.stack([transitions[sources, targets], sources], axis=1), axis=0)  # (target, source) pairs
-    starts = np.searchsorted(edges[:, 0], np.arange(states + 1))
+    sources, columns = np.nonzero(np.isfinite(bias))
+    # Each (target, source) pair once, as one integer, sorted by target: the sources of a state are a slice.
+    pairs = np.unique(transitions[sources, columns].astype(np.int64) * states + sources)
+    edge_sources = pairs % states
+    starts = np.searchsorted(pairs // states, np.arange(states + 1))
     distance = np.full(states, UNREACHABLE, np.int32)
     frontier = np.flatnonzero(ends)
     distance[frontier] = 0
     steps = 0
     while frontier.size:
         steps += 1
-        previous = np.concatenate([edges[starts[t]:starts[t + 1], 1] for t in frontier])
+        counts = starts[frontier + 1] - starts[frontier]
+        # The concatenated slices starts[t]:starts[t + 1] of every frontier state t, without a Python loop.
+        positions = np.arange(counts.sum()) + np.repeat(starts[frontier] - np.cumsum(counts) + counts, counts)
+        previous = edge_sources[positions]
         previous = np.unique(previous[distance[previous] == UNREACHABLE])
         distance[previous] = steps
         frontier = previous

@@ -27,6 +27,8 @@ line is followed by another decorator, a `def` or a `class`.
 
 from __future__ import annotations
 
+import functools
+
 from ..data.config import FILE_SEPARATOR
 from .python_lexer import (
     CODE,
@@ -120,15 +122,21 @@ def _coarse(mode: tuple) -> tuple:
     return mode
 
 
-def _body(state: tuple, c: str) -> tuple:
-    _, mode, depth, level, opener, parent, header, colon = state
+@functools.cache  # a few thousand (mode, depth, c) triples recur across all the states
+def _lexed(mode: tuple, depth: int, c: str) -> tuple[tuple, int, str, bool]:
+    """(mode, depth, event, whether c is code) after `c` on the rest of a line."""
     code = in_code(mode, c)
     mode, event = lex(mode, c, depth > 0)
-    mode = _coarse(mode)
     if event == "open":
         depth = min(depth + 1, MAX_DEPTH)
     elif event == "close":
         depth = max(depth - 1, 0)
+    return _coarse(mode), depth, event, code
+
+
+def _body(state: tuple, c: str) -> tuple:
+    _, mode, depth, level, opener, parent, header, colon = state
+    mode, depth, event, code = _lexed(mode, depth, c)
     if event == "newline" and depth == 0:
         if header == "@":
             return ("line", level, opener, parent, 0, 0, True)
