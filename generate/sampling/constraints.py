@@ -4,10 +4,11 @@ A constraint that depends on what a stream has written so far (the key its
 tune's header chose, the line of a poem it is on) is a deterministic finite
 automaton over characters. Each stream carries one integer state per
 automaton; feeding a character moves it along `transitions`, and `bias[state]`
-(spread over the characters by `columns`) is added to the logits of the next choice: 0 leaves a character alone, a
-negative number discourages it, and -inf forbids it. Both are small tables,
-so the whole thing is two gathers per step in `keras.ops`, on any backend,
-with no Python per character and no rejection loops.
+(spread over the characters by `columns`) is added to the logits of the next
+choice: 0 leaves a character alone, a negative number discourages it, and
+-inf forbids it. Both are small tables, so the whole thing is a few gathers
+per step in `keras.ops`, on any backend, with no Python per character and no
+rejection loops.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ class Automaton:
 
     Its tables have a column per class of characters it cannot tell apart,
     and `columns` maps each character of the vocabulary to its class. The
-    Python automata tell about a third of a code vocabulary's characters
-    apart, so their tables are that much smaller than one column per
+    Python automata tell a fifth to a third of a code vocabulary's
+    characters apart, so their tables are that much smaller than one column per
     character would make them. Without `columns`, each character is its own class.
     """
 

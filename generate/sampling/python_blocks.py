@@ -81,14 +81,19 @@ def _required(returned: str | None, column_zero: bool, decorated: bool) -> tuple
     return None
 
 
-def _line_start(state: tuple, c: str) -> tuple:
-    """(new level, returned, opener, parent, required) for a line whose first character is `c`.
+def _levels_back(state: tuple) -> tuple[int, int]:
+    """(the level a line starting at this "line" state's spaces is at, how many levels it comes back)."""
+    new_level = min(state[4] // 4, MAX_LEVEL)
+    return new_level, state[1] - new_level
+
+
+def _line_start(state: tuple) -> tuple:
+    """(new level, returned, opener, parent, required) for a line starting at this "line" state's spaces.
 
     returned, opener and parent are as in a "word" state.
     """
-    _, level, opener, parent, spaces, blank, decorated = state
-    new_level = min(spaces // 4, MAX_LEVEL)
-    back = level - new_level
+    _, _, opener, parent, spaces, blank, decorated = state
+    new_level, back = _levels_back(state)
     if back <= 0:
         returned = None
     elif back == 1:
@@ -100,8 +105,8 @@ def _line_start(state: tuple, c: str) -> tuple:
 
 def _leaves_try(state: tuple) -> bool:
     """Whether a line starting at this state's spaces comes back past the header of a try block it is in."""
-    _, level, opener, parent, spaces, _, _ = state
-    back = level - min(spaces // 4, MAX_LEVEL)
+    _, _, opener, parent, _, _, _ = state
+    back = _levels_back(state)[1]
     return (opener == "try" and back >= 2) or (parent == "try" and back >= 3)
 
 
@@ -164,7 +169,7 @@ def blocks_step(state: tuple, c: str) -> tuple:
             return ("line", level, opener, parent, 0, min(blank + 1, MAX_BLANK_RUN), decorated)
         if c == "#":
             return ("comment", level, opener, parent, blank, decorated)
-        new_level, returned, opener, parent, required = _line_start(state, c)
+        new_level, returned, opener, parent, required = _line_start(state)
         if c == "@":
             return ("body", CODE, 0, new_level, opener, parent, "@", False)
         if c in _PREFIXES:
@@ -197,7 +202,7 @@ def blocks_forbids(state: tuple, c: str) -> bool:
             return False
         if _leaves_try(state):
             return True
-        _, returned, _, _, required = _line_start(state, c)
+        _, returned, _, _, required = _line_start(state)
         if decorated:
             return returned is not None or not (c == "@" or any(w.startswith(c) for w in required))
         return required is not None and not any(w.startswith(c) for w in required)
