@@ -11,9 +11,22 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 from .helpers import VERSE
 
 
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory):
+    """The session's cache directory. Under pytest-xdist its automata tables are shared by every worker:
+    the library's lock lets the first worker that needs a table build it and the others read it."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    cache.mkdir(exist_ok=True)
+    if os.environ.get("PYTEST_XDIST_WORKER") and not (cache / "automata").exists():
+        shared = tmp_path_factory.getbasetemp().parent / "automata"
+        shared.mkdir(exist_ok=True)
+        (cache / "automata").symlink_to(shared, target_is_directory=True)
+    return cache
+
+
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("GENERATE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+def isolated_cache(session_cache, monkeypatch):
+    monkeypatch.setenv("GENERATE_CACHE_DIR", str(session_cache))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import generate
 
 PACKAGE = Path(generate.__file__).resolve().parent
 # Each room may import only rooms ranked below it, and itself; the utilities rank lowest.
-RANKS = {"cli": 8, "cowriting": 7, "jobs": 7, "training": 6, "sampling": 5, "outputs": 4, "model": 3, "data": 2, "music": 1}
+RANKS = {"cli": 9, "cowriting": 8, "jobs": 8, "pipeline": 7, "training": 6, "sampling": 5, "outputs": 4, "model": 3, "data": 2, "music": 1}
 UTILITIES = 0  # generate/*.py: errors, fileio, paths, progress, units
 
 
@@ -50,7 +50,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str,
 
 
 def _rank(module: str) -> int:
-    if module == "generate.__main__":  # `python -m generate`: the command line's own entry point
+    if module in ("generate.__main__", "generate"):  # `python -m generate`, and the public API (`generate.load`)
         return RANKS["cli"] + 1
     parts = module.split(".")
     return RANKS.get(parts[1], UTILITIES) if len(parts) > 2 or (len(parts) == 2 and parts[1] in RANKS) else UTILITIES

@@ -17,8 +17,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import GenerateError, OptionError, UsageError, expect
 from ..model.checkpoint import resolve_run
-from ..music.midi import instrument_program
-from ..outputs.writers import check_free, sidecar_path, write_midi_file, write_output
+from ..outputs.writers import RenderSettings, check_free, sidecar_path, write_midi_file, write_output
 from ..sampling.generator import Generator, load_generator
 from ..sampling.options import SampleOptions
 from ..sampling.resolve import RunFacts, resolve_options, resolve_seed
@@ -109,7 +108,7 @@ def write(model: str | Path, options: WriteOptions, output: Path | None = None, 
 
     music = facts.encoding if facts.music else None
     render = _render_options(gen, options)
-    play = (lambda text, path: write_midi_file(path, text, render)) if music else None
+    play = (lambda text, path: write_midi_file(path, text, {}, render)) if music else None
     WriterApp(session, str(model), save if output is not None else None, check_text, music, play).run()
     return session
 
@@ -154,6 +153,5 @@ def replay_session(sidecar: Path, output: Path | None = None, overwrite: bool = 
     return session.page.text
 
 
-def _render_options(gen: Generator, options: WriteOptions) -> dict:
-    return {"encoding": gen.facts.encoding, "bpm": options.bpm, "program": instrument_program(options.instrument),
-            "velocity": options.velocity}
+def _render_options(gen: Generator, options: WriteOptions) -> RenderSettings:
+    return RenderSettings.of(options, gen.facts.encoding)

@@ -1,4 +1,4 @@
-"""One job of a job file: sample, filter, resample, write atomically, record, prune.
+"""One job of a job file: each output a pipeline request (sample, filter, redraw, write), recorded; then prune.
 
 `schedule.py` validates, locks and orders the jobs; this file is what
 happens inside one of them.
@@ -6,27 +6,24 @@ happens inside one of them.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..errors import GenerateError
-from ..fileio import atomic_write_text
+from ..errors import GenerateError, OptionError
 from ..model.checkpoint import RunDir
 from ..music import RENDER_SUFFIXES
-from ..music.midi import instrument_program
-from ..outputs.writers import sidecar_path, write_output
-from ..sampling import novelty
-from ..sampling.generator import Generator, generate_samples, is_valid, load_generator, sample_record
+from ..outputs.writers import RenderSettings, sidecar_path
+from ..pipeline.filters import build_filters, copy_index
+from ..pipeline.loaded import LoadedModel
+from ..pipeline.request import Request
 from .manifest import append_manifest, prune, read_manifest
 from .naming import RunClock, output_base, output_files, output_seed
 from .schema import Job
 
 log = logging.getLogger(__name__)
-DEDUPE_DEFAULT = 0.9  # `dedupe = true`: reject a sample at least this similar (difflib ratio) to an earlier one
 
 
 @dataclass
@@ -46,26 +43,22 @@ class JobResult:
 
 
 
-def similar(a: str, b: str, threshold: float) -> bool:
-    if a == b:
-        return True
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    return matcher.real_quick_ratio() >= threshold and matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold
-
-
 def run_job(job: Job, run: RunDir, clock: RunClock, overwrite: bool, result: JobResult, on_file=None) -> None:
     """Makes the job's `count` outputs into `result`; failures of single outputs are collected, not raised.
 
     Raises:
         GenerateError: the model cannot be loaded, or an output failed every attempt.
     """
-    gen = load_generator(run.path, job["checkpoint"], 1)
-    music = gen.facts.music
+    model = LoadedModel(run, job["checkpoint"])
+    music = model.facts.music
     records = read_manifest(job.manifest)
     recorded = {(r.get("job"), r.get("run_id"), r.get("n")) for r in records if r.get("event") == "made"}
     earlier = _earlier_texts(job, records)
     # max_copy needs the corpus; without it, each sidecar still records the longest copy when the corpus is at hand.
-    copy_index = _copy_index(gen) if job["max_copy"] else novelty.optional_copy_index(gen.config, gen.vocab)[0]
+    try:
+        copies = copy_index(model.facts, model.generator.config, job.sample_options(1, 0), wanted=True)
+    except OptionError as exc:
+        raise GenerateError(f"max_copy needs the model's training corpus: {exc.problem.split(': ', 1)[-1]}") from None
     failures = []
     for n in range(1, job["count"] + 1):
         files = output_files(job, output_base(job, clock, n), music)
@@ -81,7 +74,7 @@ def run_job(job: Job, run: RunDir, clock: RunClock, overwrite: bool, result: Job
         if taken and not overwrite:
             failures.append(f"output {n}: {taken[0]} already exists (not from run {clock.run_id}); use --overwrite")
             continue
-        made = _make_output(job, gen, clock, n, files, music, earlier, copy_index, result)
+        made = _make_output(job, model, clock, n, files, earlier, copies, result)
         if made is None:
             failures.append(f"output {n}: every one of {job['max_attempts']} samples was rejected")
             continue
@@ -113,61 +106,31 @@ def _renders(files: list[Path]) -> set[Path]:
             if p.with_suffix(s).exists()}
 
 
-def _make_output(job: Job, gen: Generator, clock: RunClock, n: int, files: list[Path], music: bool,
-                 earlier: list[str], copy_index, result: JobResult):
+def job_request(job: Job, model: LoadedModel, clock: RunClock, n: int, files: list[Path], earlier: list[str],
+                copy_index, copy_unavailable: str) -> Request:
+    """Output `n` of a job as a pipeline request: one sample, redrawn from each attempt's seed until the filters keep it."""
+    seeds = tuple(output_seed(job, clock, n, attempt) for attempt in range(job["max_attempts"]))
+    options = job.sample_options(n, seeds[0])
+    filters = build_filters(options, model.facts, copy_index, job["dedupe"], earlier)
+    extra = {"job": job.name, "job_file": str(job.source.resolve()), "run_id": clock.run_id, "n": n,
+             "created": clock.moment.isoformat(), "version": __version__}
+    settings = RenderSettings.of(options, model.facts.encoding, title=f"{job.name} {n}")
+    return Request(options, model.generator.resolve(options), settings, filters, seeds, (tuple(files),), claim=True,
+                   copy_unavailable=copy_unavailable, extra=extra)
+
+
+def _make_output(job: Job, model: LoadedModel, clock: RunClock, n: int, files: list[Path],
+                 earlier: list[str], copies: tuple, result: JobResult):
     """Samples until one passes every filter; returns (paths written, text, record) or None."""
-    for attempt in range(job["max_attempts"]):
-        options = job.sample_options(n, output_seed(job, clock, n, attempt))
-        cfg = gen.resolve(options)
-        sample = generate_samples(gen, cfg)[0]
-        text = cfg.prime + sample.text
-        checks: dict = {"max_copy": None}
-        reason = _rejection(job, gen, text, sample.text, earlier, copy_index, checks)
-        if reason:
-            result.rejected[reason] = result.rejected.get(reason, 0) + 1
-            log.info("job %s output %d attempt %d: rejected (%s)", job.name, n, attempt + 1, reason)
-            continue
-        record = sample_record(gen, cfg, 0, sample)
-        record.update({"job": job.name, "job_file": str(job.source.resolve()), "run_id": clock.run_id, "n": n,
-                       "attempt": attempt, "max_copy": checks["max_copy"], "longest_copy": checks["max_copy"],
-                       "created": clock.moment.isoformat(),
-                       "version": __version__, "text": text})
-        written = []
-        for path in files:
-            render = {"encoding": gen.facts.encoding, "bpm": options.bpm, "title": f"{job.name} {n}"}
-            if music:
-                render.update({"program": instrument_program(options.instrument), "velocity": options.velocity,
-                               "renders": options.renders})
-            # The sidecar goes first: a kill before the output lands leaves a claim a rerun recognises as its own.
-            atomic_write_text(sidecar_path(path), json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-            if path.suffix == ".json":
-                atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-                facts = {}
-            else:
-                facts = write_output(path, _markdown(job, n, text) if path.suffix == ".md" else text, record, render)
-            written.append(path)
-            for rendered in (Path(facts[k]) for k in RENDER_SUFFIXES if facts.get(k)):
-                atomic_write_text(sidecar_path(rendered), json.dumps({**record, "rendered_from": str(path)}, indent=2,
-                                                                     ensure_ascii=False) + "\n")
-                written.append(rendered)
-        return written, text, record
-    return None
-
-
-def _rejection(job: Job, gen: Generator, text: str, sampled: str, earlier: list[str], copy_index, checks: dict) -> str:
-    """The first filter a sample fails, or "" if it passes them all."""
-    if len(sampled) < job["min_length"]:
-        return "min_length"
-    if job["valid_only"] and not is_valid(gen, text):
-        return "valid_only"
-    if copy_index is not None:
-        checks["max_copy"] = novelty.longest_copy(gen.vocab, copy_index, sampled)
-        if job["max_copy"] and checks["max_copy"] > job["max_copy"]:
-            return "max_copy"
-    threshold = DEDUPE_DEFAULT if job["dedupe"] is True else float(job["dedupe"] or 0)
-    if threshold and any(similar(text, other, threshold) for other in earlier):
-        return "dedupe"
-    return ""
+    done = model.run(job_request(job, model, clock, n, files, earlier, *copies))
+    for reason, count in done.rejected.items():
+        result.rejected[reason] = result.rejected.get(reason, 0) + count
+        log.info("job %s output %d: %d sample(s) rejected (%s)", job.name, n, count, reason)
+    if not done.outputs:
+        return None
+    output = done.outputs[0]
+    written = list(output.paths) + sorted(_renders(list(output.paths)))
+    return written, output.text, output.record
 
 
 def _remove_stale_temp_files(files: list[Path]) -> None:
@@ -199,16 +162,3 @@ def _earlier_texts(job: Job, records: list[dict]) -> list[str]:
             except (OSError, ValueError, KeyError):
                 continue  # pruned or removed by hand
     return texts
-
-
-def _copy_index(gen: Generator):
-    """The training corpus's copy index, or a clear error if the corpus is not available."""
-    try:
-        return novelty.copy_index(gen.config, gen.vocab)
-    except novelty.CorpusUnavailable as exc:
-        raise GenerateError(f"max_copy needs the model's training corpus: {exc}") from None
-
-
-def _markdown(job: Job, n: int, text: str) -> str:
-    lines = [line.rstrip() for line in text.strip("\n").split("\n")]
-    return f"# {job.name} {n}\n\n" + "  \n".join(lines) + "\n"

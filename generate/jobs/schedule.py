@@ -21,6 +21,7 @@ from ..errors import GenerateError, OptionError, UsageError
 from ..fileio import check_writable_location
 from ..model.checkpoint import RunDir, resolve_run
 from ..paths import cache_root
+from ..sampling.options import declarations
 from ..sampling.resolve import RunFacts, resolve_options
 from .naming import RunClock, output_base, output_files
 from .runner import JobResult, run_job
@@ -139,5 +140,5 @@ def _plan(job: Job, run: RunDir, clock: RunClock, on_file) -> JobResult:
 
 def _cycle_length(job: Job) -> int:
     """Outputs after which the job's lists of primes and temperatures repeat (at most `count`)."""
-    lengths = [len(job[key]) for key in ("prime", "temperature") if isinstance(job[key], list)]
+    lengths = [len(job[key]) for key, declared in declarations().items() if declared.cycles and isinstance(job[key], list)]
     return min(math.lcm(1, *lengths), job["count"])

@@ -3,11 +3,12 @@
 A job file has an optional `[defaults]` table and one `[[job]]` table per
 job; a job's keys override the defaults. `SCHEMA` below is the reference
 (the README prints it): every key, its type, its default and what it does.
+A job's sampling keys are `generate sample`'s options, derived from their
+declarations in `sampling/options.py`; `JOB_KEYS` are the job's own.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import string
 from dataclasses import dataclass, field
@@ -16,45 +17,66 @@ from pathlib import Path
 from ..errors import OptionError, UsageError
 from ..fileio import tomllib
 from ..music import RENDER_SUFFIXES
-from ..sampling.options import DEFAULT_LENGTH, SampleOptions
+from ..sampling.options import SampleOptions, declarations, defaults, kinds
 
 TEXT_FORMATS = ("txt", "md", "json")
 MUSIC_FORMATS = ("mid", *RENDER_SUFFIXES)  # the MIDI file, and what renders beside it
 FORMATS = TEXT_FORMATS + MUSIC_FORMATS
-_SAMPLE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SampleOptions)}
 TEMPLATE_FIELDS = ("date", "time", "job", "n", "seed", "run_id")
+# Job files written before every sampling option was a key said 0 for "off"; it still means that.
+LEGACY_OFF = {"max_copy": 0}
 
-# key: (accepted types, default, help). A list type also accepts a single value.
-SCHEMA: dict[str, tuple[tuple[type, ...], object, str]] = {
-    "name": ((str,), None, "required; letters, digits, '-' and '_'; unique in the file"),
-    "model": ((str,), None, "required; a run directory or a shipped model name"),
-    "out": ((str,), None, "required; output path template without extension: {date} {time} {job} {n} {seed} {run_id}"),
+# The keys a job has and `generate sample` has not. key: (accepted types, default, help); a list type also accepts a single value.
+JOB_KEYS: dict[str, tuple[tuple[type, ...], object, str]] = {
+    "name": ((str,), None, "letters, digits, '-' and '_'; unique in the file"),
+    "model": ((str,), None, "a run directory or a shipped model name"),
+    "out": ((str,), None, "output path template without extension: {date} {time} {job} {n} {seed} {run_id}"),
     "count": ((int,), 1, "outputs per run"),
     "formats": ((list,), ["txt"], f"output formats: {' '.join(TEXT_FORMATS)} for text and code; {' '.join(MUSIC_FORMATS)} for music"),
-    "prime": ((str, list), "", "prime text; a list is used in turn, output n takes item n mod its length"),
-    "temperature": ((float, int, list), _SAMPLE_DEFAULTS["temperature"], "sampling temperature; a list is used in turn like prime"),
-    "top_k": ((int,), _SAMPLE_DEFAULTS["top_k"], "keep only the k likeliest characters (0: all)"),
-    "top_p": ((float, int), _SAMPLE_DEFAULTS["top_p"], "keep the smallest set of characters with this probability"),
-    "length": ((int,), None, f"characters per sample; default {DEFAULT_LENGTH['text']} for text, {DEFAULT_LENGTH['music']} for music (a piece ends sooner)"),
-    "stop": ((list,), [], "strings that end a sample"),
-    "seed": ((int,), None, "base seed; default: derived from the run id, so a rerun repeats it"),
     "checkpoint": ((str,), "best", "best, latest or a .keras file in the run"),
-    "lines": ((int,), _SAMPLE_DEFAULTS["lines"], "a poem of this many lines"),
-    "acrostic": ((str,), _SAMPLE_DEFAULTS["acrostic"], "line i begins with character i"),
-    "form": ((str,), _SAMPLE_DEFAULTS["form"], "a Chinese form such as 5x4"),
-    "bpm": ((float, int), _SAMPLE_DEFAULTS["bpm"], "music: tempo"),
-    "instrument": ((str, int), _SAMPLE_DEFAULTS["instrument"], "music: General MIDI program name or number"),
-    "velocity": ((int,), _SAMPLE_DEFAULTS["velocity"], "music: MIDI note velocity, 1-127"),
-    "max_copy": ((int,), 0, "reject a sample sharing more than this many characters in a row with the corpus (0: off)"),
-    "min_length": ((int,), 0, "reject a sample shorter than this many characters"),
     "dedupe": ((bool, float), False, "reject a sample identical (or, with a number, this similar) to an earlier output of the job"),
-    "syntax": ((bool,), None, "code: keep brackets, quotes and indentation valid while sampling (default: on for Python runs)"),
-    "valid_only": ((bool,), _SAMPLE_DEFAULTS["valid_only"], "reject code that does not parse and music that does not decode cleanly"),
     "max_attempts": ((int,), 5, "samples tried per output before the job fails"),
     "keep": ((str, int), None, "retention: '30d' keeps 30 days of this job's outputs, 100 keeps the newest 100"),
     "manifest": ((str,), None, "the manifest file; default: manifest.jsonl in the template-free head of `out`"),
 }
+
+
+def _sample_keys() -> dict[str, tuple[tuple[type, ...], object, str]]:
+    """Every sampling option a job file takes, derived from its declaration: types, default and help."""
+    keys = {}
+    field_kinds, field_defaults = kinds(), defaults()
+    for name, declaration in declarations().items():
+        if not declaration.job:
+            continue
+        kind = field_kinds[name]
+        types = (list,) if kind.sequence else tuple(str if t is Path else t for t in dict.fromkeys(kind.types))
+        types = tuple(dict.fromkeys(types + ((list,) if declaration.cycles else ())))
+        default = list(field_defaults[name]) if kind.sequence else field_defaults[name]
+        help_text = declaration.job_help or declaration.help
+        if declaration.default_text:
+            help_text += f" Default: {declaration.default_text}."
+        keys[name] = (types, default, help_text)
+    return keys
+
+
+SAMPLE_KEYS = _sample_keys()
+SCHEMA = {**JOB_KEYS, **SAMPLE_KEYS}  # every key a job file takes (the README's table lists them)
 REQUIRED = ("name", "model", "out")
+
+
+def schema_table() -> str:
+    """The reference table of every job-file key, as the README prints it (a test keeps the two equal)."""
+    def toml(value: object) -> str:
+        if value is None:
+            return "-"
+        text = str(value).lower() if isinstance(value, bool) else repr(value).replace("'", '"')
+        return f"`{text}`"
+
+    rows = ["| key | type | default | what it does |", "|---|---|---|---|"]
+    for key, (types, default, help_text) in SCHEMA.items():
+        kind = " or ".join("list" if t is list else t.__name__ for t in types)
+        rows.append(f"| `{key}` | {kind} | {'required' if key in REQUIRED else toml(default)} | {help_text} |")
+    return "\n".join(rows) + "\n"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -70,15 +92,12 @@ class Job:
         return self.settings[key]
 
     def sample_options(self, n: int, seed: int) -> SampleOptions:
-        """The sampling options of output `n` (1-based), drawn from `seed`."""
-        prime = self.cycled("prime", n - 1)
-        return SampleOptions(
-            prime=prime or None, length=self["length"] or None, temperature=float(self.cycled("temperature", n - 1)),
-            top_k=self["top_k"], top_p=float(self["top_p"]), stop=tuple(self["stop"]), seed=seed,
-            lines=self["lines"], acrostic=self["acrostic"], form=self["form"], valid_only=self["valid_only"],
-            syntax=self["syntax"], bpm=float(self["bpm"]), instrument=self["instrument"], velocity=self["velocity"],
-            renders=tuple(f for f in self["formats"] if f in RENDER_SUFFIXES),
-        )
+        """The sampling options of output `n` (1-based), drawn from `seed`: every sample key, lists taken in turn."""
+        cycles = {key for key, declared in declarations().items() if declared.cycles}
+        values = {key: self.cycled(key, n - 1) if key in cycles else self[key] for key in SAMPLE_KEYS if key != "seed"}
+        values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+        values.update({key: None for key, off in LEGACY_OFF.items() if values.get(key) == off})
+        return SampleOptions(**values, seed=seed, renders=tuple(f for f in self["formats"] if f in RENDER_SUFFIXES))
 
     def option_error(self, exc: OptionError) -> UsageError:
         """A sampling option's error in this file's terms: the file, the job and its key."""
@@ -179,28 +198,23 @@ def _check_keys(path: Path, where: str, table: dict) -> None:
 
 
 def _check_values(path: Path, where: str, job: dict) -> None:
+    """The job's own keys; sampling keys are checked as `generate sample` checks them, by `schedule.validate`."""
     def fail(key: str, expected: str) -> None:
         raise UsageError(f"{path}: {where}: {key}: expected {expected}, received {job[key]!r}")
 
     for key in ("count", "max_attempts"):
         if job[key] < 1:
             fail(key, "an integer >= 1")
-    for key in ("length", "top_k", "max_copy", "min_length", "lines"):
-        if job[key] is not None and job[key] < 0:
-            fail(key, "an integer >= 0")
     if not job["formats"] or any(f not in FORMATS for f in job["formats"]):
         fail("formats", f"a non-empty list from {', '.join(FORMATS)}")
     if len(set(job["formats"])) != len(job["formats"]):
         fail("formats", "each format once")
     for key, kind in (("prime", str), ("temperature", (int, float)), ("stop", str)):
+        if job[key] is None:
+            continue
         values = job[key] if isinstance(job[key], list) else [job[key]]
         if (key != "stop" and not values) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
             fail(key, f"a {'string' if kind is str else 'number'} or a non-empty list of them")
-    temps = job["temperature"] if isinstance(job["temperature"], list) else [job["temperature"]]
-    if any(t < 0 for t in temps):
-        fail("temperature", "numbers >= 0")
-    if not 0 < job["top_p"] <= 1:
-        fail("top_p", "a number in (0, 1]")
     if isinstance(job["dedupe"], float) and not 0 < job["dedupe"] <= 1:
         fail("dedupe", "true, false, or a similarity in (0, 1]")
     keep = job["keep"]

@@ -2,12 +2,15 @@
 
 Every writer is atomic, refuses to replace an existing file unless asked, and
 writes a JSON sidecar (`NAME.EXT.json`) recording how the output was made.
+`RenderSettings` is how every caller says how to render: made once from the
+sampling options, never as a loose dict.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RenderError, UsageError, WriteError
@@ -16,12 +19,35 @@ from ..music import RENDER_SUFFIXES
 from ..music.midi import instrument_program
 from ..music.render import render_music
 
-# A writer takes (path, text, options) and returns facts to record in the sidecar.
-WRITERS: dict[str, Callable[[Path, str, dict], dict]] = {}
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How a sample becomes a file: the music encoding and MIDI settings, the renders beside it, a title."""
+
+    encoding: str = "melody"  # music text's encoding (melody or chorale); unused for text
+    bpm: float = 120.0
+    program: int = 0  # General MIDI program
+    velocity: int = 80
+    renders: tuple[str, ...] = ()  # names from music.RENDER_SUFFIXES, beside each MIDI file
+    title: str = ""  # a Markdown output's heading
+
+    @classmethod
+    def of(cls, options, encoding: str, title: str = "") -> RenderSettings:
+        """From a `SampleOptions` (or anything with bpm, instrument, velocity and renders), checked once."""
+        return cls(encoding, float(options.bpm), instrument_program(options.instrument), options.velocity,
+                   tuple(getattr(options, "renders", ())), title)
+
+    def facts(self, instrument: str | int) -> dict:
+        """What a music sidecar records of these settings."""
+        return {"bpm": self.bpm, "instrument": instrument, "program": self.program, "velocity": self.velocity}
+
+
+# A writer takes (path, text, record, settings) and returns facts to record in the sidecar.
+WRITERS: dict[str, Callable[[Path, str, dict, RenderSettings], dict]] = {}
 
 
 def writer(*extensions: str):
-    def register(fn: Callable[[Path, str, dict], dict]):
+    def register(fn: Callable[[Path, str, dict, RenderSettings], dict]):
         for ext in extensions:
             WRITERS[ext] = fn
         return fn
@@ -29,17 +55,37 @@ def writer(*extensions: str):
     return register
 
 
-@writer(".txt", ".md", ".py", "")
-def write_text(path: Path, text: str, options: dict) -> dict:
+@writer(".txt", ".py", "")
+def write_text(path: Path, text: str, record: dict, settings: RenderSettings) -> dict:
     atomic_write_text(path, text)
     return {}
 
 
+@writer(".md")
+def write_markdown(path: Path, text: str, record: dict, settings: RenderSettings) -> dict:
+    """The text as Markdown: a heading when there is a title, and each line kept a line (a trailing double space)."""
+    lines = [line.rstrip() for line in text.strip("\n").split("\n")]
+    heading = f"# {settings.title}\n\n" if settings.title else ""
+    atomic_write_text(path, heading + "  \n".join(lines) + "\n")
+    return {}
+
+
+@writer(".json")
+def write_json(path: Path, text: str, record: dict, settings: RenderSettings) -> dict:
+    """The record itself, with its text: what a program reading the output wants."""
+    atomic_write_text(path, _json({**record, "text": text}))
+    return {}
+
+
 @writer(".mid", ".midi")
-def write_midi_file(path: Path, text: str, options: dict) -> dict:
-    """Music text to MIDI; `options` may hold encoding, bpm, program, velocity and renders."""
-    keys = ("encoding", "bpm", "program", "velocity", "renders")
-    return render_music(text, path, **{k: options[k] for k in keys if k in options})
+def write_midi_file(path: Path, text: str, record: dict, settings: RenderSettings) -> dict:
+    """Music text to MIDI, with the renders `settings` asks for beside it."""
+    return render_music(text, path, encoding=settings.encoding, bpm=settings.bpm, program=settings.program,
+                        velocity=settings.velocity, renders=settings.renders)
+
+
+def _json(record: dict) -> str:
+    return json.dumps(record, indent=2, ensure_ascii=False) + "\n"
 
 
 def sidecar_path(path: Path) -> Path:
@@ -83,20 +129,31 @@ def check_free(paths: list[Path], overwrite: bool, renders: tuple[str, ...] = ()
         raise UsageError(f"output {str(taken[0])!r}{more} already exists: expected a new path (use --overwrite to replace)")
 
 
-def write_output(path: Path, text: str, record: dict, options: dict | None = None) -> dict:
+def write_output(path: Path, text: str, record: dict, settings: RenderSettings | None = None, claim: bool = False) -> dict:
     """Writes one sample and its sidecar, each atomically; returns the sidecar record.
 
-    The sidecar of a rendered format (MIDI) also keeps the text it was rendered from.
+    The sidecar of a rendered format (MIDI) also keeps the text it was rendered from, and each
+    render beside it gets a sidecar of its own.
+
+    Args:
+        claim: write the sidecar first as well, so a kill before the output lands leaves a record
+            that a rerun recognises as its own (scheduled jobs).
 
     Raises:
         RenderError: a render beside a MIDI file failed; the file and its sidecar were written.
         GenerateError: a write failed.
     """
+    settings = settings or RenderSettings()
     write = WRITERS.get(path.suffix.lower(), write_text)
     try:
-        facts = write(path, text, options or {})
-        record = {**record, **facts, **({"text": text} if write is not write_text else {})}
-        atomic_write_bytes(sidecar_path(path), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        if claim:
+            atomic_write_text(sidecar_path(path), _json(record))
+        facts = write(path, text, record, settings)
+        record = {**record, **facts, **({"text": text} if write is write_midi_file else {})}
+        atomic_write_bytes(sidecar_path(path), _json(record).encode("utf-8"))
+        for name in RENDER_SUFFIXES:
+            if facts.get(name):
+                atomic_write_text(sidecar_path(Path(facts[name])), _json({**record, "rendered_from": str(path)}))
     except OSError as exc:
         raise WriteError.from_os_error(path, exc) from None
     if record.get("render_errors"):
@@ -123,6 +180,8 @@ def render_file(source: Path, output: Path, bpm: float = 120.0, instrument: str 
         raise UsageError(f"SOURCE {str(source)!r}: expected UTF-8 music text or a sample sidecar with a 'text' field") from None
     if output.suffix.lower() not in (".mid", ".midi"):
         raise UsageError(f"-o: expected a .mid path, received {str(output)!r}")
-    options = {"bpm": bpm, "program": instrument_program(instrument), "encoding": encoding, "renders": renders}
+    settings = RenderSettings(encoding, float(bpm), instrument_program(instrument), 80, renders)
     check_free([output], overwrite, renders)
-    return write_output(output, text, {"source": str(Path(source).resolve()), **options}, options)
+    record = {"source": str(Path(source).resolve()), "bpm": settings.bpm, "program": settings.program,
+              "encoding": encoding, "renders": renders}
+    return write_output(output, text, record, settings)

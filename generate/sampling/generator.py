@@ -35,7 +35,6 @@ from .resolve import RunFacts, resolve_options
 from .syntax import python_automata
 
 log = logging.getLogger(__name__)
-MAX_VALID_ROUNDS = 4  # --valid-only samples at most this many batches before giving up on the rest
 
 
 @dataclass
@@ -121,9 +120,9 @@ def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton, ...]:
     return tuple(automata)
 
 
-def is_valid(gen: Generator, text: str) -> bool:
+def is_valid(facts: RunFacts, text: str) -> bool:
     """Code parses with `ast`; music decodes with nothing repaired and at least one note; text always passes."""
-    kind = gen.facts.kind
+    kind = facts.kind
     if kind == "code":
         try:
             with warnings.catch_warnings():
@@ -133,7 +132,7 @@ def is_valid(gen: Generator, text: str) -> bool:
             return False
         return True
     if kind == "music":
-        decode = chorale.decode_chorale if gen.facts.encoding == "chorale" else melody.decode_tune
+        decode = chorale.decode_chorale if facts.encoding == "chorale" else melody.decode_tune
         pieces = [decode(line) for line in text.splitlines() if line.strip()]
         voices = [voice for piece, _ in pieces for voice in getattr(piece, "voices", None) or [piece.events]]
         has_notes = any(event.pitch is not None for voice in voices for event in voice)
@@ -141,43 +140,8 @@ def is_valid(gen: Generator, text: str) -> bool:
     return True
 
 
-def generate_valid(gen: Generator, cfg: SamplingConfig, rounds: int = MAX_VALID_ROUNDS,
-                   accept: Callable[[Sample], bool] | None = None) -> tuple[list[tuple[SamplingConfig, int, Sample]], int]:
-    """Samples batches until `cfg.num_samples` samples are accepted, or `rounds` batches are spent.
-
-    `accept` decides; by default a sample must be valid (`is_valid`) with its prime.
-
-    Each batch after the first draws from a new seed derived from `cfg.seed`,
-    recorded with every sample it yields, so each output can be regenerated.
-
-    Returns:
-        (kept, tried): (settings, index in its batch, sample) for each valid sample, and how many were tried.
-    """
-    if accept is None:
-        def accept(sample: Sample) -> bool:
-            return is_valid(gen, cfg.prime + sample.text)
-    kept: list[tuple[SamplingConfig, int, Sample]] = []
-    tried = 0
-    if cfg.beam:  # deterministic: no redraws, but every beam found is a candidate, best first
-        beams_cfg = replace(cfg, num_samples=cfg.beam)
-        for index, sample in enumerate(generate_samples(gen, beams_cfg)):
-            tried += 1
-            if len(kept) < cfg.num_samples and accept(sample):
-                kept.append((beams_cfg, index, sample))
-        return kept, tried
-    for round_index in range(rounds):
-        round_cfg = replace(cfg, seed=derived_seed(cfg.seed, round_index))
-        for index, sample in enumerate(generate_samples(gen, round_cfg)):
-            tried += 1
-            if len(kept) < cfg.num_samples and accept(sample):
-                kept.append((round_cfg, index, sample))
-        if len(kept) >= cfg.num_samples:
-            break
-    return kept, tried
-
-
 def derived_seed(seed: int, round_index: int) -> int:
-    """The seed of resampling round `round_index` (round 0 is `seed` itself)."""
+    """The seed of redraw round `round_index` (round 0 is `seed` itself)."""
     return seed if round_index == 0 else (seed + round_index * 0x9E3779B97F4A7C15) % 2**63
 
 

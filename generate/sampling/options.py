@@ -1,18 +1,23 @@
-"""Sampling options: what a user asks of a sample, as one frozen dataclass.
+"""Sampling options: what a user asks of a sample, declared once.
 
-`SampleOptions` holds every setting as the user gave it, from `generate
-sample`'s options or from a job file's keys (the field names are both:
-`--top-k` and `top_k`). `resolve.resolve_options` is the one place that
-checks them against each other and the run, and fills in the defaults that
-depend on the run. This module imports nothing heavy, so `--help` can show
-its defaults.
+Each field of `SampleOptions` carries its `Declaration`: help, range, choices,
+and whether it is a command-line option and a job-file key (with the reason
+when it is not). Everything else is derived from it: `generate sample`'s
+flags (`cli/options.py`), the job file's sample keys (`jobs/schema.py`), the
+Python API's keywords, and the type and range checks in `verify_declared`.
+`resolve.resolve_options` adds the checks that depend on each other or on
+the run. This module imports nothing heavy, so `--help` can show defaults.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..errors import OptionError
 
 # Characters per sample when none is asked for, by the run's kind. A tune ends at its newline (or at
 # --bars/--notes) long before its bound; a chorale needs about five characters a sixteenth note.
@@ -23,39 +28,208 @@ MAX_POEM_LINES = 1000
 FORM_PATTERN = re.compile(r"([1-9][0-9]?)x([1-9][0-9]?)")  # COLUMNSxLINES, e.g. 5x4
 MAX_SEED = 2**63
 MAX_BEAM = 256
+OOV_CHOICES = ("error", "drop", "unk")  # data.config.OOV_POLICIES, which a test keeps equal
+RENDER_NAMES = ("wav", "png", "musicxml", "score")  # music.RENDER_SUFFIXES' keys, which a test keeps equal
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """How one option is named, shown and checked everywhere it appears.
+
+    `minimum`/`maximum` are inclusive bounds, `above`/`below` exclusive ones; a
+    None value always passes (it means "not asked for"). `cli` and `job` say
+    whether the option is a `generate sample` flag and a job-file key; when one
+    is False, `why` says what takes its place.
+    """
+
+    help: str
+    short: str = ""  # a one-letter CLI alias such as "-n"
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    below: float | None = None
+    bounds_text: str = ""  # how to say the range when the numbers read badly (2**63)
+    choices: tuple[str, ...] = ()
+    default_text: str = ""  # the default as help shows it, when it depends on the run
+    cli: bool = True
+    job: bool = True
+    why: str = ""
+    cycles: bool = False  # a job file may give a list of values, used in turn by its outputs
+    job_help: str = ""  # the key's meaning in a job file, where it differs
+    music: bool = False  # only music runs take it
+
+    def expected(self, integer: bool) -> str:
+        """The range in words, as error messages say it: `an integer >= 1`, `a number in (0, 1]`."""
+        noun = "an integer" if integer else "a number"
+        if self.bounds_text:
+            return f"{noun} in {self.bounds_text}"
+        low = (f"[{_number(self.minimum)}" if self.minimum is not None else f"({_number(self.above)}") \
+            if self.minimum is not None or self.above is not None else ""
+        high = (f"{_number(self.maximum)}]" if self.maximum is not None else f"{_number(self.below)})") \
+            if self.maximum is not None or self.below is not None else ""
+        if low and high:
+            return f"{noun} in {low}, {high}"
+        if low:
+            return f"{noun} {'>=' if self.minimum is not None else '>'} {low[1:]}"
+        return f"{noun} {'<=' if self.maximum is not None else '<'} {high[:-1]}" if high else noun
+
+    def holds(self, value: float) -> bool:
+        return ((self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
+                and (self.above is None or value > self.above) and (self.below is None or value < self.below))
+
+
+def _number(value: float | None) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def option(default, help: str, **declared):
+    """A `SampleOptions` field with its declaration."""
+    return field(default=default, metadata={"declaration": Declaration(help, **declared)})
 
 
 @dataclass(frozen=True)
 class SampleOptions:
-    """What a user asks of a sample. Every field is both a CLI option and a job-file key."""
+    """What a user asks of a sample.
 
-    prime: str | None = None  # text the samples continue; None: the model's default start
-    prime_file: Path | None = None  # read the prime from this file; a MIDI, ABC or MusicXML file is encoded
-    oov: str = "error"  # prime characters outside the vocabulary: error, drop or unk
-    length: int | None = None  # characters per sample; None: DEFAULT_LENGTH for the run's kind
-    temperature: float = 1.0  # divides the logits; 0 is greedy
-    top_k: int = 0  # sample from the k likeliest characters; 0: all
-    top_p: float = 1.0  # sample from the smallest set holding this probability
-    greedy: bool = False  # always take the likeliest character
-    num_samples: int = 1  # samples generated together as one batch
-    stop: tuple[str, ...] = ()  # a sample ends just before any of these strings
-    seed: int | None = None  # same seed, same output; None: drawn (and reported by the caller)
-    beam: int = 0  # beam search with this many beams, best first; 0: sample
-    warmup: bool = True  # without a prime, start after a first tune, file or paragraph
-    lines: int = 0  # a poem of this many non-empty lines; 0: free text
-    acrostic: str = ""  # line i of the poem begins with character i
-    form: str = ""  # a Chinese form COLUMNSxLINES, e.g. 5x4
-    bars: int | None = None  # music: end after this many bars
-    notes: int | None = None  # music: end after this many notes (note onsets, for chorales)
-    in_key: bool = False  # music: never a pitch outside the header's key
-    key: str | int | None = None  # music: every sampled header names this key (sharps or a name such as F#m)
-    key_penalty: float | None = None  # music: nats off out-of-key pitches; None: DEFAULT_KEY_PENALTY
-    syntax: bool | None = None  # code: brackets, quotes and indentation kept valid as sampled; None: on for Python runs
-    valid_only: bool = False  # keep only samples that parse (code) or decode cleanly (music)
-    min_length: int = 0  # redraw samples (stop strings end them early) shorter than this many characters
-    max_copy: int | None = None  # redraw samples that copy more than this many characters in a row from the corpus
-    drop_prime: bool = False  # leave the prime out of the output (music keeps its header)
-    bpm: float = 120.0  # music: tempo of the MIDI output
-    instrument: str | int = "piano"  # music: a General MIDI program number or name
-    velocity: int = 80  # music: MIDI note velocity
-    renders: tuple[str, ...] = ()  # music: files beside each MIDI output, from music.RENDER_SUFFIXES
+    Every field is a `generate sample` option (`--top-k`) and a job-file key
+    (`top_k`) of the same name, except where its declaration says otherwise
+    and why (`num_samples` and `renders`). The Python API takes the same names
+    as keywords: `generate.load("shakespeare").sample(prime="ROMEO:", top_k=5)`.
+    """
+
+    prime: str | None = option(None, "Text the samples continue from.", cycles=True,
+                               job_help="prime text; a list is used in turn, output n takes item n mod its length")
+    prime_file: Path | None = option(None, "Read the prime from a UTF-8 file, or a MIDI, ABC or MusicXML file for music runs.")
+    oov: str = option("error", "Prime characters outside the vocabulary: fail, drop them, or map to the unknown token.",
+                      choices=OOV_CHOICES)
+    length: int | None = option(None, "Characters to generate per sample.", short="-n", minimum=1,
+                                default_text=f"{DEFAULT_LENGTH['text']}; music runs {DEFAULT_LENGTH['music']}, ended by the end of the tune or piece")
+    temperature: float = option(1.0, "Softmax temperature; 0 is greedy.", short="-t", minimum=0, cycles=True,
+                                job_help="sampling temperature; a list is used in turn like prime")
+    top_k: int = option(0, "Sample from the k likeliest characters; 0 = all.", minimum=0)
+    top_p: float = option(1.0, "Sample from the smallest set holding this probability.", above=0, maximum=1)
+    greedy: bool = option(False, "Always take the likeliest character.")
+    num_samples: int = option(1, "Samples generated together as one batch.", short="-N", minimum=1, job=False,
+                              why="a job makes `count` outputs, one sample each, each from its own derived seed")
+    stop: tuple[str, ...] = option((), "End a sample before this string (repeatable; \\n escapes allowed).",
+                                   job_help="strings that end a sample (a sample ends just before the first)")
+    seed: int | None = option(None, "Same seed, same output; drawn and printed to stderr if omitted.", minimum=0,
+                              below=MAX_SEED, bounds_text="[0, 2**63)",
+                              job_help="base seed; default: derived from the run id, so a rerun repeats it")
+    beam: int = option(0, "Beam search with K beams instead of sampling: the likeliest continuations by mean "
+                          "log-probability per character, best first (-N of them).", minimum=0, maximum=MAX_BEAM)
+    warmup: bool = option(True, "Without a prime, start each sample after a first tune, file or paragraph.")
+    lines: int = option(0, "A poem of N non-empty lines, then stop.", minimum=0, maximum=MAX_POEM_LINES)
+    acrostic: str = option("", "Line i of the poem begins with character i of TEXT.")
+    form: str = option("", "A Chinese form COLUMNSxLINES, e.g. 5x4: a five-character quatrain with ，and 。.")
+    bars: int | None = option(None, "Music: stop after this many bars.", minimum=1, music=True)
+    notes: int | None = option(None, "Music: stop after this many notes (note onsets, for chorales).", minimum=1, music=True)
+    in_key: bool = option(False, "Music: never sample a pitch outside the key its piece's header names (the prime's or "
+                                 "a sampled one).", music=True)
+    key: str | int | None = option(None, "Music: every sampled header names this key: sharps (-6..5) or a name such as "
+                                         "D, Bb or F#m.", music=True)
+    key_penalty: float | None = option(None, "Music: nats off the logits of out-of-key pitches (0 turns it off).",
+                                       minimum=0, default_text="1.5 for melodies, 1 for chorales", music=True)
+    syntax: bool | None = option(None, "Code: keep brackets, strings, indentation and expressions valid as Python "
+                                       "while sampling.", default_text="on for Python runs")
+    valid_only: bool = option(False, "Keep only samples that parse (code, with ast) or decode cleanly (music); "
+                                     "resample the rest.")
+    min_length: int = option(0, "Redraw samples shorter than this (a stop string can end them early), with derived, "
+                                "recorded seeds.", minimum=0)
+    max_copy: int | None = option(None, "Redraw samples that copy more than this many characters in a row from the "
+                                        "training corpus, with derived, recorded seeds.", minimum=1)
+    drop_prime: bool = option(False, "Leave the prime out of the output (music keeps its header).")
+    bpm: float = option(120.0, "Music: tempo of MIDI output.", minimum=1, maximum=1000, music=True)
+    instrument: str | int = option("piano", "Music: a General MIDI program number or name (fiddle, flute, ...).", music=True)
+    velocity: int = option(80, "Music: MIDI note velocity (loudness).", minimum=1, maximum=127, music=True)
+    renders: tuple[str, ...] = option((), "Music: files rendered beside each MIDI output.", choices=RENDER_NAMES,
+                                      cli=False, job=False, music=True,
+                                      why="one flag per render (--wav, --png, --musicxml, --score); a job's `formats` names them")
+
+
+def declarations() -> dict[str, Declaration]:
+    """Every option's declaration, by field name, in the dataclass's order."""
+    return {f.name: f.metadata["declaration"] for f in dataclasses.fields(SampleOptions)}
+
+
+def defaults() -> dict[str, object]:
+    return {f.name: f.default for f in dataclasses.fields(SampleOptions)}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A field's type as the checks, the CLI and job files see it."""
+
+    types: tuple[type, ...]  # accepted Python types of one value (an int passes for a float)
+    optional: bool  # None is allowed
+    sequence: bool  # a tuple of values (a list in TOML and JSON)
+
+    @property
+    def integer(self) -> bool:
+        return self.types == (int,)
+
+    def accepts(self, value: object) -> bool:
+        if value is None:
+            return self.optional
+        values = value if self.sequence else (value,)
+        if self.sequence and not isinstance(value, (list, tuple)):
+            return False
+        return all(isinstance(v, self.types) and not (isinstance(v, bool) and bool not in self.types) for v in values)
+
+    def describe(self) -> str:
+        names = " or ".join("a path" if t is Path else t.__name__ for t in self.types)
+        return f"a list of {names}" if self.sequence else names
+
+
+def kinds() -> dict[str, Kind]:
+    """Each field's `Kind`, read from its annotation."""
+    hints = typing.get_type_hints(SampleOptions)
+    found = {}
+    for name, hint in hints.items():
+        args = typing.get_args(hint) or (hint,)
+        optional = type(None) in args
+        args = tuple(a for a in args if a is not type(None))
+        sequence = typing.get_origin(hint) is tuple
+        if sequence:
+            args = (typing.get_args(hint)[0],)
+        types = tuple(t for a in args for t in ((float, int) if a is float else (str, Path) if a is Path else (a,)))
+        found[name] = Kind(tuple(dict.fromkeys(types)), optional, sequence)
+    return found
+
+
+def verify_declared(options: SampleOptions) -> None:
+    """Checks every field against its declared type, choices and range.
+
+    Raises:
+        OptionError: naming the first field that fails.
+    """
+    field_kinds = kinds()
+    for name, declaration in declarations().items():
+        value, kind = getattr(options, name), field_kinds[name]
+        if not kind.accepts(value):
+            raise OptionError(name, f"expected {kind.describe()}, received {type(value).__name__} {value!r}")
+        if value is None:
+            continue
+        for item in value if kind.sequence else (value,):
+            if declaration.choices and item not in declaration.choices:
+                raise OptionError(name, f"expected {'names from' if kind.sequence else 'one of'} "
+                                        f"{', '.join(declaration.choices)}, received {item!r}")
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and not declaration.holds(item):
+                raise OptionError(name, f"expected {declaration.expected(kind.integer)}, received {item!r}")
+
+
+def options_from(keys: dict, where: str = "") -> SampleOptions:
+    """`SampleOptions` from keyword names (the Python API, a server's JSON); lists become tuples.
+
+    Raises:
+        OptionError: an unknown name, naming the closest known one.
+    """
+    known = declarations()
+    values = {}
+    for name, value in keys.items():
+        if name not in known:
+            close = [k for k in known if k.replace("_", "") == name.replace("_", "").replace("-", "")]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise OptionError(name, f"unknown option{where}{hint}; expected one of {', '.join(known)}")
+        values[name] = tuple(value) if isinstance(value, list) else value
+    return SampleOptions(**values)

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..data.config import FILE_SEPARATOR, OOV_POLICIES, is_python_corpus
+from ..data.config import FILE_SEPARATOR, is_python_corpus
 from ..data.vocab import HAN, Vocab, han_chars
 from ..errors import OptionError, expect
-from ..music import MUSIC_SUFFIXES, RENDER_SUFFIXES
+from ..music import MUSIC_SUFFIXES
 from ..music.keys import header_sharps, parse_key
 from ..music.midi import instrument_program
 from ..music.sampling import DEFAULT_KEY_PENALTY, MIN_MUSIC_CHARS, limit_for
 from .config import SamplingConfig
-from .options import BOUNDED_MUSIC_LENGTH, DEFAULT_LENGTH, FORM_PATTERN, MAX_BEAM, MAX_POEM_LINES, MAX_SEED, POEM_LINE_LENGTH, SampleOptions
+from .options import BOUNDED_MUSIC_LENGTH, DEFAULT_LENGTH, FORM_PATTERN, POEM_LINE_LENGTH, SampleOptions, verify_declared
 
 if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked before it is needed
     from ..model.checkpoint import RunDir
@@ -150,29 +150,14 @@ def read_prime(options: SampleOptions, run: RunFacts) -> str:
 
 
 def _verify_ranges(options: SampleOptions, vocab_size: int) -> None:
-    expect(options.length is None or options.length >= 1, "length", "an integer >= 1", options.length)
-    expect(options.temperature >= 0, "temperature", "a number >= 0", options.temperature)
-    expect(0 <= options.top_k <= vocab_size, "top_k", f"an integer in [0, {vocab_size}] (the vocab size)", options.top_k)
-    expect(0 < options.top_p <= 1, "top_p", "a number in (0, 1]", options.top_p)
-    expect(options.num_samples >= 1, "num_samples", "an integer >= 1", options.num_samples)
-    expect(options.min_length >= 0, "min_length", "an integer >= 0", options.min_length)
+    """The declared checks (types, choices, ranges), then the bounds that depend on the run or on another field."""
+    verify_declared(options)
+    expect(options.top_k <= vocab_size, "top_k", f"an integer in [0, {vocab_size}] (the vocab size)", options.top_k)
     expect(options.length is None or options.min_length <= options.length, "min_length",
            f"at most --length ({options.length})", options.min_length)
-    expect(0 <= options.beam <= MAX_BEAM, "beam", f"an integer in [0, {MAX_BEAM}]", options.beam)
-    expect(options.max_copy is None or options.max_copy >= 1, "max_copy", "an integer >= 1", options.max_copy)
-    expect(all(isinstance(s, str) and s for s in options.stop), "stop", "non-empty strings", options.stop)
-    expect(options.seed is None or 0 <= options.seed < MAX_SEED, "seed", "an integer in [0, 2**63)", options.seed)
-    expect(options.oov in OOV_POLICIES, "oov", f"one of {', '.join(OOV_POLICIES)}", options.oov)
-    expect(0 <= options.lines <= MAX_POEM_LINES, "lines", f"an integer in [0, {MAX_POEM_LINES}]", options.lines)
+    expect(all(options.stop), "stop", "non-empty strings", options.stop)
     expect(not options.form or FORM_PATTERN.fullmatch(options.form), "form", "COLUMNSxLINES, e.g. 5x4 or 7x8", options.form)
-    expect(options.bars is None or options.bars >= 1, "bars", "an integer >= 1", options.bars)
-    expect(options.notes is None or options.notes >= 1, "notes", "an integer >= 1", options.notes)
-    expect(options.key_penalty is None or options.key_penalty >= 0, "key_penalty", "a number >= 0", options.key_penalty)
-    expect(1 <= options.bpm <= 1000, "bpm", "a number in [1, 1000]", options.bpm)
-    expect(1 <= options.velocity <= 127, "velocity", "an integer in [1, 127]", options.velocity)
     instrument_program(options.instrument)
-    for render in options.renders:
-        expect(render in RENDER_SUFFIXES, "renders", f"names from {', '.join(RENDER_SUFFIXES)}", render)
 
 
 def _verify_combinations(options: SampleOptions, run: RunFacts) -> None:

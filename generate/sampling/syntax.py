@@ -43,6 +43,7 @@ expression inside brackets owes) is still the model's to get right.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import sys
@@ -460,12 +461,25 @@ def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
 
     Exploring them takes seconds, so the tables are kept in the cache directory,
     keyed by the vocabulary and the source of the modules that define them, and
-    built again only when either changes.
+    built again only when either changes. Processes that need the same tables at
+    once (a server's workers, a cron job beside a terminal) build them once: the
+    first holds a lock while it builds, and the others then read its file.
     """
     if chars not in _cache:
         path = cache_root() / "automata" / f"python-{_tables_key(chars)}.npz"
-        _cache[chars] = _load_tables(path) or _save_tables(path, _build(chars))
+        _cache[chars] = _load_tables(path) or _build_once(path, chars)
     return _cache[chars]
+
+
+def _build_once(path: Path, chars: tuple[str, ...]) -> tuple[Automaton, ...]:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_suffix(".lock"), "a+")
+    except OSError:  # a read-only cache: build without sharing
+        return _build(chars)
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return _load_tables(path) or _save_tables(path, _build(chars))
 
 
 def _build(chars: tuple[str, ...]) -> tuple[Automaton, ...]:

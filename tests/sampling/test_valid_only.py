@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from generate.cli import cli
+from generate.pipeline.loaded import LoadedModel
 from generate.sampling import novelty
-from generate.sampling.generator import generate_samples, generate_valid, is_valid, load_generator
+from generate.sampling.generator import is_valid
 from generate.sampling.options import SampleOptions
 
 from ..helpers import VERSE, train_code_run
@@ -24,15 +25,16 @@ def code_run(tmp_path_factory):
 
 
 def test_kept_samples_parse_and_reproduce_from_their_sidecars(code_run):
-    gen = load_generator(code_run, num_samples=8)
-    cfg = gen.resolve(SampleOptions(length=60, num_samples=8, temperature=1.3, seed=7, prime="a = "))
-    kept, tried = generate_valid(gen, cfg)
-    assert tried >= len(kept) and tried % 8 == 0
-    assert kept and all(is_valid(gen, "a = " + s.text) for _, _, s in kept)
-    for used, index, sample in kept:
-        again = generate_samples(gen, used)[index]
-        assert again.text == sample.text
-    assert not is_valid(gen, "def f(:\n") and is_valid(gen, "    x = 1\n    y = 2\n")  # indented snippets parse
+    model = LoadedModel(code_run)
+    options = SampleOptions(length=60, num_samples=8, temperature=1.3, seed=7, prime="a = ", valid_only=True)
+    result = model.run(model.prepare(options))
+    assert result.tried >= len(result.outputs) and result.tried % 8 == 0
+    assert result.outputs and all(is_valid(model.facts, out.text) for out in result.outputs)
+    assert sum(result.rejected.values()) == result.tried - len(result.outputs) or len(result.outputs) == 8
+    for out in result.outputs:  # each kept sample comes back from its record's seed and row, unfiltered
+        again = model.samples(prime="a = ", length=60, num_samples=8, temperature=1.3, seed=out.record["seed"])
+        assert again[out.record["sample_index"]].text == out.text
+    assert not is_valid(model.facts, "def f(:\n") and is_valid(model.facts, "    x = 1\n    y = 2\n")  # indented snippets parse
 
 
 def test_valid_only_cli(code_run, trained_run):

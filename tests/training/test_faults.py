@@ -232,4 +232,4 @@ def test_a_sample_with_no_notes_is_named_in_a_warning_and_valid_only_redraws_it(
     assert [r.getMessage() for r in records if r.levelno == logging.WARNING] == [
         f"{tmp_path / 'silent.mid'}: the sample decoded to no notes, so the file holds silence (--valid-only redraws such samples)"]
     folk = load_generator("folk")
-    assert not is_valid(folk, silent) and is_valid(folk, tune)
+    assert not is_valid(folk.facts, silent) and is_valid(folk.facts, tune)

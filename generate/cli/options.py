@@ -1,0 +1,62 @@
+"""`generate sample`'s flags, derived from the sampling options' declarations (`sampling/options.py`).
+
+Each declared field becomes one flag: its name with dashes, its short alias,
+its help, default and type. Booleans that default on (or to the run's choice)
+get a `--no-` form. Ranges are not click types: the library's one set of
+checks names the option either way (`--top-k: expected ...`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..sampling.options import Declaration, Kind, declarations, defaults, kinds
+
+RENDER_HELP = {
+    "wav": "Music with -o: also a WAV beside each MIDI file (needs fluidsynth).",
+    "png": "Music with -o: also a piano-roll PNG beside each MIDI file.",
+    "musicxml": "Music with -o: also a MusicXML score beside each MIDI file.",
+    "score": "Music with -o: also an engraved score, NAME.score.png (needs LilyPond).",
+}
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def click_option(field: str, declaration: Declaration, kind: Kind, default: object):
+    """The click option of one declared field."""
+    names = [flag_name(field), *([declaration.short] if declaration.short else [])]
+    help_text = declaration.help + (f" [default: {declaration.default_text}]" if declaration.default_text else "")
+    settings: dict = {"default": default, "help": help_text}
+    if kind.types == (bool,):
+        if default is False:
+            settings["is_flag"] = True
+        else:
+            names[0] = f"{names[0]}/--no-{field.replace('_', '-')}"
+    elif kind.sequence:
+        settings["multiple"] = True
+    elif declaration.choices:
+        settings["type"] = click.Choice(declaration.choices)
+    elif Path in kind.types:
+        settings["type"] = click.Path(exists=True, dir_okay=False, path_type=Path)
+    elif kind.types == (int,):
+        settings["type"] = int
+    elif kind.types == (float, int):
+        settings["type"] = float
+    settings["show_default"] = default is not None and default is not False and default not in ((), "") \
+        and not declaration.default_text
+    return click.option(*names, **settings)
+
+
+def sampling_options(command):
+    """Decorates a command with a flag for every declared CLI option, and one per render."""
+    field_kinds, field_defaults = kinds(), defaults()
+    for name in reversed(RENDER_HELP):
+        command = click.option(flag_name(name), is_flag=True, help=RENDER_HELP[name])(command)
+    for field, declaration in reversed(list(declarations().items())):
+        if declaration.cli:
+            command = click_option(field, declaration, field_kinds[field], field_defaults[field])(command)
+    return command

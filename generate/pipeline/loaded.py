@@ -1,0 +1,254 @@
+"""A loaded model: one run's network, loaded once, serving any number of sample and score requests.
+
+`load` returns one; `LoadedModel.run` takes a `request.Request` through the
+pipeline's steps, each written once: draw samples (redrawing what the filters
+reject), build each sample's record, and write its files. `sample_run` is the
+same path for a single command: check everything, then load, then run.
+
+    >>> import generate
+    >>> model = generate.load("shakespeare")
+    >>> text = model.sample(prime="ROMEO:", length=400, seed=7)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import OptionError, RenderError
+from ..model.checkpoint import RunDir, resolve_run
+from ..outputs.writers import write_output
+from ..sampling.config import SamplingConfig
+from ..sampling.generator import Generator, generate_samples, load_generator, sample_record
+from ..sampling.options import SampleOptions, options_from
+from ..sampling.resolve import RunFacts
+from .filters import Candidate, first_rejection, redraws
+from .request import Request, prepare
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One finished sample."""
+
+    text: str  # what the user gets: the lead (prime, its music header, or nothing) and the sample
+    record: dict  # the sidecar: everything needed to regenerate it
+    path: Path | None = None  # the first file it was written to, if any
+    paths: tuple[Path, ...] = ()  # every file it was written to
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    outputs: list[Output]
+    seed: int  # the seed of the first batch
+    seed_drawn: bool  # no seed was given: this one was drawn, and the caller should report it
+    streamed: bool  # the text went to `on_text` as it was sampled; nothing is left to print
+    render_errors: tuple[str, ...] = ()  # renders a missing tool could not make; every output and sidecar was still written
+    tried: int = 0  # samples drawn, kept or not
+    rejected: dict = field(default_factory=dict)  # filter name -> samples it rejected
+
+
+@dataclass(frozen=True)
+class _Kept:
+    cfg: SamplingConfig  # the settings it was drawn with (a redraw's seed)
+    index: int  # its row in that batch
+    attempt: int  # which batch: 0 for the first
+    candidate: Candidate
+
+
+class LoadedModel:
+    """A run (or shipped model) whose network is loaded once; each request brings its own options and seed.
+
+    Args:
+        run: a run directory, or a shipped model's name.
+        checkpoint: `best`, `latest` or a `.keras` file in the run.
+
+    Raises:
+        UsageError: not a run, or a bad checkpoint choice.
+        CheckpointError: a damaged checkpoint.
+    """
+
+    def __init__(self, run: str | Path | RunDir, checkpoint: str = "best"):
+        self.name = run.path.name if isinstance(run, RunDir) else str(run)
+        self.generator: Generator = load_generator(run.path if isinstance(run, RunDir) else run, checkpoint)
+        self._scorer = None
+
+    @property
+    def run_dir(self) -> RunDir:
+        return self.generator.run
+
+    @property
+    def facts(self) -> RunFacts:
+        return self.generator.facts
+
+    def __repr__(self) -> str:
+        config = self.generator.config.model
+        return (f"<LoadedModel {self.name!r}: {self.facts.kind}, {config.layers} x {config.units} {config.cell}, "
+                f"{len(self.facts.vocab)} characters>")
+
+    def prepare(self, options: SampleOptions, output: Path | None = None, overwrite: bool = False,
+                with_records: bool = False) -> Request:
+        """Checks a request against this model and the disk (see `request.prepare`)."""
+        title = self.name if options.num_samples == 1 else ""
+        return prepare(self.run_dir, self.facts, options, output, overwrite, with_records, title)
+
+    def samples(self, output: str | Path | None = None, overwrite: bool = False, **options) -> list[Output]:
+        """Samples with the job file's keys as keywords; each output has its text and record.
+
+        Args:
+            output: a file (one sample) or a directory to write outputs and sidecars to.
+            overwrite: replace existing output files.
+            **options: `SampleOptions` fields: prime, length, temperature, top_k, top_p, seed, num_samples, ...
+
+        Raises:
+            OptionError: an unknown or bad option, named.
+            UsageError: an output that exists.
+        """
+        request = self.prepare(options_from(options), Path(output) if output is not None else None, overwrite,
+                               with_records=True)
+        return self.run(request).outputs
+
+    def sample(self, **options) -> str:
+        """One sample's text, exactly as `generate sample` prints it for the same options and seed.
+
+        Raises:
+            OptionError: a bad option, or `num_samples` other than 1 (use `samples`).
+        """
+        if options.get("num_samples", 1) != 1:
+            raise OptionError("num_samples", "expected 1 for sample(); samples() returns several")
+        outputs = self.samples(**options)
+        if not outputs:
+            raise OptionError("min_length" if options.get("min_length") else "valid_only",
+                              "no sample passed the filters; try other options or another seed")
+        return outputs[0].text
+
+    def score(self, text: str, oov: str = "error"):
+        """The mean loss of `text` read as one stream from a fresh state (`training.scoring.Score`)."""
+        from ..training.scoring import TextScorer  # builds a Keras model of its own shape, once
+
+        if self._scorer is None:
+            self._scorer = TextScorer(self.run_dir, str(self.generator.checkpoint))
+        return self._scorer.score(text, oov=oov)
+
+    def run(self, request: Request, on_text: Callable[[str], None] | None = None) -> SampleResult:
+        """Draws, filters, records and writes the samples `request` asks for.
+
+        Args:
+            on_text: for a single sample with no output file and no filter or beam, receives the
+                prime and then the sample's text as it is generated.
+        """
+        options = request.options
+        stream = on_text is not None and not request.paths and options.num_samples == 1 and not options.drop_prime \
+            and not redraws(request.filters) and not options.beam
+        kept, tried, rejected = self._draw(request, on_text if stream else None)
+        outputs, render_errors = [], []
+        for i, sample in enumerate(kept):
+            output, errors = self._finish(request, sample, request.paths[i] if request.paths else ())
+            outputs.append(output)
+            render_errors += errors
+        return SampleResult(outputs, request.cfg.seed, request.seed_drawn, stream, tuple(render_errors), tried, dict(rejected))
+
+    def _draw(self, request: Request, on_text: Callable[[str], None] | None) -> tuple[list[_Kept], int, Counter]:
+        """Samples batch after batch (a new seed each) until enough samples pass the filters, or the seeds run out."""
+        cfg, wanted = request.cfg, request.options.num_samples
+        kept: list[_Kept] = []
+        tried, rejected = 0, Counter()
+        if on_text is not None and cfg.prime:
+            on_text(cfg.prime)
+        for attempt, seed in enumerate(request.seeds if redraws(request.filters) else request.seeds[:1]):
+            batch_cfg = replace(cfg, num_samples=cfg.beam) if cfg.beam and redraws(request.filters) else replace(cfg, seed=seed)
+            streaming = (lambda _stream, text: on_text(text)) if on_text is not None else None
+            for index, sample in enumerate(generate_samples(self.generator, batch_cfg, on_text=streaming)):
+                tried += 1
+                if len(kept) >= wanted:
+                    continue
+                candidate = Candidate(sample.text, cfg.prime + sample.text, {"sample": sample})
+                reason = first_rejection(request.filters, candidate)
+                if reason:
+                    rejected[reason] += 1
+                    log.debug("sample %d of seed %d: rejected by %s", index, seed, reason)
+                else:
+                    kept.append(_Kept(batch_cfg, index, attempt, candidate))
+            if len(kept) >= wanted:
+                break
+        if redraws(request.filters) and not request.claim:
+            _summarise(request, len(kept), tried)
+        return kept, tried, rejected
+
+    def _finish(self, request: Request, kept: _Kept, paths: tuple[Path, ...]) -> tuple[Output, list[str]]:
+        """The sample's record and text, written to each of `paths`."""
+        text = _lead(request.cfg.prime, request.options.drop_prime, self.facts.music) + kept.candidate.text
+        record = build_record(self.generator, request, kept, text)
+        errors = []
+        for path in paths:
+            try:
+                write_output(path, text, record, request.settings, claim=request.claim)
+            except RenderError as exc:  # the MIDI file and sidecar are written; the other outputs still come
+                errors.append(f"{path}: {exc}")
+        return Output(text, record, paths[0] if paths else None, paths), errors
+
+
+def build_record(gen: Generator, request: Request, kept: _Kept, text: str) -> dict:
+    """The sidecar of one sample: how it was drawn, what the filters measured, how it was rendered, and its text."""
+    record = sample_record(gen, kept.cfg, kept.index, kept.candidate.notes["sample"])
+    record["attempt"] = kept.attempt
+    record["max_copy"] = request.options.max_copy
+    record["longest_copy"] = kept.candidate.notes.get("longest_copy")
+    if request.copy_unavailable:
+        record["longest_copy_unavailable"] = request.copy_unavailable
+    if gen.facts.music:
+        record.update(request.settings.facts(request.options.instrument))
+    record.update(request.extra)
+    record["text"] = text
+    return record
+
+
+def _summarise(request: Request, kept: int, tried: int) -> None:
+    names = [f for f in request.filters if f.name != "max_copy" or request.options.max_copy is not None]
+    flags = " and ".join(f"--{f.name.replace('_', '-')}" for f in names)
+    log.info("%s: %d of %d samples %s (%.0f%%)", flags, kept, tried, " and ".join(f.goal for f in names), 100 * kept / max(tried, 1))
+    if kept < request.options.num_samples:
+        log.warning("%s: kept %d of the %d samples asked for", flags, kept, request.options.num_samples)
+
+
+def _lead(prime: str, drop_prime: bool, music: bool) -> str:
+    """What leads each output: the prime, nothing, or (music) just the prime's header."""
+    if not drop_prime:
+        return prime
+    return prime[: prime.index("|") + 1] if music and "|" in prime else ""
+
+
+def load(name_or_path: str | Path, checkpoint: str = "best") -> LoadedModel:
+    """A run directory or shipped model's name, loaded for sampling and scoring (`generate.load`).
+
+    Raises:
+        UsageError: not a run, or a bad checkpoint choice.
+        CheckpointError: a damaged checkpoint.
+    """
+    return LoadedModel(name_or_path, checkpoint)
+
+
+def sample_run(run: str | Path, options: SampleOptions, checkpoint: str = "best", output: Path | None = None,
+               overwrite: bool = False, on_text: Callable[[str], None] | None = None,
+               on_start: Callable[[int, bool], None] | None = None, with_records: bool = False) -> SampleResult:
+    """`generate sample`: checks the options and outputs before the model loads, then loads it and runs them.
+
+    Args:
+        on_start: called with (seed, drawn) once everything is checked and the model is loaded.
+
+    Raises:
+        OptionError: a bad option, named as its field.
+        UsageError: a bad run, checkpoint or output path.
+        GenerateError: a failed write.
+    """
+    run_dir = resolve_run(run)
+    title = run_dir.path.name if options.num_samples == 1 else ""
+    request = prepare(run_dir, RunFacts.of(run_dir), options, output, overwrite, with_records, title)
+    model = LoadedModel(run_dir, checkpoint)
+    if on_start:
+        on_start(request.cfg.seed, request.seed_drawn)
+    return model.run(request, on_text)

@@ -1,0 +1,95 @@
+"""One declaration per sampling option: the CLI flag, the job-file key, the API keyword and the check all come from it."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generate.cli import cli
+from generate.cli.sample import sample as sample_command
+from generate.data.config import OOV_POLICIES
+from generate.errors import OptionError
+from generate.jobs.schema import JOB_KEYS, LEGACY_OFF, SCHEMA, schema_table
+from generate.music import RENDER_SUFFIXES
+from generate.sampling.options import OOV_CHOICES, RENDER_NAMES, SampleOptions, declarations, defaults, kinds, options_from, verify_declared
+
+from ..helpers import one_line_error
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+FLAGS = {opt: param for param in sample_command.params for opt in param.opts + param.secondary_opts}
+
+
+def out_of_range(name: str):
+    """A value just outside the declared range of `name`, or None when it declares none."""
+    declared, kind = declarations()[name], kinds()[name]
+    step = 1 if kind.integer else 0.5
+    if declared.minimum is not None:
+        return declared.minimum - step if kind.integer else declared.minimum - step
+    if declared.above is not None:
+        return int(declared.above) if kind.integer else float(declared.above)
+    if declared.maximum is not None:
+        return declared.maximum + step
+    return None
+
+
+RANGED = [name for name in declarations() if out_of_range(name) is not None]
+
+
+def test_every_field_is_a_flag_and_a_job_key_or_its_declaration_says_why():
+    assert len(declarations()) >= 30
+    for name, declared in declarations().items():
+        flag = "--" + name.replace("_", "-")
+        assert (flag in FLAGS) == declared.cli, name
+        assert (name in SCHEMA) == declared.job, name
+        if not (declared.cli and declared.job):
+            assert len(declared.why.split()) >= 5, name  # the exception is named, with its reason
+    assert set(SCHEMA) == set(JOB_KEYS) | {n for n, d in declarations().items() if d.job}
+    # renders, the one field without a flag of its own: a flag per render instead
+    assert all(f"--{render}" in FLAGS for render in RENDER_SUFFIXES) and tuple(RENDER_SUFFIXES) == RENDER_NAMES
+    assert OOV_CHOICES == OOV_POLICIES
+
+
+def test_flags_and_job_keys_take_the_dataclass_defaults():
+    for name, default in defaults().items():
+        if declarations()[name].cli:
+            assert FLAGS["--" + name.replace("_", "-")].default == (default if default != () else None) or default == (), name
+        if declarations()[name].job:
+            assert SCHEMA[name][1] == (list(default) if isinstance(default, tuple) else default), name
+
+
+def test_the_readme_prints_the_schema_as_the_code_derives_it():
+    assert schema_table() in README.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", RANGED)
+def test_each_declared_range_is_checked_alike_by_the_api_the_cli_and_a_job_file(name, trained_run, tmp_path):
+    bad = out_of_range(name)
+    declared, kind = declarations()[name], kinds()[name]
+    problem = f"expected {declared.expected(kind.integer)}, received {bad!r}"
+    with pytest.raises(OptionError) as caught:
+        verify_declared(SampleOptions(**{name: bad}))
+    assert caught.value.option == name and caught.value.problem == problem
+    if declared.cli:
+        flag = "--" + name.replace("_", "-")
+        one_line_error(CliRunner().invoke(cli, ["sample", str(trained_run), f"{flag}={bad}"]), 2, f"{flag}: {problem}")
+    if declared.job and name != "seed":  # a job's seed is a base that each output's seed is derived from
+        jobs = tmp_path / "jobs.toml"
+        jobs.write_text(f'[[job]]\nname = "x"\nmodel = "{trained_run}"\nout = "{tmp_path}/o-{{n}}"\n{name} = {bad!r}\n')
+        result = CliRunner().invoke(cli, ["run", str(jobs), "--dry-run"])
+        if LEGACY_OFF.get(name) == bad:  # older job files said 0 for off, and still may
+            assert result.exit_code == 0, result.stderr
+        else:
+            one_line_error(result, 2, f"job 'x': {name}: {problem}")
+
+
+def test_api_keywords_are_checked_by_name_and_type():
+    with pytest.raises(OptionError, match="unknown option.*did you mean 'top_k'"):
+        options_from({"topk": 3})
+    with pytest.raises(OptionError, match="--length: expected int, received str '400'"):
+        verify_declared(options_from({"length": "400"}))
+    with pytest.raises(OptionError, match="--greedy: expected bool, received int 1"):
+        verify_declared(options_from({"greedy": 1}))
+    with pytest.raises(OptionError, match="--oov: expected one of error, drop, unk, received 'ignore'"):
+        verify_declared(options_from({"oov": "ignore"}))
+    assert options_from({"stop": ["\n"], "temperature": 1}).stop == ("\n",)  # JSON lists are tuples; an int is a number
+    verify_declared(options_from({"stop": ["\n"], "temperature": 1}))
