@@ -17,7 +17,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the 
 
 
 @pytest.mark.parametrize("case", RECORDED["samples"], ids=lambda case: " ".join(case["args"][1:4]))
-def test_fixed_seed_samples_are_byte_identical(case, tmp_path):
+def test_fixed_seed_samples_are_byte_identical(case, tmp_path):  # the python case ~55 s: it builds the Python tables for the shipped vocabulary
     args = [str(tmp_path / "out.mid") if a == "OUT.mid" else a for a in case["args"]]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.stderr

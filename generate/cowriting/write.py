@@ -18,7 +18,8 @@ from .. import __version__
 from ..errors import GenerateError, OptionError, UsageError, expect
 from ..model.checkpoint import resolve_run
 from ..outputs.writers import RenderSettings, check_free, sidecar_path, write_midi_file, write_output
-from ..sampling.generator import Generator, load_generator
+from ..pipeline.loaded import LoadedModel
+from ..sampling.generator import Generator
 from ..sampling.options import SampleOptions
 from ..sampling.resolve import RunFacts, resolve_options, resolve_seed
 from .candidates import CANDIDATE_LENGTH, CandidateMaker
@@ -85,7 +86,7 @@ def write(model: str | Path, options: WriteOptions, output: Path | None = None, 
     if not terminal:
         raise UsageError("expected a terminal on stdin and stdout for the co-writing screen "
                          "(--replay SIDECAR rebuilds a saved text without one)")
-    gen = load_generator(run.path, checkpoint, options.candidates)
+    gen = LoadedModel(run, checkpoint).generator
     maker = CandidateMaker(gen, shared, options.length)
     session = WriteSession(maker, resolve_seed(options.seed), options.temperature, options.candidates, options.text)
 
@@ -146,7 +147,7 @@ def replay_session(sidecar: Path, output: Path | None = None, overwrite: bool = 
         raise UsageError(f"--replay: {str(sidecar)!r}: malformed record ({exc})") from None
     shared = verify(options, RunFacts.of(run))
     checkpoint = str(record.get("checkpoint", ""))
-    gen = load_generator(run.path, checkpoint if checkpoint and Path(checkpoint).is_file() else "best", options.candidates)
+    gen = LoadedModel(run, checkpoint if checkpoint and Path(checkpoint).is_file() else "best").generator
     session = replay(record["session"], CandidateMaker(gen, shared, options.length))
     if output is not None:
         save_session(output, session, gen, record["model"], options)

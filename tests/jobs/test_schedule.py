@@ -179,7 +179,7 @@ def generate_command(*args):
     return [sys.executable, "-c", "from generate.cli import main; main()", *args]
 
 
-def test_concurrent_runs_and_kill_9_leave_only_whole_files(tmp_path, trained_run):
+def test_concurrent_runs_and_kill_9_leave_only_whole_files(tmp_path, trained_run):  # ~20 s: three `generate run` processes, each starting TensorFlow
     jobs = write_jobs(tmp_path / "many.toml", POEMS.replace("OUT", str(tmp_path / "out")).replace("count = 3", "count = 16"),
                       trained_run)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}

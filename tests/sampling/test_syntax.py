@@ -88,7 +88,7 @@ def allowed(automata, text):
 
 
 @pytest.fixture(scope="module")
-def automata():
+def automata():  # ~35 s once: the Python tables for CHARS (the cache then serves every test here)
     return python_automata(CHARS)
 
 
@@ -240,7 +240,7 @@ def python_run(tmp_path_factory):
     return train_code_run(tmp_path_factory.mktemp("pycode"), modules, 2, "--include", "*.py")
 
 
-def test_sampling_honours_the_automata_by_default(python_run, trained_run):
+def test_sampling_honours_the_automata_by_default(python_run, trained_run):  # ~45 s: it builds the Python tables for its run's vocabulary
     runner = CliRunner()
     vocab = tuple(json.loads((python_run / "vocab.json").read_text())["chars"])
     automata = python_automata(vocab)

@@ -69,7 +69,7 @@ def tf_config(addresses: tuple[str, ...], index: int) -> dict:
     return {"TF_CONFIG": json.dumps({"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": index}})}
 
 
-def test_two_workers_train_as_one_device_survive_a_kill_and_resume_on_any_count(straight, tmp_path, verse_file):
+def test_two_workers_train_as_one_device_survive_a_kill_and_resume_on_any_count(straight, tmp_path, verse_file):  # ~45 s: five worker processes
     run = RunDir(tmp_path / "run")
     # Every save of latest.keras takes 2 s more: worker 1 is killed while the chief saves.
     proc = generate("train", run.path, verse_file, *TRAIN, "--epochs", "2", "--local-workers", "2", env={faults.ENV: "delay:latest.keras:2"})
