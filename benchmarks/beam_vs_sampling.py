@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument("--length", type=int, default=200)
     args = parser.parse_args()
 
-    from generate.model.checkpoint import resolve_run
+    from generate.model.rundir import resolve_run
     from generate.sampling.generator import load_generator
     from generate.sampling.options import SampleOptions
     from generate.training.scoring import TextScorer

@@ -68,8 +68,9 @@ def entropy_and_head_score(run: Path, val_chars: int) -> tuple[float, int, int, 
     from generate.data.vocab import unigram_entropy
     from generate.model.backend import import_keras, test_batch
     from generate.model.builder import build_model, reset_states
-    from generate.model.checkpoint import RunDir, load_weights_into
+    from generate.model.checkpoint import load_weights_into
     from generate.model.config import RunConfig
+    from generate.model.rundir import RunDir
 
     config = RunConfig.load(run / "config.json")
     vocab_size = config.model.vocab_size

@@ -84,7 +84,8 @@ def kill_during(phase: str, proc: subprocess.Popen, run: Path, rng: random.Rando
 
 
 def final_state(run: Path) -> tuple[float, list]:
-    from generate.model.checkpoint import RunDir, load_trainable_model, read_training_state
+    from generate.model.checkpoint import load_trainable_model, read_training_state
+    from generate.model.rundir import RunDir
 
     state = read_training_state(RunDir(run).latest)
     return state["best_val_loss"], load_trainable_model(RunDir(run).latest).get_weights()
@@ -149,7 +150,8 @@ def full_disk(args, folder: Path) -> bool:
     """Trains on a tmpfs too small for the run, checks the error and the files, grows it, and resumes."""
     import numpy as np
 
-    from generate.model.checkpoint import RunDir, checkpoint_problem, read_training_state
+    from generate.model.checkpoint import checkpoint_problem, read_training_state
+    from generate.model.rundir import RunDir
 
     mount_point = folder / "small-fs"
     mount_point.mkdir()

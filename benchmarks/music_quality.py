@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from generate.data.corpus import load_corpus
-from generate.model.checkpoint import resolve_run
+from generate.model.rundir import resolve_run
 from generate.music.keys import in_key_fraction
 from generate.music.midi import read_midi_notes
 from generate.music.render import render_music

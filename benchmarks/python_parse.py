@@ -83,8 +83,8 @@ def check_modules(model: str, count: int) -> None:
 
     import numpy as np
 
-    from generate.model.checkpoint import resolve_run
-    from generate.sampling.syntax import python_automata
+    from generate.model.rundir import resolve_run
+    from generate.sampling.python.automata import python_automata
 
     chars = resolve_run(model).load_vocab().chars
     index = {c: i for i, c in enumerate(chars)}

@@ -39,7 +39,8 @@ def test_validation_scores_match_the_model_cards(case, tmp_path, monkeypatch):
 
 
 def test_every_shipped_checkpoint_matches_its_recorded_sha256():
-    from generate.model.checkpoint import checkpoint_problem, shipped_runs
+    from generate.model.checkpoint import checkpoint_problem
+    from generate.model.rundir import shipped_runs
 
     runs = shipped_runs()
     assert {run.path.name for run in runs} >= {"shakespeare", "tang", "python", "folk", "bach"}

@@ -96,7 +96,7 @@ def info(run: str, as_json: bool) -> None:
 
     Reads JSON and zip metadata only; TensorFlow is never imported.
     """
-    from ..model.checkpoint import resolve_run, run_summary  # NumPy (never TensorFlow) loads here, not for --help
+    from ..model.rundir import resolve_run, run_summary  # NumPy (never TensorFlow) loads here, not for --help
 
     summary = run_summary(resolve_run(run))
     click.echo(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else "\n".join(_info_lines(summary)))
@@ -129,7 +129,7 @@ def _info_lines(summary: dict) -> list[str]:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".")
 def list_runs(directory: Path) -> None:
     """List the shipped models, then the runs under DIRECTORY (three levels deep)."""
-    from ..model.checkpoint import list_runs as find_runs  # NumPy loads here, not for --help
+    from ..model.rundir import list_runs as find_runs  # NumPy loads here, not for --help
 
     listings = find_runs(directory)
     if not any(not entry.shipped for entry in listings):
@@ -151,6 +151,7 @@ def list_runs(directory: Path) -> None:
 @click.option("--float16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
 def export(run: Path, dest: Path, checkpoint: str, float16: bool) -> None:
     """Copy RUN to DEST for sampling only: weights without optimizer state."""
-    from ..model.checkpoint import RunDir, export_run  # NumPy loads here, not for --help
+    from ..model.export import export_run  # NumPy loads here, not for --help
+    from ..model.rundir import RunDir  # NumPy loads here, not for --help
 
     click.echo(str(export_run(RunDir(run).require(), dest, checkpoint, float16=float16)))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import GenerateError, OptionError, UsageError, expect
-from ..model.checkpoint import resolve_run
+from ..model.rundir import resolve_run
 from ..outputs.writers import RenderSettings, check_free, sidecar_path, write_midi_file, write_output
 from ..pipeline.loaded import LoadedModel
 from ..sampling.generator import Generator

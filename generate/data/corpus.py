@@ -11,6 +11,7 @@ corpora larger than RAM train in constant memory.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import fnmatch
 import glob
 import hashlib
@@ -320,6 +321,34 @@ def _code_points(chunk: str | bytes) -> np.ndarray:
     if isinstance(chunk, bytes):
         return np.frombuffer(chunk, dtype=np.uint8)
     return np.frombuffer(chunk.encode("utf-32-le"), dtype="<u4")
+
+
+class CorpusChanged(UsageError):
+    """A run's corpus whose bytes are no longer those it was trained on; each caller says what that refuses."""
+
+    def __init__(self, expected: str, actual: str):
+        super().__init__(f"the corpus hashes to sha256 {actual[:12]}..., not the {expected[:12]}... the run was trained on")
+        self.expected, self.actual = expected, actual
+
+
+def load_run_corpus(cfg: CorpusConfig, expected_sha256: str, sources: list[str] | None = None, **options) -> Corpus:
+    """The corpus a run was trained on, read where the run recorded it or from `sources`, checked by its hash.
+
+    Args:
+        cfg: the run's corpus settings (left unchanged; `sources` replaces its sources in a copy).
+        expected_sha256: the hash the run recorded; "" (runs older than the hash) checks nothing.
+        **options: for `load_corpus`.
+
+    Raises:
+        CorpusChanged: the bytes differ from the ones the run was trained on.
+        CorpusError, UsageError: as `load_corpus`.
+    """
+    if sources:
+        cfg = dataclasses.replace(cfg, sources=list(sources))
+    corpus = load_corpus(cfg, **options)
+    if expected_sha256 and corpus.sha256 != expected_sha256:
+        raise CorpusChanged(expected_sha256, corpus.sha256)
+    return corpus
 
 
 def load_corpus(cfg: CorpusConfig, show_progress: bool = True, build: bool = True,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import GenerateError, OptionError
-from ..model.checkpoint import RunDir
+from ..model.rundir import RunDir
 from ..music import RENDER_SUFFIXES
 from ..outputs.writers import RenderSettings, sidecar_path
 from ..pipeline.filters import build_filters, copy_index

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import GenerateError, OptionError, UsageError
 from ..fileio import check_writable_location
-from ..model.checkpoint import RunDir, resolve_run
+from ..model.rundir import RunDir, resolve_run
 from ..paths import cache_root
 from ..sampling.options import declarations
 from ..sampling.resolve import RunFacts, resolve_options

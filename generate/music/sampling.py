@@ -8,6 +8,7 @@ encoding. (A MIDI, ABC or MusicXML primer is encoded by `dataset.encode_primer`.
 
 from __future__ import annotations
 
+from ..limits import Limit
 from . import chorale, melody
 
 MIN_MUSIC_CHARS = 100  # a sampled tune or piece shorter than this (a failed header, say) is replaced by the next
@@ -17,7 +18,7 @@ MIN_MUSIC_CHARS = 100  # a sampled tune or piece shorter than this (a failed hea
 DEFAULT_KEY_PENALTY = {"melody": 1.5, "chorale": 1.0}
 
 
-def limit_for(encoding: str, bars: int | None, notes: int | None, primed_header: bool) -> tuple[str, int, bool, str] | None:
+def limit_for(encoding: str, bars: int | None, notes: int | None, primed_header: bool) -> Limit | None:
     """The sampler limit for `--bars N` or `--notes N`.
 
     Bars end just after the Nth bar line of the continuation (a fresh tune's
@@ -25,8 +26,8 @@ def limit_for(encoding: str, bars: int | None, notes: int | None, primed_header:
     counting only past the header, whose `M` and `K` are also pitch letters.
     """
     if bars:
-        return (melody.BAR, bars + (0 if primed_header else 1), True, "")
+        return Limit(melody.BAR, bars + (0 if primed_header else 1), True, "")
     if notes:
         pitches = chorale.PITCH_CHARS if encoding == "chorale" else melody.PITCH_CHARS
-        return (pitches, notes + 1, False, "" if primed_header else melody.BAR)
+        return Limit(pitches, notes + 1, False, "" if primed_header else melody.BAR)
     return None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import OptionError, RenderError
-from ..model.checkpoint import RunDir, resolve_run
+from ..model.rundir import RunDir, resolve_run
 from ..outputs.writers import write_output
 from ..sampling.config import SamplingConfig
 from ..sampling.generator import Generator, generate_samples, load_generator, sample_record

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OptionError
-from ..model.checkpoint import RunDir
+from ..model.rundir import RunDir
 from ..outputs.writers import RenderSettings, check_free, output_paths
 from ..sampling.config import SamplingConfig
 from ..sampling.generator import derived_seed

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..limits import Limit
 from ..model.backend import compile_loop, import_keras
 from ..model.network import StepNetwork
 from .config import SamplingConfig
@@ -45,7 +46,7 @@ class FinishAutomaton:
         return self.transitions.shape, hash(self.transitions.tobytes()), hash(self.accepting.tobytes())
 
 
-def finish_automaton(chars: tuple[str, ...], stops: tuple[str, ...], limit: tuple[str, int, bool, str] | None) -> FinishAutomaton:
+def finish_automaton(chars: tuple[str, ...], stops: tuple[str, ...], limit: Limit | None) -> FinishAutomaton:
     """The product of a stop-string matcher (Aho-Corasick, as a DFA) and the limit's counter.
 
     The limit `(characters, n, after, start)` ends the text at the nth of

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..limits import Limit
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -22,9 +24,7 @@ class SamplingConfig:
     num_samples: int = 1  # streams generated together as one batch
     stop: tuple[str, ...] = ()  # a sample ends just before the first of these strings
     seed: int | None = None  # seeds the uniform draws; same seed, same text
-    # (characters, n, after, start): end at the nth of the characters, just after or before it,
-    # counting only past the first `start` character when `start` is not empty (a music header).
-    limit: tuple[str, int, bool, str] | None = None
+    limit: Limit | None = None  # end at the nth of some characters: bars, notes, a poem's lines
     banned: tuple[int, ...] = ()  # token ids never sampled
     # Output starts after the first occurrence of this string in the stream. Sampling starts from a
     # zero hidden state that training rarely sees, so the first unit (tune, paragraph) is unreliable.
@@ -35,7 +35,7 @@ class SamplingConfig:
     lines: int = 0  # a poem of this many lines, never empty ones; 0: free text
     acrostic: str = ""  # line i of the poem begins with character i
     form: str = ""  # a Chinese form, COLUMNSxLINES such as 5x4: exact line lengths and punctuation
-    syntax: str = ""  # "python": brackets, quotes and indentation as automata (syntax.py); "": free
+    syntax: str = ""  # "python": brackets, quotes and indentation as automata (sampling/python/); "": free
     beam: int = 0  # beam search with this many beams instead of sampling; 0: sample
     prime: str = ""  # text the samples continue; "" starts from the model's default
     oov: str = "error"  # prime characters outside the vocabulary: error, drop or unk

@@ -23,18 +23,21 @@ from .. import __version__
 from ..data.config import FILE_SEPARATOR
 from ..fileio import sha256_file
 from ..model.builder import build_model
-from ..model.checkpoint import RunDir, load_weights_into, resolve_run
+from ..model.checkpoint import load_weights_into
 from ..model.config import RunConfig
 from ..model.network import StepNetwork
+from ..model.rundir import RunDir, resolve_run
 from ..music import chorale, melody
 from .beam import beam_search
 from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
 from .options import SampleOptions
+from .python import python_automata
 from .resolve import RunFacts, resolve_options
-from .syntax import python_automata
 
 log = logging.getLogger(__name__)
+# Syntax plug-ins: `SamplingConfig.syntax` names one, which builds its automata for a vocabulary.
+SYNTAX_AUTOMATA = {"python": python_automata}
 
 
 @dataclass
@@ -115,8 +118,8 @@ def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton, ...]:
         # the warm-up boundary; a prime is the poem's own beginning.
         automata.append(poem_automaton(run.vocab.chars, cfg.poem_lines, cfg.acrostic, columns,
                                        boundary=cfg.warmup, skip_first=not cfg.prime))
-    if cfg.syntax == "python":
-        automata.extend(python_automata(run.vocab.chars))
+    if cfg.syntax:
+        automata.extend(SYNTAX_AUTOMATA[cfg.syntax](run.vocab.chars))
     return tuple(automata)
 
 

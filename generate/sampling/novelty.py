@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from ..data.corpus import cached_ids, load_corpus
+from ..data.corpus import CorpusChanged, cached_ids, load_run_corpus
 from ..data.novelty import CopyIndex
 from ..data.vocab import Vocab
 from ..errors import CorpusError, UsageError
@@ -40,11 +40,11 @@ def copy_index(config: RunConfig, vocab: Vocab) -> CopyIndex:
     ids = cached_ids(config.corpus_sha256, vocab, config.corpus_chars)
     if ids is None:
         try:
-            corpus = load_corpus(config.corpus, show_progress=False, build=False)
+            corpus = load_run_corpus(config.corpus, config.corpus_sha256, show_progress=False, build=False)
+        except CorpusChanged:
+            raise CorpusUnavailable(f"corpus {', '.join(config.corpus.sources)} changed since the run was trained on it") from None
         except (CorpusError, UsageError) as exc:
             raise CorpusUnavailable(str(exc)) from None
-        if config.corpus_sha256 and corpus.sha256 != config.corpus_sha256:
-            raise CorpusUnavailable(f"corpus {', '.join(config.corpus.sources)} changed since the run was trained on it")
         try:
             ids = corpus.ids(vocab, show_progress=False)
         except CorpusError as exc:

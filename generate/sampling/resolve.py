@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..data.config import FILE_SEPARATOR, is_python_corpus
 from ..data.vocab import HAN, Vocab, han_chars
 from ..errors import OptionError, expect
+from ..limits import Limit
 from ..music import MUSIC_SUFFIXES
 from ..music.keys import header_sharps, parse_key
 from ..music.midi import instrument_program
@@ -28,7 +29,7 @@ from .config import SamplingConfig
 from .options import BOUNDED_MUSIC_LENGTH, DEFAULT_LENGTH, FORM_PATTERN, POEM_LINE_LENGTH, SampleOptions, verify_declared
 
 if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked before it is needed
-    from ..model.checkpoint import RunDir
+    from ..model.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
     limit = limit_for(run.encoding, options.bars, options.notes, primed_header="|" in prime) if music_on else None
     if poem_lines:
         # The poem ends just before the newline of its last line; a prime's own lines count.
-        limit = ("\n", poem_lines - prime.count("\n"), False, "")
+        limit = Limit("\n", poem_lines - prime.count("\n"), False)
     if options.in_key:
         key_penalty = float("inf")
     elif options.key_penalty is not None:

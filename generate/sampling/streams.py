@@ -6,6 +6,8 @@ streamed sample never shows characters that are later cut.
 
 from __future__ import annotations
 
+from ..limits import Limit
+
 # A warm-up that finds no boundary in this many characters starts output anyway (a chorale line runs to ~6000).
 WARMUP_MAX_CHARS = 8000
 
@@ -17,7 +19,7 @@ class StreamText:
     streamed sample never shows characters that are later cut.
     """
 
-    def __init__(self, stops: tuple[str, ...], limit: tuple[str, int, bool, str] | None = None,
+    def __init__(self, stops: tuple[str, ...], limit: Limit | None = None,
                  warmup: str = "", length: int | None = None, min_chars: int = 0, strict_warmup: bool = False):
         self.stops = stops
         self.strict_warmup = strict_warmup  # a constraint starts at the boundary: never start without one

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from ..data.batching import split_train_val, validation_batches
-from ..data.corpus import load_corpus
+from ..data.corpus import CorpusChanged, load_run_corpus
 from ..errors import CorpusError, UsageError
 from ..model.backend import import_keras, test_batch
 from ..model.builder import build_model, reset_states
-from ..model.checkpoint import RunDir, load_weights_into, resolve_run
+from ..model.checkpoint import load_weights_into
+from ..model.rundir import RunDir, resolve_run
 from ..units import bits
 
 SCORE_STEPS = 256  # characters per model call when scoring a text
@@ -60,16 +61,13 @@ def score_validation(run: RunDir, which: str = "best", sources: list[str] | None
         CorpusError: the corpus cannot be read.
     """
     config = run.load_config()
-    corpus_cfg = config.corpus
-    if sources:
-        corpus_cfg.sources = list(sources)
     try:
-        corpus = load_corpus(corpus_cfg, show_progress=False)
+        corpus = load_run_corpus(config.corpus, config.corpus_sha256, sources, show_progress=False)
+    except CorpusChanged as exc:
+        raise UsageError(f"--corpus: expected the corpus run {str(run.path)!r} was trained on "
+                         f"(sha256 {exc.expected[:12]}...), received sha256 {exc.actual[:12]}...") from None
     except (UsageError, CorpusError) as exc:
         raise type(exc)(f"{exc} (the validation split needs the run's corpus; pass --corpus with its location)") from None
-    if corpus.sha256 != config.corpus_sha256:
-        raise UsageError(f"--corpus: expected the corpus run {str(run.path)!r} was trained on "
-                         f"(sha256 {config.corpus_sha256[:12]}...), received sha256 {corpus.sha256[:12]}...")
     vocab = run.load_vocab()
     _, val_ids = split_train_val(corpus.ids(vocab, show_progress=False), config.train.val_fraction)
     batches = validation_batches(val_ids, config.train.batch_size, config.train.seq_len)

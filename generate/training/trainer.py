@@ -28,7 +28,7 @@ import numpy as np
 from .. import __version__
 from ..data.batching import StreamBatches, split_train_val, validation_batches
 from ..data.config import CorpusConfig
-from ..data.corpus import load_corpus
+from ..data.corpus import CorpusChanged, load_corpus, load_run_corpus
 from ..data.vocab import Vocab, character_frequencies
 from ..errors import CheckpointError, GenerateError, UsageError, WorkerLostError
 from ..fileio import atomic_directory, check_writable_location
@@ -54,9 +54,10 @@ from ..model.builder import (
     start_at_frequencies,
     state_shapes,
 )
-from ..model.checkpoint import RunDir, load_trainable_model, load_weights_into, read_training_state, resolve_run, resume_point, save_checkpoint
+from ..model.checkpoint import load_trainable_model, load_weights_into, read_training_state, save_checkpoint
 from ..model.config import ARCHITECTURE_FIELDS, ModelConfig, RunConfig, TrainConfig, auto_batch_size
 from ..model.network import StepNetwork
+from ..model.rundir import RunDir, resolve_run, resume_point
 from ..progress import ProgressBar
 from ..sampling.loop import Sampler, SamplingConfig
 from ..units import bits
@@ -262,13 +263,14 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
             "out of the run directory and --resume starts the run again from its recorded configuration"
         )
     if sources:
-        config.corpus.sources = list(sources)
-    corpus = load_corpus(config.corpus, show_progress, skipped_report=skipped_report)
-    if corpus.sha256 != config.corpus_sha256:
+        config = dataclasses.replace(config, corpus=dataclasses.replace(config.corpus, sources=list(sources)))
+    try:
+        corpus = load_run_corpus(config.corpus, config.corpus_sha256, show_progress=show_progress, skipped_report=skipped_report)
+    except CorpusChanged as exc:
         raise UsageError(
-            f"corpus changed: run {str(run.path)!r} was trained on sha256 {config.corpus_sha256[:12]}..., "
-            f"the sources now hash to {corpus.sha256[:12]}...; resuming on other data is refused (start a new run)"
-        )
+            f"corpus changed: run {str(run.path)!r} was trained on sha256 {exc.expected[:12]}..., "
+            f"the sources now hash to {exc.actual[:12]}...; resuming on other data is refused (start a new run)"
+        ) from None
     if vocab.sha256 != config.vocab_sha256 or Vocab.from_counts(corpus.counts, config.corpus.min_count) != vocab:
         raise UsageError(f"vocabulary changed: {run.vocab} no longer matches the corpus; resuming is refused")
     ids = corpus.ids(vocab, show_progress)

@@ -153,7 +153,7 @@ def test_code_kind_trains_and_samples_whole_files(runner, tmp_path):
 def test_init_from_starts_a_new_run_at_another_runs_weights(runner, trained_run, verse_file, tmp_path):
     import numpy as np
 
-    from generate.model.checkpoint import RunDir
+    from generate.model.rundir import RunDir
     from generate.sampling.generator import load_generator
 
     source = load_generator(trained_run)

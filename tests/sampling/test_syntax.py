@@ -11,13 +11,13 @@ from click.testing import CliRunner
 
 from generate.cli import cli
 from generate.data.config import CorpusConfig, is_python_corpus
-from generate.sampling.python_tokens import BINARY_KEYWORDS, OPERAND_WORDS
-from generate.sampling.syntax import (
+from generate.sampling.python.automata import (
     OTHER_QUOTE_PENALTY,
     RETURN_ANNOTATION_PENALTY,
     STATEMENT_KEYWORDS,
     python_automata,
 )
+from generate.sampling.python.tokens import BINARY_KEYWORDS, OPERAND_WORDS
 
 from ..helpers import one_line_error, train_code_run
 
@@ -275,7 +275,7 @@ def test_a_vocabulary_without_some_characters_still_has_a_move_everywhere():
 
 
 def test_tables_are_kept_on_disk_and_rebuilt_when_damaged(tmp_path, monkeypatch):
-    from generate.sampling import syntax
+    from generate.sampling.python import automata as syntax
 
     monkeypatch.setenv("GENERATE_CACHE_DIR", str(tmp_path))
     chars = tuple("\n ()':abdefx=,")

@@ -23,7 +23,8 @@ from click.testing import CliRunner
 
 from generate import faults
 from generate.cli import cli
-from generate.model.checkpoint import RunDir, checkpoint_problem, load_trainable_model, read_training_state
+from generate.model.checkpoint import checkpoint_problem, load_trainable_model, read_training_state
+from generate.model.rundir import RunDir
 from generate.training.cluster import free_local_addresses
 
 from ..helpers import TINY_MODEL, VERSE, one_line_error

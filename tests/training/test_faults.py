@@ -25,7 +25,8 @@ from generate import faults
 from generate.cli import cli
 from generate.errors import WriteError
 from generate.jobs.manifest import append_manifest, read_manifest
-from generate.model.checkpoint import RunDir, checkpoint_problem, load_trainable_model, read_training_state
+from generate.model.checkpoint import checkpoint_problem, load_trainable_model, read_training_state
+from generate.model.rundir import RunDir
 
 from ..helpers import TINY_MODEL, VERSE, one_line_error
 

@@ -13,7 +13,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from generate.cli import cli
-from generate.model.checkpoint import RunDir, read_training_state
+from generate.model.checkpoint import read_training_state
+from generate.model.rundir import RunDir
 
 from ..helpers import TINY_MODEL, VERSE
 
@@ -78,7 +79,7 @@ def test_export_is_smaller_and_samples_identically(trained_run, tmp_path):
 
 
 def test_float16_export_halves_the_weights_and_keeps_the_loss(trained_run, tmp_path):
-    from generate.model.checkpoint import RunDir
+    from generate.model.rundir import RunDir
     from generate.training.scoring import score_validation
 
     runner = CliRunner()

@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from generate.cli import cli
 from generate.model.backend import import_keras
-from generate.model.checkpoint import RunDir, read_training_state
+from generate.model.checkpoint import read_training_state
+from generate.model.rundir import RunDir
 from generate.sampling.generator import load_generator
 from generate.training.scoring import TextScorer, score_validation
 

@@ -3,8 +3,9 @@ import pytest
 
 from generate.data.config import CorpusConfig
 from generate.errors import UsageError
-from generate.model.checkpoint import RunDir, load_trainable_model, read_training_state
+from generate.model.checkpoint import load_trainable_model, read_training_state
 from generate.model.config import ModelConfig, TrainConfig
+from generate.model.rundir import RunDir
 from generate.training.trainer import create_run, resume_run
 
 MODEL = dict(layers=2, units=16, embedding_dim=8, dropout=0.1)

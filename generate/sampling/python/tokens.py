@@ -1,7 +1,7 @@
 """Python's expressions as an automaton: operands and operators take turns.
 
-The third of the syntax automata (`syntax.py` holds the other two and builds
-all three). It follows the shared lexer (`python_lexer.lex`) and, in code, which
+The third of the syntax automata (`automata.py` holds the other two and builds
+all three). It follows the shared lexer (`lexer.lex`) and, in code, which
 kind of token may come next:
 
 - after an operand (a name, number, string or closed bracket) comes an
@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import functools
 
-from ..data.config import FILE_SEPARATOR
-from .python_lexer import (
+from ...data.config import FILE_SEPARATOR
+from .lexer import (
     CLOSERS,
     CODE,
     CONTINUED,
@@ -518,7 +518,7 @@ def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     if c == ".":
         if after:
             return (new_mode, depth, DOT)
-        return (new_mode, depth, RELATIVE) if operand_place or tok == RELATIVE else None  # ".5", "...", "from .."
+        return (new_mode, depth, RELATIVE) if operand_place or tok == RELATIVE else None  # ".5", "...", "from ..."
     if c.isdigit():
         if tok == RELATIVE:
             return (new_mode, depth, ("number", "fraction"))  # ".5"

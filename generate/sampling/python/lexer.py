@@ -1,18 +1,14 @@
-"""The lexer the Python syntax automata share, and the explorer that tabulates them.
+"""The lexer the Python syntax automata share.
 
 `lex` follows code, comments, single-line and triple-quoted strings, escapes
 and backslash continuations one character at a time; `lexer_forbids` says
-what none of the automata lets through. `explore` turns a step function over
-hashable states into an `Automaton` table, visiting each class of characters
-the automata cannot tell apart once.
+what none of the automata lets through; `exact_char_class` is the coarsest
+classing of characters they all respect. `constraints.explore` tabulates them.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..data.config import FILE_SEPARATOR
-from .constraints import FORBID, Automaton, distances_to_end
+from ...data.config import FILE_SEPARATOR
 
 MAX_DEPTH = 4  # brackets open at once; a deeper opener is forbidden
 MAX_LEVEL = 7  # indentation steps of four spaces; a block header is forbidden at the deepest
@@ -150,61 +146,3 @@ def exact_char_class(c: str) -> str:
     if not is_junk(c):
         return c if c.isascii() else "<other>"
     return "<junk>"
-
-
-def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: dict, ends=None,
-            char_class=exact_char_class, penalty=None) -> Automaton:
-    """Tabulates the states reachable from `start` under `step` into an `Automaton`.
-
-    `step(state, c)` and `forbids(state, c)` must depend on `c` only through `char_class`. Moves into
-    states that could go no further are forbidden too (`_without_dead_ends`). With `ends(state)`, whether
-    the text may end in a state, the automaton also knows how far each state is from an end. With
-    `penalty(state, c)`, nats taken off allowed characters' logits: discouraged, not forbidden.
-    """
-    classes = sorted({char_class(c) for c in chars})
-    representative = {cls: next(c for c in chars if char_class(c) == cls) for cls in classes}
-    column = np.array([classes.index(char_class(c)) for c in chars])
-    index, order = {start: 0}, [start]
-    moves, allowed, penalties = [], [], []
-    while len(moves) < len(order):
-        state = order[len(moves)]
-        row = []
-        for cls in classes:
-            target = step(state, representative[cls])
-            if target not in index:
-                index[target] = len(order)
-                order.append(target)
-            row.append(index[target])
-        moves.append(row)
-        allowed.append([not forbids(state, representative[cls]) for cls in classes])
-        penalties.append([penalty(state, representative[cls]) if penalty else 0.0 for cls in classes])
-    moves_by_class, allowed = np.asarray(moves, np.int32), _without_dead_ends(np.asarray(moves), np.asarray(allowed, bool))
-    bias = np.where(allowed, -np.asarray(penalties, np.float32), np.float32(FORBID)).astype(np.float32)
-    distance = None if ends is None else distances_to_end(moves_by_class, bias, np.array([ends(state) for state in order]))
-    return Automaton(name, moves_by_class, bias, 0, settings, distance, column.astype(np.int32))
-
-
-
-
-def _without_dead_ends(moves: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Forbids every move into a state that allows nothing, until no such move is left.
-
-    "x = 1 for" at depth 0 can continue no way at all ("for" needs a bracket
-    around it), so the "r" that would spell it is forbidden, and so on back.
-    A state with nothing left even so (one that wants a character the
-    vocabulary lacks, such as "-" for "->", or one only a forced prime
-    reaches) forbids nothing, so sampling never stalls.
-
-    Args:
-        moves: (S, C) the state after each character class.
-        allowed: (S, C) whether each move is allowed.
-    """
-    allowed = allowed.copy()
-    while True:
-        dead = ~allowed.any(axis=1)
-        into_dead = allowed & dead[moves]
-        if not into_dead.any():
-            break
-        allowed &= ~into_dead
-    allowed[~allowed.any(axis=1)] = True
-    return allowed

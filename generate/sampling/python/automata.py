@@ -1,12 +1,12 @@
 """Python's syntax as automata: brackets, string quotes, indentation and expressions, honoured while sampling.
 
 Four automata run side by side in the sampling loop (`constraints.Automaton`),
-each following the same small lexer (`python_lexer.py`: code, comments,
+each following the same small lexer (`lexer.py`: code, comments,
 single-line and triple-quoted strings, escapes, backslash continuations).
 Two are here; `python_tokens` (operands and operators, keywords, parameters,
-assignment targets) is in `python_tokens.py`, and `python_blocks` (which
+assignment targets) is in `tokens.py`, and `python_blocks` (which
 block a dedented `else`, `elif`, `except` or `finally` closes; a `try` left
-only for its handlers) in `python_blocks.py`:
+only for its handlers) in `blocks.py`:
 
 - `python_brackets` keeps a stack of open brackets, up to `MAX_DEPTH`: a
   closer must match the innermost opener, and none comes at depth 0. A
@@ -51,14 +51,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.config import FILE_SEPARATOR
-from ..errors import WriteError
-from ..fileio import atomic_path
-from ..paths import cache_root
-from . import constraints, python_blocks, python_lexer, python_tokens
-from .constraints import Automaton
-from .python_blocks import BLOCKS_START, blocks_char_class, blocks_end, blocks_forbids, blocks_step
-from .python_lexer import (
+from ...data.config import FILE_SEPARATOR
+from ...errors import WriteError
+from ...fileio import atomic_path
+from ...paths import cache_root
+from .. import constraints
+from ..constraints import Automaton, explore
+from . import blocks, lexer, tokens
+from .blocks import BLOCKS_START, blocks_char_class, blocks_end, blocks_forbids, blocks_step
+from .lexer import (
     CLOSERS,
     CODE,
     MAX_BLANK_RUN,
@@ -67,14 +68,13 @@ from .python_lexer import (
     OPENERS,
     QUOTES,
     consuming_mode,
-    explore,
     in_code,
     is_identifier,
     is_junk,
     lex,
     lexer_forbids,
 )
-from .python_tokens import TOKENS_START, tokens_char_class, tokens_end, tokens_forbids, tokens_step
+from .tokens import TOKENS_START, tokens_char_class, tokens_end, tokens_forbids, tokens_step
 
 log = logging.getLogger(__name__)
 
@@ -498,7 +498,7 @@ def _build(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
 
 def _tables_key(chars: tuple[str, ...]) -> str:
     digest = hashlib.sha256("\x00".join(chars).encode("utf-8"))
-    for module in (constraints, python_lexer, python_tokens, python_blocks, sys.modules[__name__]):
+    for module in (constraints, lexer, tokens, blocks, sys.modules[__name__]):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:24]
 

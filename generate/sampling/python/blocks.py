@@ -1,7 +1,7 @@
 """Which block a dedented `else`, `elif`, `except` or `finally` closes, as an automaton.
 
-The fourth of the syntax automata (`syntax.py` builds them all). It follows
-the shared lexer (`python_lexer.lex`) and, line by line, the indentation level
+The fourth of the syntax automata (`automata.py` builds them all). It follows
+the shared lexer (`lexer.lex`) and, line by line, the indentation level
 of the block the code is in, the kind of the header that opened it, and the
 kind of the header that opened the block around that one. A line that
 returns one or two levels, to one of those headers' own, may start with what
@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import functools
 
-from ..data.config import FILE_SEPARATOR
-from .python_lexer import (
+from ...data.config import FILE_SEPARATOR
+from .lexer import (
     CODE,
     MAX_BLANK_RUN,
     MAX_DEPTH,

@@ -1,0 +1,242 @@
+"""Run directories: their files, finding one by path or shipped name, listing them, and where to resume.
+
+A run directory holds:
+    config.json    the resolved RunConfig (model, training, corpus hash, versions)
+    vocab.json     the vocabulary, so a run samples without its corpus
+    latest.keras   the newest checkpoint, with optimizer state, for --resume
+    previous.keras the checkpoint `latest.keras` replaced, kept in case the new one is damaged
+    best.keras     the checkpoint with the lowest validation loss so far
+    checksums.json the sha256 of each checkpoint as it was written (`checkpoint.py`)
+    history.csv    one row per validation: loss in nats and bits per char
+    logs/          TensorBoard event files
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.vocab import Vocab
+from ..errors import CheckpointError, GenerateError, UsageError
+from ..fileio import atomic_write_text
+from ..paths import shipped_checkpoints_dir
+from .checkpoint import CHECKSUMS, PREVIOUS, check_keras_file, checkpoint_problem, read_training_state, recorded_checksums
+from .config import RunConfig
+
+HISTORY_FIELDS = (
+    "epoch", "step", "global_step", "train_loss", "train_bpc",
+    "val_loss", "val_bpc", "learning_rate", "elapsed_s", "chars_per_s",
+)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def vocab(self) -> Path:
+        return self.path / "vocab.json"
+
+    @property
+    def latest(self) -> Path:
+        return self.path / "latest.keras"
+
+    @property
+    def previous(self) -> Path:
+        return self.path / PREVIOUS
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.keras"
+
+    @property
+    def checksums(self) -> Path:
+        return self.path / CHECKSUMS
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def remove_stale_temp_files(self) -> None:
+        """Deletes temp files that a killed writer left (`.latest.keras.XXXX.keras` and such)."""
+        for name in ("config.json", "vocab.json", "latest.keras", "previous.keras", "best.keras", "history.csv", CHECKSUMS):
+            for stale in self.path.glob(f".{name}.*"):
+                stale.unlink(missing_ok=True)
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    def require(self) -> RunDir:
+        """Checks that this is a run directory.
+
+        Raises:
+            UsageError: the path is missing or is not a run directory.
+        """
+        if not self.path.exists():
+            raise UsageError(f"run {str(self.path)!r}: no such directory")
+        if not self.is_run():
+            raise UsageError(f"run {str(self.path)!r}: expected a run directory with config.json, found none")
+        return self
+
+    def load_config(self) -> RunConfig:
+        return RunConfig.load(self.config)
+
+    def load_vocab(self) -> Vocab:
+        return Vocab.load(self.vocab)
+
+    def checkpoint(self, which: str = "best") -> Path:
+        """Resolves `best`, `latest` or an explicit file to a checkpoint path.
+
+        Raises:
+            UsageError: a legacy `.h5` file, or no such checkpoint.
+        """
+        path = {"best": self.best, "latest": self.latest}.get(which, Path(which))
+        if which == "best" and not path.exists():
+            path = self.latest
+        check_keras_file(path)
+        problem = checkpoint_problem(path)
+        if problem:
+            raise CheckpointError(f"checkpoint {str(path)!r}: damaged, {problem}")
+        return path
+
+    def recorded_checksums(self) -> dict[str, list[str]]:
+        """The accepted sha256 hashes per checkpoint name (`checkpoint.recorded_checksums`)."""
+        return recorded_checksums(self.path)
+
+    def read_history(self) -> list[dict]:
+        if not self.history.exists():
+            return []
+        with open(self.history, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def write_history(self, rows: list[dict]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.history, buffer.getvalue())
+
+
+def resume_point(run: RunDir) -> tuple[Path | None, list[str]]:
+    """The newest intact checkpoint of `run` to resume from, and why each damaged one was passed over.
+
+    Returns:
+        (path, skipped): `path` is None when no checkpoint exists or none is intact;
+        `skipped` names each damaged file with its problem.
+    """
+    skipped, intact = [], []
+    for rank, path in enumerate((run.latest, run.previous, run.best)):
+        if not path.exists():
+            continue
+        problem = checkpoint_problem(path)
+        if problem:
+            skipped.append(f"{path.name} ({problem})")
+            continue
+        with contextlib.suppress(CheckpointError):
+            intact.append((-int(read_training_state(path).get("global_step", 0)), rank, path))
+    return (min(intact)[2] if intact else None), skipped
+
+
+def run_summary(run: RunDir) -> dict:
+    """Everything `generate info` shows, read without TensorFlow."""
+    cfg = run.load_config()
+    vocab = run.load_vocab()
+    summary = {
+        "run": str(run.path),
+        "model": cfg.model.__dict__,
+        "train": cfg.train.__dict__,
+        "corpus": {**cfg.corpus.__dict__, "sha256": cfg.corpus_sha256, "chars": cfg.corpus_chars,
+                   "train_chars": cfg.train_chars, "val_chars": cfg.val_chars},
+        "vocab_size": len(vocab),
+        "versions": cfg.versions,
+        "created": cfg.created,
+        "checkpoints": {},
+    }
+    for name, path in (("latest", run.latest), ("previous", run.previous), ("best", run.best)):
+        if path.exists():
+            entry = {"path": str(path), "bytes": path.stat().st_size, "intact": True}
+            problem = checkpoint_problem(path)
+            if problem:
+                entry.update(intact=False, error=f"DAMAGED: {problem}")
+            else:
+                state = read_training_state(path)
+                entry.update({k: state.get(k) for k in ("epoch", "step", "global_step", "val_loss", "best_val_loss", "finished", "saved_at")})
+            summary["checkpoints"][name] = entry
+    history = run.read_history()
+    summary["history"] = history[-5:]
+    return summary
+
+
+def resolve_run(name_or_path: str | Path) -> RunDir:
+    """A run directory by path, or a shipped model by name (e.g. `shakespeare`).
+
+    Raises:
+        UsageError: neither a run directory nor a shipped model name.
+    """
+    path = Path(name_or_path)
+    if path.exists() or "/" in str(name_or_path) or str(name_or_path).startswith("."):
+        return RunDir(path).require()
+    shipped = RunDir(shipped_checkpoints_dir() / str(name_or_path))
+    if shipped.is_run():
+        return shipped
+    names = [run.path.name for run in shipped_runs()]
+    raise UsageError(
+        f"run {str(name_or_path)!r}: no such directory or shipped model; expected a run path"
+        + (f" or one of: {', '.join(names)}" if names else "")
+    )
+
+
+def shipped_runs() -> list[RunDir]:
+    """The shipped models, by name."""
+    return [RunDir(p.parent) for p in sorted(shipped_checkpoints_dir().glob("*/config.json"))]
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """One line of `generate list`."""
+
+    path: Path
+    shipped: bool
+    kind: str = ""
+    model: str = ""  # e.g. "lstm 2x256"
+    epoch: int = 0  # epochs done (latest checkpoint)
+    epochs: int = 0  # epochs asked for
+    best_val_loss: float | None = None
+    error: str = ""  # why the run could not be read
+
+
+def list_runs(directory: Path, depth: int = 3) -> list[RunListing]:
+    """The shipped models, then the runs up to `depth` levels under `directory`, from JSON and zip metadata."""
+    shipped = shipped_runs()
+    listings = []
+    for run in shipped:
+        cfg = run.load_config()
+        state = read_training_state(run.best)
+        listings.append(RunListing(run.path, True, cfg.corpus.kind, f"{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}",
+                                   best_val_loss=state.get("best_val_loss")))
+    patterns = ["*/" * level + "config.json" for level in range(depth + 1)]
+    found = sorted({p.parent for pattern in patterns for p in Path(directory).glob(pattern)} - {r.path for r in shipped})
+    for path in found:
+        run = RunDir(path)
+        try:
+            cfg = run.load_config()
+            state = read_training_state(run.latest) if run.latest.exists() else {}
+        except GenerateError as exc:
+            listings.append(RunListing(path, False, error=str(exc)))
+            continue
+        listings.append(RunListing(path, False, cfg.corpus.kind, f"{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}",
+                                   state.get("epoch", 0), cfg.train.epochs, state.get("best_val_loss")))
+    return listings
