@@ -15,7 +15,7 @@ PYTHON_CORPORA = ("corpus:python",)  # built-in corpora of Python source
 FILE_SEPARATOR = "\x1c"  # ASCII "file separator": marks the start of each file in code corpora
 
 
-@dataclass
+@dataclass(frozen=True)
 class CorpusConfig:
     sources: list[str] = field(default_factory=list)  # files, directories or glob patterns
     kind: str = "text"  # text, code (walks trees, marks file boundaries) or music (parsed by music21)

@@ -1,5 +1,7 @@
 """Dataclass configs for a run (model, training, corpus), and their JSON form in `config.json`.
 
+Configs are frozen: once checked, a change makes a new one (`dataclasses.replace`).
+
 A run directory's `config.json` holds the resolved `RunConfig`: everything
 needed to rebuild the model and continue training, plus the corpus hash and
 library versions, so `generate info` can describe a run without TensorFlow.
@@ -23,7 +25,7 @@ CELLS = ("lstm", "gru", "rnn")
 PRECISIONS = ("float32", "mixed", "mixed-float16", "mixed-bfloat16")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     cell: str = "lstm"  # recurrent cell: lstm, gru or rnn (Keras SimpleRNN)
     layers: int = 2  # number of stacked recurrent layers
@@ -64,7 +66,7 @@ def auto_batch_size(train_chars: int, seq_len: int) -> int:
     return fit // 8 * 8 if fit >= 8 else fit
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = 0  # B: parallel contiguous streams per batch; 0 picks B from the corpus (auto_batch_size)
     seq_len: int = 100  # T: time steps per batch (truncated BPTT length)
@@ -73,7 +75,8 @@ class TrainConfig:
     lr_decay: float = 0.95  # learning rate multiplier applied after every epoch
     clip_norm: float = 5.0  # global gradient norm clip; 0 disables clipping
     val_fraction: float = 0.1  # held-out tail of the corpus used for validation
-    patience: int = 3  # epochs without val improvement before stopping early; 0 disables
+    patience: int = 3  # validations without improvement before stopping early; 0 disables
+    val_every: int = 0  # also validate every this many steps, mid-epoch (nanoGPT's eval_interval); 0: at epoch ends only
     seed: int = 0  # seeds weights, dropout and previews; recorded for repeatability
     checkpoint_every: int = 200  # steps between periodic `latest.keras` saves
     checkpoint_seconds: float = 120.0  # also save `latest.keras` when this much time passed
@@ -93,11 +96,12 @@ class TrainConfig:
         expect(self.patience >= 0, "patience", "an integer >= 0", self.patience)
         expect(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
         expect(self.preview_every >= 0, "preview_every", "an integer >= 0", self.preview_every)
+        expect(self.val_every >= 0, "val_every", "an integer >= 0", self.val_every)
         expect(self.max_minutes >= 0, "max_minutes", "a number >= 0", self.max_minutes)
         expect(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -39,7 +39,8 @@ from .cluster import (
     free_local_addresses,
     verify_replica_options,
 )
-from .trainer import Plan, TrainingInterrupted, TrainResult, execute, plan_new_run, plan_resume
+from .plan import Plan, TrainResult, plan_new_run, plan_resume
+from .trainer import TrainingInterrupted, execute
 
 log = logging.getLogger(__name__)
 

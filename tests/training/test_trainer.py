@@ -69,3 +69,62 @@ def test_existing_run_is_never_overwritten(tmp_path, verse_file):
     with pytest.raises(UsageError, match="already exists"):
         create_run(tmp_path / "run", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL), train_cfg(epochs=1))
     assert (tmp_path / "run" / "latest.keras").read_bytes() == before
+
+
+def _train_straight_and_paused(tmp_path, verse_file, monkeypatch, **options):
+    """The same run twice: uninterrupted, and paused by a 4-minute limit on a clock that ticks 1 s a reading, then resumed."""
+    import generate.training.trainer as train_module
+
+    straight = create_run(tmp_path / "straight", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL),
+                          train_cfg(**options), show_progress=False)
+
+    def fresh_clock():
+        ticks = iter(range(0, 10_000))
+        monkeypatch.setattr(train_module.time, "monotonic", lambda: float(next(ticks)))
+
+    fresh_clock()
+    paused = create_run(tmp_path / "paused", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL),
+                        train_cfg(max_minutes=4.0, **options), show_progress=False)
+    pauses = 1
+    while not paused.finished:
+        fresh_clock()
+        paused = resume_run(tmp_path / "paused", show_progress=False)
+        pauses += 1
+    monkeypatch.undo()
+    return straight, paused, pauses
+
+
+def test_validation_every_n_steps_is_exact_under_pauses(tmp_path, verse_file, monkeypatch):
+    """--val-every validates mid-epoch (history rows, best.keras, patience); pauses and resumes change none of it."""
+    straight, paused, pauses = _train_straight_and_paused(tmp_path, verse_file, monkeypatch, val_every=30, patience=0)
+    assert pauses >= 3 and paused.global_step == straight.global_step
+    columns = ("epoch", "step", "global_step", "train_loss", "val_loss", "learning_rate")
+    rows = [[{k: r[k] for k in columns} for r in RunDir(tmp_path / run).read_history()] for run in ("straight", "paused")]
+    assert rows[0] == rows[1]
+    mid_epoch = [r for r in rows[0] if r["step"] != "0"]
+    assert len(mid_epoch) >= 4 and all(int(r["global_step"]) % 30 == 0 and r["val_loss"] for r in mid_epoch)
+    assert len(rows[0]) == len(mid_epoch) + 2  # and one row at each epoch's end
+    best = min(float(r["val_loss"]) for r in rows[0])
+    assert read_training_state(RunDir(tmp_path / "paused").best)["best_val_loss"] == pytest.approx(best, abs=1e-5)
+    for a, b in zip(load_trainable_model(tmp_path / "straight" / "best.keras").get_weights(),
+                    load_trainable_model(tmp_path / "paused" / "best.keras").get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_recorded_val_loss_is_never_a_training_loss(tmp_path, verse_file):
+    corpus = CorpusConfig(sources=[str(verse_file)])
+    create_run(tmp_path / "none", corpus, ModelConfig(**MODEL), train_cfg(epochs=1, val_fraction=0), show_progress=False)
+    state = read_training_state(RunDir(tmp_path / "none").best)
+    assert state["val_loss"] is None and state["best_val_loss"] > 0  # without a split, "best" ranks training losses
+    create_run(tmp_path / "split", corpus, ModelConfig(**MODEL), train_cfg(epochs=1), show_progress=False)
+    state = read_training_state(RunDir(tmp_path / "split").latest)
+    assert state["val_loss"] == pytest.approx(float(RunDir(tmp_path / "split").read_history()[-1]["val_loss"]), abs=1e-5)
+
+
+def test_checked_configs_are_frozen():
+    import dataclasses
+
+    cfg = train_cfg()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 3
+    assert dataclasses.replace(cfg, epochs=3).epochs == 3 and cfg.epochs == 2

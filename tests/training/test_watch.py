@@ -46,7 +46,7 @@ def test_a_corpus_with_nothing_to_learn_gets_the_warning_and_verse_does_not(tmp_
 def test_the_default_batch_gives_a_small_corpus_enough_steps(tmp_path):
     from generate.data.config import CorpusConfig
     from generate.model.config import ModelConfig, TrainConfig, auto_batch_size
-    from generate.training.trainer import plan_new_run
+    from generate.training.plan import plan_new_run
 
     assert auto_batch_size(1_003_855, 100) == 64  # Tiny Shakespeare keeps B = 64
     assert auto_batch_size(440_777, 100) == 24  # 183 steps an epoch, not 68
