@@ -152,7 +152,26 @@ class WriterApp:
                            wrap_lines=True)
         keys = KeyBindings()
         normal = ~editing
+        self._bind_actions(keys, normal)
+        self._bind_editing(keys, editing, editor, text_view)
 
+        play = "p play · " if self.play else ""
+        body = HSplit([
+            Window(FormattedTextControl(self._header), height=1),
+            ConditionalContainer(text_view, filter=normal),
+            ConditionalContainer(editor, filter=editing),
+            Window(height=1, char="─"),
+            Window(FormattedTextControl(self._candidates), height=lambda: max(len(self.session.candidates), 1),
+                   wrap_lines=False),
+            Window(height=1, char="─"),
+            Window(FormattedTextControl(lambda: [("bold", f" {self.status}")]), height=1),
+            Window(FormattedTextControl(lambda: [("", " " + HELP.format(play=play))]), height=1),
+        ])
+        return Application(layout=Layout(body, focused_element=text_view), key_bindings=keys, full_screen=True,
+                           mouse_support=False)
+
+    def _bind_actions(self, keys: KeyBindings, normal) -> None:
+        """The co-writing keys: take, move, reroll, undo and redo, temperature, count, save, play, quit."""
         for digit in "123456789":
             keys.add(digit, filter=normal)(lambda event, i=int(digit) - 1: self.take(i))
         keys.add("enter", filter=normal)(lambda event: self.take(self.selected))
@@ -175,7 +194,9 @@ class WriterApp:
         keys.add("q", filter=normal)(lambda event: event.app.exit())
         keys.add("c-c")(lambda event: event.app.exit())
 
-        @keys.add("e", filter=normal)
+    def _bind_editing(self, keys: KeyBindings, editing, editor, text_view) -> None:
+        """e edits the text in place; Esc keeps the edit (if the model can continue it), Ctrl-G drops it."""
+        @keys.add("e", filter=~editing)
         def _edit(event):
             self.editing = True
             editor.text = self.session.page.text
@@ -202,18 +223,3 @@ class WriterApp:
             self.editing = False
             self.status = "edit dropped"
             event.app.layout.focus(text_view)
-
-        play = "p play · " if self.play else ""
-        body = HSplit([
-            Window(FormattedTextControl(self._header), height=1),
-            ConditionalContainer(text_view, filter=normal),
-            ConditionalContainer(editor, filter=editing),
-            Window(height=1, char="─"),
-            Window(FormattedTextControl(self._candidates), height=lambda: max(len(self.session.candidates), 1),
-                   wrap_lines=False),
-            Window(height=1, char="─"),
-            Window(FormattedTextControl(lambda: [("bold", f" {self.status}")]), height=1),
-            Window(FormattedTextControl(lambda: [("", " " + HELP.format(play=play))]), height=1),
-        ])
-        return Application(layout=Layout(body, focused_element=text_view), key_bindings=keys, full_screen=True,
-                           mouse_support=False)

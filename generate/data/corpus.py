@@ -149,6 +149,7 @@ def _looks_binary(path: Path) -> bool:
         return False
 
 
+# Long on purpose: the hot read loop (hundreds of MB/s); its state across blocks (offset, BOM, a CR cut off) stays in locals.
 def iter_file_text(path: Path, errors: str, on_read: Callable[[int], None] | None = None) -> Iterator[str | bytes]:
     """Decodes one file as UTF-8 in chunks, stripping a BOM and normalising CRLF.
 

@@ -91,6 +91,7 @@ def finish_automaton(chars: tuple[str, ...], stops: tuple[str, ...], limit: Limi
     return FinishAutomaton(transitions.astype(np.int32), accepting)
 
 
+# Long on purpose: the whole function is traced and compiled as one loop (XLA); its closures are the loop's body.
 def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: FinishAutomaton):
     """Builds `run(carry, forced, steps)` that advances K beams by up to `steps` characters.
 

@@ -32,6 +32,7 @@ CHUNK_STEPS = 256  # steps per compiled call; the buffer size, fixed so the loop
 NO_DEADLINE = np.int32(np.iinfo(np.int32).max // 2)  # for forced characters only: nothing is sampled
 
 
+# Long on purpose: the whole function is traced and compiled as one loop (XLA); its closures are the loop's body.
 def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, automata: tuple[Automaton, ...] = ()):
     """Builds `run(token, states, automaton_states, forced, uniforms, steps, deadline)` for one chunk.
 

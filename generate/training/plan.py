@@ -183,7 +183,36 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
         run.remove_stale_temp_files()
     config = run.load_config()
     vocab = run.load_vocab()
-    for key, value in (overrides or {}).items():
+    config = _with_overrides(config, overrides or {})
+    checkpoint, skipped = resume_point(run)
+    if checkpoint is None and skipped:
+        raise CheckpointError(
+            f"run {str(run.path)!r}: no intact checkpoint to resume from: {'; '.join(skipped)}; move the damaged files "
+            "out of the run directory and --resume starts the run again from its recorded configuration"
+        )
+    if sources:
+        config = dataclasses.replace(config, corpus=dataclasses.replace(config.corpus, sources=list(sources)))
+    train_ids, val_ids = _same_corpus_split(run, config, vocab, show_progress, skipped_report)
+    plan = Plan(run, config, vocab, train_ids, val_ids, checkpoint=checkpoint)
+    if checkpoint is None:
+        log.warning("run %s stopped before its first checkpoint: starting it again from its recorded configuration", run.path)
+        return plan
+    if skipped:  # a damaged best.keras is replaced at the next validation improvement
+        log.warning("passed over %s; resuming from %s", ", ".join(skipped), checkpoint.name)
+    state = read_training_state(checkpoint)
+    if state["epoch"] >= config.train.epochs:
+        log.info("run %s already finished %d epoch(s); pass --epochs N to train further", run.path, state["epoch"])
+        plan.done = TrainResult(run.path, state["epoch"], state["global_step"], state["best_val_loss"], False, True)
+    return plan
+
+
+def _with_overrides(config: RunConfig, overrides: dict) -> RunConfig:
+    """`config` with the resumable options changed; any other option given a new value is refused.
+
+    Raises:
+        UsageError: naming an option that shapes the model or data.
+    """
+    for key, value in overrides.items():
         if key in RESUMABLE_OVERRIDES:
             config = dataclasses.replace(config, train=dataclasses.replace(config.train, **{key: value}))
             continue
@@ -197,14 +226,12 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
                 "it shapes the model or data, so start a new run instead"
             )
     config.train.validate()
-    checkpoint, skipped = resume_point(run)
-    if checkpoint is None and skipped:
-        raise CheckpointError(
-            f"run {str(run.path)!r}: no intact checkpoint to resume from: {'; '.join(skipped)}; move the damaged files "
-            "out of the run directory and --resume starts the run again from its recorded configuration"
-        )
-    if sources:
-        config = dataclasses.replace(config, corpus=dataclasses.replace(config.corpus, sources=list(sources)))
+    return config
+
+
+def _same_corpus_split(run: RunDir, config: RunConfig, vocab: Vocab, show_progress: bool,
+                       skipped_report: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The run's corpus, refused if its bytes or characters changed, as (train, validation) ids."""
     try:
         corpus = load_run_corpus(config.corpus, config.corpus_sha256, show_progress=show_progress, skipped_report=skipped_report)
     except CorpusChanged as exc:
@@ -214,16 +241,4 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
         ) from None
     if vocab.sha256 != config.vocab_sha256 or Vocab.from_counts(corpus.counts, config.corpus.min_count) != vocab:
         raise UsageError(f"vocabulary changed: {run.vocab} no longer matches the corpus; resuming is refused")
-    ids = corpus.ids(vocab, show_progress)
-    train_ids, val_ids = split_train_val(ids, config.train.val_fraction)
-    plan = Plan(run, config, vocab, train_ids, val_ids, checkpoint=checkpoint)
-    if checkpoint is None:
-        log.warning("run %s stopped before its first checkpoint: starting it again from its recorded configuration", run.path)
-        return plan
-    if skipped:  # a damaged best.keras is replaced at the next validation improvement
-        log.warning("passed over %s; resuming from %s", ", ".join(skipped), checkpoint.name)
-    state = read_training_state(checkpoint)
-    if state["epoch"] >= config.train.epochs:
-        log.info("run %s already finished %d epoch(s); pass --epochs N to train further", run.path, state["epoch"])
-        plan.done = TrainResult(run.path, state["epoch"], state["global_step"], state["best_val_loss"], False, True)
-    return plan
+    return split_train_val(corpus.ids(vocab, show_progress), config.train.val_fraction)

@@ -367,6 +367,7 @@ def _layout_step(state: tuple, c: str) -> tuple:
     return _body(level, c, depth, colon, mode, header)
 
 
+# Long on purpose: a lexer table, one branch per state read top to bottom; split up, its transitions would scatter.
 def _layout_forbids(state: tuple, c: str) -> bool:
     kind = state[0]
     if kind == "line":

@@ -33,6 +33,7 @@ def is_junk(c: str) -> bool:
 # ---------------------------------------------------------------- the shared lexer
 
 
+# Long on purpose: a lexer table, one branch per state read top to bottom; split up, its transitions would scatter.
 def lex(mode: tuple, c: str, nested: bool) -> tuple[tuple, str]:
     """One character through the lexer.
 

@@ -242,6 +242,7 @@ def _advance(state: tuple, c: str):
     return _code(CODE if kind == "continued" else mode, depth, tok, statement, c)
 
 
+# Long on purpose: a lexer table, one branch per state read top to bottom; split up, its transitions would scatter.
 def _code(mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     """A character read as code, from token state `tok`."""
     # First, the token being spelled either takes c or ends before it.
@@ -465,6 +466,7 @@ def _definition(mode: tuple, depth: int, tok: tuple, c: str, statement: str):
     return None
 
 
+# Long on purpose: a lexer table, one branch per state read top to bottom; split up, its transitions would scatter.
 def _token(new_mode: tuple, depth: int, tok: tuple, statement: str, c: str):
     """(mode, depth, token state) after code character `c` at a token's boundary, or None."""
     if tok == DONE:
