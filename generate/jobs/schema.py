@@ -2,7 +2,7 @@
 
 A job file has an optional `[defaults]` table and one `[[job]]` table per
 job; a job's keys override the defaults. `SCHEMA` below is the reference
-(the README prints it): every key, its type, its default and what it does.
+(docs/jobs.md prints it): every key, its type, its default and what it does.
 A job's sampling keys are `generate sample`'s options, derived from their
 declarations in `sampling/options.py`; `JOB_KEYS` are the job's own.
 """
@@ -60,12 +60,12 @@ def _sample_keys() -> dict[str, tuple[tuple[type, ...], object, str]]:
 
 
 SAMPLE_KEYS = _sample_keys()
-SCHEMA = {**JOB_KEYS, **SAMPLE_KEYS}  # every key a job file takes (the README's table lists them)
+SCHEMA = {**JOB_KEYS, **SAMPLE_KEYS}  # every key a job file takes (docs/jobs.md's table lists them)
 REQUIRED = ("name", "model", "out")
 
 
 def schema_table() -> str:
-    """The reference table of every job-file key, as the README prints it (a test keeps the two equal)."""
+    """The reference table of every job-file key, as docs/jobs.md prints it (a test keeps the two equal)."""
     def toml(value: object) -> str:
         if value is None:
             return "-"

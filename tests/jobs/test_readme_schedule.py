@@ -1,4 +1,4 @@
-"""The README's crontab line and systemd service run as written, and its job-file table is complete."""
+"""The scheduled-runs page's crontab line and systemd service run as written, and its job-file table is complete."""
 
 import os
 import re
@@ -12,7 +12,7 @@ import pytest
 from generate.jobs.schema import SCHEMA
 
 REPO = Path(__file__).resolve().parents[2]  # the repository: its README and examples
-README = REPO / "README.md"
+README = REPO / "docs" / "jobs.md"  # the scheduled-runs page
 PLACEHOLDER = "/home/me/poems"
 
 

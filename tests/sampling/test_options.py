@@ -15,7 +15,7 @@ from generate.sampling.options import OOV_CHOICES, RENDER_NAMES, SampleOptions, 
 
 from ..helpers import one_line_error
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+JOBS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "jobs.md"
 FLAGS = {opt: param for param in sample_command.params for opt in param.opts + param.secondary_opts}
 
 
@@ -57,8 +57,8 @@ def test_flags_and_job_keys_take_the_dataclass_defaults():
             assert SCHEMA[name][1] == (list(default) if isinstance(default, tuple) else default), name
 
 
-def test_the_readme_prints_the_schema_as_the_code_derives_it():
-    assert schema_table() in README.read_text(encoding="utf-8")
+def test_the_docs_print_the_schema_as_the_code_derives_it():
+    assert schema_table() in JOBS_PAGE.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", RANGED)
