@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,37 @@ def test_every_shipped_checkpoint_matches_its_recorded_sha256():
     for run in runs:
         assert run.recorded_checksums().get("best.keras"), run.path  # verified by hash, not only by the zip's CRCs
         assert checkpoint_problem(run.best) is None, run.path
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# The tour's runs train for three minutes each; here, for a few seconds: the commands are otherwise as written.
+SHORTER = {"--max-minutes 3": "--max-minutes 0.05"}
+
+
+def readme_shell_blocks() -> list[str]:
+    return re.findall(r"```\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+
+
+def commands(block: str) -> list[str]:
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_every_tour_command_runs_as_written(tmp_path, monkeypatch):  # ~60 s: two minutes of the README, training included
+    monkeypatch.chdir(tmp_path)
+    tour = [c for block in readme_shell_blocks()[2:] for c in commands(block)]
+    assert len(tour) >= 8 and all(c.startswith("generate ") for c in tour)
+    runner, ran = CliRunner(), 0
+    for command in tour:
+        if "../shared" in command and not SHARED.is_dir():
+            pytest.skip(f"the reference corpora are in {SHARED}, which is missing")
+        for long, short in SHORTER.items():
+            command = command.replace(long, short)
+        args = shlex.split(command.replace("../shared", str(SHARED)))[1:]
+        result = runner.invoke(cli, args)
+        if "--wav" in args and result.exit_code == 1 and "fluidsynth" in result.stderr:
+            assert (tmp_path / "tune.mid").stat().st_size > 0 and (tmp_path / "tune.png").exists()  # all but the WAV
+        else:
+            assert result.exit_code == 0, (command, result.stderr)
+        ran += 1
+    assert ran == len(tour)
+    assert "ROMEO:" in runner.invoke(cli, ["sample", "runs/verse", "--prime", "ROMEO:", "-n", "20", "--seed", "1"]).stdout

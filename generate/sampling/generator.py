@@ -14,7 +14,7 @@ import logging
 import textwrap
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -154,32 +154,34 @@ def sample_record(gen: Generator, cfg: SamplingConfig, index: int, sample: Sampl
         "run": str(gen.run.path.resolve()),
         "checkpoint": str(gen.checkpoint.resolve()),
         "checkpoint_sha256": _checkpoint_hash(gen.checkpoint),
-        "seed": cfg.seed,
         "sample_index": index,
-        "num_samples": cfg.num_samples,
-        "prime": cfg.prime,
-        "length": cfg.length,
-        "temperature": cfg.temperature,
-        "top_k": cfg.top_k,
-        "top_p": cfg.top_p,
-        "greedy": cfg.is_greedy,
-        "stop": list(cfg.stop),
-        "warmup": cfg.warmup,
-        "min_chars": cfg.min_chars,
-        "key_penalty": cfg.key_penalty if cfg.key_penalty != float("inf") else "inf",
-        "key": cfg.key,
-        "lines": cfg.lines,
-        "acrostic": cfg.acrostic,
-        "form": cfg.form,
-        "limit": list(cfg.limit) if cfg.limit else None,
-        "beam": cfg.beam or None,
-        "syntax": cfg.syntax or None,
+        **_settings_record(cfg),
         "stopped": sample.stopped,
         "chars": len(sample.text),
         **({"beam_score": sample.beam_score, "logprob": sample.logprob, "fed_nats": sample.fed_nats} if cfg.beam else {}),
         "version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+# How a setting is recorded where its value alone would not say it plainly; the rest are recorded as they are.
+_RECORDED_AS = {
+    "greedy": lambda cfg: cfg.is_greedy,
+    "key_penalty": lambda cfg: cfg.key_penalty if cfg.key_penalty != float("inf") else "inf",
+    "beam": lambda cfg: cfg.beam or None,
+    "syntax": lambda cfg: cfg.syntax or None,
+}
+_NOT_RECORDED = ("banned", "oov")  # internal, or a choice about the prime that the recorded prime already reflects
+
+
+def _settings_record(cfg: SamplingConfig) -> dict:
+    """Every sampling setting of `cfg`, as JSON: a new setting is recorded without code here."""
+    record = {}
+    for f in fields(cfg):
+        if f.name not in _NOT_RECORDED:
+            value = _RECORDED_AS[f.name](cfg) if f.name in _RECORDED_AS else getattr(cfg, f.name)
+            record[f.name] = list(value) if isinstance(value, tuple) else value
+    return record
 
 
 _hashes: dict[Path, str] = {}

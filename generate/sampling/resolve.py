@@ -10,6 +10,7 @@ and returns the `SamplingConfig` the loop runs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import secrets
@@ -32,6 +33,10 @@ if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked
     from ..model.rundir import RunDir
 
 log = logging.getLogger(__name__)
+# The fields `resolve_options` resolves; every other field `SamplingConfig` shares with `SampleOptions` is copied as given.
+RESOLVED = {"length", "stop", "seed", "limit", "warmup", "min_chars", "syntax", "key_penalty", "key", "acrostic", "form", "prime"}
+PASSED_THROUGH = tuple(sorted(({f.name for f in dataclasses.fields(SamplingConfig)}
+                               & {f.name for f in dataclasses.fields(SampleOptions)}) - RESOLVED))
 
 
 @dataclass(frozen=True)
@@ -114,16 +119,16 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         key_penalty = float(options.key_penalty)
     else:
         key_penalty = DEFAULT_KEY_PENALTY.get(run.encoding, 0.0) if music_on else 0.0
+    # Settings the loop takes as the user gave them (the logit filters' among them) pass straight through.
+    passed = {name: getattr(options, name) for name in PASSED_THROUGH}
     return SamplingConfig(
-        length=length, temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
-        greedy=options.greedy, num_samples=options.num_samples, stop=tuple(options.stop),
-        seed=resolve_seed(options.seed), limit=limit,
+        **passed, length=length, stop=tuple(options.stop), seed=resolve_seed(options.seed), limit=limit,
         # A beam starts from the prime or the model's default start: the warm-up samples, and would differ per beam.
         warmup=run.default_warmup() if options.warmup and not prime and not options.beam else "",
         # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
-        min_chars=MIN_MUSIC_CHARS if music_on and not prime and not options.beam else 0, beam=options.beam,
+        min_chars=MIN_MUSIC_CHARS if music_on and not prime and not options.beam else 0,
         syntax="python" if options.syntax or (options.syntax is None and run.python) else "",
-        key_penalty=key_penalty, key=key, lines=lines, acrostic=acrostic, form=form, prime=prime, oov=options.oov,
+        key_penalty=key_penalty, key=key, acrostic=acrostic, form=form, prime=prime,
     )
 
 

@@ -93,3 +93,21 @@ def test_api_keywords_are_checked_by_name_and_type():
         verify_declared(options_from({"oov": "ignore"}))
     assert options_from({"stop": ["\n"], "temperature": 1}).stop == ("\n",)  # JSON lists are tuples; an int is a number
     verify_declared(options_from({"stop": ["\n"], "temperature": 1}))
+
+
+def test_a_setting_reaches_the_loop_and_every_record_without_code_of_its_own(trained_run):
+    """What a new logit filter relies on: its option passes through to `SamplingConfig` and lands in each sidecar."""
+    import dataclasses
+
+    import generate
+    from generate.model.rundir import RunDir
+    from generate.sampling.config import SamplingConfig
+    from generate.sampling.resolve import PASSED_THROUGH, RunFacts, resolve_options
+
+    given = {"temperature": 0.7, "top_k": 5, "top_p": 0.9, "num_samples": 2, "lines": 2, "oov": "drop"}
+    assert set(given) | {"beam", "greedy"} == set(PASSED_THROUGH)
+    cfg = resolve_options(SampleOptions(**given), RunFacts.of(RunDir(trained_run)))
+    assert {name: getattr(cfg, name) for name in given} == given
+    record = generate.load(trained_run).samples(length=20, seed=1, **given)[0].record
+    recorded = {f.name for f in dataclasses.fields(SamplingConfig)} - {"banned", "oov"}
+    assert recorded <= set(record) and record["top_k"] == 5 and record["top_p"] == 0.9
