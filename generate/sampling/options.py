@@ -57,6 +57,7 @@ class Declaration:
     cycles: bool = False  # a job file may give a list of values, used in turn by its outputs
     job_help: str = ""  # the key's meaning in a job file, where it differs
     music: bool = False  # only music runs take it
+    draws: bool = False  # it changes how a character is drawn from the logits, which beam search does not do
 
     def expected(self, integer: bool) -> str:
         """The range in words, as error messages say it: `an integer >= 1`, `a number in (0, 1]`."""
@@ -104,11 +105,11 @@ class SampleOptions:
                       choices=OOV_CHOICES)
     length: int | None = option(None, "Characters to generate per sample.", short="-n", minimum=1,
                                 default_text=f"{DEFAULT_LENGTH['text']}; music runs {DEFAULT_LENGTH['music']}, ended by the end of the tune or piece")
-    temperature: float = option(1.0, "Softmax temperature; 0 is greedy.", short="-t", minimum=0, cycles=True,
+    temperature: float = option(1.0, "Softmax temperature; 0 is greedy.", short="-t", minimum=0, cycles=True, draws=True,
                                 job_help="sampling temperature; a list is used in turn like prime")
-    top_k: int = option(0, "Sample from the k likeliest characters; 0 = all.", minimum=0)
-    top_p: float = option(1.0, "Sample from the smallest set holding this probability.", above=0, maximum=1)
-    greedy: bool = option(False, "Always take the likeliest character.")
+    top_k: int = option(0, "Sample from the k likeliest characters; 0 = all.", minimum=0, draws=True)
+    top_p: float = option(1.0, "Sample from the smallest set holding this probability.", above=0, maximum=1, draws=True)
+    greedy: bool = option(False, "Always take the likeliest character.", draws=True)
     num_samples: int = option(1, "Samples generated together as one batch.", short="-N", minimum=1, job=False,
                               why="a job makes `count` outputs, one sample each, each from its own derived seed")
     stop: tuple[str, ...] = option((), "End a sample before this string (repeatable; \\n escapes allowed).",

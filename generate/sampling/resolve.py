@@ -27,7 +27,16 @@ from ..music.keys import header_sharps, parse_key
 from ..music.midi import instrument_program
 from ..music.sampling import DEFAULT_KEY_PENALTY, MIN_MUSIC_CHARS, limit_for
 from .config import SamplingConfig
-from .options import BOUNDED_MUSIC_LENGTH, DEFAULT_LENGTH, FORM_PATTERN, POEM_LINE_LENGTH, SampleOptions, verify_declared
+from .options import (
+    BOUNDED_MUSIC_LENGTH,
+    DEFAULT_LENGTH,
+    FORM_PATTERN,
+    POEM_LINE_LENGTH,
+    SampleOptions,
+    declarations,
+    defaults,
+    verify_declared,
+)
 
 if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked before it is needed
     from ..model.rundir import RunDir
@@ -185,9 +194,8 @@ def _verify_combinations(options: SampleOptions, run: RunFacts) -> None:
     if options.syntax and run.kind != "code":
         raise OptionError("syntax", f"expected a code run, received a {run.kind} run")
     if options.beam:
-        sampling = {"temperature": options.temperature != 1.0, "top_k": options.top_k != 0, "top_p": options.top_p != 1.0,
-                    "greedy": options.greedy}
-        given = [name for name, on in sampling.items() if on]
+        drawn_as = defaults()
+        given = [name for name, declared in declarations().items() if declared.draws and getattr(options, name) != drawn_as[name]]
         if given:
             raise OptionError(given[0], "expected no sampling setting with --beam, which ranks by the model's own "
                                         "probabilities")

@@ -111,3 +111,17 @@ def test_a_setting_reaches_the_loop_and_every_record_without_code_of_its_own(tra
     record = generate.load(trained_run).samples(length=20, seed=1, **given)[0].record
     recorded = {f.name for f in dataclasses.fields(SamplingConfig)} - {"banned", "oov"}
     assert recorded <= set(record) and record["top_k"] == 5 and record["top_p"] == 0.9
+
+
+def test_beam_search_refuses_every_setting_declared_to_change_how_characters_are_drawn(trained_run):
+    from generate.model.rundir import RunDir
+    from generate.sampling.resolve import RunFacts, resolve_options
+
+    facts = RunFacts.of(RunDir(trained_run))
+    other = {"temperature": 0.5, "top_k": 3, "top_p": 0.5, "greedy": True}
+    drawn = [name for name, declared in declarations().items() if declared.draws]
+    assert sorted(drawn) == sorted(other)  # a new one needs a value here, and is refused below
+    for name in drawn:
+        with pytest.raises(OptionError, match="with --beam") as caught:
+            resolve_options(SampleOptions(beam=2, **{name: other[name]}), facts)
+        assert caught.value.option == name
