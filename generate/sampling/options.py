@@ -12,6 +12,7 @@ the run. This module imports nothing heavy, so `--help` can show defaults.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import typing
 from dataclasses import dataclass, field
@@ -229,8 +230,8 @@ def options_from(keys: dict, where: str = "") -> SampleOptions:
     values = {}
     for name, value in keys.items():
         if name not in known:
-            close = [k for k in known if k.replace("_", "") == name.replace("_", "").replace("-", "")]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise OptionError(name, f"unknown option{where}{hint}; expected one of {', '.join(known)}")
+            close = difflib.get_close_matches(name.replace("-", "_"), known, n=1, cutoff=0.75)
+            expected = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
+            raise OptionError(name, f"unknown option{where}; {expected}")
         values[name] = tuple(value) if isinstance(value, list) else value
     return SampleOptions(**values)
