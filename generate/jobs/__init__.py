@@ -1,8 +1,7 @@
-"""Jobs: what a user asks to be made, and making it safely.
+"""Jobs: job files for unattended runs, and making their outputs safely.
 
-`sample` serves one `generate sample` request. A job file (`generate run`)
-holds many: `schema` reads and type-checks it, `schedule` validates every
+A job file (`generate run`) holds many requests: `schema` reads and type-checks it, `schedule` validates every
 job before any runs and locks the file, `runner` makes one job's outputs
-(filters, redraws, atomic writes), `naming` derives output names and seeds
+(each a request through the pipeline: filters, redraws, atomic writes), `naming` derives output names and seeds
 from the run id, and `manifest` records what was made and prunes old outputs.
 """

@@ -1,3 +1,4 @@
-"""Fitting and measuring models: the stateful truncated-BPTT training loop with exact
-resumption (`trainer`), and validation and text scores in nats and bits (`scoring`).
+"""Fitting and measuring models: planning a run (`plan`), the stateful truncated-BPTT training
+loop with exact resumption (`trainer`, its state a `state.TrainingState`), and validation and
+text scores in nats and bits (`scoring`).
 """
