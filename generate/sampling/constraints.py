@@ -289,20 +289,23 @@ def explore(name: str, chars: tuple[str, ...], start, step, forbids, settings: d
     classes = sorted({char_class(c) for c in chars})
     representative = {cls: next(c for c in chars if char_class(c) == cls) for cls in classes}
     column = np.array([classes.index(char_class(c)) for c in chars])
+    reps = [representative[cls] for cls in classes]
+    no_penalties = [0.0] * len(reps)
     index, order = {start: 0}, [start]
     moves, allowed, penalties = [], [], []
-    while len(moves) < len(order):
-        state = order[len(moves)]
+    # Millions of (state, class) pairs pass through here: the loop keeps its lookups local.
+    for state in order:  # grows while it is read: each new state is visited in turn
         row = []
-        for cls in classes:
-            target = step(state, representative[cls])
-            if target not in index:
-                index[target] = len(order)
+        for c in reps:
+            target = step(state, c)
+            found = index.get(target)
+            if found is None:
+                found = index[target] = len(order)
                 order.append(target)
-            row.append(index[target])
+            row.append(found)
         moves.append(row)
-        allowed.append([not forbids(state, representative[cls]) for cls in classes])
-        penalties.append([penalty(state, representative[cls]) if penalty else 0.0 for cls in classes])
+        allowed.append([not forbids(state, c) for c in reps])
+        penalties.append([penalty(state, c) for c in reps] if penalty else no_penalties)
     moves_by_class, allowed = np.asarray(moves, np.int32), _without_dead_ends(np.asarray(moves), np.asarray(allowed, bool))
     bias = np.where(allowed, -np.asarray(penalties, np.float32), np.float32(FORBID)).astype(np.float32)
     distance = None if ends is None else distances_to_end(moves_by_class, bias, np.array([ends(state) for state in order]))
