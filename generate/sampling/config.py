@@ -3,24 +3,28 @@
 Users never build one: `resolve.resolve_options` makes it from their
 `SampleOptions`, having checked them, with every run-dependent default
 filled in. Sidecars record it, so an output can be regenerated exactly.
+
+Its fields are the settings resolved here (`ResolvedSettings`) and, added
+from their declarations, every option declared to change how a character is
+drawn (`draws=True`: temperature, top-k, top-p, greedy). A new logit filter
+is therefore its class (`filters.py`) and its option's declaration.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass
 
 from ..limits import Limit
+from .options import SampleOptions, declarations
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
-    """Resolved settings the loop runs with; `resolve.resolve_options` makes them from a user's `SampleOptions`."""
+class ResolvedSettings:
+    """The settings `resolve.resolve_options` works out; `SamplingConfig` adds the drawing options to them."""
 
     length: int = 500  # characters to generate per sample, after the prime
-    temperature: float = 1.0  # divides the logits; lower is more conservative
-    top_k: int = 0  # keep only the k most likely characters; 0 disables
-    top_p: float = 1.0  # keep the smallest set of characters holding this probability mass
-    greedy: bool = False  # always take the most likely character (also temperature 0)
     num_samples: int = 1  # streams generated together as one batch
     stop: tuple[str, ...] = ()  # a sample ends just before the first of these strings
     seed: int | None = None  # seeds the uniform draws; same seed, same text
@@ -54,3 +58,17 @@ class SamplingConfig:
     @property
     def is_greedy(self) -> bool:
         return self.greedy or self.temperature == 0
+
+
+def _drawing_fields() -> list[tuple[str, object, dataclasses.Field]]:
+    """(name, type, field with its default) of each option declared `draws=True`, in declaration order."""
+    hints = typing.get_type_hints(SampleOptions)
+    defaults = {f.name: f.default for f in dataclasses.fields(SampleOptions)}
+    return [(name, hints[name], dataclasses.field(default=defaults[name])) for name, declared in declarations().items()
+            if declared.draws]
+
+
+SamplingConfig = dataclasses.make_dataclass(
+    "SamplingConfig", _drawing_fields(), bases=(ResolvedSettings,), frozen=True,
+    namespace={"__doc__": "Resolved settings the loop runs with; `resolve.resolve_options` makes them from a user's `SampleOptions`.",
+               "__module__": __name__})
