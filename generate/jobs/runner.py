@@ -58,7 +58,7 @@ def run_job(job: Job, run: RunDir, clock: RunClock, overwrite: bool, result: Job
     try:
         copies = copy_index(model.facts, model.generator.config, job.sample_options(1, 0), wanted=True)
     except OptionError as exc:
-        raise GenerateError(f"max_copy needs the model's training corpus: {exc.problem.split(': ', 1)[-1]}") from None
+        raise GenerateError(f"max_copy {exc.problem}") from None
     failures = []
     for n in range(1, job["count"] + 1):
         files = output_files(job, output_base(job, clock, n), music)

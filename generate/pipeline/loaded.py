@@ -73,8 +73,8 @@ class LoadedModel:
     """
 
     def __init__(self, run: str | Path | RunDir, checkpoint: str = "best"):
-        self.name = run.path.name if isinstance(run, RunDir) else str(run)
         self.generator: Generator = load_generator(run.path if isinstance(run, RunDir) else run, checkpoint)
+        self.name = self.generator.run.path.name
         self._scorer = None
 
     @property
@@ -93,8 +93,7 @@ class LoadedModel:
     def prepare(self, options: SampleOptions, output: Path | None = None, overwrite: bool = False,
                 with_records: bool = False) -> Request:
         """Checks a request against this model and the disk (see `request.prepare`)."""
-        title = self.name if options.num_samples == 1 else ""
-        return prepare(self.run_dir, self.facts, options, output, overwrite, with_records, title)
+        return prepare(self.run_dir, self.facts, options, output, overwrite, with_records, _title(self.name, options))
 
     def samples(self, output: str | Path | None = None, overwrite: bool = False, **options) -> list[Output]:
         """Samples with the job file's keys as keywords; each output has its text and record.
@@ -154,13 +153,13 @@ class LoadedModel:
 
     def _draw(self, request: Request, on_text: Callable[[str], None] | None) -> tuple[list[_Kept], int, Counter]:
         """Samples batch after batch (a new seed each) until enough samples pass the filters, or the seeds run out."""
-        cfg, wanted = request.cfg, request.options.num_samples
+        cfg, wanted, redrawing = request.cfg, request.options.num_samples, redraws(request.filters)
         kept: list[_Kept] = []
         tried, rejected = 0, Counter()
         if on_text is not None and cfg.prime:
             on_text(cfg.prime)
-        for attempt, seed in enumerate(request.seeds if redraws(request.filters) else request.seeds[:1]):
-            batch_cfg = replace(cfg, num_samples=cfg.beam) if cfg.beam and redraws(request.filters) else replace(cfg, seed=seed)
+        for attempt, seed in enumerate(request.seeds if redrawing else request.seeds[:1]):
+            batch_cfg = replace(cfg, num_samples=cfg.beam) if cfg.beam and redrawing else replace(cfg, seed=seed)
             streaming = (lambda _stream, text: on_text(text)) if on_text is not None else None
             for index, sample in enumerate(generate_samples(self.generator, batch_cfg, on_text=streaming)):
                 tried += 1
@@ -175,7 +174,7 @@ class LoadedModel:
                     kept.append(_Kept(batch_cfg, index, attempt, candidate))
             if len(kept) >= wanted:
                 break
-        if redraws(request.filters) and not request.claim:
+        if redrawing and not request.claim:
             _summarise(request, len(kept), tried)
         return kept, tried, rejected
 
@@ -215,6 +214,11 @@ def _summarise(request: Request, kept: int, tried: int) -> None:
         log.warning("%s: kept %d of the %d samples asked for", flags, kept, request.options.num_samples)
 
 
+def _title(name: str, options: SampleOptions) -> str:
+    """A Markdown output's heading: the model's name for a single sample (several are numbered files)."""
+    return name if options.num_samples == 1 else ""
+
+
 def _lead(prime: str, drop_prime: bool, music: bool) -> str:
     """What leads each output: the prime, nothing, or (music) just the prime's header."""
     if not drop_prime:
@@ -246,8 +250,7 @@ def sample_run(run: str | Path, options: SampleOptions, checkpoint: str = "best"
         GenerateError: a failed write.
     """
     run_dir = resolve_run(run)
-    title = run_dir.path.name if options.num_samples == 1 else ""
-    request = prepare(run_dir, RunFacts.of(run_dir), options, output, overwrite, with_records, title)
+    request = prepare(run_dir, RunFacts.of(run_dir), options, output, overwrite, with_records, _title(run_dir.path.name, options))
     model = LoadedModel(run_dir, checkpoint)
     if on_start:
         on_start(request.cfg.seed, request.seed_drawn)

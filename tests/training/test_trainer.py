@@ -19,30 +19,40 @@ def weights(run):
     return load_trainable_model(RunDir(run).latest).get_weights()
 
 
-def test_pauses_change_nothing(tmp_path, verse_file, monkeypatch):
-    """A run paused by --max-minutes and resumed many times ends bit for bit like an uninterrupted one."""
-    corpus = CorpusConfig(sources=[str(verse_file)])
-    straight = create_run(tmp_path / "straight", corpus, ModelConfig(**MODEL), train_cfg(), show_progress=False)
+def _train_straight_and_paused(tmp_path, verse_file, monkeypatch, **options):
+    """The same run twice: uninterrupted, and paused by a 4-minute limit on a clock that ticks 1 s a reading, then resumed.
 
-    # Each reading of the clock advances it 1 s: a 4-minute limit pauses every 240 readings (about 80 steps).
+    Returns:
+        (straight, paused, pauses, first): the two results, how many times the second ran, and what the
+        first pause left: (its checkpoint's training state, whether a history file existed).
+    """
     import generate.training.trainer as train_module
 
-    def fresh_clock():
+    straight = create_run(tmp_path / "straight", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL),
+                          train_cfg(**options), show_progress=False)
+
+    def fresh_clock():  # a 4-minute limit pauses every 240 readings (about 80 steps)
         ticks = iter(range(0, 10_000))
         monkeypatch.setattr(train_module.time, "monotonic", lambda: float(next(ticks)))
 
     fresh_clock()
     paused = create_run(tmp_path / "paused", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL),
-                        train_cfg(max_minutes=4.0), show_progress=False)
-    state = read_training_state(RunDir(tmp_path / "paused").latest)
-    assert not paused.finished and state["epoch"] == 0 and 0 < state["step"]
-    assert not RunDir(tmp_path / "paused").history.exists()  # a pause does not validate
+                        train_cfg(max_minutes=4.0, **options), show_progress=False)
+    first = (read_training_state(RunDir(tmp_path / "paused").latest), RunDir(tmp_path / "paused").history.exists())
     pauses = 1
     while not paused.finished:
         fresh_clock()
         paused = resume_run(tmp_path / "paused", show_progress=False)
         pauses += 1
     monkeypatch.undo()
+    return straight, paused, pauses, first
+
+
+def test_pauses_change_nothing(tmp_path, verse_file, monkeypatch):
+    """A run paused by --max-minutes and resumed many times ends bit for bit like an uninterrupted one."""
+    straight, paused, pauses, (state, had_history) = _train_straight_and_paused(tmp_path, verse_file, monkeypatch)
+    assert state["epoch"] == 0 and 0 < state["step"]
+    assert not had_history  # a pause does not validate
     assert pauses >= 3 and paused.global_step == straight.global_step
     for name in ("latest", "best"):
         for a, b in zip(load_trainable_model(tmp_path / "straight" / f"{name}.keras").get_weights(),
@@ -71,32 +81,9 @@ def test_existing_run_is_never_overwritten(tmp_path, verse_file):
     assert (tmp_path / "run" / "latest.keras").read_bytes() == before
 
 
-def _train_straight_and_paused(tmp_path, verse_file, monkeypatch, **options):
-    """The same run twice: uninterrupted, and paused by a 4-minute limit on a clock that ticks 1 s a reading, then resumed."""
-    import generate.training.trainer as train_module
-
-    straight = create_run(tmp_path / "straight", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL),
-                          train_cfg(**options), show_progress=False)
-
-    def fresh_clock():
-        ticks = iter(range(0, 10_000))
-        monkeypatch.setattr(train_module.time, "monotonic", lambda: float(next(ticks)))
-
-    fresh_clock()
-    paused = create_run(tmp_path / "paused", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL),
-                        train_cfg(max_minutes=4.0, **options), show_progress=False)
-    pauses = 1
-    while not paused.finished:
-        fresh_clock()
-        paused = resume_run(tmp_path / "paused", show_progress=False)
-        pauses += 1
-    monkeypatch.undo()
-    return straight, paused, pauses
-
-
 def test_validation_every_n_steps_is_exact_under_pauses(tmp_path, verse_file, monkeypatch):
     """--val-every validates mid-epoch (history rows, best.keras, patience); pauses and resumes change none of it."""
-    straight, paused, pauses = _train_straight_and_paused(tmp_path, verse_file, monkeypatch, val_every=30, patience=0)
+    straight, paused, pauses, _ = _train_straight_and_paused(tmp_path, verse_file, monkeypatch, val_every=30, patience=0)
     assert pauses >= 3 and paused.global_step == straight.global_step
     columns = ("epoch", "step", "global_step", "train_loss", "val_loss", "learning_rate")
     rows = [[{k: r[k] for k in columns} for r in RunDir(tmp_path / run).read_history()] for run in ("straight", "paused")]
