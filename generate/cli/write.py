@@ -39,8 +39,10 @@ def write(state: State, model: str, output: Path | None, overwrite: bool, replay
     sampled as one batch: to the end of the line for verse, of the statement
     for code, of the bar for music. Keys: 1-9 take a candidate, r rerolls,
     u undoes, ctrl+r redoes, e edits the text, t/T lower or raise the
-    temperature, n/N change the number of candidates, s saves to -o, p plays a
-    music candidate (fluidsynth), q quits and prints the text.
+    temperature, n/N change the number of candidates, s saves (to -o, or
+    asks for a file name), p plays a
+    music candidate (fluidsynth), q quits and prints the text; Ctrl-C
+    does the same and exits 130.
     """
     from ..cowriting import write as cowriting  # Keras loads here, not for --help
 
@@ -49,5 +51,10 @@ def write(state: State, model: str, output: Path | None, overwrite: bool, replay
         click.echo(str(output) if output is not None else text, nl=output is not None or not text.endswith("\n"))
         return
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
-    session = cowriting.write(model, cowriting.WriteOptions(**options), output, overwrite, checkpoint, terminal)
-    click.echo(session.page.text, nl=not session.page.text.endswith("\n"))
+    outcome = cowriting.write(model, cowriting.WriteOptions(**options), output, overwrite, checkpoint, terminal)
+    text = outcome.session.page.text
+    click.echo(text, nl=not text.endswith("\n"))
+    if outcome.output is not None:
+        click.echo(f"saved: {outcome.output}", err=True)
+    if outcome.interrupted:
+        raise click.exceptions.Exit(130)

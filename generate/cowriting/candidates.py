@@ -10,18 +10,20 @@ end of a statement for code, the end of a bar for music.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
 
 from ..data.config import FILE_SEPARATOR
 from ..music import chorale, melody
-from ..sampling.generator import Generator, build_automata
+from ..sampling.generator import Generator, build_automata, derived_seed
 from ..sampling.loop import Context
 from ..sampling.options import SampleOptions
 
 CANDIDATE_LENGTH = 80  # characters sampled per candidate before it is cut at its boundary
 MAX_CONTEXTS = 64  # cached text states; a session rarely goes back further
+REDRAW_ROUNDS = 4  # draws made to find `count` different, non-empty candidates
 
 
 class CandidateMaker:
@@ -38,7 +40,10 @@ class CandidateMaker:
         self.gen = gen
         self.options = replace(options, warmup=False, length=length, num_samples=1)
         self.contexts: dict[tuple, Context] = {}
-        self.poem_lines = self.check("").poem_lines  # 0 for free text
+        first = self.check("")
+        if first.form != self.options.form:  # a form the options imply (a Chinese acrostic's): said once, kept
+            self.options = replace(self.options, form=first.form)
+        self.poem_lines = first.poem_lines  # 0 for free text
 
     def check(self, text: str, count: int = 1, temperature: float = 1.0, seed: int = 0):
         """The resolved settings for a draw after `text`; raises `OptionError` for text the run cannot continue."""
@@ -58,8 +63,18 @@ class CandidateMaker:
         ids = ids or self.gen.vocab.encode(self.gen.facts.default_prime())
         context = self._context(ids, cfg, automata)
         run_cfg = replace(cfg, stop=tuple(cfg.stop) + self.gen.facts.default_stops())
-        samples = self.gen.sampler.generate([], run_cfg, np.random.default_rng(seed), automata=automata, context=context)
-        return tuple(self._cut(s.text, s.stopped, cfg, text) for s in samples)
+        offered: list[str] = []
+        # Duplicates and empty candidates are no choice: draw again (from seeds derived from this draw's,
+        # so a replay draws the same) until `count` differ, or offer the different ones there are.
+        for round_index in range(REDRAW_ROUNDS):
+            rng = np.random.default_rng(derived_seed(seed, round_index))
+            for sample in self.gen.sampler.generate([], run_cfg, rng, automata=automata, context=context):
+                candidate = self._cut(sample.text, sample.stopped, cfg, text)
+                if candidate not in offered and (candidate.strip() or sample.stopped):
+                    offered.append(candidate)
+            if len(offered) >= count:
+                break
+        return tuple(offered[:count])
 
     def _context(self, ids: list[int], cfg, automata) -> Context:
         """The state after feeding `ids`, extended from the longest cached prefix of them."""
@@ -91,6 +106,8 @@ class CandidateMaker:
 def boundary(text: str, kind: str, before: str = "") -> int | None:
     """Where the first natural unit of `text` ends (an index just past it), or None if it does not end in it.
 
+    The unit (a line for text and verse, a statement for code) has something written in it.
+
     `before` is the text it continues: a statement it leaves open (a bracket, a string) goes on in `text`.
     """
     if kind == "music":
@@ -99,9 +116,12 @@ def boundary(text: str, kind: str, before: str = "") -> int | None:
     if kind == "code":
         # Only the file `text` continues counts: its statements so far, after the last file separator.
         current = before.rsplit(FILE_SEPARATOR, 1)[-1]
-        end = statement_end(current + text, after=len(current))
+        blank_lines = len(text) - len(text.lstrip("\n"))
+        end = statement_end(current + text, after=len(current) + blank_lines)
         return None if end is None else end - len(current)
-    end = text.find("\n")
+    # A line ends at the first newline after something written: newlines before it (a speaker's name
+    # ends with one, a stanza with two) belong to the candidate, which would otherwise be empty.
+    end = text.find("\n", len(text) - len(text.lstrip("\n")))
     return end + 1 if end >= 0 else None
 
 
@@ -169,3 +189,15 @@ NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 def note_name(pitch: int | None) -> str:
     return "rest" if pitch is None else f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def describe_piece(text: str, encoding: str) -> str:
+    """Music text as the candidates are shown: each piece on its line, bar by bar as note names."""
+    pieces = []
+    for line in text.split("\n"):
+        shown, before = [], ""
+        for bar in re.findall(rf"[^{re.escape(melody.BAR)}]+{re.escape(melody.BAR)}?", line):
+            shown.append(describe(before, bar, encoding).replace("  (header)", ""))
+            before += bar
+        pieces.append(" ".join(shown))
+    return "\n".join(pieces)

@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import GenerateError, OptionError, UsageError, expect
 from ..model.rundir import resolve_run
 from ..outputs.writers import RenderSettings, check_free, sidecar_path, write_midi_file, write_output
+from ..paths import cache_root
 from ..pipeline.loaded import LoadedModel
 from ..sampling.generator import Generator
 from ..sampling.options import SampleOptions
@@ -67,11 +68,21 @@ def verify(options: WriteOptions, facts: RunFacts) -> SampleOptions:
     return shared
 
 
+@dataclass
+class WriteOutcome:
+    """How a co-writing session ended."""
+
+    session: WriteSession
+    interrupted: bool  # Ctrl-C rather than q: the text is kept all the same
+    output: Path | None  # where the text was last saved, if it was
+
+
 def write(model: str | Path, options: WriteOptions, output: Path | None = None, overwrite: bool = False,
-          checkpoint: str = "best", terminal: bool = True) -> WriteSession:
-    """Runs a co-writing session on the terminal; returns it when the writer quits.
+          checkpoint: str = "best", terminal: bool = True) -> WriteOutcome:
+    """Runs a co-writing session on the terminal until the writer quits.
 
     Args:
+        output: where `s` saves; without it, `s` asks for a file name.
         terminal: whether stdin and stdout are a terminal; checked after the options, so a bad
             option is named first.
 
@@ -86,13 +97,22 @@ def write(model: str | Path, options: WriteOptions, output: Path | None = None, 
     if not terminal:
         raise UsageError("expected a terminal on stdin and stdout for the co-writing screen "
                          "(--replay SIDECAR rebuilds a saved text without one)")
+    log.info("loading %s…", model)
     gen = LoadedModel(run, checkpoint).generator
     maker = CandidateMaker(gen, shared, options.length)
-    session = WriteSession(maker, resolve_seed(options.seed), options.temperature, options.candidates, options.text)
+    seed = resolve_seed(options.seed)
+    if options.seed is None:
+        log.info("seed: %d (pass --seed %d to write this session again)", seed, seed)
+    log.info("drawing the first candidates…")
+    session = WriteSession(maker, seed, options.temperature, options.candidates, options.text)
 
-    def save() -> Path:
-        save_session(output, session, gen, str(model), options)
-        return output
+    def save(path: Path) -> Path:
+        save_session(path, session, gen, str(model), options)
+        return path
+
+    def check_output(path: Path) -> None:
+        if path != output:  # a name typed at the prompt: refused if it exists, as -o is
+            check_free([path], overwrite)
 
     def check_text(text: str) -> None:
         if maker.poem_done(text):
@@ -110,8 +130,10 @@ def write(model: str | Path, options: WriteOptions, output: Path | None = None, 
     music = facts.encoding if facts.music else None
     render = _render_options(gen, options)
     play = (lambda text, path: write_midi_file(path, text, {}, render)) if music else None
-    WriterApp(session, str(model), save if output is not None else None, check_text, music, play).run()
-    return session
+    log_file = cache_root() / "logs" / "write.log"
+    app = WriterApp(session, str(model), save, check_text, output, check_output, music, play, log_file)
+    interrupted = app.run()
+    return WriteOutcome(session, interrupted, app.output if app.output and app.output.exists() else None)
 
 
 def save_session(output: Path, session: WriteSession, gen: Generator, model: str, options: WriteOptions) -> dict:

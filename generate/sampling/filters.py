@@ -4,6 +4,11 @@ As in whisper's decoding, sampling rules are a chain of small filters, built
 once per run of the loop from the resolved settings. A new filter is a class
 here and a line in `build_filters`; the option that turns it on goes in
 `options.SampleOptions`.
+
+A filter's `setting` is fed to the compiled loop as a value, not built into
+it: a writer who changes the temperature ten times reuses one compiled loop
+rather than tracing ten. What must be known when the loop is traced (top-k's
+k, the banned ids) is part of the filter's `shape`, which keys the cache.
 """
 
 from __future__ import annotations
@@ -16,7 +21,18 @@ from ..model.backend import import_keras
 
 
 class LogitFilter:
-    def apply(self, logits):
+    @property
+    def setting(self) -> float:
+        """The value fed to the compiled loop at run time (0.0 for a filter with none)."""
+        return 0.0
+
+    @property
+    def shape(self) -> tuple:
+        """What the compiled loop is built around: a loop with the same shapes serves any settings."""
+        return (type(self).__name__,)
+
+    def apply(self, logits, setting=None):
+        """`logits` filtered; `setting` (a scalar tensor inside the loop) defaults to the filter's own."""
         raise NotImplementedError
 
 
@@ -24,7 +40,11 @@ class LogitFilter:
 class TokenMask(LogitFilter):
     banned: tuple[int, ...]  # ids that may never be sampled
 
-    def apply(self, logits):
+    @property
+    def shape(self) -> tuple:
+        return ("TokenMask", self.banned)
+
+    def apply(self, logits, setting=None):
         ops = import_keras().ops
         allowed = np.ones(logits.shape[-1], dtype=bool)
         allowed[list(self.banned)] = False
@@ -35,15 +55,23 @@ class TokenMask(LogitFilter):
 class Temperature(LogitFilter):
     temperature: float
 
-    def apply(self, logits):
-        return logits / self.temperature
+    @property
+    def setting(self) -> float:
+        return self.temperature
+
+    def apply(self, logits, setting=None):
+        return logits / (self.temperature if setting is None else setting)
 
 
 @dataclass
 class TopK(LogitFilter):
     k: int
 
-    def apply(self, logits):
+    @property
+    def shape(self) -> tuple:
+        return ("TopK", self.k)  # top_k needs k when traced
+
+    def apply(self, logits, setting=None):
         ops = import_keras().ops
         kth_largest = ops.top_k(logits, self.k, sorted=True)[0][:, -1:]
         return ops.where(logits < kth_largest, float("-inf"), logits)
@@ -53,13 +81,18 @@ class TopK(LogitFilter):
 class TopP(LogitFilter):
     p: float
 
-    def apply(self, logits):
+    @property
+    def setting(self) -> float:
+        return self.p
+
+    def apply(self, logits, setting=None):
         ops = import_keras().ops
+        p = self.p if setting is None else setting
         descending = ops.flip(ops.sort(logits, axis=-1), axis=-1)
         probs = ops.softmax(descending, axis=-1)
         mass_before = ops.cumsum(probs, axis=-1) - probs
         # The most likely character always has mass_before == 0 < p, so one survives.
-        threshold = ops.min(ops.where(mass_before < self.p, descending, float("inf")), axis=-1, keepdims=True)
+        threshold = ops.min(ops.where(mass_before < p, descending, float("inf")), axis=-1, keepdims=True)
         return ops.where(logits < threshold, float("-inf"), logits)
 
 
@@ -68,7 +101,7 @@ def build_filters(cfg) -> list[LogitFilter]:
     filters: list[LogitFilter] = []
     if cfg.banned:
         filters.append(TokenMask(tuple(sorted(cfg.banned))))
-    if not cfg.is_greedy and cfg.temperature != 1.0:
+    if not cfg.is_greedy:  # at 1.0 too (dividing by 1.0 is exact), so every temperature shares one loop
         filters.append(Temperature(cfg.temperature))
     if cfg.top_k:
         filters.append(TopK(cfg.top_k))

@@ -34,7 +34,7 @@ NO_DEADLINE = np.int32(np.iinfo(np.int32).max // 2)  # for forced characters onl
 
 # Long on purpose: the whole function is traced and compiled as one loop (XLA); its closures are the loop's body.
 def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, automata: tuple[Automaton, ...] = ()):
-    """Builds `run(token, states, automaton_states, forced, uniforms, steps, deadline)` for one chunk.
+    """Builds `run(token, states, automaton_states, forced, uniforms, steps, deadline, settings)` for one chunk.
 
     `forced[t]` holds ids to feed instead of sampling (the prime), or -1;
     `uniforms[t]` holds the random draws for step t. Only the first `steps`
@@ -45,7 +45,8 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     forbids, at step t, characters after which it could not end within the
     `deadline - t - 1` characters left: a sample cut at its length then ends
     cleanly (for code: strings, brackets and blocks closed). Where nothing
-    would be left, the deadline gives way.
+    would be left, the deadline gives way. `settings[i]` is filter i's
+    setting (its temperature, its p), so one trace serves them all.
     """
     ops = import_keras().ops
     tables = [AutomatonTensors(a, net.vocab_size) for a in automata]
@@ -69,10 +70,10 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
             logits = keep_some(logits, ops.where(needed > remaining, float("-inf"), logits))
         return logits
 
-    def choose(logits, uniform):
+    def choose(logits, uniform, settings):
         # Step 1: constrain the distribution (temperature, top-k, top-p, ...).
-        for logit_filter in filters:
-            logits = logit_filter.apply(logits)
+        for i, logit_filter in enumerate(filters):
+            logits = logit_filter.apply(logits, settings[i])
         if greedy:
             return ops.cast(ops.argmax(logits, axis=-1), "int32")
         # Step 2: unnormalised probabilities, and their running total (the CDF).
@@ -82,7 +83,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
         target = ops.maximum(uniform, 1e-7)[:, None] * cdf[:, -1:]
         return ops.cast(ops.sum(ops.cast(cdf < target, "int32"), axis=-1), "int32")
 
-    def run(token, states, automaton_states, forced, uniforms, steps, deadline):
+    def run(token, states, automaton_states, forced, uniforms, steps, deadline, settings):
         out = ops.zeros(ops.shape(forced), "int32")
         rows = ops.arange(ops.shape(forced)[0], dtype="int32")[:, None]
 
@@ -98,7 +99,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
                 logits = in_time(logits, automaton_states, deadline - t - 1)
             # Take the prime's next character if one is forced, else sample.
             forced_t = ops.take(forced, t, axis=0)
-            chosen = choose(logits, ops.take(uniforms, t, axis=0))
+            chosen = choose(logits, ops.take(uniforms, t, axis=0), settings)
             token = ops.where(forced_t >= 0, forced_t, chosen)
             # Record it in row t of the output buffer.
             out = ops.where(rows == t, token[None, :], out)
@@ -197,7 +198,7 @@ class Sampler:
             One `Sample` per stream.
         """
         ops = import_keras().ops
-        run = self._chunk_fn(cfg, automata)
+        run, settings = self._chunk_fn(cfg, automata)
         n = cfg.num_samples
         if context is None:
             context, prime_ids = self._zero_context(prime_ids[0], automata), prime_ids[1:]
@@ -221,7 +222,8 @@ class Sampler:
             # 3. Run the whole chunk in one compiled call.
             # The step after which `budget` characters are sampled: automata with ends finish by it.
             deadline = np.int32(n_forced + budget - generated)
-            token, states, automaton_states, out = run(token, states, automaton_states, forced, uniforms, np.int32(steps), deadline)
+            token, states, automaton_states, out = run(token, states, automaton_states, forced, uniforms, np.int32(steps), deadline,
+                                                             settings)
             new_ids = np.asarray(ops.convert_to_numpy(out))[n_forced:steps]
             pending_prime, generated, want = pending_prime[n_forced:], generated + steps - n_forced, chunk_steps
             # 4. Decode, apply stop strings, and hand final text to the caller.
@@ -242,7 +244,7 @@ class Sampler:
             if not ids:
                 raise ValueError("prefill: expected at least one id without a context")
             context, ids = self._zero_context(ids[0], automata), ids[1:]
-        run = self._chunk_fn(cfg, automata)
+        run, settings = self._chunk_fn(cfg, automata)
         token = ops.convert_to_tensor(np.full((1,), context.token, np.int32))
         states = [ops.convert_to_tensor(s) for s in context.states]
         automaton_states = [ops.convert_to_tensor(np.full((1,), s, np.int32)) for s in context.automaton_states]
@@ -251,7 +253,7 @@ class Sampler:
             forced = np.full((chunk_steps, 1), -1, np.int32)
             forced[: len(piece), 0] = piece
             token, states, automaton_states, _ = run(token, states, automaton_states, forced,
-                                                     np.zeros((chunk_steps, 1), np.float32), np.int32(len(piece)), NO_DEADLINE)
+                                                     np.zeros((chunk_steps, 1), np.float32), np.int32(len(piece)), NO_DEADLINE, settings)
         return Context(int(ops.convert_to_numpy(token)[0]), tuple(np.asarray(ops.convert_to_numpy(s)) for s in states),
                        tuple(int(ops.convert_to_numpy(s)[0]) for s in automaton_states))
 
@@ -260,9 +262,12 @@ class Sampler:
         return Context(first_id, tuple(self.net.initial_states(1)), tuple(a.start for a in automata))
 
     def _chunk_fn(self, cfg: SamplingConfig, automata: tuple[Automaton, ...]):
-        # One compiled loop per filter chain and set of automata; reused across calls with the same settings.
+        """The compiled loop for `cfg`'s filter chain and `automata`, and the filters' settings to feed it.
+
+        One loop per chain of filter shapes and set of automata: a new temperature or top-p reuses it.
+        """
         filters = build_filters(cfg)
-        key = (repr(filters), cfg.is_greedy, tuple(a.fingerprint for a in automata))
+        key = (tuple(f.shape for f in filters), cfg.is_greedy, tuple(a.fingerprint for a in automata))
         if key not in self.compiled:
             self.compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy, automata)
-        return self.compiled[key]
+        return self.compiled[key], np.array([f.setting for f in filters] or [0.0], np.float32)

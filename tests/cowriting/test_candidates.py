@@ -144,3 +144,16 @@ def test_the_real_program_in_tmux(trained_run, tmp_path):
     assert replayed.exit_code == 0 and replayed.stdout == text + ("" if text.endswith("\n") else "\n")
     rebuilt = CliRunner().invoke(cli, ["write", "--replay", str(tmp_path / "verse.txt.json"), "-o", str(tmp_path / "again.txt")])
     assert rebuilt.exit_code == 0 and (tmp_path / "again.txt").read_text() == text
+
+
+def test_a_writer_changing_temperature_and_count_reuses_one_compiled_loop(trained_run, capfd):
+    maker = CandidateMaker(load_generator(trained_run, num_samples=4), SampleOptions(), length=20)
+    session = WriteSession(maker, 3, 0.8, 4, "Thou ")
+    for step in range(6):
+        session.set_temperature(session.temperature + (0.1 if step % 2 else -0.3))
+        session.set_count(session.count % 9 + 1)
+    assert len(maker.gen.sampler.compiled) == 1  # the temperature is fed to the loop, not built into it
+    (run,) = maker.gen.sampler.compiled.values()
+    if hasattr(run, "experimental_get_tracing_count"):  # TensorFlow: a new count may trace once more, then never
+        assert run.experimental_get_tracing_count() <= 2
+    assert "retracing" not in capfd.readouterr().err
