@@ -146,3 +146,10 @@ def check_writable_location(path: Path, what: str) -> None:
         raise UsageError(f"{what} {str(path)!r}: {str(ancestor)!r} is a file, expected a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {str(path)!r}: directory {str(ancestor)!r} is not writable")
+    # Permission bits do not tell the whole story (root ignores them; a read-only mount or a kernel
+    # filesystem refuses anyway): create and remove a file there, as the atomic write will.
+    try:
+        with tempfile.NamedTemporaryFile(dir=ancestor, prefix=".generate-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{what} {str(path)!r}: cannot write in {str(ancestor)!r} ({exc.strerror})") from None

@@ -38,7 +38,7 @@ def sample(state: State, run: str, checkpoint: str, output: Path | None, overwri
     renders = tuple(name for name in RENDER_SUFFIXES if options.pop(name))
     request = SampleOptions(stop=tuple(_unescape(s) for s in stop), renders=renders, **options)
 
-    def show_text(text: str) -> None:  # a terminal sees a single sample as it is generated
+    def show_text(text: str) -> None:  # a single sample appears as it is generated, on a terminal or in a file
         sys.stdout.write(text)
         sys.stdout.flush()
 
@@ -46,8 +46,9 @@ def sample(state: State, run: str, checkpoint: str, output: Path | None, overwri
         if drawn and not state.quiet:
             click.echo(f"seed: {seed}", err=True)
 
-    to_terminal = output is None and not as_json and sys.stdout.isatty()
-    result = sample_run(run, request, checkpoint, output, overwrite, show_text if to_terminal else None, show_seed,
+    # Streamed whatever stdout is, so a Ctrl-C leaves what was written in a redirected file too.
+    streaming = output is None and not as_json
+    result = sample_run(run, request, checkpoint, output, overwrite, show_text if streaming else None, show_seed,
                         with_records=as_json)
     if result.streamed:
         click.echo("")

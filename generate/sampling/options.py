@@ -29,6 +29,7 @@ MAX_POEM_LINES = 1000
 FORM_PATTERN = re.compile(r"([1-9][0-9]?)x([1-9][0-9]?)")  # COLUMNSxLINES, e.g. 5x4
 MAX_SEED = 2**63
 MAX_BEAM = 256
+MAX_TEMPERATURE = 3.0  # the highest temperature taken; the co-writing screen stops at 2
 OOV_CHOICES = ("error", "drop", "unk")  # data.config.OOV_POLICIES, which a test keeps equal
 RENDER_NAMES = ("wav", "png", "musicxml", "score")  # music.RENDER_SUFFIXES' keys, which a test keeps equal
 
@@ -106,7 +107,9 @@ class SampleOptions:
                       choices=OOV_CHOICES)
     length: int | None = option(None, "Characters to generate per sample.", short="-n", minimum=1,
                                 default_text=f"{DEFAULT_LENGTH['text']}; music runs {DEFAULT_LENGTH['music']}, ended by the end of the tune or piece")
-    temperature: float = option(1.0, "Softmax temperature; 0 is greedy.", short="-t", minimum=0, cycles=True, draws=True,
+    # Above about 2 a character model writes noise; 1e6 is uniform noise. The bound is generous, and said.
+    temperature: float = option(1.0, "Softmax temperature; 0 is greedy.", short="-t", minimum=0, maximum=MAX_TEMPERATURE,
+                                cycles=True, draws=True,
                                 job_help="sampling temperature; a list is used in turn like prime")
     top_k: int = option(0, "Sample from the k likeliest characters; 0 = all.", minimum=0, draws=True)
     top_p: float = option(1.0, "Sample from the smallest set holding this probability.", above=0, maximum=1, draws=True)

@@ -1,6 +1,8 @@
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -26,6 +28,8 @@ def run(runner, *args):
     [
         (["sample", "{run}", "--temperature", "-1"], 2, ["--temperature", "-1"]),
         (["sample", "{run}", "--top-p", "1.5"], 2, ["--top-p"]),
+        (["sample", "{run}", "-t", "1e6"], 2, ["--temperature", "[0, 3]"]),
+        (["sample", "{run}", "-n", "10", "-o", "/proc/generate-test/out.txt"], 2, ["-o", "cannot write in '/proc'"]),
         (["sample", "{run}", "--top-k", "100000", "--seed", "1"], 2, ["--top-k", "vocab size"]),
         (["sample", "{run}", "--prime", "§", "--seed", "1"], 2, ["--prime", "'§'"]),
         (["sample", "{run}", "--checkpoint", "model.h5"], 2, ["legacy .h5"]),
@@ -173,3 +177,17 @@ def test_init_from_starts_a_new_run_at_another_runs_weights(runner, trained_run,
     one_line_error(run(runner, "train", tmp_path / "other", tmp_path / "other.txt", "--init-from", trained_run), 2,
                    "--init-from", "vocabulary")
     assert not (tmp_path / "wider").exists() and not (tmp_path / "other").exists()
+
+
+def test_ctrl_c_with_stdout_in_a_file_keeps_what_was_written(trained_run, tmp_path):
+    out = tmp_path / "out.txt"
+    with open(out, "w") as handle:
+        child = subprocess.Popen([sys.executable, "-m", "generate", "sample", str(trained_run), "-n", "100000000",
+                                  "--seed", "1"], stdout=handle, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while out.stat().st_size < 300 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert out.stat().st_size >= 300  # streamed as it was written, not lost with the process
