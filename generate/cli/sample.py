@@ -84,7 +84,8 @@ def _unescape(text: str) -> str:
 def render(source: Path, output: Path, bpm: float, instrument: str, encoding: str | None, overwrite: bool, **flags) -> None:
     """Render encoded music text (a .txt, or a sample's .json sidecar) to MIDI.
 
-    Malformed text is repaired rather than refused; the sidecar counts what was dropped.
+    A few malformed characters are repaired (the sidecar counts them); text
+    that is mostly not the encoding is refused.
     """
     from ..outputs.writers import render_file  # not loaded for --help, which stays instant
 

@@ -20,6 +20,16 @@ def render_path(path: Path, render: str) -> Path:
     return path.with_suffix(RENDER_SUFFIXES[render])
 
 
+MAX_MALFORMED_SHARE = 0.2  # a sample with a few repairs renders; licence text, 77% malformed, does not
+
+
+def malformed_characters(text: str, encoding: str = "melody") -> tuple[int, int]:
+    """(characters the decoder would drop or repair, characters that are not whitespace) of music `text`."""
+    decode = decode_chorale if encoding == "chorale" else decode_tune
+    dropped = sum(decode(line.strip())[1].dropped for line in text.splitlines() if line.strip())
+    return dropped, sum(not c.isspace() for c in text)
+
+
 def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 120.0, program: int = 0,
                  velocity: int = 80, renders: tuple[str, ...] = ()) -> dict:
     """Decodes every piece in `text` and writes them one after another as MIDI.

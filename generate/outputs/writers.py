@@ -17,7 +17,7 @@ from ..errors import RenderError, UsageError, WriteError
 from ..fileio import atomic_write_bytes, atomic_write_text, check_writable_location
 from ..music import RENDER_SUFFIXES
 from ..music.midi import instrument_program
-from ..music.render import render_music
+from ..music.render import MAX_MALFORMED_SHARE, malformed_characters, render_music
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,11 @@ def render_file(source: Path, output: Path, bpm: float = 120.0, instrument: str 
         raise UsageError(f"SOURCE {str(source)!r}: expected UTF-8 music text or a sample sidecar with a 'text' field") from None
     if output.suffix.lower() not in (".mid", ".midi"):
         raise UsageError(f"-o: expected a .mid path, received {str(output)!r}")
+    dropped, characters = malformed_characters(text, encoding)
+    if not characters or dropped > MAX_MALFORMED_SHARE * characters:
+        other = "chorale" if encoding != "chorale" else "melody"
+        raise UsageError(f"SOURCE {str(source)!r}: {dropped:,} of its {characters:,} characters are not {encoding} "
+                         f"music; expected a music model's sample (or --encoding {other})")
     settings = RenderSettings(encoding, float(bpm), instrument_program(instrument), 80, renders)
     check_free([output], overwrite, renders)
     record = {"source": str(Path(source).resolve()), "bpm": settings.bpm, "program": settings.program,

@@ -11,6 +11,8 @@ from generate.cli import cli
 from generate.music.melody import Event
 from generate.music.midi import read_midi_notes, write_midi
 
+from ..helpers import one_line_error
+
 TUNE_BODIES = ["GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA|", "D2FA d2fd|cBAG FGAF|E2GB e2ge|dcBA GFED|",
                "c2 e2 g2 e2|f2 d2 B2 G2|c2 e2 g2 c'2|b2 g2 c'4|"]
 
@@ -140,14 +142,19 @@ def test_train_and_sample_melodies_to_midi(folk_run, tmp_path):
         assert "\n" not in record["text"]  # one tune per sample
 
 
-def test_render_repairs_malformed_text(tmp_path):
-    source = tmp_path / "tune.txt"
-    source.write_text("M:6/8 K:x|Vh9?|%%X99|A\nnot a tune at all\nM:3/4 K:0|M9M9M9|")
+def test_render_repairs_a_few_malformed_characters_and_refuses_text_that_is_not_music(tmp_path):
+    prose = tmp_path / "licence.txt"
+    prose.write_text("Permission is hereby granted, free of charge, to any person obtaining a copy\n" * 50)
     runner = CliRunner()
+    refused = runner.invoke(cli, ["render", str(prose), "-o", str(tmp_path / "licence.mid")])
+    assert one_line_error(refused, 2, "licence.txt", "are not melody music")
+    assert not (tmp_path / "licence.mid").exists()
+    source = tmp_path / "tune.txt"
+    source.write_text("M:6/8 K:x|Vh9?|%%X99|A\nM:3/4 K:0|M9M9M9|O4P4Q4R4|M9M9M9|O4P4Q4R4|M9M9M9|")
     result = runner.invoke(cli, ["render", str(source), "-o", str(tmp_path / "tune.mid")])
     assert result.exit_code == 0, result.stderr
     record = json.loads((tmp_path / "tune.mid.json").read_text())
-    assert record["pieces"] == 3 and record["dropped_chars"] > 0 and record["notes"] >= 4
+    assert record["pieces"] == 2 and record["dropped_chars"] > 0 and record["notes"] >= 4
     from music21 import converter
 
     assert len(converter.parse(str(tmp_path / "tune.mid")).stripTies().flatten().notes) == record["notes"]
