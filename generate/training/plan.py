@@ -170,7 +170,7 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
             files a killed save left, and checks a new run's directory.
 
     Raises:
-        UsageError: not a run, a changed corpus or vocabulary,
+        UsageError: not a run, an export (no optimizer state), a changed corpus or vocabulary,
             or an override of an option that shapes the model or data.
         CheckpointError: checkpoints exist but none is intact.
     """
@@ -190,6 +190,11 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
             f"run {str(run.path)!r}: no intact checkpoint to resume from: {'; '.join(skipped)}; move the damaged files "
             "out of the run directory and --resume starts the run again from its recorded configuration"
         )
+    state = read_training_state(checkpoint) if checkpoint is not None else {}
+    if state.get("exported_from"):  # weights only: Adam's moments and step count are gone, so nothing resumes exactly
+        raise UsageError(f"run {str(run.path)!r} is an export (weights without optimizer state) and cannot resume; to "
+                         f"train its weights further, start a new run from them: generate train NEW_RUN SOURCES "
+                         f"--init-from {run.path}")
     if sources:
         config = dataclasses.replace(config, corpus=dataclasses.replace(config.corpus, sources=list(sources)))
     train_ids, val_ids = _same_corpus_split(run, config, vocab, show_progress, skipped_report)
@@ -199,7 +204,6 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
         return plan
     if skipped:  # a damaged best.keras is replaced at the next validation improvement
         log.warning("passed over %s; resuming from %s", ", ".join(skipped), checkpoint.name)
-    state = read_training_state(checkpoint)
     if state["epoch"] >= config.train.epochs:
         log.info("run %s already finished %d epoch(s); pass --epochs N to train further", run.path, state["epoch"])
         plan.done = TrainResult(run.path, state["epoch"], state["global_step"], state["best_val_loss"], False, True)
