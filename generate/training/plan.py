@@ -183,7 +183,9 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
         run.remove_stale_temp_files()
     config = run.load_config()
     vocab = run.load_vocab()
-    config = _with_overrides(config, overrides or {})
+    # A time limit belongs to the command that set it, not to the run: the "continue with" a pause
+    # prints finishes the run, unless that command sets a limit of its own.
+    config = _with_overrides(config, {"max_minutes": 0.0, **(overrides or {})})
     checkpoint, skipped = resume_point(run)
     if checkpoint is None and skipped:
         raise CheckpointError(

@@ -402,7 +402,8 @@ class Trainer:
             self.state.finished = True
             self._save_latest()
         if outcome == "paused" and not finished:
-            log.info("time limit of %g minutes reached; continue with: generate train %s --resume", self.cfg.max_minutes, self.run.path)
+            log.info("time limit of %g minutes reached; continue with: generate train %s --resume "
+                     "(trains to the end; add --max-minutes N to pause again)", self.cfg.max_minutes, self.run.path)
         if self.tensorboard is not None:
             self.tensorboard.close()
         return TrainResult(self.run.path, self.state.epoch, self.state.global_step, self.state.best_val_loss, stopped_early, finished)

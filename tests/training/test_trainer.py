@@ -42,7 +42,7 @@ def _train_straight_and_paused(tmp_path, verse_file, monkeypatch, **options):
     pauses = 1
     while not paused.finished:
         fresh_clock()
-        paused = resume_run(tmp_path / "paused", show_progress=False)
+        paused = resume_run(tmp_path / "paused", overrides={"max_minutes": 4.0}, show_progress=False)
         pauses += 1
     monkeypatch.undo()
     return straight, paused, pauses, first
@@ -115,3 +115,15 @@ def test_checked_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.epochs = 3
     assert dataclasses.replace(cfg, epochs=3).epochs == 3 and cfg.epochs == 2
+
+
+def test_a_resume_without_a_time_limit_trains_to_the_end(tmp_path, verse_file, monkeypatch):
+    import generate.training.trainer as train_module
+
+    ticks = iter(range(0, 100_000))
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: float(next(ticks)))
+    corpus = CorpusConfig(sources=[str(verse_file)])
+    paused = create_run(tmp_path / "run", corpus, ModelConfig(**MODEL), train_cfg(max_minutes=4.0), show_progress=False)
+    assert not paused.finished
+    ticks = iter(range(0, 100_000))  # the same clock: the recorded 4 minutes would pause again
+    assert resume_run(tmp_path / "run", show_progress=False).finished
