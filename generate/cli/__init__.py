@@ -7,7 +7,7 @@ TensorFlow) are imported inside commands, so `generate --help` stays instant.
 
 from __future__ import annotations
 
-from .base import cli
+from .base import cli, logging_options
 from .corpus import corpus_group
 from .jobs import run_command, runs_group
 from .sample import render, sample
@@ -15,8 +15,15 @@ from .score import score
 from .train import export, info, list_runs, train
 from .write import write
 
+
+def _with_logging_options(command):
+    for sub in getattr(command, "commands", {}).values():
+        _with_logging_options(sub)
+    return logging_options(command)
+
+
 for command in (train, sample, write, render, score, info, list_runs, export, corpus_group, run_command, runs_group):
-    cli.add_command(command)
+    cli.add_command(_with_logging_options(command))
 
 
 def main() -> None:

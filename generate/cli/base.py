@@ -38,14 +38,24 @@ class State:
 pass_state = click.make_pass_decorator(State, ensure=True)
 
 
-class GenerateGroup(click.Group):
+class SentenceGroup(click.Group):
+    """A command group that lists each command with the whole first sentence of its help, never cut mid-sentence."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=1000)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class GenerateGroup(SentenceGroup):
     """A command group whose errors are one line on stderr, with exit codes 2 and 1."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(args if args is not None else sys.argv[1:])
-        # Only the group's own options, before the command name, can ask for tracebacks.
-        group_options = argv[: next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))]
-        verbose = "-v" in group_options or "--verbose" in group_options
+        # -v before or after the command name asks for tracebacks (see `logging_options`).
+        verbose = "-v" in argv or "--verbose" in argv
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
@@ -93,6 +103,23 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     log.propagate = False
+
+
+def _set_logging(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value:
+        return
+    state = ctx.ensure_object(State)
+    setattr(state, param.name, True)
+    _setup_logging(state.quiet, state.verbose)
+
+
+def logging_options(command):
+    """-q and -v on a command itself, so that `generate sample -q` means what `generate -q sample` does."""
+    for flag, name, text in (("-q", "quiet", "Only warnings and errors on stderr; no progress bars."),
+                             ("-v", "verbose", "Debug logs, TensorFlow's own logs, and tracebacks on errors.")):
+        command = click.option(flag, f"--{name}", name, is_flag=True, expose_value=False, is_eager=True,
+                               callback=_set_logging, help=text)(command)
+    return command
 
 
 @click.group(cls=GenerateGroup, context_settings={"auto_envvar_prefix": "GENERATE", "help_option_names": ["-h", "--help"]})

@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from ..music import ENCODINGS
-from .base import State, pass_state
+from .base import SentenceGroup, State, pass_state
 
 
-@click.group("corpus")
+@click.group("corpus", cls=SentenceGroup)
 def corpus_group() -> None:
     """Built-in corpora: what they are, where they come from, and building them."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import GenerateError
-from .base import State, log, pass_state
+from .base import SentenceGroup, State, log, pass_state
 
 
 @click.command("run")
@@ -74,7 +74,7 @@ def _log_file(path: Path | None) -> Iterator[Callable[[str], None]]:
         handler.close()
 
 
-@click.group("runs")
+@click.group("runs", cls=SentenceGroup)
 def runs_group() -> None:
     """Inspect what scheduled runs made."""
 

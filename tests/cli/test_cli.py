@@ -201,3 +201,14 @@ def test_an_export_refuses_to_resume_and_is_left_as_it_was(runner, trained_run, 
         message = one_line_error(run(runner, "train", export, "--resume", *extra), 2, "is an export", "--init-from")
         assert str(export) in message
         assert {p.name: p.read_bytes() for p in export.iterdir()} == before  # no config, history or logs/ touched
+
+
+def test_quiet_and_verbose_work_after_the_command_and_the_command_list_keeps_whole_sentences(runner, trained_run):
+    after = run(runner, "sample", trained_run, "-n", "5", "-q")
+    before = run(runner, "-q", "sample", trained_run, "-n", "5")
+    assert after.exit_code == before.exit_code == 0 and "seed:" not in after.stderr + before.stderr
+    assert "seed:" in run(runner, "sample", trained_run, "-n", "5").stderr
+    bad = run(runner, "sample", trained_run, "--top-k", "99999", "-v")
+    assert bad.exit_code == 2 and "Traceback" in bad.stderr
+    listing = run(runner, "--help").output
+    assert "..." not in listing.split("Commands:")[1] and "Generate text from RUN: a run directory, or a shipped model's name." in listing
