@@ -9,6 +9,7 @@ declarations in `sampling/options.py`; `JOB_KEYS` are the job's own.
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from dataclasses import dataclass, field
@@ -187,7 +188,8 @@ def load_jobs(path: Path) -> list[Job]:
 def _check_keys(path: Path, where: str, table: dict) -> None:
     for key, value in table.items():
         if key not in SCHEMA:
-            close = [k for k in SCHEMA if k.replace("_", "") == key.replace("_", "").replace("-", "")]
+            same = [k for k in SCHEMA if k.replace("_", "") == key.replace("_", "").replace("-", "")]
+            close = same or difflib.get_close_matches(key.replace("-", "_"), list(SCHEMA), n=1, cutoff=0.75)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"{path}: {where}: unknown key {key!r}{hint}")
         types = SCHEMA[key][0]

@@ -45,7 +45,8 @@ def jobs(tmp_path, trained_run, monkeypatch):
 
 
 @pytest.mark.parametrize("change, needles", [
-    (('count = 3', 'cuont = 3'), ["job 'poem'", "unknown key 'cuont'"]),
+    (('count = 3', 'cuont = 3'), ["job 'poem'", "unknown key 'cuont' (did you mean 'count'?)"]),
+    (('temperature = [0.7, 1.2]', 'temprature = 0.7'), ["unknown key 'temprature' (did you mean 'temperature'?)"]),
     (('count = 3', 'count = "three"'), ["job 'poem'", "count: expected int, received str"]),
     (('count = 3', 'count = 0'), ["job 'poem'", "count: expected an integer >= 1"]),
     (('model = "', 'model = "/no/such/run'), ["job 'poem'", "model:"]),
