@@ -3,6 +3,10 @@
 On a TTY it redraws one line at most ten times a second. Elsewhere (cron,
 pipes, CI) it writes a plain line at every tenth of the work, so logs stay
 readable and honest about progress.
+
+A terminal bar leaves its line open; `clear_open_line` clears it first, so a
+log line written meanwhile starts on a line of its own (the bar redraws
+under it at its next update).
 """
 
 from __future__ import annotations
@@ -10,6 +14,19 @@ from __future__ import annotations
 import sys
 import time
 from typing import TextIO
+
+
+_open_line: ProgressBar | None = None  # the terminal bar whose line the cursor is on
+
+
+def clear_open_line() -> None:
+    """Clears the line a terminal progress bar left open, so the next write starts at column 0."""
+    global _open_line
+    if _open_line is not None:
+        _open_line.stream.write("\r\x1b[K")
+        _open_line.stream.flush()
+        _open_line._last_draw = 0.0  # redrawn at its next update, below what is written now
+        _open_line = None
 
 
 class ProgressBar:
@@ -41,6 +58,7 @@ class ProgressBar:
 
     def update(self, done: int, postfix: str = "", rate_units: float | None = None) -> None:
         """Sets progress to `done` units; `rate_units` overrides what the rate counts."""
+        global _open_line
         self.done = min(int(done), self.total)
         self.postfix = postfix
         if not self.enabled:
@@ -51,6 +69,7 @@ class ProgressBar:
                 self._last_draw = now
                 self.stream.write("\r" + self._line(now, rate_units) + "\x1b[K")
                 self.stream.flush()
+                _open_line = self
         else:
             tenth = self.done * 10 // self.total
             if tenth != self._last_tenth:
@@ -63,9 +82,12 @@ class ProgressBar:
         self.update(self.done + n)
 
     def close(self) -> None:
-        if self.enabled and self.is_tty:
+        global _open_line
+        if self.enabled and self.is_tty and _open_line is self:
             self.stream.write("\n")
             self.stream.flush()
+        if _open_line is self:
+            _open_line = None
 
     def _line(self, now: float, rate_units: float | None) -> str:
         elapsed = max(now - self.start, 1e-9)

@@ -27,3 +27,26 @@ def test_quiet_bar_writes_nothing():
     bar.update(10)
     bar.close()
     assert out.getvalue() == ""
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_log_line_during_a_terminal_bar_starts_on_a_line_of_its_own(monkeypatch):
+    import logging
+
+    from generate.cli.base import _StderrHandler
+
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    bar = ProgressBar(100, desc="epoch 2/3", stream=screen)
+    bar.update(40)
+    _StderrHandler().emit(logging.LogRecord("generate", logging.INFO, "", 0, "preview at step 40: ...", None, None))
+    bar.update(41)
+    bar.close()
+    shown = screen.getvalue()
+    before_preview = shown.split("preview at step 40")[0]
+    assert before_preview.endswith("\r\x1b[K")  # the bar's line was cleared first: the preview starts at column 0
+    assert shown.rsplit("preview at step 40: ...\n", 1)[1].startswith("\repoch 2/3")  # the bar redraws below it

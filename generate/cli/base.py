@@ -18,6 +18,7 @@ import click
 
 from .. import __version__
 from ..errors import GenerateError
+from ..progress import clear_open_line
 from ..units import bits
 
 log = logging.getLogger("generate")
@@ -92,6 +93,7 @@ class GenerateGroup(SentenceGroup):
 
 class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
+        clear_open_line()  # a preview or a signal's notice never starts on a progress bar's line
         click.echo(self.format(record), err=True)
 
 

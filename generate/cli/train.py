@@ -120,10 +120,16 @@ def _info_lines(summary: dict) -> list[str]:
             lines.append(f"{name + ':':11} {ck['error']}")
             continue
         val = f", val {bits_text(ck['val_loss'])}" if ck.get("val_loss") is not None else ""
-        lines.append(f"{name + ':':11} epoch {ck['epoch']} step {ck['step']} (global {ck['global_step']}){val}, {ck['bytes']} bytes{', finished' if ck.get('finished') else ''}")
+        where = _position(ck["epoch"], ck["step"], t["epochs"])
+        lines.append(f"{name + ':':11} {where} (global step {ck['global_step']}){val}, {ck['bytes']} bytes{', finished' if ck.get('finished') else ''}")
     for row in summary["history"]:
-        lines.append(f"history:    epoch {row['epoch']} step {row['global_step']}: train {row['train_bpc']} bpc, val {row['val_bpc'] or '-'} bpc, {row['chars_per_s']} chars/s")
+        lines.append(f"history:    epoch {row['epoch']}/{t['epochs']}, global step {row['global_step']}: train {row['train_bpc']} bpc, val {row['val_bpc'] or '-'} bpc, {row['chars_per_s']} chars/s")
     return lines
+
+
+def _position(epochs_done: int, step: int, epochs: int) -> str:
+    """Where a checkpoint stands, numbered as the progress bar numbers it (epoch 2/5 is the second, under way)."""
+    return f"end of epoch {epochs_done}/{epochs}" if step == 0 else f"epoch {epochs_done + 1}/{epochs}, step {step}"
 
 
 @click.command("list")
@@ -142,7 +148,7 @@ def list_runs(directory: Path) -> None:
         elif entry.error:
             click.echo(f"{entry.path}\t(unreadable: {entry.error})")
         else:
-            click.echo(f"{entry.path}\t{entry.model}\tepoch {entry.epoch}/{entry.epochs}\tbest val {best}")
+            click.echo(f"{entry.path}\t{entry.model}\t{entry.epoch}/{entry.epochs} epochs done\tbest val {best}")
 
 
 @click.command()

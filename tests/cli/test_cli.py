@@ -96,10 +96,14 @@ def test_envvars_configure_options(runner, trained_run):
 def test_info_and_list(runner, trained_run):
     result = run(runner, "info", trained_run)
     assert result.exit_code == 0 and "lstm 2x16" in result.stdout and "best:" in result.stdout
+    assert "end of epoch 1/1 (global step" in result.stdout
+    from generate.cli.train import _position
+
+    assert _position(1, 200, 3) == "epoch 2/3, step 200"  # as the progress bar says "epoch 2/3 200/421"
     summary = json.loads(run(runner, "info", trained_run, "--json").stdout)
     assert summary["checkpoints"]["latest"]["finished"] is True
     listed = run(runner, "list", trained_run.parent)
-    assert str(trained_run) in listed.stdout and "epoch 1/1" in listed.stdout
+    assert str(trained_run) in listed.stdout and "1/1 epochs done" in listed.stdout
 
 
 def test_train_then_resume_through_the_cli(runner, verse_file, tmp_path):
