@@ -15,7 +15,6 @@ import sys
 import time
 from typing import TextIO
 
-
 _open_line: ProgressBar | None = None  # the terminal bar whose line the cursor is on
 
 

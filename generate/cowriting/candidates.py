@@ -38,7 +38,8 @@ class CandidateMaker:
             length: characters sampled per candidate, at most.
         """
         self.gen = gen
-        self.options = replace(options, warmup=False, length=length, num_samples=1)
+        self.length = length
+        self.options = replace(options, warmup=False, length=None, num_samples=1)
         self.contexts: dict[tuple, Context] = {}
         first = self.check("")
         if first.form != self.options.form:  # a form the options imply (a Chinese acrostic's): said once, kept
@@ -47,8 +48,9 @@ class CandidateMaker:
 
     def check(self, text: str, count: int = 1, temperature: float = 1.0, seed: int = 0):
         """The resolved settings for a draw after `text`; raises `OptionError` for text the run cannot continue."""
-        return self.gen.resolve(replace(self.options, prime=text or None, num_samples=count, temperature=temperature,
-                                        seed=seed))
+        cfg = self.gen.resolve(replace(self.options, prime=text or None, num_samples=count, temperature=temperature,
+                                       seed=seed))
+        return replace(cfg, length=self.length)  # a candidate is a line or so, whatever the whole piece's length
 
     def poem_done(self, text: str) -> bool:
         """Whether `text` already holds every line of the poem the options ask for."""

@@ -50,7 +50,7 @@ class WriteOptions:
 
     def sample_options(self) -> SampleOptions:
         """The sampling options every draw shares (the prime, count, temperature and seed vary per draw)."""
-        return SampleOptions(length=self.length, lines=self.lines, acrostic=self.acrostic, form=self.form, key=self.key,
+        return SampleOptions(lines=self.lines, acrostic=self.acrostic, form=self.form, key=self.key,
                              in_key=self.in_key, bpm=self.bpm, instrument=self.instrument, velocity=self.velocity,
                              warmup=False)
 

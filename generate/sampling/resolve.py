@@ -191,6 +191,9 @@ def _verify_combinations(options: SampleOptions, run: RunFacts) -> None:
         poem = [name for name in ("acrostic", "form", "lines") if getattr(options, name)]
         if poem:
             raise OptionError(poem[0], "expected a text run, received a music run")
+    poem = [name for name in ("lines", "form", "acrostic") if getattr(options, name)]
+    if poem and options.length is not None:  # one rule: a poem is always whole, and its lines set its length
+        raise OptionError("length", f"expected none for a poem ({poem[0]} is given): its lines set its length")
     if options.syntax and run.kind != "code":
         raise OptionError("syntax", f"expected a code run, received a {run.kind} run")
     if options.beam:

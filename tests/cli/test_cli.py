@@ -29,6 +29,7 @@ def run(runner, *args):
         (["sample", "{run}", "--temperature", "-1"], 2, ["--temperature", "-1"]),
         (["sample", "{run}", "--top-p", "1.5"], 2, ["--top-p"]),
         (["sample", "{run}", "-t", "1e6"], 2, ["--temperature", "[0, 3]"]),
+        (["sample", "{run}", "--lines", "14", "-n", "100"], 2, ["--length", "its lines set its length"]),
         (["sample", "{run}", "-n", "10", "-o", "/proc/generate-test/out.txt"], 2, ["-o", "cannot write in '/proc'"]),
         (["sample", "{run}", "--top-k", "100000", "--seed", "1"], 2, ["--top-k", "vocab size"]),
         (["sample", "{run}", "--prime", "§", "--seed", "1"], 2, ["--prime", "'§'"]),

@@ -61,8 +61,9 @@ def jobs(tmp_path, trained_run, monkeypatch):
     (('length = 80', 'length = 80\ncheckpoint = "model.h5"'), ["job 'poem': checkpoint:", "legacy .h5"]),
     # Sampling settings are checked by the command line's own rules, and named as job-file keys.
     (('length = 80', 'length = 80\ninstrument = "kazoo"'), ["job 'poem': instrument: expected a General MIDI number"]),
-    (('length = 80', 'length = 80\nlines = 3\nacrostic = "AB"'), ["job 'poem': acrostic: expected 3 characters"]),
-    (('length = 80', 'length = 80\nform = "5x4"'), ["job 'poem': form: this model's vocabulary has no '，'"]),
+    (('length = 80', 'lines = 3\nacrostic = "AB"'), ["job 'poem': acrostic: expected 3 characters"]),
+    (('length = 80', 'form = "5x4"'), ["job 'poem': form: this model's vocabulary has no '，'"]),
+    (('length = 80', 'length = 80\nlines = 3'), ["job 'poem': length: expected none for a poem (lines is given)"]),
     (('length = 80', 'length = 80\ntop_k = 100000'), ["job 'poem': top_k: expected an integer in [0, "]),
     (('length = 80', 'length = 80\nvalid_only = true'), ["job 'poem': valid_only: expected a code or music run"]),
     (('prime = ["Shall ", "Thou "]', 'prime = ["Shall ", "§"]'), ["job 'poem': prime: 1 character(s) not in"]),

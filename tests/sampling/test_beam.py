@@ -81,7 +81,7 @@ def test_beam_one_is_greedy_and_scores_agree_with_score(trained_run, tmp_path):
 
 def test_beams_honour_constraints(trained_run):
     runner = CliRunner()
-    result = runner.invoke(cli, ["sample", str(trained_run), "--beam", "6", "-N", "6", "--acrostic", "TAR", "-n", "150", "--json"])
+    result = runner.invoke(cli, ["sample", str(trained_run), "--beam", "6", "-N", "6", "--acrostic", "TAR", "--json"])
     assert result.exit_code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 6 and len({r["text"] for r in records}) == 6
