@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import RenderError
+from ..errors import GenerateError, RenderError
 from ..music import ENCODINGS, RENDER_SUFFIXES
 from ..sampling.options import SampleOptions
 from .base import State, log, pass_state
@@ -61,6 +61,8 @@ def sample(state: State, run: str, checkpoint: str, output: Path | None, overwri
             if request.num_samples > 1:
                 click.echo(f"--- sample {i + 1}/{request.num_samples} ---")
             click.echo(out.text)
+    if result.shortfall:  # what was kept is printed or written; the command still failed at what it was asked
+        raise GenerateError(result.shortfall)
     if result.render_errors:
         more = f" (and {len(result.render_errors) - 1} more output(s))" if len(result.render_errors) > 1 else ""
         raise RenderError(f"{result.render_errors[0]}{more}; the MIDI files and their sidecars were written")

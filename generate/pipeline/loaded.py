@@ -50,6 +50,23 @@ class SampleResult:
     render_errors: tuple[str, ...] = ()  # renders a missing tool could not make; every output and sidecar was still written
     tried: int = 0  # samples drawn, kept or not
     rejected: dict = field(default_factory=dict)  # filter name -> samples it rejected
+    asked: int = 0  # samples the request asked for
+    tested: int = 0  # samples the filters judged (a batch's extras, once enough passed, are not)
+
+    @property
+    def pass_rate(self) -> float:
+        """The share of judged samples that passed every filter."""
+        return (self.tested - sum(self.rejected.values())) / max(self.tested, 1)
+
+    @property
+    def shortfall(self) -> str | None:
+        """Why fewer samples came than were asked for, in one line; None when all came."""
+        if len(self.outputs) >= self.asked:
+            return None
+        reasons = ", ".join(f"{count} by --{name.replace('_', '-')}" for name, count in sorted(self.rejected.items()))
+        return (f"kept {len(self.outputs)} of the {self.asked} sample(s) asked for: {self.tested} drawn, "
+                f"{sum(self.rejected.values())} rejected ({reasons}), a pass rate of {self.pass_rate:.0%}; "
+                "try another seed, a lower temperature, or a looser filter")
 
 
 @dataclass(frozen=True)
@@ -143,19 +160,24 @@ class LoadedModel:
         options = request.options
         stream = on_text is not None and not request.paths and options.num_samples == 1 and not options.drop_prime \
             and not redraws(request.filters) and not options.beam
-        kept, tried, rejected = self._draw(request, on_text if stream else None)
+        kept, tried, tested, rejected = self._draw(request, on_text if stream else None)
         outputs, render_errors = [], []
         for i, sample in enumerate(kept):
             output, errors = self._finish(request, sample, request.paths[i] if request.paths else ())
             outputs.append(output)
             render_errors += errors
-        return SampleResult(outputs, request.cfg.seed, request.seed_drawn, stream, tuple(render_errors), tried, dict(rejected))
+        return SampleResult(outputs, request.cfg.seed, request.seed_drawn, stream, tuple(render_errors), tried,
+                            dict(rejected), request.options.num_samples, tested)
 
-    def _draw(self, request: Request, on_text: Callable[[str], None] | None) -> tuple[list[_Kept], int, Counter]:
-        """Samples batch after batch (a new seed each) until enough samples pass the filters, or the seeds run out."""
+    def _draw(self, request: Request, on_text: Callable[[str], None] | None) -> tuple[list[_Kept], int, int, Counter]:
+        """Samples batch after batch (a new seed each) until enough samples pass the filters, or the seeds run out.
+
+        Returns:
+            The kept samples, how many were drawn, how many the filters judged, and rejections by filter.
+        """
         cfg, wanted, redrawing = request.cfg, request.options.num_samples, redraws(request.filters)
         kept: list[_Kept] = []
-        tried, rejected = 0, Counter()
+        tried, tested, rejected = 0, 0, Counter()
         if on_text is not None and cfg.prime:
             on_text(cfg.prime)
         for attempt, seed in enumerate(request.seeds if redrawing else request.seeds[:1]):
@@ -165,6 +187,7 @@ class LoadedModel:
                 tried += 1
                 if len(kept) >= wanted:
                     continue
+                tested += 1
                 candidate = Candidate(sample.text, cfg.prime + sample.text, {"sample": sample})
                 reason = first_rejection(request.filters, candidate)
                 if reason:
@@ -175,8 +198,8 @@ class LoadedModel:
             if len(kept) >= wanted:
                 break
         if redrawing and not request.claim:
-            _summarise(request, len(kept), tried)
-        return kept, tried, rejected
+            _summarise(request, tested - sum(rejected.values()), tested)
+        return kept, tried, tested, rejected
 
     def _finish(self, request: Request, kept: _Kept, paths: tuple[Path, ...]) -> tuple[Output, list[str]]:
         """The sample's record and text, written to each of `paths`."""
@@ -206,12 +229,12 @@ def build_record(gen: Generator, request: Request, kept: _Kept, text: str) -> di
     return record
 
 
-def _summarise(request: Request, kept: int, tried: int) -> None:
+def _summarise(request: Request, passed: int, tested: int) -> None:
+    """The filters' pass rate: of the samples they judged, the share that passed (not kept over drawn)."""
     names = [f for f in request.filters if f.name != "max_copy" or request.options.max_copy is not None]
     flags = " and ".join(f"--{f.name.replace('_', '-')}" for f in names)
-    log.info("%s: %d of %d samples %s (%.0f%%)", flags, kept, tried, " and ".join(f.goal for f in names), 100 * kept / max(tried, 1))
-    if kept < request.options.num_samples:
-        log.warning("%s: kept %d of the %d samples asked for", flags, kept, request.options.num_samples)
+    log.info("%s: %d of %d samples %s: a pass rate of %.0f%%", flags, passed, tested,
+             " and ".join(f.goal for f in names), 100 * passed / max(tested, 1))
 
 
 def _title(name: str, options: SampleOptions) -> str:
@@ -254,4 +277,8 @@ def sample_run(run: str | Path, options: SampleOptions, checkpoint: str = "best"
     model = LoadedModel(run_dir, checkpoint)
     if on_start:
         on_start(request.cfg.seed, request.seed_drawn)
-    return model.run(request, on_text)
+    result = model.run(request, on_text)
+    if model.facts.music and output is None and not with_records:
+        log.info("that is %s music in this model's encoding: add -o tune.mid for a MIDI file (--wav, --png and "
+                 "--score render it too), or pass the text to generate render", model.facts.encoding)
+    return result

@@ -122,7 +122,8 @@ class SampleOptions:
                               below=MAX_SEED, bounds_text="[0, 2**63)",
                               job_help="base seed; default: derived from the run id, so a rerun repeats it")
     beam: int = option(0, "Beam search with K beams instead of sampling: the likeliest continuations by mean "
-                          "log-probability per character, best first (-N of them).", minimum=0, maximum=MAX_BEAM)
+                          "log-probability per character, best first (-N of them). Beams often share all but their "
+                          "last characters: for different texts, sample (-N without --beam).", minimum=0, maximum=MAX_BEAM)
     warmup: bool = option(True, "Without a prime, start each sample after a first tune, file or paragraph.")
     lines: int = option(0, "A poem of N non-empty lines, then stop.", minimum=0, maximum=MAX_POEM_LINES)
     acrostic: str = option("", "Line i of the poem begins with character i of TEXT.")

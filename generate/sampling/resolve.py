@@ -205,6 +205,10 @@ def _verify_combinations(options: SampleOptions, run: RunFacts) -> None:
         if options.num_samples > options.beam:
             raise OptionError("num_samples", f"expected at most --beam ({options.beam}) samples, the beams found, "
                                              f"received {options.num_samples}")
+        if options.num_samples > 1:
+            log.info("--beam %d -N %d: the %d likeliest beams, best first; they often differ only in their last "
+                     "characters (for different texts, sample with -N and no --beam)", options.beam,
+                     options.num_samples, options.num_samples)
     if options.valid_only and run.kind == "text":
         raise OptionError("valid_only", "expected a code or music run, received a text run")
 

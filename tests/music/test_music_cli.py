@@ -41,6 +41,8 @@ def test_bars_notes_and_midi_primers(folk_run, tmp_path):
         body = text[len("M:4/4 K:1|"):]
         assert body.count("|") <= 3 and (body.endswith("|") or json.loads(line)["stopped"])
     notes = runner.invoke(cli, ["sample", str(run), "--notes", "4", "--seed", "2", "--prime", "M:4/4 K:1|", "--json"])
+    printed = runner.invoke(cli, ["sample", str(run), "--notes", "4", "--seed", "2", "--prime", "M:4/4 K:1|"])
+    assert printed.stdout.startswith("M:4/4 K:1|") and "add -o tune.mid" in printed.stderr  # raw encoding, and the hint
     from generate.music.melody import PITCH_CHARS
 
     assert sum(c in PITCH_CHARS for c in json.loads(notes.stdout)["text"][len("M:4/4 K:1|"):]) <= 4

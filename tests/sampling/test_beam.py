@@ -69,6 +69,7 @@ def test_beam_one_is_greedy_and_scores_agree_with_score(trained_run, tmp_path):
     assert one.exit_code == 0 and one.stdout == greedy.stdout and "seed:" not in one.stderr
     result = runner.invoke(cli, [*base, "--beam", "5", "-N", "3", "--stop", "\\n", "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.stderr
+    assert "the 3 likeliest beams" in result.stderr and "sample with -N and no --beam" in result.stderr
     again = runner.invoke(cli, [*base, "--beam", "5", "-N", "3", "--stop", "\\n", "--json"])
     records = [json.loads(line) for line in again.stdout.splitlines()]
     for path, record in zip(sorted((tmp_path / "out").glob("*.txt")), records):

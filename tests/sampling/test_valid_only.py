@@ -41,11 +41,12 @@ def test_valid_only_cli(code_run, trained_run):
     runner = CliRunner()
     result = runner.invoke(cli, ["sample", str(code_run), "--prime", "a = ", "-N", "4", "-n", "60", "--seed", "3",
                                  "--stop", "\\n", "--temperature", "1.3", "--valid-only", "--json"])
-    assert result.exit_code == 0, result.stderr
-    valid = re.search(r"--valid-only: (\d+) of (\d+) samples parse as Python", result.stderr)
+    valid = re.search(r"--valid-only: (\d+) of (\d+) samples parse as Python: a pass rate of (\d+)%", result.stderr)
     assert valid, result.stderr
+    assert int(valid.group(3)) == round(100 * int(valid.group(1)) / int(valid.group(2)))
     lines = result.stdout.splitlines()
     assert len(lines) == min(4, int(valid.group(1))) and lines, (lines, result.stderr)
+    assert result.exit_code == (0 if len(lines) == 4 else 1), result.stderr  # fewer than asked for is a failure
     for line in lines:
         ast.parse(json.loads(line)["text"].replace("\x1c", ""))
     text = runner.invoke(cli, ["sample", str(trained_run), "--valid-only"])
@@ -67,6 +68,9 @@ def test_min_length_redraws_short_samples_reproducibly(trained_run, tmp_path):
         again = runner.invoke(cli, ["sample", str(trained_run), "--stop", "\\n", "-n", "120", "--seed", str(record["seed"]),
                                     "-N", "4", "--drop-prime", "--no-warmup", "--json"])
         assert json.loads(again.stdout.splitlines()[record["sample_index"]])["text"] == path.read_text()
+    none_kept = runner.invoke(cli, [*base[:-2], "--min-length", "120", "-N", "2"])  # a line of 120 never comes
+    assert none_kept.exit_code == 1 and none_kept.stdout == ""
+    assert "kept 0 of the 2 sample(s) asked for" in none_kept.stderr.strip().splitlines()[-1]
     too_long = runner.invoke(cli, ["sample", str(trained_run), "-n", "50", "--min-length", "51"])
     assert too_long.exit_code == 2 and "--min-length: expected at most --length (50), received 51" in too_long.stderr
 
