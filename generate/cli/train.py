@@ -92,14 +92,23 @@ def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...],
 @click.command()
 @click.argument("run")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(run: str, as_json: bool) -> None:
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw the loss curve (training and validation bits per character by step) into a PNG file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --plot file.")
+def info(run: str, as_json: bool, plot: Path | None, overwrite: bool) -> None:
     """Describe RUN (a path or shipped model name): model, corpus, checkpoints, losses.
 
-    Reads JSON and zip metadata only; TensorFlow is never imported.
+    Reads JSON, CSV and zip metadata only; TensorFlow is never imported.
     """
     from ..model.rundir import resolve_run, run_summary  # NumPy (never TensorFlow) loads here, not for --help
 
-    summary = run_summary(resolve_run(run))
+    run_dir = resolve_run(run)
+    summary = run_summary(run_dir)
+    if plot is not None:
+        from ..outputs.curves import plot_history  # matplotlib loads only for a plot
+
+        rows = plot_history(run_dir, plot, overwrite)
+        log.info("%s: the loss curve over %d validation(s)", plot, rows)
     click.echo(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else "\n".join(_info_lines(summary)))
 
 

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -217,3 +218,26 @@ def test_quiet_and_verbose_work_after_the_command_and_the_command_list_keeps_who
     assert bad.exit_code == 2 and "Traceback" in bad.stderr
     listing = run(runner, "--help").output
     assert "..." not in listing.split("Commands:")[1] and "Generate text from RUN: a run directory, or a shipped model's name." in listing
+
+
+def test_info_plots_the_loss_curve_without_tensorflow(trained_run, tmp_path):
+    curve = tmp_path / "curve.png"
+    code = ("import sys; from generate.cli import cli\n"
+            f"code = cli.main(['info', {str(trained_run)!r}, '--plot', {str(curve)!r}], standalone_mode=False)\n"
+            "assert code == 0 and 'tensorflow' not in sys.modules, code")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "loss curve over 1 validation" in done.stderr
+    again = subprocess.run([sys.executable, "-m", "generate", "info", str(trained_run), "--plot", str(curve)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_shell_completion_completes_commands_as_the_docs_say():
+    import os
+
+    env = {**os.environ, "_GENERATE_COMPLETE": "bash_complete", "COMP_WORDS": "generate sa", "COMP_CWORD": "1"}
+    done = subprocess.run([sys.executable, "-m", "generate"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "plain,sample" in done.stdout.splitlines()
+    docs = (Path(__file__).parents[2] / "docs" / "commands.md").read_text()
+    assert 'eval "$(_GENERATE_COMPLETE=bash_source generate)"' in docs
