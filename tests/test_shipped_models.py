@@ -19,7 +19,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the 
 
 
 @pytest.mark.parametrize("case", RECORDED["samples"], ids=lambda case: " ".join(case["args"][1:4]))
-def test_fixed_seed_samples_are_byte_identical(case, tmp_path):  # the python case ~55 s: it builds the Python tables for the shipped vocabulary
+def test_fixed_seed_samples_are_byte_identical(case, tmp_path):
     args = [str(tmp_path / "out.mid") if a == "OUT.mid" else a for a in case["args"]]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.stderr
@@ -49,6 +49,21 @@ def test_every_shipped_checkpoint_matches_its_recorded_sha256():
     for run in runs:
         assert run.recorded_checksums().get("best.keras"), run.path  # verified by hash, not only by the zip's CRCs
         assert checkpoint_problem(run.best) is None, run.path
+
+
+def test_the_shipped_python_model_carries_its_syntax_tables_and_builds_nothing(tmp_path, monkeypatch):
+    from generate.model.rundir import resolve_run
+    from generate.sampling.python import automata
+
+    chars = resolve_run("python").load_vocab().chars
+    shipped = resolve_run("python").path / "automata" / automata.tables_file_name(chars)
+    assert shipped.is_file(), "the Python tables changed: run python checkpoints/make_tables.py checkpoints/python"
+    monkeypatch.setenv("GENERATE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(automata, "_cache", {})  # nothing from an earlier test in this process
+    result = CliRunner().invoke(cli, ["sample", "python", "-n", "40", "--seed", "3"])
+    assert result.exit_code == 0, result.stderr
+    assert "building the Python syntax tables" not in result.stderr
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # read from the package, not built into the cache
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -54,7 +54,7 @@ import numpy as np
 from ...data.config import FILE_SEPARATOR
 from ...errors import WriteError
 from ...fileio import atomic_path
-from ...paths import cache_root
+from ...paths import cache_root, shipped_checkpoints_dir
 from .. import constraints
 from ..constraints import Automaton, explore
 from . import blocks, lexer, tokens
@@ -460,16 +460,32 @@ AUTOMATA = ("python_brackets", "python_layout", "python_tokens", "python_blocks"
 def python_automata(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
     """The bracket, layout, token and block automata over a run's vocabulary, starting at the start of a file.
 
-    Exploring them takes seconds, so the tables are kept in the cache directory,
+    Exploring them takes about a minute, so a shipped model carries its tables
+    (`checkpoints/python/automata/`), and any other run's are kept in the cache directory,
     keyed by the vocabulary and the source of the modules that define them, and
     built again only when either changes. Processes that need the same tables at
     once (a server's workers, a cron job beside a terminal) build them once: the
     first holds a lock while it builds, and the others then read its file.
     """
     if chars not in _cache:
-        path = cache_root() / "automata" / f"python-{_tables_key(chars)}.npz"
-        _cache[chars] = _load_tables(path) or _build_once(path, chars)
+        name = tables_file_name(chars)
+        path = cache_root() / "automata" / name
+        _cache[chars] = _load_shipped(name) or _load_tables(path) or _build_once(path, chars)
     return _cache[chars]
+
+
+def tables_file_name(chars: tuple[str, ...]) -> str:
+    """The tables' file name: it changes with the vocabulary and with the code that builds them."""
+    return f"python-{_tables_key(chars)}.npz"
+
+
+def _load_shipped(name: str) -> tuple[Automaton, ...] | None:
+    """Tables a shipped model carries (`checkpoints/NAME/automata/`), so its first sample builds nothing."""
+    for path in sorted(shipped_checkpoints_dir().glob(f"*/automata/{name}")):
+        tables = _load_tables(path)
+        if tables:
+            return tables
+    return None
 
 
 def _build_once(path: Path, chars: tuple[str, ...]) -> tuple[Automaton, ...]:
@@ -480,7 +496,12 @@ def _build_once(path: Path, chars: tuple[str, ...]) -> tuple[Automaton, ...]:
         return _build(chars)
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        return _load_tables(path) or _save_tables(path, _build(chars))
+        tables = _load_tables(path)
+        if tables is None:
+            log.info("building the Python syntax tables for this vocabulary (once; about a minute, then cached in %s)",
+                     path.parent)
+            tables = _save_tables(path, _build(chars))
+        return tables
 
 
 def _build(chars: tuple[str, ...]) -> tuple[Automaton, ...]:
