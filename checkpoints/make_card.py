@@ -82,6 +82,8 @@ def main() -> None:
         f"- **Validation loss of the shipped weights** (`generate score {run.path.name} --split val`): "
         f"{scored.nats:.4f} nats ({scored.bpc:.4f} bpc) over {scored.chars:,} characters",
         f"- **Versions:** {', '.join(f'{k} {v}' for k, v in cfg.versions.items())}",
+        f"- **Sampling defaults** (`sampling.json`: what `sample`, `write`, job files and the API use unless told "
+        f"otherwise): {json.dumps(run.sampling_defaults()) if run.sampling_defaults() else 'none recorded'}",
         "",
     ]
     if args.note:

@@ -98,3 +98,16 @@ def test_every_tour_command_runs_as_written(tmp_path, monkeypatch):  # ~60 s: tw
         ran += 1
     assert ran == len(tour)
     assert "ROMEO:" in runner.invoke(cli, ["sample", "runs/verse", "--prime", "ROMEO:", "-n", "20", "--seed", "1"]).stdout
+
+
+def test_each_shipped_model_samples_at_its_own_default_and_tang_takes_simplified_acrostics():
+    runner = CliRunner()
+    record = json.loads(runner.invoke(cli, ["sample", "tang", "--form", "5x4", "--seed", "7", "--json"]).stdout)
+    assert record["temperature"] == 0.7  # tang's card: at 1.0 it reaches for rare characters
+    told = json.loads(runner.invoke(cli, ["sample", "tang", "--form", "5x4", "--seed", "7", "-t", "1", "--json"]).stdout)
+    assert told["temperature"] == 1.0 and told["text"] != record["text"]
+    assert "temperature 0.7" in runner.invoke(cli, ["info", "tang"]).stdout
+    simplified = runner.invoke(cli, ["sample", "tang", "--acrostic", "春风", "--seed", "3"])
+    assert simplified.exit_code == 0, simplified.stderr
+    assert [line[0] for line in simplified.stdout.splitlines()] == ["春", "風"]
+    assert "written as 春風" in simplified.stderr

@@ -121,6 +121,8 @@ def _info_lines(summary: dict) -> list[str]:
         f"corpus:     {c['kind']} {', '.join(c['sources'])} ({c['chars']} chars: {c['train_chars']} train, {c['val_chars']} val), sha256 {c['sha256'][:16]}",
         f"training:   batch {t['batch_size']} x seq {t['seq_len']}, {t['epochs']} epochs, lr {t['learning_rate']} (decay {t['lr_decay']}), clip {t['clip_norm']}, seed {t['seed']}, precision {t.get('precision', 'float32')}",
         f"versions:   {', '.join(f'{k} {v}' for k, v in summary['versions'].items())}",
+        f"sampling:   {', '.join(f'{k} {v}' for k, v in summary['sampling_defaults'].items()) or 'no defaults of its own'}"
+        " (sampling.json: what sample and write use unless told otherwise)",
     ]
     if not summary["checkpoints"]:
         lines.append(f"latest:     none yet (stopped before its first checkpoint); continue with: generate train {summary['run']} --resume")

@@ -17,7 +17,7 @@ from .sample import DEFAULT_MODEL
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Rebuild the text of a saved session from its sidecar, print it (or write -o), and exit.")
 @click.option("--candidates", "-N", type=int, default=4, show_default=True, help="Candidates per draw (1-9).")
-@click.option("--temperature", "-t", type=float, default=0.8, show_default=True, help="Starting temperature.")
+@click.option("--temperature", "-t", type=float, default=None, help="Starting temperature  [default: the model's own (its card says), else 0.8]")
 @click.option("--length", "-n", type=int, default=80, show_default=True, help="Characters sampled per candidate, before it is cut at the end of its line, statement or bar.")
 @click.option("--seed", type=int, default=None, help="The session's seed; every draw's seed derives from it.")
 @click.option("--prime", "text", default="", help="Text to start from.")

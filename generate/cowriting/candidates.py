@@ -42,8 +42,9 @@ class CandidateMaker:
         self.options = replace(options, warmup=False, length=None, num_samples=1)
         self.contexts: dict[tuple, Context] = {}
         first = self.check("")
-        if first.form != self.options.form:  # a form the options imply (a Chinese acrostic's): said once, kept
-            self.options = replace(self.options, form=first.form)
+        if (first.form, first.acrostic) != (self.options.form, self.options.acrostic):
+            # What resolving worked out (a Chinese acrostic's form, its traditional characters): said once, kept.
+            self.options = replace(self.options, form=first.form, acrostic=first.acrostic)
         self.poem_lines = first.poem_lines  # 0 for free text
 
     def check(self, text: str, count: int = 1, temperature: float = 1.0, seed: int = 0):

@@ -28,6 +28,7 @@ from .session import MAX_CANDIDATES, WriteSession, replay
 
 log = logging.getLogger(__name__)
 RECORD_KIND = "generate write"
+DEFAULT_WRITE_TEMPERATURE = 0.8  # a writer chooses among candidates: a little safer than sampling's 1.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class WriteOptions:
     """A co-writing session's settings, as `generate write` takes them."""
 
     candidates: int = 4  # candidates per draw, 1 to 9
-    temperature: float = 0.8  # the starting temperature; t and T change it by 0.1
+    temperature: float | None = None  # the starting temperature (None: the model's own, else 0.8); t and T change it
     length: int = CANDIDATE_LENGTH  # characters sampled per candidate before its boundary cuts it
     seed: int | None = None  # the session's seed; None: drawn
     text: str = ""  # the text to start from
@@ -47,6 +48,12 @@ class WriteOptions:
     bpm: float = 120.0  # music: tempo of a saved MIDI file
     instrument: str | int = "piano"  # music: General MIDI program of a saved MIDI file
     velocity: int = 80  # music: note velocity of a saved MIDI file
+
+    def starting_temperature(self, facts: RunFacts) -> float:
+        """The temperature the first draw uses: as given, else the model's recorded default, else 0.8."""
+        if self.temperature is not None:
+            return self.temperature
+        return dict(facts.sampling_defaults).get("temperature", DEFAULT_WRITE_TEMPERATURE)
 
     def sample_options(self) -> SampleOptions:
         """The sampling options every draw shares (the prime, count, temperature and seed vary per draw)."""
@@ -64,7 +71,8 @@ def verify(options: WriteOptions, facts: RunFacts) -> SampleOptions:
     expect(1 <= options.candidates <= MAX_CANDIDATES, "candidates", f"an integer in [1, {MAX_CANDIDATES}]", options.candidates)
     expect(options.length >= 1, "length", "an integer >= 1", options.length)
     shared = options.sample_options()
-    resolve_options(replace(shared, prime=options.text or None, temperature=options.temperature, seed=0), facts)
+    resolve_options(replace(shared, prime=options.text or None, temperature=options.starting_temperature(facts), seed=0),
+                    facts)
     return shared
 
 
@@ -104,7 +112,7 @@ def write(model: str | Path, options: WriteOptions, output: Path | None = None, 
     if options.seed is None:
         log.info("seed: %d (pass --seed %d to write this session again)", seed, seed)
     log.info("drawing the first candidates…")
-    session = WriteSession(maker, seed, options.temperature, options.candidates, options.text)
+    session = WriteSession(maker, seed, options.starting_temperature(facts), options.candidates, options.text)
 
     def save(path: Path) -> Path:
         save_session(path, session, gen, str(model), options)

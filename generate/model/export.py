@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from ..fileio import atomic_path, sha256_file
+from ..fileio import atomic_path, atomic_write_text, sha256_file
 from .builder import build_model
 from .checkpoint import WEIGHTS_MEMBER, load_weights_into, read_training_state, record_checksum, save_checkpoint
 from .rundir import RunDir
@@ -46,6 +46,8 @@ def export_run(run: RunDir, dest: Path, which: str = "best", float16: bool = Fal
         _store_weights_as_float16(target.best)
     if run.history.exists():
         target.write_history(run.read_history())
+    if run.sampling.is_file():  # the run's own sampling defaults travel with its weights
+        atomic_write_text(target.sampling, run.sampling.read_text(encoding="utf-8"))
     return target.best
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,28 @@ class RunDir:
     @property
     def logs(self) -> Path:
         return self.path / "logs"
+
+    @property
+    def sampling(self) -> Path:
+        return self.path / "sampling.json"
+
+    def sampling_defaults(self) -> dict:
+        """The run's own default sampling settings (`sampling.json`, e.g. {"temperature": 0.7}); {} when none.
+
+        Its keys are `generate sample` settings; `resolve.RunFacts.of` checks them against their declarations.
+
+        Raises:
+            UsageError: a file that is not a JSON object.
+        """
+        if not self.sampling.is_file():
+            return {}
+        try:
+            defaults = json.loads(self.sampling.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{self.sampling}: cannot read the run's sampling defaults ({exc})") from None
+        if not isinstance(defaults, dict):
+            raise UsageError(f"{self.sampling}: expected a JSON object such as {{\"temperature\": 0.7}}")
+        return defaults
 
     def remove_stale_temp_files(self) -> None:
         """Deletes temp files that a killed writer left (`.latest.keras.XXXX.keras` and such)."""
@@ -177,6 +200,7 @@ def run_summary(run: RunDir) -> dict:
             summary["checkpoints"][name] = entry
     history = run.read_history()
     summary["history"] = history[-5:]
+    summary["sampling_defaults"] = run.sampling_defaults()
     return summary
 
 

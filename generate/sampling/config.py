@@ -64,8 +64,9 @@ def _drawing_fields() -> list[tuple[str, object, dataclasses.Field]]:
     """(name, type, field with its default) of each option declared `draws=True`, in declaration order."""
     hints = typing.get_type_hints(SampleOptions)
     defaults = {f.name: f.default for f in dataclasses.fields(SampleOptions)}
-    return [(name, hints[name], dataclasses.field(default=defaults[name])) for name, declared in declarations().items()
-            if declared.draws]
+    # A setting the run may record a default for (None in `SampleOptions`) is always concrete once resolved.
+    return [(name, hints[name], dataclasses.field(default=declared.fallback if defaults[name] is None else defaults[name]))
+            for name, declared in declarations().items() if declared.draws]
 
 
 SamplingConfig = dataclasses.make_dataclass(

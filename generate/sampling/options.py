@@ -60,6 +60,9 @@ class Declaration:
     job_help: str = ""  # the key's meaning in a job file, where it differs
     music: bool = False  # only music runs take it
     draws: bool = False  # it changes how a character is drawn from the logits, which beam search does not do
+    # A `draws` option whose default is None takes the run's own recorded default (`RunDir.sampling_defaults`),
+    # else this value.
+    fallback: object = None
 
     def expected(self, integer: bool) -> str:
         """The range in words, as error messages say it: `an integer >= 1`, `a number in (0, 1]`."""
@@ -108,8 +111,9 @@ class SampleOptions:
     length: int | None = option(None, "Characters to generate per sample.", short="-n", minimum=1,
                                 default_text=f"{DEFAULT_LENGTH['text']}; music runs {DEFAULT_LENGTH['music']}, ended by the end of the tune or piece")
     # Above about 2 a character model writes noise; 1e6 is uniform noise. The bound is generous, and said.
-    temperature: float = option(1.0, "Softmax temperature; 0 is greedy.", short="-t", minimum=0, maximum=MAX_TEMPERATURE,
-                                cycles=True, draws=True,
+    temperature: float | None = option(None, "Softmax temperature; 0 is greedy.", short="-t", minimum=0,
+                                       maximum=MAX_TEMPERATURE, cycles=True, draws=True, fallback=1.0,
+                                       default_text="the model's own (its card says), else 1",
                                 job_help="sampling temperature; a list is used in turn like prime")
     top_k: int = option(0, "Sample from the k likeliest characters; 0 = all.", minimum=0, draws=True)
     top_p: float = option(1.0, "Sample from the smallest set holding this probability.", above=0, maximum=1, draws=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..data.config import FILE_SEPARATOR, is_python_corpus
 from ..data.vocab import HAN, Vocab, han_chars
-from ..errors import OptionError, expect
+from ..errors import OptionError, UsageError, expect
 from ..limits import Limit
 from ..music import MUSIC_SUFFIXES
 from ..music.keys import header_sharps, parse_key
@@ -56,11 +56,31 @@ class RunFacts:
     encoding: str
     vocab: Vocab
     python: bool = False  # a code run trained on Python source
+    sampling_defaults: tuple[tuple[str, float], ...] = ()  # the run's own defaults for settings left unset
 
     @classmethod
     def of(cls, run: RunDir) -> RunFacts:
+        """The facts of `run`, its recorded sampling defaults checked as the options themselves are.
+
+        Raises:
+            UsageError: a sampling default that is not a setting, or out of its range.
+        """
         config = run.load_config()
-        return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab(), is_python_corpus(config.corpus))
+        defaults = run.sampling_defaults()
+        for name, value in defaults.items():
+            declared = declarations().get(name)
+            if declared is None or not declared.draws or declared.fallback is None:
+                settable = [n for n, d in declarations().items() if d.draws and d.fallback is not None]
+                raise UsageError(f"{run.sampling}: {name!r} is not a setting a run may default; expected "
+                                 f"{', '.join(settable)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not declared.holds(value):
+                raise UsageError(f"{run.sampling}: {name}: expected {declared.expected(False)}, received {value!r}")
+        return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab(), is_python_corpus(config.corpus),
+                   tuple(sorted((name, float(value)) for name, value in defaults.items())))
+
+    def default_setting(self, name: str):
+        """A drawing setting left unset: the run's recorded default, else the declared fallback."""
+        return dict(self.sampling_defaults).get(name, declarations()[name].fallback)
 
     @property
     def music(self) -> bool:
@@ -105,7 +125,7 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
     _verify_combinations(options, run)
     prime = read_prime(options, run)
     key = _resolve_key(options, run, prime)
-    acrostic, form, lines = options.acrostic, options.form, options.lines
+    acrostic, form, lines = _in_the_vocabulary_script(options.acrostic, run), options.form, options.lines
     if acrostic and not (form or lines) and re.fullmatch(f"[{HAN}]+", acrostic) and run.has("，。"):
         form = f"5x{len(acrostic)}"  # a Chinese acrostic is a five-character poem unless told otherwise
         log.info("--acrostic: writing the form %s (give --form or --lines to choose another)", form)
@@ -128,8 +148,12 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         key_penalty = float(options.key_penalty)
     else:
         key_penalty = DEFAULT_KEY_PENALTY.get(run.encoding, 0.0) if music_on else 0.0
-    # Settings the loop takes as the user gave them (the logit filters' among them) pass straight through.
+    # Settings the loop takes as the user gave them (the logit filters' among them) pass straight through;
+    # one left unset takes the run's own default (a beam draws nothing, so it keeps the fallback).
     passed = {name: getattr(options, name) for name in PASSED_THROUGH}
+    for name, value in passed.items():
+        if value is None and declarations()[name].fallback is not None:
+            passed[name] = declarations()[name].fallback if options.beam else run.default_setting(name)
     return SamplingConfig(
         **passed, length=length, stop=tuple(options.stop), seed=resolve_seed(options.seed), limit=limit,
         # A beam starts from the prime or the model's default start: the warm-up samples, and would differ per beam.
@@ -139,6 +163,29 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         syntax="python" if options.syntax or (options.syntax is None and run.python) else "",
         key_penalty=key_penalty, key=key, acrostic=acrostic, form=form, prime=prime,
     )
+
+
+def _in_the_vocabulary_script(acrostic: str, run: RunFacts) -> str:
+    """A simplified-Chinese acrostic written in the traditional forms a traditional vocabulary has (said on stderr).
+
+    Classical poetry corpora are in traditional characters and many writers type simplified ones:
+    春风 becomes 春風 where the model knows 風. Characters with no known form are left to the vocabulary check.
+    """
+    unknown = [c for c in acrostic if not run.has(c)]
+    if not unknown or not re.search(f"[{HAN}]", "".join(unknown)):
+        return acrostic
+    try:
+        import opencc  # OpenCC's simplified-to-traditional tables: loaded only for a Han acrostic the vocabulary lacks
+    except ImportError:
+        return acrostic
+    converter = opencc.OpenCC("s2t")
+    converted = converter.convert(acrostic)
+    if len(converted) != len(acrostic):  # a phrase rule changed the length: character by character instead
+        converted = "".join(converter.convert(c)[:1] or c for c in acrostic)
+    mapped = "".join(t if not run.has(c) and run.has(t) else c for c, t in zip(acrostic, converted))
+    if mapped != acrostic:
+        log.info("--acrostic %s: written as %s, the traditional characters this model was trained on", acrostic, mapped)
+    return mapped
 
 
 def read_prime(options: SampleOptions, run: RunFacts) -> str:
@@ -245,7 +292,8 @@ def _verify_poem(run: RunFacts, acrostic: str, form: str, lines: int, prime: str
         return 0
     missing = sorted(set(acrostic) - set(run.vocab.chars))
     if missing:
-        raise OptionError("acrostic", f"this model's vocabulary has no {', '.join(repr(c) for c in missing)}")
+        also = " (nor a traditional form of it)" if any(re.fullmatch(f"[{HAN}]", c) for c in missing) else ""
+        raise OptionError("acrostic", f"this model's vocabulary has no {', '.join(repr(c) for c in missing)}{also}")
     needed = "\n" + ("，。" if form else "")
     missing = [c for c in needed if not run.has(c)]
     if missing:

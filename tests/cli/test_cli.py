@@ -241,3 +241,20 @@ def test_shell_completion_completes_commands_as_the_docs_say():
     assert done.returncode == 0 and "plain,sample" in done.stdout.splitlines()
     docs = (Path(__file__).parents[2] / "docs" / "commands.md").read_text()
     assert 'eval "$(_GENERATE_COMPLETE=bash_source generate)"' in docs
+
+
+def test_a_runs_sampling_defaults_apply_unless_told_and_are_checked(runner, trained_run, tmp_path):
+    import shutil
+
+    run_copy = tmp_path / "run"
+    shutil.copytree(trained_run, run_copy)
+    (run_copy / "sampling.json").write_text('{"temperature": 0.5}')
+    record = json.loads(run(runner, "sample", run_copy, "-n", "10", "--seed", "1", "--json").stdout)
+    assert record["temperature"] == 0.5
+    assert json.loads(run(runner, "sample", run_copy, "-n", "10", "--seed", "1", "-t", "1", "--json").stdout)["temperature"] == 1.0
+    assert run(runner, "export", run_copy, tmp_path / "export").exit_code == 0
+    assert json.loads((tmp_path / "export" / "sampling.json").read_text()) == {"temperature": 0.5}  # it travels
+    (run_copy / "sampling.json").write_text('{"temprature": 0.5}')
+    one_line_error(run(runner, "sample", run_copy, "-n", "10"), 2, "sampling.json", "'temprature'", "temperature")
+    (run_copy / "sampling.json").write_text('{"temperature": 9}')
+    one_line_error(run(runner, "sample", run_copy, "-n", "10"), 2, "sampling.json", "temperature: expected a number in [0, 3]")

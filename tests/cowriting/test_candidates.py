@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -157,3 +158,13 @@ def test_a_writer_changing_temperature_and_count_reuses_one_compiled_loop(traine
     if hasattr(run, "experimental_get_tracing_count"):  # TensorFlow: a new count may trace once more, then never
         assert run.experimental_get_tracing_count() <= 2
     assert "retracing" not in capfd.readouterr().err
+
+
+def test_the_starting_temperature_is_the_writers_else_the_models_else_0_8(trained_run):
+    from generate.model.rundir import RunDir
+    from generate.sampling.resolve import RunFacts
+
+    facts = RunFacts.of(RunDir(trained_run))
+    assert WriteOptions().starting_temperature(facts) == 0.8
+    assert WriteOptions().starting_temperature(replace(facts, sampling_defaults=(("temperature", 0.6),))) == 0.6
+    assert WriteOptions(temperature=1.1).starting_temperature(replace(facts, sampling_defaults=(("temperature", 0.6),))) == 1.1
