@@ -46,8 +46,9 @@ def export_run(run: RunDir, dest: Path, which: str = "best", float16: bool = Fal
         _store_weights_as_float16(target.best)
     if run.history.exists():
         target.write_history(run.read_history())
-    if run.sampling.is_file():  # the run's own sampling defaults travel with its weights
-        atomic_write_text(target.sampling, run.sampling.read_text(encoding="utf-8"))
+    for facts in (run.sampling, run.pieces):  # its sampling defaults and its pieces' lengths travel with its weights
+        if facts.is_file():
+            atomic_write_text(target.path / facts.name, facts.read_text(encoding="utf-8"))
     return target.best
 
 

@@ -19,6 +19,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..data.vocab import Vocab
 from ..errors import CheckpointError, GenerateError, UsageError
@@ -31,6 +32,14 @@ HISTORY_FIELDS = (
     "epoch", "step", "global_step", "train_loss", "train_bpc",
     "val_loss", "val_bpc", "learning_rate", "elapsed_s", "chars_per_s",
 )
+
+
+class PieceBars(NamedTuple):
+    """How many bars a music corpus's pieces run to: its 5th percentile, median and 95th percentile."""
+
+    low: int
+    median: int
+    high: int
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,28 @@ class RunDir:
     @property
     def sampling(self) -> Path:
         return self.path / "sampling.json"
+
+    @property
+    def pieces(self) -> Path:
+        return self.path / "pieces.json"
+
+    def piece_bars(self) -> PieceBars | None:
+        """Music: how many bars the training corpus's pieces run to (`pieces.json`), or None when not recorded.
+
+        Raises:
+            UsageError: a file that does not hold `{"bars": [LOW, HIGH], "median": M}` with 1 <= LOW <= M <= HIGH.
+        """
+        try:
+            recorded = json.loads(self.pieces.read_text(encoding="utf-8"))
+            (low, high), median = recorded["bars"], recorded["median"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{self.pieces}: expected {{\"bars\": [LOW, HIGH], \"median\": M}} ({exc})") from None
+        if not (all(isinstance(n, int) for n in (low, median, high)) and 1 <= low <= median <= high):
+            raise UsageError(f"{self.pieces}: expected whole numbers 1 <= LOW <= M <= HIGH, received bars "
+                             f"{[low, high]} and median {median}")
+        return PieceBars(low, median, high)
 
     def sampling_defaults(self) -> dict:
         """The run's own default sampling settings (`sampling.json`, e.g. {"temperature": 0.7}); {} when none.

@@ -31,13 +31,14 @@ from ..music import chorale, melody
 from .beam import beam_search
 from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
+from .music_form import music_automaton
 from .options import SampleOptions
 from .python import python_automata
 from .resolve import RunFacts, resolve_options
 
 log = logging.getLogger(__name__)
 # Syntax plug-ins: `SamplingConfig.syntax` names one, which builds its automata for a vocabulary.
-SYNTAX_AUTOMATA = {"python": python_automata}
+SYNTAX_AUTOMATA = {"python": python_automata}  # (music's is `music_form.music_automaton`, which takes the bars too)
 
 
 @dataclass
@@ -118,7 +119,12 @@ def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton, ...]:
         # the warm-up boundary; a prime is the poem's own beginning.
         automata.append(poem_automaton(run.vocab.chars, cfg.poem_lines, cfg.acrostic, columns,
                                        boundary=cfg.warmup, skip_first=not cfg.prime))
-    if cfg.syntax:
+    if cfg.syntax == "music":
+        # A piece runs to the corpus's usual length, unless --bars or --notes (a limit) says how long.
+        lengths = run.piece_bars if cfg.limit is None else None
+        bounds = (lengths.low, lengths.high, lengths.median) if lengths else ()
+        automata.append(music_automaton(run.vocab.chars, run.encoding, *bounds))
+    elif cfg.syntax:
         automata.extend(SYNTAX_AUTOMATA[cfg.syntax](run.vocab.chars))
     return tuple(automata)
 

@@ -114,7 +114,7 @@ class SampleOptions:
     temperature: float | None = option(None, "Softmax temperature; 0 is greedy.", short="-t", minimum=0,
                                        maximum=MAX_TEMPERATURE, cycles=True, draws=True, fallback=1.0,
                                        default_text="the model's own (its card says), else 1",
-                                job_help="sampling temperature; a list is used in turn like prime")
+                                job_help="sampling temperature; a list is used in turn like prime.")
     top_k: int = option(0, "Sample from the k likeliest characters; 0 = all.", minimum=0, draws=True)
     top_p: float = option(1.0, "Sample from the smallest set holding this probability.", above=0, maximum=1, draws=True)
     greedy: bool = option(False, "Always take the likeliest character.", draws=True)
@@ -140,8 +140,10 @@ class SampleOptions:
                                          "D, Bb or F#m.", music=True)
     key_penalty: float | None = option(None, "Music: nats off the logits of out-of-key pitches (0 turns it off).",
                                        minimum=0, default_text="1.5 for melodies, 1 for chorales", music=True)
-    syntax: bool | None = option(None, "Code: keep brackets, strings, indentation and expressions valid as Python "
-                                       "while sampling.", default_text="on for Python runs")
+    syntax: bool | None = option(None, "Keep the text well formed as it is sampled: code, valid Python (brackets, "
+                                       "strings, indentation, expressions); music, pieces that decode with nothing "
+                                       "dropped (header, notes, bars) and run to the corpus's usual length.",
+                                 default_text="on for Python and music runs")
     valid_only: bool = option(False, "Keep only samples that parse (code, with ast) or decode cleanly (music); "
                                      "resample the rest.")
     min_length: int = option(0, "Redraw samples shorter than this (a stop string can end them early), with derived, "

@@ -39,7 +39,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked before it is needed
-    from ..model.rundir import RunDir
+    from ..model.rundir import PieceBars, RunDir
 
 log = logging.getLogger(__name__)
 # The fields `resolve_options` resolves; every other field `SamplingConfig` shares with `SampleOptions` is copied as given.
@@ -57,6 +57,7 @@ class RunFacts:
     vocab: Vocab
     python: bool = False  # a code run trained on Python source
     sampling_defaults: tuple[tuple[str, float], ...] = ()  # the run's own defaults for settings left unset
+    piece_bars: PieceBars | None = None  # music: the corpus's usual bars per piece (`RunDir.piece_bars`)
 
     @classmethod
     def of(cls, run: RunDir) -> RunFacts:
@@ -76,7 +77,8 @@ class RunFacts:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not declared.holds(value):
                 raise UsageError(f"{run.sampling}: {name}: expected {declared.expected(False)}, received {value!r}")
         return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab(), is_python_corpus(config.corpus),
-                   tuple(sorted((name, float(value)) for name, value in defaults.items())))
+                   tuple(sorted((name, float(value)) for name, value in defaults.items())),
+                   run.piece_bars() if config.corpus.kind == "music" else None)
 
     def default_setting(self, name: str):
         """A drawing setting left unset: the run's recorded default, else the declared fallback."""
@@ -160,7 +162,7 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         warmup=run.default_warmup() if options.warmup and not prime and not options.beam else "",
         # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
         min_chars=MIN_MUSIC_CHARS if music_on and not prime and not options.beam else 0,
-        syntax="python" if options.syntax or (options.syntax is None and run.python) else "",
+        syntax=_syntax(options, run),
         key_penalty=key_penalty, key=key, acrostic=acrostic, form=form, prime=prime,
     )
 
@@ -186,6 +188,15 @@ def _in_the_vocabulary_script(acrostic: str, run: RunFacts) -> str:
     if mapped != acrostic:
         log.info("--acrostic %s: written as %s, the traditional characters this model was trained on", acrostic, mapped)
     return mapped
+
+
+def _syntax(options: SampleOptions, run: RunFacts) -> str:
+    """Which syntax automata a sample runs under: `python` (on for Python runs), `music` (on for music runs), or none."""
+    if options.syntax is False:
+        return ""
+    if run.music:
+        return "music"
+    return "python" if options.syntax or run.python else ""
 
 
 def read_prime(options: SampleOptions, run: RunFacts) -> str:
@@ -241,8 +252,8 @@ def _verify_combinations(options: SampleOptions, run: RunFacts) -> None:
     poem = [name for name in ("lines", "form", "acrostic") if getattr(options, name)]
     if poem and options.length is not None:  # one rule: a poem is always whole, and its lines set its length
         raise OptionError("length", f"expected none for a poem ({poem[0]} is given): its lines set its length")
-    if options.syntax and run.kind != "code":
-        raise OptionError("syntax", f"expected a code run, received a {run.kind} run")
+    if options.syntax and run.kind == "text":
+        raise OptionError("syntax", "expected a code or music run, received a text run")
     if options.beam:
         drawn_as = defaults()
         given = [name for name, declared in declarations().items() if declared.draws and getattr(options, name) != drawn_as[name]]

@@ -24,6 +24,8 @@ from ..fileio import check_writable_location
 from ..model.checkpoint import read_training_state
 from ..model.config import ARCHITECTURE_FIELDS, ModelConfig, RunConfig, TrainConfig, auto_batch_size
 from ..model.rundir import RunDir, resolve_run, resume_point
+from ..music.melody import BAR
+from ..music.sampling import piece_lengths
 
 log = logging.getLogger(__name__)
 # Options a resumed run may change; everything else shapes the model or data.
@@ -55,6 +57,7 @@ class Plan:
     val_ids: np.ndarray
     checkpoint: Path | None = None  # the checkpoint to continue from; None: initialise from the recorded seed
     create: bool = False  # the run directory is still to be written (a new run)
+    pieces: dict | None = None  # music: how many bars the corpus's pieces run to (`RunDir.pieces`)
     done: TrainResult | None = None  # nothing to train: the run already finished its epochs
 
 
@@ -113,7 +116,8 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
         corpus_sha256=corpus.sha256, vocab_sha256=vocab.sha256,
         corpus_chars=corpus.n_chars, train_chars=len(train_ids), val_chars=len(val_ids),
     )
-    return Plan(run, config, vocab, train_ids, val_ids, create=True)
+    pieces = piece_lengths(ids, vocab.id_of(BAR), vocab.id_of("\n")) if corpus_cfg.kind == "music" else None
+    return Plan(run, config, vocab, train_ids, val_ids, create=True, pieces=pieces)
 
 
 def _adopt_architecture(init_from: str, model_cfg: ModelConfig) -> tuple[RunDir, ModelConfig]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
 import math
 import shutil
@@ -156,7 +157,7 @@ def _write_run_start(plan: Plan) -> RunConfig:
     if plan.create:
         config = dataclasses.replace(config, versions={"generate": __version__, **versions()},
                                      created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-        _create_run_directory(plan.run, config, plan.vocab)
+        _create_run_directory(plan.run, config, plan.vocab, plan.pieces)
     else:
         config.save(plan.run.config)
     # What an attempt killed before its first checkpoint left would be repeated by this one.
@@ -217,11 +218,13 @@ def _training_steps(engine, strategy, model, plan: Plan, policy: str, steps_per_
     return steps
 
 
-def _create_run_directory(run: RunDir, config: RunConfig, vocab: Vocab) -> None:
-    """Writes config.json and vocab.json so that the run directory appears whole or not at all."""
+def _create_run_directory(run: RunDir, config: RunConfig, vocab: Vocab, pieces: dict | None = None) -> None:
+    """Writes config.json and vocab.json (and, for music, pieces.json) so that the run directory appears whole or not at all."""
     with atomic_directory(run.path) as staging:
         vocab.save(staging / run.vocab.name)
         config.save(staging / run.config.name)
+        if pieces is not None:
+            (staging / run.pieces.name).write_text(json.dumps(pieces) + "\n", encoding="utf-8")
 
 
 def _setup_fingerprint(plan: Plan) -> dict[str, object]:

@@ -262,7 +262,7 @@ def test_sampling_honours_the_automata_by_default(python_run, trained_run):  # ~
                 assert [int(a.distance[s]) for a, s in zip(automata, states)] == [0] * len(automata), record["text"]
                 list(tokenize.generate_tokens(io.StringIO(record["text"]).readline))  # raises on an open bracket or string
         assert (broken == 0) == (expected is not None), broken
-    one_line_error(runner.invoke(cli, ["sample", str(trained_run), "--syntax"]), 2, "syntax", "expected a code run")
+    one_line_error(runner.invoke(cli, ["sample", str(trained_run), "--syntax"]), 2, "syntax", "expected a code or music run")
 
 
 def test_a_vocabulary_without_some_characters_still_has_a_move_everywhere():

@@ -1,0 +1,192 @@
+"""Music that decodes as it was sampled: each piece's header, notes, bars and length as one automaton.
+
+A music model writes its encoding one character at a time, and nothing in
+a softmax stops it writing `M:4/x K:9|`, a pitch with no duration, a hold
+in a voice that is silent, or a chorale seventy bars long. The decoders
+repair all of these (and count the repairs), but a repaired piece is not the
+piece that was sampled. This automaton forbids, as each character is drawn,
+every character the decoder would have to drop or repair:
+
+- the header is `M:<1-32>/<1|2|4|8|16|32> K:<-7..7>|`, checked character by
+  character, as the verse forms are;
+- melody: every pitch or rest has a duration; a tie follows a note and has
+  a duration; a bar holds at least one note;
+- chorale: every frame has one character per voice and then its end; a hold
+  continues a voice that is sounding;
+- a piece ends (its newline) only after a bar line, and only within the
+  corpus's usual number of bars when the run records it (`RunDir.piece_bars`):
+  no newline before the shortest usual length, and nothing but the newline
+  once the longest is reached.
+
+The automaton starts at the beginning of a piece; every newline begins the
+next. Its distance table lets the sampling loop end a piece cleanly within
+the sample's length.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..music import chorale, melody
+from .constraints import Automaton, AutomatonBuilder, distances_to_end
+
+METER_DENOMINATORS = ("1", "2", "4", "8", "16", "32")
+MAX_METER_NUMERATOR = 32
+MAX_SHARPS = 7
+ENDING_BONUS = 8.0  # nats added to a piece's newline at its longest usual length, from 0 at the median
+
+
+@functools.lru_cache(maxsize=16)  # a co-writing session asks again for every draw; a chorale's takes 0.3 s
+def music_automaton(chars: tuple[str, ...], encoding: str, min_bars: int = 1, max_bars: int | None = None,
+                    median_bars: int | None = None) -> Automaton:
+    """The well-formedness automaton for `encoding` (`melody` or `chorale`) over a run's vocabulary.
+
+    Args:
+        chars: the vocabulary, in id order.
+        encoding: how the run writes music.
+        min_bars: a piece may end after this many bars, not before (at least 1).
+        max_bars: after this many bars a piece must end; None for no limit.
+        median_bars: the corpus's median; past it, ending a piece at a bar line is made steadily likelier
+            (up to `ENDING_BONUS` nats at `max_bars`), so that pieces end around the corpus's lengths
+            rather than at the limit. None: no encouragement.
+    """
+    min_bars = max(min_bars, 1)
+    if max_bars is not None and max_bars < min_bars:
+        raise ValueError(f"max_bars: expected at least min_bars ({min_bars}), received {max_bars}")
+    b = AutomatonBuilder(chars)
+    _header(b, start="piece", body=("bar start", 0, 0, False))
+    counted = max_bars if max_bars is not None else min_bars  # bars past this count are all alike
+    body = _melody_body if encoding == "melody" else _chorale_body
+    body(b, min_bars, max_bars, counted)
+    if median_bars is not None and max_bars is not None and median_bars < max_bars:
+        for name in b.names:
+            if name[0] == "bar start" and name[1] > median_bars:
+                b.penalize(name, "\n", -ENDING_BONUS * (name[1] - median_bars) / (max_bars - median_bars))
+    for _, bias in b.rows:
+        if not np.isfinite(bias).any():  # its only characters are missing from a small vocabulary: no constraint
+            bias[:] = 0.0
+    built = b.build(f"music({encoding})", "piece", {"syntax": "music", "min_bars": min_bars, "max_bars": max_bars,
+                                                    "median_bars": median_bars})
+    ends = np.zeros(built.transitions.shape[0], bool)
+    ends[built.start] = True  # just after a newline: a whole piece written
+    distance = distances_to_end(built.transitions, built.bias, ends)
+    return Automaton(built.name, built.transitions, built.bias, built.start, built.settings, distance)
+
+
+def _header(b: AutomatonBuilder, start: object, body: object) -> None:
+    """`M:<numerator>/<denominator> K:<sharps>|`, each character forced or chosen from what is valid."""
+    def expect(state: object, text: str, then: object) -> None:
+        for i, c in enumerate(text):
+            target = then if i == len(text) - 1 else (state, text[: i + 1])
+            b.allow_only(state if i == 0 else (state, text[:i]), c)
+            b.move(state if i == 0 else (state, text[:i]), c, target)
+
+    expect(start, "M:", "numerator")
+    b.allow_only("numerator", "123456789")
+    for first in "123456789":
+        b.move("numerator", first, ("numerator", first))
+        seconds = "".join(d for d in "0123456789" if int(first + d) <= MAX_METER_NUMERATOR)
+        b.allow_only(("numerator", first), seconds + "/")
+        b.move(("numerator", first), "/", "denominator")
+        for second in seconds:
+            b.move(("numerator", first), second, ("numerator", first + second))
+            expect(("numerator", first + second), "/", "denominator")
+    b.allow_only("denominator", "12483")
+    b.move("denominator", "248", "meter done")
+    b.move("denominator", "1", ("denominator", "1"))
+    b.move("denominator", "3", ("denominator", "3"))
+    b.allow_only(("denominator", "1"), "6 ")
+    b.move(("denominator", "1"), "6", "meter done")
+    b.move(("denominator", "1"), " ", "K")
+    expect(("denominator", "3"), "2", "meter done")
+    expect("meter done", " ", "K")
+    expect("K", "K:", "sharps")
+    digits = "".join(str(d) for d in range(MAX_SHARPS + 1))
+    b.allow_only("sharps", "-" + digits)
+    b.move("sharps", digits, "key done")
+    b.move("sharps", "-", "flats")
+    b.allow_only("flats", digits[1:])
+    b.move("flats", digits[1:], "key done")
+    expect("key done", melody.BAR, body)
+    for state in list(b.names):
+        b.default(state, state)  # every other character is forbidden, so where it would lead never matters
+
+
+def _melody_body(b: AutomatonBuilder, min_bars: int, max_bars: int | None, counted: int) -> None:
+    """Notes with durations, ties after notes, bars with a note, and the newline after a bar line."""
+    notes = melody.PITCH_CHARS + melody.REST
+    durations = "".join(melody.DURATIONS)
+    for bars in range(counted + 1):
+        for noted in (False, True) if bars == 0 else (True,):  # after a bar line, a note was written
+            bar_start = ("bar start", bars, 0, noted)
+            full = max_bars is not None and bars >= max_bars
+            ends = bars >= min_bars and noted
+            allowed = ("\n" if ends else "") + ("" if full else notes + (melody.TIE if noted else ""))
+            b.allow_only(bar_start, allowed)
+            b.move(bar_start, "\n", "piece")
+            b.move(bar_start, notes, ("note", bars))
+            b.move(bar_start, melody.TIE, ("tie", bars))
+            b.default(bar_start, bar_start)
+        b.allow_only(("note", bars), durations)
+        b.move(("note", bars), durations, ("duration", bars))
+        b.default(("note", bars), ("note", bars))
+        b.allow_only(("tie", bars), durations)
+        b.move(("tie", bars), durations, ("duration", bars))
+        b.default(("tie", bars), ("tie", bars))
+        after = min(bars + 1, counted)
+        b.allow_only(("duration", bars), durations + notes + melody.TIE + melody.BAR)
+        b.move(("duration", bars), durations, ("duration", bars))
+        b.move(("duration", bars), notes, ("note", bars))
+        b.move(("duration", bars), melody.TIE, ("tie", bars))
+        b.move(("duration", bars), melody.BAR, ("bar start", after, 0, True))
+        b.default(("duration", bars), ("duration", bars))
+
+
+def _chorale_body(b: AutomatonBuilder, min_bars: int, max_bars: int | None, counted: int) -> None:
+    """Frames of one character per voice and an end, holds only in a sounding voice, bar lines between frames.
+
+    The state after the header is `("bar start", 0, 0, False)`: no bars, no voice sounding, no frame yet.
+    A voice sounds from its pitch until its next rest; `sounding` holds one bit per voice.
+    """
+    pitches, frame_ends = chorale.PITCH_CHARS, chorale.FRAME_END + chorale.FERMATA_END
+    for bars in range(counted + 1):
+        for sounding in range(1 << chorale.VOICES):
+            for framed in (False, True) if bars == 0 else (True,):  # after a bar line, a frame was written
+                # Between frames: at the start of a bar (after `|`) or after a frame's end.
+                for place in ("bar start", "between"):
+                    if place == "between" and not framed:
+                        continue
+                    state = (place, bars, sounding, framed)
+                    full = place == "bar start" and max_bars is not None and bars >= max_bars
+                    ends = place == "bar start" and framed and bars >= min_bars
+                    bar_line = place == "between"
+                    first_voice = "" if full else _voice_chars(pitches, sounding, 0)
+                    b.allow_only(state, first_voice + ("\n" if ends else "") + (chorale.BAR if bar_line else ""))
+                    b.move(state, "\n", "piece")
+                    b.move(state, chorale.BAR, ("bar start", min(bars + 1, counted), sounding, True))
+                    _voice_moves(b, state, pitches, sounding, 0, ("frame", bars, 1))
+                    b.default(state, state)
+            for voice in range(1, chorale.VOICES):
+                state = ("frame", bars, voice, sounding)
+                b.allow_only(state, _voice_chars(pitches, sounding, voice))
+                _voice_moves(b, state, pitches, sounding, voice, ("frame", bars, voice + 1))
+                b.default(state, state)
+            done = ("frame", bars, chorale.VOICES, sounding)
+            b.allow_only(done, frame_ends)
+            b.move(done, frame_ends, ("between", bars, sounding, True))
+            b.default(done, done)
+
+
+def _voice_chars(pitches: str, sounding: int, voice: int) -> str:
+    """What voice `voice` may write in a frame: a pitch, a rest, or a hold if it is sounding."""
+    return pitches + chorale.REST + (chorale.HOLD if sounding >> voice & 1 else "")
+
+
+def _voice_moves(b: AutomatonBuilder, state: object, pitches: str, sounding: int, voice: int, then: tuple) -> None:
+    """Moves for voice `voice`'s character, to `then + (new sounding bits,)`."""
+    bit = 1 << voice
+    b.move(state, pitches, (*then, sounding | bit))
+    b.move(state, chorale.REST, (*then, sounding & ~bit))
+    b.move(state, chorale.HOLD, (*then, sounding))
