@@ -263,6 +263,19 @@ def test_sampling_honours_the_automata_by_default(python_run, trained_run):  # ~
                 list(tokenize.generate_tokens(io.StringIO(record["text"]).readline))  # raises on an open bracket or string
         assert (broken == 0) == (expected is not None), broken
     one_line_error(runner.invoke(cli, ["sample", str(trained_run), "--syntax"]), 2, "syntax", "expected a code or music run")
+    # Co-writing's candidates run under the same automata, from the text so far.
+    from generate.cowriting.candidates import CandidateMaker
+    from generate.sampling.generator import load_generator
+    from generate.sampling.options import SampleOptions
+
+    maker = CandidateMaker(load_generator(python_run, num_samples=6), SampleOptions(), length=60)
+    text = "def first0(a, b):\n"
+    for candidate in maker(text, 6, 1.5, seed=3):
+        states = [a.run([vocab.index(c) for c in text]) for a in automata]
+        for c in candidate:
+            v = vocab.index(c)
+            assert not any(a.char_bias(s)[v] == -np.inf for a, s in zip(automata, states)), candidate
+            states = [a.next_state(s, v) for a, s in zip(automata, states)]
 
 
 def test_a_vocabulary_without_some_characters_still_has_a_move_everywhere():
