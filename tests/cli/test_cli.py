@@ -188,13 +188,18 @@ def test_init_from_starts_a_new_run_at_another_runs_weights(runner, trained_run,
 def test_ctrl_c_with_stdout_in_a_file_keeps_what_was_written(trained_run, tmp_path):
     out = tmp_path / "out.txt"
     with open(out, "w") as handle:
+        # A test worker may ignore SIGINT, and a child inherits that: give it the default a terminal's shell gives.
         child = subprocess.Popen([sys.executable, "-m", "generate", "sample", str(trained_run), "-n", "100000000",
-                                  "--seed", "1"], stdout=handle, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while out.stat().st_size < 300 and time.monotonic() < deadline and child.poll() is None:
-            time.sleep(0.2)
-        child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=60)
+                                  "--seed", "1"], stdout=handle, stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 60
+            while out.stat().st_size < 300 and time.monotonic() < deadline and child.poll() is None:
+                time.sleep(0.2)
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=60)
+        finally:
+            child.kill()
     assert child.returncode == 130, err
     assert out.stat().st_size >= 300  # streamed as it was written, not lost with the process
 

@@ -168,3 +168,17 @@ def test_the_starting_temperature_is_the_writers_else_the_models_else_0_8(traine
     assert WriteOptions().starting_temperature(facts) == 0.8
     assert WriteOptions().starting_temperature(replace(facts, sampling_defaults=(("temperature", 0.6),))) == 0.6
     assert WriteOptions(temperature=1.1).starting_temperature(replace(facts, sampling_defaults=(("temperature", 0.6),))) == 1.1
+
+
+def test_candidates_are_never_empty_or_repeated_and_a_line_has_something_on_it(maker):
+    assert boundary("\nROMEO: hi\nmore", "text") == len("\nROMEO: hi\n")  # a speaker's newline belongs to the line
+    assert boundary("\n\nx = 1\ny", "code", before="a = 2\n") == len("\n\nx = 1\n")
+    for seed in range(4):  # nearly greedy: four streams from one state would mostly agree
+        candidates = maker("Thou art\n", 4, 0.1, seed=seed)
+        assert len(set(candidates)) == len(candidates) and all(c.strip() for c in candidates), candidates
+
+
+def test_music_text_so_far_reads_as_notes_like_the_candidates():
+    from generate.cowriting.candidates import describe_piece
+
+    assert describe_piece("M:4/4 K:0|O4P4|Q4|\nM:6/8 K:2|O2", "melody") == "M:4/4 K:0| D4 Eb4 | E4 |\nM:6/8 K:2| D4"
