@@ -268,9 +268,9 @@ def test_sampling_honours_the_automata_by_default(python_run, trained_run):  # ~
     from generate.sampling.generator import load_generator
     from generate.sampling.options import SampleOptions
 
-    maker = CandidateMaker(load_generator(python_run, num_samples=6), SampleOptions(), length=60)
+    maker = CandidateMaker(load_generator(python_run, num_samples=3), SampleOptions(), length=40)
     text = "def first0(a, b):\n"
-    for candidate in maker(text, 6, 1.5, seed=3):
+    for candidate in maker(text, 3, 1.5, seed=3):
         states = [a.run([vocab.index(c) for c in text]) for a in automata]
         for c in candidate:
             v = vocab.index(c)

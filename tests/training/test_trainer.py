@@ -123,7 +123,8 @@ def test_a_resume_without_a_time_limit_trains_to_the_end(tmp_path, verse_file, m
     ticks = iter(range(0, 100_000))
     monkeypatch.setattr(train_module.time, "monotonic", lambda: float(next(ticks)))
     corpus = CorpusConfig(sources=[str(verse_file)])
-    paused = create_run(tmp_path / "run", corpus, ModelConfig(**MODEL), train_cfg(max_minutes=4.0), show_progress=False)
+    paused = create_run(tmp_path / "run", corpus, ModelConfig(**MODEL), train_cfg(epochs=1, max_minutes=4.0),
+                        show_progress=False)
     assert not paused.finished
     ticks = iter(range(0, 100_000))  # the same clock: the recorded 4 minutes would pause again
     assert resume_run(tmp_path / "run", show_progress=False).finished
