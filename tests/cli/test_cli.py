@@ -135,10 +135,12 @@ def _modules_after(*args):
     return done.stderr.strip().splitlines()[-1]
 
 
-def test_help_version_and_info_never_import_tensorflow(trained_run):
+def test_help_version_and_info_never_import_tensorflow(trained_run, tmp_path):
     assert _modules_after("--help") == "False False"
     assert _modules_after("--version") == "False False"
-    assert _modules_after("info", str(trained_run)) == "False False"
+    curve = tmp_path / "curve.png"  # info --plot draws the loss curve, still without TensorFlow
+    assert _modules_after("info", str(trained_run), "--plot", str(curve)) == "False False"
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_code_kind_trains_and_samples_whole_files(runner, tmp_path):
@@ -225,17 +227,12 @@ def test_quiet_and_verbose_work_after_the_command_and_the_command_list_keeps_who
     assert "..." not in listing.split("Commands:")[1] and "Generate text from RUN: a run directory, or a shipped model's name." in listing
 
 
-def test_info_plots_the_loss_curve_without_tensorflow(trained_run, tmp_path):
+def test_info_plots_the_loss_curve_once_and_never_over_a_file(runner, trained_run, tmp_path):
     curve = tmp_path / "curve.png"
-    code = ("import sys; from generate.cli import cli\n"
-            f"code = cli.main(['info', {str(trained_run)!r}, '--plot', {str(curve)!r}], standalone_mode=False)\n"
-            "assert code == 0 and 'tensorflow' not in sys.modules, code")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "loss curve over 1 validation" in done.stderr
-    again = subprocess.run([sys.executable, "-m", "generate", "info", str(trained_run), "--plot", str(curve)],
-                           capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and "already exists" in again.stderr
+    first = run(runner, "info", trained_run, "--plot", curve)
+    assert first.exit_code == 0 and "loss curve over 1 validation" in first.stderr
+    one_line_error(run(runner, "info", trained_run, "--plot", curve), 2, "--plot", "already exists")
+    one_line_error(run(runner, "info", trained_run, "--plot", tmp_path / "curve.jpg"), 2, "--plot", "expected a .png")
 
 
 def test_shell_completion_completes_commands_as_the_docs_say():
