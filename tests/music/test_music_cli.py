@@ -245,13 +245,13 @@ def test_a_music_run_records_its_piece_lengths_and_samples_decode_without_repair
     assert recorded["pieces"] == 25 and 1 <= low <= median <= high  # 24 ABC tunes and one MIDI scale
     assert piece_lengths(__import__("numpy").array([0, 1, 2, 1, 1, 3, 0, 1, 2, 1, 1, 1, 3]), 1, 3)["bars"] == [2, 3]  # three bar lines and four: two bars and three
     runner = CliRunner()
-    formed = runner.invoke(cli, ["sample", str(run), "-N", "8", "--seed", "4", "-t", "1.5", "--json"])
+    formed = runner.invoke(cli, ["sample", str(run), "-N", "4", "--seed", "4", "-t", "1.5", "--json"])
     assert formed.exit_code == 0, formed.stderr
     for line in formed.stdout.splitlines():
         text = json.loads(line)["text"]
         tune, report = decode_tune(text.strip("\n"))
         assert report.dropped == 0 and text.startswith("M:"), text  # even a hot, tiny model writes well-formed tunes
         assert low <= text.count("|") - 1 <= high, text
-    free = runner.invoke(cli, ["sample", str(run), "-N", "8", "--seed", "4", "-t", "1.5", "--json", "--no-syntax"])
+    free = runner.invoke(cli, ["sample", str(run), "-N", "4", "--seed", "4", "-t", "1.5", "--json", "--no-syntax"])
     texts = [json.loads(line)["text"] for line in free.stdout.splitlines()]
     assert texts != [json.loads(line)["text"] for line in formed.stdout.splitlines()]  # the automaton changed them
