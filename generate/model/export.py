@@ -8,15 +8,19 @@ of the export issue live here too.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
-from ..fileio import atomic_path, atomic_write_text, sha256_file
+from .. import __version__
+from ..errors import GenerateError, UsageError
+from ..fileio import atomic_directory, atomic_path, atomic_write_text, sha256_file
 from .builder import build_model
 from .checkpoint import WEIGHTS_MEMBER, load_weights_into, read_training_state, record_checksum, save_checkpoint
+from .network import StepNetwork
+from .onnx_step import IR_VERSION, OPSET, state_names, step_graph
 from .rundir import RunDir
 
 
@@ -81,3 +85,82 @@ def _store_weights_as_float16(path: Path) -> None:
         for name, data in members.items():
             archive.writestr(name, data)
     record_checksum(path.parent, path.name, written[0], replacing=False)
+
+
+BUNDLE_FORMAT = "generate-step-onnx"
+BUNDLE_VERSION = 1
+SELF_CHECK_STEPS = 64  # teacher-forced steps the exported graph must match Keras on before it is written
+SELF_CHECK_TOLERANCE = 1e-4
+
+
+def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best") -> Path:
+    """Writes an ONNX bundle of `run` into `dest`: `model.onnx` (one step, see `onnx_step`), `vocab.json`, `meta.json`.
+
+    `meta.json` records the architecture, the graph's inputs and outputs, the corpus kind and encoding,
+    the run's sampling defaults and piece lengths, the source checkpoint and its sha256, the package
+    version, and a sha256 for every other file. Before anything is written the graph is run on
+    onnxruntime for `SELF_CHECK_STEPS` teacher-forced steps and must give Keras's logits within
+    `SELF_CHECK_TOLERANCE`. `dest` appears whole or not at all.
+
+    Raises:
+        UsageError: `dest` already holds files, the checkpoint is missing, or onnx/onnxruntime are missing.
+        GenerateError: the graph disagrees with Keras (a bug: nothing is written).
+    """
+    target = Path(dest)
+    if target.exists() and any(target.iterdir()):
+        raise UsageError(f"export target {str(target)!r}: expected a new or empty directory, found files")
+    try:
+        import onnxruntime  # only an ONNX export needs the runtime (for its self-check)
+    except ImportError:
+        raise UsageError("--format onnx: expected the onnx and onnxruntime packages (pip install onnx onnxruntime)") from None
+    source = run.checkpoint(which)
+    config = run.load_config()
+    model = build_model(config.model, 1)
+    load_weights_into(model, source)
+    net = StepNetwork.from_model(model, config.model)
+    try:
+        graph = step_graph(net, name=run.path.name)
+    except ImportError:
+        raise UsageError("--format onnx: expected the onnx package (pip install onnx)") from None
+    worst = _largest_logit_difference(model, net, graph.SerializeToString(), onnxruntime, state_names(net))
+    if worst > SELF_CHECK_TOLERANCE:
+        raise GenerateError(f"the ONNX graph of {run.path} differs from Keras by {worst:.2e} in a logit (expected at most "
+                            f"{SELF_CHECK_TOLERANCE:g}); nothing was written: please report it")
+    meta = {
+        "format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION,
+        "architecture": {key: getattr(config.model, key) for key in ("cell", "layers", "units", "embedding_dim", "residual",
+                                                                     "layer_norm", "tie_embeddings", "vocab_size")},
+        "graph": {"opset": OPSET, "ir_version": IR_VERSION, "inputs": ["ids", *state_names(net)],
+                  "outputs": ["logits", *(f"{s}_out" for s in state_names(net))], "state_units": net.units,
+                  "self_check": {"steps": SELF_CHECK_STEPS, "largest_logit_difference": worst}},
+        "corpus": {"kind": config.corpus.kind, "encoding": config.corpus.encoding if config.corpus.kind == "music" else None,
+                   "sources": list(config.corpus.sources)},
+        "sampling_defaults": run.sampling_defaults(),
+        "pieces": _json_or_none(run.pieces),
+        "source": {"run": str(run.path.resolve()), "checkpoint": source.name, "sha256": sha256_file(source)},
+        "version": __version__,
+    }
+    with atomic_directory(target) as staging:
+        (staging / "model.onnx").write_bytes(graph.SerializeToString())
+        run.load_vocab().save(staging / "vocab.json")
+        meta["files"] = {name: sha256_file(staging / name) for name in ("model.onnx", "vocab.json")}
+        atomic_write_text(staging / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return target / "model.onnx"
+
+
+def _largest_logit_difference(model, net, graph_bytes: bytes, onnxruntime, states: list[str]) -> float:
+    """The largest |Keras logit - ONNX logit| over a teacher-forced sequence of every character in turn."""
+    ids = (np.arange(SELF_CHECK_STEPS) % net.vocab_size)[None, :]
+    expected = model.predict(ids.astype(np.int32), batch_size=1, verbose=0)[0]
+    session = onnxruntime.InferenceSession(graph_bytes, providers=["CPUExecutionProvider"])
+    feeds = dict(zip(states, net.initial_states(1)))
+    worst = 0.0
+    for t in range(SELF_CHECK_STEPS):
+        logits, *new_states = session.run(None, {"ids": ids[:, t].astype(np.int64), **feeds})
+        feeds = dict(zip(states, new_states))
+        worst = max(worst, float(np.abs(expected[t] - logits[0]).max()))
+    return worst
+
+
+def _json_or_none(path: Path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

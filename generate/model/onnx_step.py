@@ -1,0 +1,131 @@
+"""A trained network's single step as an ONNX graph: ids and every layer's state in, logits and new states out.
+
+No converter keeps a stateful RNN stateful (onnx/keras-onnx#676; tf2onnx#1152
+advises "an additional input and output for the state"), so the graph is
+written here, op by op, from the same fused arrays the sampler steps with
+(`network.StepNetwork`). It mirrors `StepNetwork.step` line for line: the
+embedding folded into the first layer's table, LSTM gates as [i, f, o, c],
+GRU with the reset gate applied after the recurrent product (Keras's
+`reset_after`), residual sums and layer normalisation. The batch dimension
+is free, so one file serves one stream or many.
+
+Inputs: `ids` (int64, [B]) and `state{k}` (float32, [B, H]), k over layers
+(two per LSTM layer: h then c). Outputs: `logits` ([B, V]) and `state{k}_out`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .network import StepNetwork
+
+OPSET = 17  # LayerNormalization arrived in opset 17
+IR_VERSION = 8  # onnx 1.23 writes IR 14 by default, which onnxruntime 1.30 refuses
+
+
+def state_names(net: StepNetwork) -> list[str]:
+    """The graph's state inputs, in `StepNetwork.initial_states` order."""
+    per_layer = 2 if net.cell == "lstm" else 1
+    return [f"state{k}" for k in range(per_layer * net.num_layers)]
+
+
+def step_graph(net: StepNetwork, name: str = "generate-step"):
+    """The ONNX `ModelProto` of one step of `net`.
+
+    Raises:
+        ImportError: the `onnx` package is missing (it comes with `generate[train]`).
+    """
+    import onnx  # only an export writes a graph: sampling never loads the onnx package
+    from onnx import TensorProto, helper, numpy_helper  # (the same)
+
+    graph = _GraphWriter(helper, numpy_helper)
+    H, V = net.units, net.vocab_size
+    states = state_names(net)
+    x = graph.op("Gather", [graph.constant("embedding", net.embedding), "ids"]) if net.residual[0] else None
+    outputs: list[str] = []
+    for i in range(net.num_layers):
+        h = states[2 * i] if net.cell == "lstm" else states[i]
+        if i == 0:
+            projected = graph.op("Gather", [graph.constant("table", net.first_table), "ids"])
+        elif net.cell == "gru":
+            projected = graph.affine(x, net.input_kernels[i - 1], net.biases[i - 1], f"in{i}")
+        else:
+            projected = graph.affine(graph.op("Concat", [x, h], axis=1), net.input_kernels[i - 1], net.biases[i - 1],
+                                     f"in{i}")
+        if net.cell == "lstm":
+            z = projected if i else graph.op("Add", [projected, graph.op("MatMul", [h, graph.constant("rec0", net.recurrent_kernels[0])])])
+            gated, candidate = graph.split(z, [3 * H, H])
+            input_gate, forget_gate, output_gate = graph.split(graph.op("Sigmoid", [gated]), [H, H, H])
+            c = graph.op("Add", [graph.op("Mul", [forget_gate, states[2 * i + 1]]),
+                                 graph.op("Mul", [input_gate, graph.op("Tanh", [candidate])])])
+            h = graph.op("Mul", [output_gate, graph.op("Tanh", [c])])
+            outputs += [h, c]
+        elif net.cell == "gru":
+            inner = graph.affine(h, net.recurrent_kernels[i], net.recurrent_biases[i], f"rec{i}")
+            projected_zr, projected_candidate = graph.split(projected, [2 * H, H])
+            inner_zr, inner_candidate = graph.split(inner, [2 * H, H])
+            update, reset = graph.split(graph.op("Sigmoid", [graph.op("Add", [projected_zr, inner_zr])]), [H, H])
+            candidate = graph.op("Tanh", [graph.op("Add", [projected_candidate, graph.op("Mul", [reset, inner_candidate])])])
+            keep = graph.op("Sub", [graph.constant(f"one{i}", np.ones((1,), np.float32)), update])
+            h = graph.op("Add", [graph.op("Mul", [update, h]), graph.op("Mul", [keep, candidate])])
+            outputs.append(h)
+        else:
+            z = projected if i else graph.op("Add", [projected, graph.op("MatMul", [h, graph.constant("rec0", net.recurrent_kernels[0])])])
+            h = graph.op("Tanh", [z])
+            outputs.append(h)
+        x = graph.op("Add", [h, x]) if net.residual[i] else h
+        if net.norms:
+            gamma, beta = net.norms[i]
+            x = graph.op("LayerNormalization", [x, graph.constant(f"gamma{i}", gamma), graph.constant(f"beta{i}", beta)],
+                         axis=-1, epsilon=net.norm_epsilon)
+    logits = graph.affine(x, net.out_kernel, net.out_bias, "out")
+    graph.rename(logits, "logits")
+    for k, value in enumerate(outputs):
+        graph.rename(value, f"{states[k]}_out")
+    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch"])]
+    inputs += [helper.make_tensor_value_info(s, TensorProto.FLOAT, ["batch", H]) for s in states]
+    result = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", V])]
+    result += [helper.make_tensor_value_info(f"{s}_out", TensorProto.FLOAT, ["batch", H]) for s in states]
+    model = helper.make_model(helper.make_graph(graph.nodes, name, inputs, result, graph.initializers),
+                              opset_imports=[helper.make_opsetid("", OPSET)], producer_name="generate")
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
+class _GraphWriter:
+    """Collects nodes and weights under fresh names."""
+
+    def __init__(self, helper, numpy_helper):
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes: list = []
+        self.initializers: list = []
+        self.count = 0
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def op(self, kind: str, inputs: list[str], outputs: int = 1, **attributes) -> str | list[str]:
+        self.count += 1
+        names = [f"{kind.lower()}{self.count}_{k}" for k in range(outputs)]
+        self.nodes.append(self.helper.make_node(kind, inputs, names, **attributes))
+        return names[0] if outputs == 1 else names
+
+    def affine(self, x: str, kernel: np.ndarray, bias: np.ndarray, name: str) -> str:
+        product = self.op("MatMul", [x, self.constant(f"{name}_kernel", kernel)])
+        return self.op("Add", [product, self.constant(f"{name}_bias", bias)])
+
+    def split(self, x: str, sizes: list[int]) -> list[str]:
+        return self.op("Split", [x, self.constant(f"split{self.count}", np.array(sizes, np.int64))], outputs=len(sizes),
+                       axis=1)
+
+    def rename(self, value: str, name: str) -> None:
+        """Makes the node that writes `value` write `name` instead (a graph output)."""
+        for node in self.nodes:
+            for k, output in enumerate(node.output):
+                if output == value:
+                    node.output[k] = name
+            for k, used in enumerate(node.input):
+                if used == value:
+                    node.input[k] = name
