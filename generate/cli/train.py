@@ -166,7 +166,7 @@ def list_runs(directory: Path) -> None:
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
-@click.option("--float16", is_flag=True, help="Store the weights as float16: half the size, for shipping (--format keras).")
+@click.option("--float16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
 @click.option("--format", "kind", type=click.Choice(["keras", "onnx"]), default="keras", show_default=True,
               help="keras: a sampling-only run. onnx: a bundle of a one-step ONNX graph (ids and states in, logits "
                    "and states out), vocab.json and meta.json, checked against Keras before it is written.")
@@ -175,9 +175,7 @@ def export(run: Path, dest: Path, checkpoint: str, float16: bool, kind: str) -> 
     from ..model.export import export_onnx_bundle, export_run  # NumPy loads here, not for --help
     from ..model.rundir import RunDir  # NumPy loads here, not for --help
 
-    if kind == "onnx" and float16:
-        raise click.UsageError("--float16: expected --format keras (an ONNX bundle keeps float32 weights)")
     if kind == "onnx":
-        click.echo(str(export_onnx_bundle(RunDir(run).require(), dest, checkpoint)))
+        click.echo(str(export_onnx_bundle(RunDir(run).require(), dest, checkpoint, float16=float16)))
         return
     click.echo(str(export_run(RunDir(run).require(), dest, checkpoint, float16=float16)))

@@ -93,14 +93,15 @@ SELF_CHECK_STEPS = 64  # teacher-forced steps the exported graph must match Kera
 SELF_CHECK_TOLERANCE = 1e-4
 
 
-def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best") -> Path:
+def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best", float16: bool = False) -> Path:
     """Writes an ONNX bundle of `run` into `dest`: `model.onnx` (one step, see `onnx_step`), `vocab.json`, `meta.json`.
 
     `meta.json` records the architecture, the graph's inputs and outputs, the corpus kind and encoding,
     the run's sampling defaults and piece lengths, the source checkpoint and its sha256, the package
     version, and a sha256 for every other file. Before anything is written the graph is run on
     onnxruntime for `SELF_CHECK_STEPS` teacher-forced steps and must give Keras's logits within
-    `SELF_CHECK_TOLERANCE`. `dest` appears whole or not at all.
+    `SELF_CHECK_TOLERANCE`. `dest` appears whole or not at all. With `float16` the weights are stored
+    as float16 (the self-check then compares with Keras on the same rounded weights).
 
     Raises:
         UsageError: `dest` already holds files, the checkpoint is missing, or onnx/onnxruntime are missing.
@@ -117,9 +118,11 @@ def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best") -> Path:
     config = run.load_config()
     model = build_model(config.model, 1)
     load_weights_into(model, source)
+    if float16:  # what the bundle will compute: Keras on the same rounded weights
+        model.set_weights([np.asarray(w).astype(np.float16).astype(np.float32) for w in model.get_weights()])
     net = StepNetwork.from_model(model, config.model)
     try:
-        graph = step_graph(net, name=run.path.name)
+        graph = step_graph(net, name=run.path.name, float16=float16)
     except ImportError:
         raise UsageError("--format onnx: expected the onnx package (pip install onnx)") from None
     worst = _largest_logit_difference(model, net, graph.SerializeToString(), onnxruntime, state_names(net))
@@ -138,6 +141,7 @@ def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best") -> Path:
         "sampling_defaults": run.sampling_defaults(),
         "pieces": _json_or_none(run.pieces),
         "source": {"run": str(run.path.resolve()), "checkpoint": source.name, "sha256": sha256_file(source)},
+        "weights_dtype": "float16" if float16 else "float32",
         "version": __version__,
     }
     with atomic_directory(target) as staging:

@@ -40,6 +40,8 @@ class StepNetwork:
     embedding: np.ndarray | None = None  # (V, E), kept only when layer 0 is residual
     norms: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (gamma, beta) of each layer's normalisation, if any
     norm_epsilon: float = 1e-3  # the normalisation layers' epsilon
+    # The same weights unfused, for a compact exported graph (`onnx_step`); the sampler never reads them.
+    unfused: dict[str, np.ndarray] = field(default_factory=dict)
     tensors: dict = field(default_factory=dict)
 
     @classmethod
@@ -57,6 +59,7 @@ class StepNetwork:
                 net.recurrent_biases.append(bias[1])
             if i == 0:
                 net.first_table = embedding @ kernel + input_bias
+                net.unfused.update(embedding=embedding, first_kernel=kernel, first_bias=input_bias)
                 net.recurrent_kernels.append(recurrent)
             elif cfg.cell == "gru":
                 net.input_kernels.append(kernel)
@@ -80,6 +83,7 @@ class StepNetwork:
             if cfg.units != cfg.embedding_dim:
                 # The projection folds into the transposed embedding, so a tied model steps at an untied one's cost.
                 kernel, bias = (np.asarray(w, np.float32) for w in model.get_layer("tie_projection").get_weights())
+                net.unfused.update(tie_kernel=kernel, tie_bias=bias, tie_out_bias=net.out_bias)
                 net.out_kernel, net.out_bias = kernel @ embedding.T, bias @ embedding.T + net.out_bias
         else:
             net.out_kernel, net.out_bias = (np.asarray(w, np.float32) for w in model.get_layer("logits").get_weights())

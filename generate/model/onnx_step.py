@@ -29,23 +29,35 @@ def state_names(net: StepNetwork) -> list[str]:
     return [f"state{k}" for k in range(per_layer * net.num_layers)]
 
 
-def step_graph(net: StepNetwork, name: str = "generate-step"):
+def step_graph(net: StepNetwork, name: str = "generate-step", float16: bool = False):
     """The ONNX `ModelProto` of one step of `net`.
 
+    Where the sampler's fused arrays are larger than the weights they came from (a first-layer table of
+    vocabulary x gates, a tied output layer folded through the embedding), the graph keeps the weights
+    apart and multiplies them at run time, so a large vocabulary costs its embedding only once.
+
+    Args:
+        float16: store the weights as float16 (half the file), cast to float32 once when a runtime loads it.
+
     Raises:
-        ImportError: the `onnx` package is missing (it comes with `generate[train]`).
+        ImportError: the `onnx` package is missing.
     """
     import onnx  # only an export writes a graph: sampling never loads the onnx package
     from onnx import TensorProto, helper, numpy_helper  # (the same)
 
-    graph = _GraphWriter(helper, numpy_helper)
+    graph = _GraphWriter(helper, numpy_helper, float16)
     H, V = net.units, net.vocab_size
     states = state_names(net)
+    unfused = net.unfused
+    embedding_apart = bool(unfused) and unfused["embedding"].size + unfused["first_kernel"].size < net.first_table.size
     x = graph.op("Gather", [graph.constant("embedding", net.embedding), "ids"]) if net.residual[0] else None
     outputs: list[str] = []
     for i in range(net.num_layers):
         h = states[2 * i] if net.cell == "lstm" else states[i]
-        if i == 0:
+        if i == 0 and embedding_apart:
+            embedded = graph.op("Gather", [graph.constant("embedding", unfused["embedding"]), "ids"])
+            projected = graph.affine(embedded, unfused["first_kernel"], unfused["first_bias"], "first")
+        elif i == 0:
             projected = graph.op("Gather", [graph.constant("table", net.first_table), "ids"])
         elif net.cell == "gru":
             projected = graph.affine(x, net.input_kernels[i - 1], net.biases[i - 1], f"in{i}")
@@ -78,7 +90,14 @@ def step_graph(net: StepNetwork, name: str = "generate-step"):
             gamma, beta = net.norms[i]
             x = graph.op("LayerNormalization", [x, graph.constant(f"gamma{i}", gamma), graph.constant(f"beta{i}", beta)],
                          axis=-1, epsilon=net.norm_epsilon)
-    logits = graph.affine(x, net.out_kernel, net.out_bias, "out")
+    tied_apart = "tie_kernel" in unfused and (unfused["tie_kernel"].size + unfused["embedding"].size
+                                               < net.out_kernel.size + (0 if embedding_apart else unfused["embedding"].size))
+    if tied_apart:  # logits = (x P + p) E^T + b, with the embedding E the first layer also reads
+        projected_out = graph.affine(x, unfused["tie_kernel"], unfused["tie_bias"], "tie")
+        logits = graph.op("Gemm", [projected_out, graph.constant("embedding", unfused["embedding"]),
+                                   graph.constant("out_bias", unfused["tie_out_bias"])], transB=1)
+    else:
+        logits = graph.affine(x, net.out_kernel, net.out_bias, "out")
     graph.rename(logits, "logits")
     for k, value in enumerate(outputs):
         graph.rename(value, f"{states[k]}_out")
@@ -96,14 +115,27 @@ def step_graph(net: StepNetwork, name: str = "generate-step"):
 class _GraphWriter:
     """Collects nodes and weights under fresh names."""
 
-    def __init__(self, helper, numpy_helper):
+    def __init__(self, helper, numpy_helper, float16: bool = False):
         self.helper, self.numpy_helper = helper, numpy_helper
+        self.float16 = float16
         self.nodes: list = []
         self.initializers: list = []
+        self.names: set[str] = set()
         self.count = 0
 
     def constant(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(value), name))
+        """A weight under `name` (stored once, however often it is asked for); float16 ones are cast on loading."""
+        value = np.ascontiguousarray(value)
+        stored = name
+        # Only weights float16 holds exactly: a product of two (a fused table) would be rounded again.
+        if self.float16 and value.dtype == np.float32 and np.array_equal(value.astype(np.float16).astype(np.float32), value):
+            stored = f"{name}_float16"
+        if stored not in self.names:
+            self.names.add(stored)
+            self.initializers.append(self.numpy_helper.from_array(value.astype(np.float16) if stored != name else value,
+                                                                  stored))
+            if stored != name:
+                self.nodes.append(self.helper.make_node("Cast", [stored], [name], to=1))  # 1: float32
         return name
 
     def op(self, kind: str, inputs: list[str], outputs: int = 1, **attributes) -> str | list[str]:
