@@ -63,10 +63,14 @@ def messages_off_the_screen(log_file: Path, show: Callable[[str], None]) -> Iter
     The screen draws on stdout; stderr is the same terminal, so anything written there would land on the
     screen and shift it. Python's loggers keep their handlers, which write to `sys.stderr`, now the file.
     """
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     sys.stderr.flush()
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        target = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:  # a read-only cache: the messages are lost rather than drawn over the screen
+        log_file = Path(os.devnull)
+        target = os.open(log_file, os.O_WRONLY)
     saved = os.dup(2)
-    target = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.write(target, f"--- generate write, {dt.datetime.now().isoformat(timespec='seconds')}\n".encode())
     os.dup2(target, 2)
     os.close(target)

@@ -37,7 +37,7 @@ def tensorflow_logs_to_stderr():
     logger.removeHandler(handler)
 
 
-def run_screen(keys: str, tmp_path: Path, save_to: Path | None = None):
+def run_screen(keys: str, tmp_path: Path, save_to: Path | None = None, log_file: Path | None = None):
     session = WriteSession(noisy_propose, seed=3, count=3, text="Once ")  # the first draw, before the screen
     saved: list[Path] = []
 
@@ -53,7 +53,7 @@ def run_screen(keys: str, tmp_path: Path, save_to: Path | None = None):
     with create_pipe_input() as pipe:
         pipe.send_text(keys)
         app = WriterApp(session, "stand-in", save, lambda text: None, save_to, check_output,
-                        log_file=tmp_path / "write.log", input=pipe, output=DummyOutput())
+                        log_file=log_file or tmp_path / "write.log", input=pipe, output=DummyOutput())
         interrupted = app.run()
     return app, session, saved, interrupted
 
@@ -86,3 +86,10 @@ def test_the_header_shows_the_session_seed(tmp_path):
     app, session, _, _ = run_screen("1q", tmp_path)
     header = app._header()[0][1]
     assert "seed 3 " in header and "draw 1" in header and str(session.page.draw.seed) not in header
+
+
+def test_an_unwritable_log_still_keeps_the_screen_clean(tmp_path, capfd):
+    (tmp_path / "a-file").write_text("not a directory")
+    app, session, _, _ = run_screen("1Tq", tmp_path, log_file=tmp_path / "a-file" / "write.log")
+    assert capfd.readouterr().err.count("retracing") == 1  # the first draw's only, before the screen was up
+    assert len(session.draws) == 3
