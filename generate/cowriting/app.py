@@ -304,14 +304,17 @@ class WriterApp:
                 self.status = "type a file name, or Esc to cancel"
                 return
             if self.save_now(Path(name).expanduser()):
-                self.naming = False
-                event.app.layout.focus(text_view)
+                self._back_to_text(event, text_view, self.status)
 
         @keys.add("escape", filter=naming)
         def _cancel(event):
-            self.naming = False
-            self.status = "not saved"
-            event.app.layout.focus(text_view)
+            self._back_to_text(event, text_view, "not saved")
+
+    def _back_to_text(self, event, text_view, status: str) -> None:
+        """Closes the editor or the save prompt and returns the keys to the text."""
+        self.editing = self.naming = False
+        self.status = status
+        event.app.layout.focus(text_view)
 
     def _bind_editing(self, keys: KeyBindings, editing, editor, text_view) -> None:
         """e edits the text in place; Esc keeps the edit (if the model can continue it), Ctrl-G drops it."""
@@ -339,6 +342,4 @@ class WriterApp:
 
         @keys.add("c-g", filter=editing)
         def _drop(event):
-            self.editing = False
-            self.status = "edit dropped"
-            event.app.layout.focus(text_view)
+            self._back_to_text(event, text_view, "edit dropped")

@@ -54,51 +54,19 @@ def step_graph(net: StepNetwork, name: str = "generate-step", float16: bool = Fa
     outputs: list[str] = []
     for i in range(net.num_layers):
         h = states[2 * i] if net.cell == "lstm" else states[i]
-        if i == 0 and embedding_apart:
-            embedded = graph.op("Gather", [graph.constant("embedding", unfused["embedding"]), "ids"])
-            projected = graph.affine(embedded, unfused["first_kernel"], unfused["first_bias"], "first")
-        elif i == 0:
-            projected = graph.op("Gather", [graph.constant("table", net.first_table), "ids"])
-        elif net.cell == "gru":
-            projected = graph.affine(x, net.input_kernels[i - 1], net.biases[i - 1], f"in{i}")
-        else:
-            projected = graph.affine(graph.op("Concat", [x, h], axis=1), net.input_kernels[i - 1], net.biases[i - 1],
-                                     f"in{i}")
+        projected = _layer_input(graph, net, i, x, h, embedding_apart)
         if net.cell == "lstm":
-            z = projected if i else graph.op("Add", [projected, graph.op("MatMul", [h, graph.constant("rec0", net.recurrent_kernels[0])])])
-            gated, candidate = graph.split(z, [3 * H, H])
-            input_gate, forget_gate, output_gate = graph.split(graph.op("Sigmoid", [gated]), [H, H, H])
-            c = graph.op("Add", [graph.op("Mul", [forget_gate, states[2 * i + 1]]),
-                                 graph.op("Mul", [input_gate, graph.op("Tanh", [candidate])])])
-            h = graph.op("Mul", [output_gate, graph.op("Tanh", [c])])
+            h, c = _lstm(graph, net, i, projected, h, states[2 * i + 1])
             outputs += [h, c]
-        elif net.cell == "gru":
-            inner = graph.affine(h, net.recurrent_kernels[i], net.recurrent_biases[i], f"rec{i}")
-            projected_zr, projected_candidate = graph.split(projected, [2 * H, H])
-            inner_zr, inner_candidate = graph.split(inner, [2 * H, H])
-            update, reset = graph.split(graph.op("Sigmoid", [graph.op("Add", [projected_zr, inner_zr])]), [H, H])
-            candidate = graph.op("Tanh", [graph.op("Add", [projected_candidate, graph.op("Mul", [reset, inner_candidate])])])
-            keep = graph.op("Sub", [graph.constant(f"one{i}", np.ones((1,), np.float32)), update])
-            h = graph.op("Add", [graph.op("Mul", [update, h]), graph.op("Mul", [keep, candidate])])
-            outputs.append(h)
         else:
-            z = projected if i else graph.op("Add", [projected, graph.op("MatMul", [h, graph.constant("rec0", net.recurrent_kernels[0])])])
-            h = graph.op("Tanh", [z])
+            h = (_gru if net.cell == "gru" else _rnn)(graph, net, i, projected, h)
             outputs.append(h)
         x = graph.op("Add", [h, x]) if net.residual[i] else h
         if net.norms:
             gamma, beta = net.norms[i]
             x = graph.op("LayerNormalization", [x, graph.constant(f"gamma{i}", gamma), graph.constant(f"beta{i}", beta)],
                          axis=-1, epsilon=net.norm_epsilon)
-    tied_apart = "tie_kernel" in unfused and (unfused["tie_kernel"].size + unfused["embedding"].size
-                                               < net.out_kernel.size + (0 if embedding_apart else unfused["embedding"].size))
-    if tied_apart:  # logits = (x P + p) E^T + b, with the embedding E the first layer also reads
-        projected_out = graph.affine(x, unfused["tie_kernel"], unfused["tie_bias"], "tie")
-        logits = graph.op("Gemm", [projected_out, graph.constant("embedding", unfused["embedding"]),
-                                   graph.constant("out_bias", unfused["tie_out_bias"])], transB=1)
-    else:
-        logits = graph.affine(x, net.out_kernel, net.out_bias, "out")
-    graph.rename(logits, "logits")
+    graph.rename(_logits(graph, net, x, embedding_apart), "logits")
     for k, value in enumerate(outputs):
         graph.rename(value, f"{states[k]}_out")
     inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch"])]
@@ -110,6 +78,62 @@ def step_graph(net: StepNetwork, name: str = "generate-step", float16: bool = Fa
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     return model
+
+
+def _layer_input(graph: _GraphWriter, net: StepNetwork, i: int, x: str | None, h: str, embedding_apart: bool) -> str:
+    """Layer i's input projection: the first layer's from the ids, a deeper LSTM's or RNN's from [x, h] at once."""
+    if i == 0 and embedding_apart:
+        embedded = graph.op("Gather", [graph.constant("embedding", net.unfused["embedding"]), "ids"])
+        return graph.affine(embedded, net.unfused["first_kernel"], net.unfused["first_bias"], "first")
+    if i == 0:
+        return graph.op("Gather", [graph.constant("table", net.first_table), "ids"])
+    if net.cell == "gru":
+        return graph.affine(x, net.input_kernels[i - 1], net.biases[i - 1], f"in{i}")
+    return graph.affine(graph.op("Concat", [x, h], axis=1), net.input_kernels[i - 1], net.biases[i - 1], f"in{i}")
+
+
+def _with_first_recurrence(graph: _GraphWriter, net: StepNetwork, i: int, projected: str, h: str) -> str:
+    """Layer 0's recurrent product is apart from its table; deeper layers have it in `projected` already."""
+    if i:
+        return projected
+    return graph.op("Add", [projected, graph.op("MatMul", [h, graph.constant("rec0", net.recurrent_kernels[0])])])
+
+
+def _lstm(graph: _GraphWriter, net: StepNetwork, i: int, projected: str, h: str, c: str) -> tuple[str, str]:
+    """Gates [i, f, o, c]: one sigmoid over the first three."""
+    H = net.units
+    gated, candidate = graph.split(_with_first_recurrence(graph, net, i, projected, h), [3 * H, H])
+    input_gate, forget_gate, output_gate = graph.split(graph.op("Sigmoid", [gated]), [H, H, H])
+    c = graph.op("Add", [graph.op("Mul", [forget_gate, c]), graph.op("Mul", [input_gate, graph.op("Tanh", [candidate])])])
+    return graph.op("Mul", [output_gate, graph.op("Tanh", [c])]), c
+
+
+def _gru(graph: _GraphWriter, net: StepNetwork, i: int, projected: str, h: str) -> str:
+    """Keras's `reset_after` GRU: the reset gate scales the recurrent product, bias included."""
+    H = net.units
+    inner = graph.affine(h, net.recurrent_kernels[i], net.recurrent_biases[i], f"rec{i}")
+    projected_zr, projected_candidate = graph.split(projected, [2 * H, H])
+    inner_zr, inner_candidate = graph.split(inner, [2 * H, H])
+    update, reset = graph.split(graph.op("Sigmoid", [graph.op("Add", [projected_zr, inner_zr])]), [H, H])
+    candidate = graph.op("Tanh", [graph.op("Add", [projected_candidate, graph.op("Mul", [reset, inner_candidate])])])
+    keep = graph.op("Sub", [graph.constant(f"one{i}", np.ones((1,), np.float32)), update])
+    return graph.op("Add", [graph.op("Mul", [update, h]), graph.op("Mul", [keep, candidate])])
+
+
+def _rnn(graph: _GraphWriter, net: StepNetwork, i: int, projected: str, h: str) -> str:
+    return graph.op("Tanh", [_with_first_recurrence(graph, net, i, projected, h)])
+
+
+def _logits(graph: _GraphWriter, net: StepNetwork, x: str, embedding_apart: bool) -> str:
+    """The output layer; a tied one as (x P + p) E^T + b where that is smaller, E shared with the first layer."""
+    unfused = net.unfused
+    tied_apart = "tie_kernel" in unfused and (unfused["tie_kernel"].size + unfused["embedding"].size
+                                               < net.out_kernel.size + (0 if embedding_apart else unfused["embedding"].size))
+    if not tied_apart:
+        return graph.affine(x, net.out_kernel, net.out_bias, "out")
+    projected_out = graph.affine(x, unfused["tie_kernel"], unfused["tie_bias"], "tie")
+    return graph.op("Gemm", [projected_out, graph.constant("embedding", unfused["embedding"]),
+                             graph.constant("out_bias", unfused["tie_out_bias"])], transB=1)
 
 
 class _GraphWriter:
