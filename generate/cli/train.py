@@ -96,9 +96,10 @@ def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...],
               help="Also draw the loss curve (training and validation bits per character by step) into a PNG file.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --plot file.")
 def info(run: str, as_json: bool, plot: Path | None, overwrite: bool) -> None:
-    """Describe RUN (a path or shipped model name): model, corpus, checkpoints, losses.
+    """Describe RUN (a path, shipped model name or bundle): model, corpus, checkpoints, losses.
 
-    Reads JSON, CSV and zip metadata only; TensorFlow is never imported.
+    Reads JSON, CSV and zip metadata only; TensorFlow is never imported. A
+    bundle's every file is checked against its meta.json.
     """
     from ..model.rundir import resolve_run, run_summary  # NumPy (never TensorFlow) loads here, not for --help
 
@@ -124,7 +125,13 @@ def _info_lines(summary: dict) -> list[str]:
         f"sampling:   {', '.join(f'{k} {v}' for k, v in summary['sampling_defaults'].items()) or 'no defaults of its own'}"
         " (sampling.json: what sample and write use unless told otherwise)",
     ]
-    if not summary["checkpoints"]:
+    bundle = summary.get("bundle")
+    if bundle:
+        source = bundle.get("source") or {}
+        lines.append(f"bundle:     model.onnx, {bundle['model_bytes']} bytes, {bundle['weights_dtype']} weights, format "
+                     f"{bundle['format_version']}, from {source.get('run')}/{source.get('checkpoint')} (sha256 "
+                     f"{str(source.get('sha256'))[:16]}); {len(bundle['files_verified'])} files match meta.json")
+    if not summary["checkpoints"] and not bundle:
         lines.append(f"latest:     none yet (stopped before its first checkpoint); continue with: generate train {summary['run']} --resume")
     for name, ck in summary["checkpoints"].items():
         if "error" in ck:
@@ -167,11 +174,16 @@ def list_runs(directory: Path) -> None:
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
 @click.option("--float16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
-@click.option("--format", "kind", type=click.Choice(["keras", "onnx"]), default="keras", show_default=True,
-              help="keras: a sampling-only run. onnx: a bundle of a one-step ONNX graph (ids and states in, logits "
-                   "and states out), vocab.json and meta.json, checked against Keras before it is written.")
+@click.option("--format", "kind", type=click.Choice(["onnx", "keras"]), default="onnx", show_default=True,
+              help="onnx: a bundle (a one-step ONNX graph with the states in and out, meta.json with a sha256 per "
+                   "file, the config and vocabulary), checked against Keras before it is written; it samples "
+                   "anywhere onnxruntime runs, without TensorFlow. keras: a sampling-only run.")
 def export(run: Path, dest: Path, checkpoint: str, float16: bool, kind: str) -> None:
-    """Export RUN to DEST for sampling only: weights without optimizer state, or an ONNX bundle."""
+    """Export RUN to DEST for sampling only: an ONNX bundle, or weights without optimizer state.
+
+    A bundle is a model wherever a run is: `generate sample DEST`, `score`,
+    `write`, job files and `info` take it, on onnxruntime.
+    """
     from ..model.export import export_onnx_bundle, export_run  # NumPy loads here, not for --help
     from ..model.rundir import RunDir  # NumPy loads here, not for --help
 

@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import GenerateError, UsageError
 from ..fileio import atomic_directory, atomic_path, atomic_write_text, sha256_file
 from .builder import build_model
+from .bundle import BUNDLE_FORMAT, BUNDLE_VERSION, META_FILE, MODEL_FILE
 from .checkpoint import WEIGHTS_MEMBER, load_weights_into, read_training_state, record_checksum, save_checkpoint
 from .network import StepNetwork
 from .onnx_step import IR_VERSION, OPSET, state_names, step_graph
@@ -87,14 +88,13 @@ def _store_weights_as_float16(path: Path) -> None:
     record_checksum(path.parent, path.name, written[0], replacing=False)
 
 
-BUNDLE_FORMAT = "generate-step-onnx"
-BUNDLE_VERSION = 1
 SELF_CHECK_STEPS = 64  # teacher-forced steps the exported graph must match Keras on before it is written
 SELF_CHECK_TOLERANCE = 1e-4
 
 
 def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best", float16: bool = False) -> Path:
-    """Writes an ONNX bundle of `run` into `dest`: `model.onnx` (one step, see `onnx_step`), `vocab.json`, `meta.json`.
+    """Writes an ONNX bundle of `run` into `dest` (`bundle.py`): `model.onnx` (one step, see `onnx_step`),
+    `meta.json`, and the run's config, vocabulary, sampling defaults and piece lengths.
 
     `meta.json` records the architecture, the graph's inputs and outputs, the corpus kind and encoding,
     the run's sampling defaults and piece lengths, the source checkpoint and its sha256, the package
@@ -140,16 +140,18 @@ def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best", float16: bo
                    "sources": list(config.corpus.sources)},
         "sampling_defaults": run.sampling_defaults(),
         "pieces": _json_or_none(run.pieces),
-        "source": {"run": str(run.path.resolve()), "checkpoint": source.name, "sha256": sha256_file(source)},
+        "source": {"run": run.path.resolve().name, "checkpoint": source.name, "sha256": sha256_file(source)},
         "weights_dtype": "float16" if float16 else "float32",
         "version": __version__,
     }
     with atomic_directory(target) as staging:
-        (staging / "model.onnx").write_bytes(graph.SerializeToString())
-        run.load_vocab().save(staging / "vocab.json")
-        meta["files"] = {name: sha256_file(staging / name) for name in ("model.onnx", "vocab.json")}
-        atomic_write_text(staging / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    return target / "model.onnx"
+        (staging / MODEL_FILE).write_bytes(graph.SerializeToString())
+        for facts in (run.config, run.vocab, run.sampling, run.pieces):  # as they are: the run reads them already
+            if facts.is_file():
+                atomic_write_text(staging / facts.name, facts.read_text(encoding="utf-8"))
+        meta["files"] = {path.name: sha256_file(path) for path in sorted(staging.iterdir())}
+        atomic_write_text(staging / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return target / MODEL_FILE
 
 
 def _largest_logit_difference(model, net, graph_bytes: bytes, onnxruntime, states: list[str]) -> float:

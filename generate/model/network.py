@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import import_keras
+from .backend import compile_loop, import_keras
 from .builder import layer_norm_name, recurrent_layer_name
 from .config import ModelConfig
 
@@ -88,6 +88,16 @@ class StepNetwork:
         else:
             net.out_kernel, net.out_bias = (np.asarray(w, np.float32) for w in model.get_layer("logits").get_weights())
         return net
+
+    @property
+    def ops(self):
+        """The array operations the sampling loops run with on this network: `keras.ops`."""
+        return import_keras().ops
+
+    @staticmethod
+    def compile(fn):
+        """`fn` compiled for the active Keras backend (`backend.compile_loop`)."""
+        return compile_loop(fn)
 
     @property
     def num_layers(self) -> int:

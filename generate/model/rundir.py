@@ -9,6 +9,11 @@ A run directory holds:
     checksums.json the sha256 of each checkpoint as it was written (`checkpoint.py`)
     history.csv    one row per validation: loss in nats and bits per char
     logs/          TensorBoard event files
+
+A bundle (`bundle.py`: `model.onnx`, `meta.json`, config and vocabulary) is
+read through the same class: it samples and scores as a run does, on
+onnxruntime. A shipped model's directory holds both its `best.keras` and
+its bundle.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ..data.vocab import Vocab
 from ..errors import CheckpointError, GenerateError, UsageError
 from ..fileio import atomic_write_text
 from ..paths import shipped_checkpoints_dir
+from .bundle import META_FILE, MODEL_FILE, verify_bundle
 from .checkpoint import CHECKSUMS, PREVIOUS, check_keras_file, checkpoint_problem, read_training_state, recorded_checksums
 from .config import RunConfig
 
@@ -88,6 +94,30 @@ class RunDir:
     def pieces(self) -> Path:
         return self.path / "pieces.json"
 
+    @property
+    def meta(self) -> Path:
+        return self.path / META_FILE
+
+    @property
+    def model_onnx(self) -> Path:
+        return self.path / MODEL_FILE
+
+    def is_bundle(self) -> bool:
+        """Whether this directory holds a bundle (`generate export --format onnx`), verified when it is used."""
+        return self.meta.is_file()
+
+    def sampling_model(self, which: str = "best") -> Path:
+        """What `generate sample` runs for `which`: a bundle's verified `model.onnx` for `best`, else a checkpoint.
+
+        Raises:
+            CheckpointError: a damaged, edited or foreign bundle, named by file.
+            UsageError: as `checkpoint`.
+        """
+        if self.is_bundle() and (which == "best" or Path(which).name == MODEL_FILE):
+            verify_bundle(self.path)
+            return self.model_onnx
+        return self.checkpoint(which)
+
     def piece_bars(self) -> PieceBars | None:
         """Music: how many bars the training corpus's pieces run to (`pieces.json`), or None when not recorded.
 
@@ -141,6 +171,14 @@ class RunDir:
         """
         if not self.path.exists():
             raise UsageError(f"run {str(self.path)!r}: no such directory")
+        if self.path.is_file() and self.path.suffix == ".onnx":
+            raise CheckpointError(f"run {str(self.path)!r}: a lone .onnx file; expected a bundle directory that "
+                             "`generate export RUN DEST --format onnx` writes (model.onnx, meta.json, config.json, vocab.json)")
+        if self.model_onnx.exists() and not self.is_bundle():
+            raise CheckpointError(f"run {str(self.path)!r}: holds model.onnx but no meta.json; expected a bundle that "
+                                  "`generate export --format onnx` writes")
+        if self.is_bundle():
+            verify_bundle(self.path)  # before any of its files is read
         if not self.is_run():
             raise UsageError(f"run {str(self.path)!r}: expected a run directory with config.json, found none")
         return self
@@ -158,8 +196,13 @@ class RunDir:
             UsageError: a legacy `.h5` file, or no such checkpoint.
         """
         path = {"best": self.best, "latest": self.latest}.get(which, Path(which))
+        if not path.exists() and (self.path / which).exists():  # a file named as it sits in the run
+            path = self.path / which
         if which == "best" and not path.exists():
             path = self.latest
+        if which in ("best", "latest") and not path.exists() and self.is_bundle():
+            raise UsageError(f"run {str(self.path)!r}: a bundle, which holds no Keras checkpoint; expected the run it "
+                             "was exported from (training, --init-from and export need one)")
         check_keras_file(path)
         problem = checkpoint_problem(path)
         if problem:
@@ -205,7 +248,8 @@ def resume_point(run: RunDir) -> tuple[Path | None, list[str]]:
 
 
 def run_summary(run: RunDir) -> dict:
-    """Everything `generate info` shows, read without TensorFlow."""
+    """Everything `generate info` shows, read without TensorFlow (a bundle's files verified first)."""
+    meta = verify_bundle(run.path) if run.is_bundle() else None
     cfg = run.load_config()
     vocab = run.load_vocab()
     summary = {
@@ -232,6 +276,11 @@ def run_summary(run: RunDir) -> dict:
     history = run.read_history()
     summary["history"] = history[-5:]
     summary["sampling_defaults"] = run.sampling_defaults()
+    if meta is not None:
+        summary["bundle"] = {"format_version": meta["format_version"], "weights_dtype": meta.get("weights_dtype"),
+                             "source": meta.get("source"), "version": meta.get("version"),
+                             "model_bytes": run.model_onnx.stat().st_size, "files_verified": sorted(meta["files"]),
+                             "self_check": (meta.get("graph") or {}).get("self_check")}
     return summary
 
 
@@ -246,7 +295,7 @@ def resolve_run(name_or_path: str | Path) -> RunDir:
         return RunDir(path).require()
     shipped = RunDir(shipped_checkpoints_dir() / str(name_or_path))
     if shipped.is_run():
-        return shipped
+        return shipped.require()
     names = [run.path.name for run in shipped_runs()]
     raise UsageError(
         f"run {str(name_or_path)!r}: no such directory or shipped model; expected a run path"

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..limits import Limit
-from ..model.backend import compile_loop, import_keras
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton
@@ -103,9 +102,9 @@ def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: Fini
     the character each beam took and its log-probability, reordered along with
     the beams so that column k is always beam k's own history.
     """
-    ops = import_keras().ops
+    ops = net.ops
     vocab_size = net.vocab_size
-    tables = [AutomatonTensors(a, vocab_size) for a in automata]
+    tables = [AutomatonTensors(a, vocab_size, ops) for a in automata]
     finish_moves = ops.convert_to_tensor(finish.transitions.reshape(-1))
     finish_accepting = ops.convert_to_tensor(finish.accepting)
 
@@ -171,7 +170,7 @@ def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: Fini
 
         return ops.fori_loop(0, steps, body, (carry, out_tokens, out_logprobs))
 
-    return compile_loop(run)
+    return net.compile(run)
 
 
 @dataclass
@@ -186,7 +185,7 @@ class Beam:
 def beam_search(net: StepNetwork, chars: tuple[str, ...], prime_ids: list[int], cfg: SamplingConfig,
                 automata: tuple[Automaton, ...], compiled: dict) -> list[Beam]:
     """Runs `cfg.beam` beams after `prime_ids`; returns them best first (beams that found nothing are left out)."""
-    ops = import_keras().ops
+    ops = net.ops
     finish = finish_automaton(chars, cfg.stop, cfg.limit)
     key = ("beam", tuple(a.fingerprint for a in automata), finish.fingerprint)
     if key not in compiled:

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model.backend import import_keras
-
 
 class LogitFilter:
     @property
@@ -31,8 +29,9 @@ class LogitFilter:
         """What the compiled loop is built around: a loop with the same shapes serves any settings."""
         return (type(self).__name__,)
 
-    def apply(self, logits, setting=None):
-        """`logits` filtered; `setting` (a scalar tensor inside the loop) defaults to the filter's own."""
+    def apply(self, logits, ops, setting=None):
+        """`logits` filtered with `ops` (`keras.ops`, or NumPy's for a bundle); `setting` (a scalar tensor inside
+        the loop) defaults to the filter's own."""
         raise NotImplementedError
 
 
@@ -44,8 +43,7 @@ class TokenMask(LogitFilter):
     def shape(self) -> tuple:
         return ("TokenMask", self.banned)
 
-    def apply(self, logits, setting=None):
-        ops = import_keras().ops
+    def apply(self, logits, ops, setting=None):
         allowed = np.ones(logits.shape[-1], dtype=bool)
         allowed[list(self.banned)] = False
         return ops.where(ops.convert_to_tensor(allowed)[None, :], logits, float("-inf"))
@@ -59,7 +57,7 @@ class Temperature(LogitFilter):
     def setting(self) -> float:
         return self.temperature
 
-    def apply(self, logits, setting=None):
+    def apply(self, logits, ops, setting=None):
         return logits / (self.temperature if setting is None else setting)
 
 
@@ -71,8 +69,7 @@ class TopK(LogitFilter):
     def shape(self) -> tuple:
         return ("TopK", self.k)  # top_k needs k when traced
 
-    def apply(self, logits, setting=None):
-        ops = import_keras().ops
+    def apply(self, logits, ops, setting=None):
         kth_largest = ops.top_k(logits, self.k, sorted=True)[0][:, -1:]
         return ops.where(logits < kth_largest, float("-inf"), logits)
 
@@ -85,8 +82,7 @@ class TopP(LogitFilter):
     def setting(self) -> float:
         return self.p
 
-    def apply(self, logits, setting=None):
-        ops = import_keras().ops
+    def apply(self, logits, ops, setting=None):
         p = self.p if setting is None else setting
         descending = ops.flip(ops.sort(logits, axis=-1), axis=-1)
         probs = ops.softmax(descending, axis=-1)

@@ -22,6 +22,7 @@ import numpy as np
 from .. import __version__
 from ..data.config import FILE_SEPARATOR
 from ..fileio import sha256_file
+from ..model import bundle
 from ..model.builder import build_model
 from ..model.checkpoint import load_weights_into
 from ..model.config import RunConfig
@@ -72,11 +73,22 @@ def load_generator(run_path: Path | str, checkpoint: str = "best", num_samples: 
     run = resolve_run(run_path)
     config = run.load_config()
     facts = RunFacts.of(run)
-    path = run.checkpoint(checkpoint)
+    path = run.sampling_model(checkpoint)
+    return Generator(run, config, facts, path, Sampler(step_network(run, path, num_samples), facts.vocab.chars))
+
+
+def step_network(run: RunDir, path: Path, num_samples: int = 1):
+    """The network `path` holds, ready to step: a bundle's graph on onnxruntime, or a checkpoint's weights in Keras.
+
+    Raises:
+        CheckpointError: a damaged checkpoint, or a graph onnxruntime cannot load.
+    """
+    if path.suffix == ".onnx":  # `RunDir.sampling_model` verified the bundle
+        return bundle.step_network(run.path, bundle.read_meta(run.path))
+    config = run.load_config()
     model = build_model(config.model, num_samples, seq_len=1)
     load_weights_into(model, path)
-    net = StepNetwork.from_model(model, config.model)
-    return Generator(run, config, facts, path, Sampler(net, facts.vocab.chars))
+    return StepNetwork.from_model(model, config.model)
 
 
 def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int, str], None] | None = None) -> list[Sample]:

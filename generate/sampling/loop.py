@@ -6,6 +6,11 @@ is never called. Each step feeds a character through the fused step network
 (`network.StepNetwork`), moves the constraint automata, filters the logits
 and samples.
 
+The loop is written once, against the network's `ops`: `keras.ops` for a
+run's Keras weights, compiled; NumPy's (`backend.numpy_ops`) for a bundle on
+onnxruntime (`backend.onnxruntime_step`), run as written. Both runtimes
+therefore take the same steps, filters and constraints.
+
 Randomness comes from NumPy: one uniform number per stream and step, drawn in
 order, is turned into a character by inverse-CDF sampling. Output therefore
 depends only on the seed and settings, never on how steps are chunked.
@@ -19,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model.backend import compile_loop, import_keras
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton
@@ -48,8 +52,8 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     would be left, the deadline gives way. `settings[i]` is filter i's
     setting (its temperature, its p), so one trace serves them all.
     """
-    ops = import_keras().ops
-    tables = [AutomatonTensors(a, net.vocab_size) for a in automata]
+    ops = net.ops
+    tables = [AutomatonTensors(a, net.vocab_size, ops) for a in automata]
     endings = [(i, ops.convert_to_tensor(a.distance)) for i, a in enumerate(automata) if a.distance is not None]
 
     def keep_some(logits, constrained):
@@ -73,7 +77,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     def choose(logits, uniform, settings):
         # Step 1: constrain the distribution (temperature, top-k, top-p, ...).
         for i, logit_filter in enumerate(filters):
-            logits = logit_filter.apply(logits, settings[i])
+            logits = logit_filter.apply(logits, ops, settings[i])
         if greedy:
             return ops.cast(ops.argmax(logits, axis=-1), "int32")
         # Step 2: unnormalised probabilities, and their running total (the CDF).
@@ -107,14 +111,14 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
 
         return ops.fori_loop(0, steps, body, (token, list(states), list(automaton_states), out))
 
-    return compile_loop(run)
+    return net.compile(run)
 
 
 class AutomatonTensors:
     """An automaton's tables as backend tensors, with the lookups the compiled loops make in them."""
 
-    def __init__(self, automaton: Automaton, vocab_size: int):
-        ops = import_keras().ops
+    def __init__(self, automaton: Automaton, vocab_size: int, ops):
+        self.ops = ops
         self.classes = automaton.transitions.shape[1]
         self.moves = ops.convert_to_tensor(automaton.transitions.reshape(-1))
         self.bias = ops.convert_to_tensor(automaton.bias)
@@ -124,20 +128,20 @@ class AutomatonTensors:
 
     def step(self, states, tokens):
         """(N,) states after feeding each stream its token."""
-        ops = import_keras().ops
+        ops = self.ops
         if self.per_character:
             return ops.take(self.moves, states * self.classes + tokens, axis=0)
         return ops.take(self.moves, states * self.classes + ops.take(self.columns, tokens, axis=0), axis=0)
 
     def char_bias(self, states):
         """(N, V) what each stream's state adds to every character's logit."""
-        ops = import_keras().ops
+        ops = self.ops
         rows = ops.take(self.bias, states, axis=0)
         return rows if self.per_character else ops.take(rows, self.columns, axis=1)
 
     def next_states(self, states):
         """(N, V) the state each stream would reach on every character."""
-        ops = import_keras().ops
+        ops = self.ops
         return ops.take(self.moves, states[:, None] * self.classes + self.columns[None, :], axis=0)
 
 
@@ -197,7 +201,7 @@ class Sampler:
         Returns:
             One `Sample` per stream.
         """
-        ops = import_keras().ops
+        ops = self.net.ops
         run, settings = self._chunk_fn(cfg, automata)
         n = cfg.num_samples
         if context is None:
@@ -239,7 +243,7 @@ class Sampler:
 
         `generate(new_ids, ..., context=...)` then continues as if the whole prime had been given.
         """
-        ops = import_keras().ops
+        ops = self.net.ops
         if context is None:
             if not ids:
                 raise ValueError("prefill: expected at least one id without a context")

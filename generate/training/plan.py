@@ -183,6 +183,10 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
         log.warning("run %s was never started (or was stopped before it recorded its configuration): starting it now", run.path)
         return plan_new_run(run.path, *new_run, show_progress=show_progress, skipped_report=skipped_report, chief=chief)
     run.require()
+    if run.is_bundle() and not any(path.exists() for path in (run.latest, run.previous, run.best)):
+        raise UsageError(f"run {str(run.path)!r} is a bundle (a step graph for sampling, without weights Keras can "
+                         "train) and cannot resume; train the run it was exported from, or start a new run from "
+                         "that: generate train NEW_RUN SOURCES --init-from SOURCE_RUN")
     if chief:
         run.remove_stale_temp_files()
     config = run.load_config()

@@ -19,6 +19,7 @@ import numpy as np
 from ..data.batching import split_train_val, validation_batches
 from ..data.corpus import CorpusChanged, load_run_corpus
 from ..errors import CorpusError, UsageError
+from ..model import bundle
 from ..model.backend import import_keras, test_batch
 from ..model.builder import build_model, reset_states
 from ..model.checkpoint import load_weights_into
@@ -73,23 +74,51 @@ def score_validation(run: RunDir, which: str = "best", sources: list[str] | None
     batches = validation_batches(val_ids, config.train.batch_size, config.train.seq_len)
     if batches is None:
         raise UsageError(f"run {str(run.path)!r}: has no validation split (val-fraction {config.train.val_fraction})")
-    keras = import_keras()
-    model = build_model(config.model, batches.batch_size)
-    load_weights_into(model, run.checkpoint(which))
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    reset_states(model)
-    losses = [test_batch(model, *batches.batch(k)) for k in range(len(batches))]
+    path = run.sampling_model(which)
+    if path.suffix == ".onnx":  # a bundle: the same streams, stepped through its graph
+        net = bundle.step_network(run.path, bundle.read_meta(run.path))
+        states = net.initial_states(batches.batch_size)
+        losses = []
+        for k in range(len(batches)):
+            nats, states = _stepped_nats(net, *batches.batch(k), states)
+            losses.append(nats.mean())
+    else:
+        keras = import_keras()
+        model = build_model(config.model, batches.batch_size)
+        load_weights_into(model, path)
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        reset_states(model)
+        losses = [test_batch(model, *batches.batch(k)) for k in range(len(batches))]
     return Score("validation", len(batches) * batches.batch_size * batches.seq_len, float(np.mean(losses)))
 
 
+def _stepped_nats(net, inputs: np.ndarray, targets: np.ndarray, states: list) -> tuple[np.ndarray, list]:
+    """Each target's loss (B, T) after stepping `net` over `inputs` from `states`, and the states it ends in."""
+    nats = np.zeros(inputs.shape, np.float64)
+    for t in range(inputs.shape[1]):
+        logits, states = net.step(inputs[:, t], states)
+        nats[:, t] = _nats(np.asarray(logits, np.float64), targets[:, t])
+    return nats, states
+
+
+def _nats(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """-log softmax(logits)[target] per row, in float64."""
+    peak = logits.max(axis=-1, keepdims=True)
+    log_norm = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=-1))
+    return log_norm - logits[np.arange(len(targets)), targets]
+
+
 class TextScorer:
-    """Scores texts as single streams under one checkpoint; build once, score many."""
+    """Scores texts as single streams under one checkpoint or bundle; build once, score many."""
 
     def __init__(self, run: RunDir, which: str = "best"):
         self.config = run.load_config()
         self.vocab = run.load_vocab()
-        self.model = build_model(self.config.model, 1, seq_len=SCORE_STEPS)
-        load_weights_into(self.model, run.checkpoint(which))
+        path = run.sampling_model(which)
+        self.net = bundle.step_network(run.path, bundle.read_meta(run.path)) if path.suffix == ".onnx" else None
+        if self.net is None:
+            self.model = build_model(self.config.model, 1, seq_len=SCORE_STEPS)
+            load_weights_into(self.model, path)
 
     def score(self, text: str, name: str = "text", oov: str = "error") -> Score:
         """Mean loss over every character after the first.
@@ -100,8 +129,12 @@ class TextScorer:
         ids = np.asarray(self.vocab.encode(text, oov=oov, what=name), np.int32)
         if len(ids) < 2:
             raise UsageError(f"{name}: expected at least 2 characters to score, received {len(ids)}")
+        inputs, targets = ids[:-1], ids[1:]
+        if self.net is not None:
+            nats, _ = _stepped_nats(self.net, inputs[None, :], targets[None, :], self.net.initial_states(1))
+            return Score(name, len(targets), float(nats.sum()) / len(targets))
         reset_states(self.model)
-        total, inputs, targets = 0.0, ids[:-1], ids[1:]
+        total = 0.0
         for start in range(0, len(inputs), SCORE_STEPS):
             chunk = inputs[start : start + SCORE_STEPS]
             used = len(chunk)
@@ -109,9 +142,7 @@ class TextScorer:
             padded = np.zeros((1, SCORE_STEPS), np.int32)
             padded[0, :used] = chunk
             logits = np.asarray(self.model.predict_on_batch(padded))[0, :used].astype(np.float64)
-            peak = logits.max(axis=-1, keepdims=True)
-            log_norm = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=-1))
-            total += float(np.sum(log_norm - logits[np.arange(used), targets[start : start + used]]))
+            total += float(np.sum(_nats(logits, targets[start : start + used])))
         reset_states(self.model)
         return Score(name, len(targets), total / len(targets))
 

@@ -206,12 +206,13 @@ def test_ctrl_c_with_stdout_in_a_file_keeps_what_was_written(trained_run, tmp_pa
     assert out.stat().st_size >= 300  # streamed as it was written, not lost with the process
 
 
-def test_an_export_refuses_to_resume_and_is_left_as_it_was(runner, trained_run, tmp_path):
+@pytest.mark.parametrize("kind, says", [("keras", "is an export"), ("onnx", "is a bundle")])
+def test_an_export_refuses_to_resume_and_is_left_as_it_was(runner, trained_run, tmp_path, kind, says):
     export = tmp_path / "export"
-    assert run(runner, "export", trained_run, export).exit_code == 0
+    assert run(runner, "export", trained_run, export, "--format", kind).exit_code == 0
     before = {p.name: p.read_bytes() for p in export.iterdir()}
     for extra in ([], ["--epochs", "3"]):
-        message = one_line_error(run(runner, "train", export, "--resume", *extra), 2, "is an export", "--init-from")
+        message = one_line_error(run(runner, "train", export, "--resume", *extra), 2, says, "--init-from")
         assert str(export) in message
         assert {p.name: p.read_bytes() for p in export.iterdir()} == before  # no config, history or logs/ touched
 

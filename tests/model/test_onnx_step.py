@@ -57,7 +57,7 @@ def test_export_writes_a_checked_onnx_bundle_and_never_over_files(trained_run, t
     result = runner.invoke(cli, ["export", str(trained_run), str(tmp_path / "bundle"), "--format", "onnx"])
     assert result.exit_code == 0, result.stderr
     bundle = tmp_path / "bundle"
-    assert sorted(p.name for p in bundle.iterdir()) == ["meta.json", "model.onnx", "vocab.json"]
+    assert sorted(p.name for p in bundle.iterdir()) == ["config.json", "meta.json", "model.onnx", "vocab.json"]
     meta = json.loads((bundle / "meta.json").read_text())
     for name, digest in meta["files"].items():
         assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest

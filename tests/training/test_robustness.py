@@ -63,7 +63,7 @@ def test_preview_and_progress_go_to_stderr_only(tmp_path, verse_file):
 def test_export_is_smaller_and_samples_identically(trained_run, tmp_path):
     runner = CliRunner()
     exported = tmp_path / "exported"
-    assert runner.invoke(cli, ["export", str(trained_run), str(exported)]).exit_code == 0
+    assert runner.invoke(cli, ["export", str(trained_run), str(exported), "--format", "keras"]).exit_code == 0
     assert (exported / "best.keras").stat().st_size < (trained_run / "best.keras").stat().st_size
     from generate.fileio import sha256_file
     from generate.model.checkpoint import checkpoint_problem
@@ -74,7 +74,7 @@ def test_export_is_smaller_and_samples_identically(trained_run, tmp_path):
     a = runner.invoke(cli, ["sample", str(trained_run), "-n", "60", "--seed", "2"]).stdout
     b = runner.invoke(cli, ["sample", str(exported), "-n", "60", "--seed", "2"]).stdout
     assert a == b and len(a) > 0
-    again = runner.invoke(cli, ["export", str(trained_run), str(exported)])
+    again = runner.invoke(cli, ["export", str(trained_run), str(exported), "--format", "keras"])
     assert again.exit_code == 2 and "expected a new or empty directory" in again.stderr
 
 
@@ -84,8 +84,8 @@ def test_float16_export_halves_the_weights_and_keeps_the_loss(trained_run, tmp_p
 
     runner = CliRunner()
     full, half = tmp_path / "full", tmp_path / "half"
-    assert runner.invoke(cli, ["export", str(trained_run), str(full)]).exit_code == 0
-    assert runner.invoke(cli, ["export", str(trained_run), str(half), "--float16"]).exit_code == 0
+    assert runner.invoke(cli, ["export", str(trained_run), str(full), "--format", "keras"]).exit_code == 0
+    assert runner.invoke(cli, ["export", str(trained_run), str(half), "--float16", "--format", "keras"]).exit_code == 0
 
     def arrays(run):
         found = {}

@@ -1,0 +1,85 @@
+"""A bundle's step network on onnxruntime: what the sampler steps when no Keras is installed.
+
+`OnnxStepNetwork` offers what the sampling loops need of a network
+(`step`, `initial_states`, `vocab_size`, its `ops` and `compile`), like
+`network.StepNetwork`, but each step is one call of the bundle's graph
+(`onnx_step`) and the loops run eagerly on NumPy (`numpy_ops`). Importing
+this module imports neither onnxruntime nor Keras; loading a bundle imports
+onnxruntime alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import numpy_ops
+
+# One stream's step is a few small products: a second thread costs more in hand-offs than it saves.
+SINGLE_THREAD_MAX_STREAMS = 8
+
+
+class OnnxStepNetwork:
+    """One step of a bundle's graph: ids (N,) and states in, logits (N, V) and new states out.
+
+    Args:
+        model_path: the bundle's `model.onnx`.
+        cell, units, layers: its architecture, from `meta.json`.
+        state_names: the graph's state inputs, in order.
+        vocab_size: the logits' width.
+
+    Raises:
+        ImportError: onnxruntime is not installed.
+        onnxruntime's own errors: a file it cannot load.
+    """
+
+    ops = numpy_ops
+
+    def __init__(self, model_path: Path, cell: str, units: int, layers: int, state_names: list[str], vocab_size: int):
+        import onnxruntime  # a bundle's only runtime, loaded when a bundle is
+
+        self.cell, self.units, self.layers = cell, units, layers
+        self.state_names = list(state_names)
+        self._vocab_size = vocab_size
+        self._sessions: dict[int, object] = {}
+        self._model_bytes = Path(model_path).read_bytes()
+        self._onnxruntime = onnxruntime
+        self._session(1)  # a file onnxruntime refuses is refused now, not at the first sample
+
+    def _session(self, streams: int):
+        threads = 1 if streams <= SINGLE_THREAD_MAX_STREAMS else 0  # 0: onnxruntime's default, every core
+        if threads not in self._sessions:
+            options = self._onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
+            options.log_severity_level = 3  # warnings about unused initializers are not the user's business
+            self._sessions[threads] = self._onnxruntime.InferenceSession(self._model_bytes, options,
+                                                                         providers=["CPUExecutionProvider"])
+        return self._sessions[threads]
+
+    @property
+    def num_layers(self) -> int:
+        return self.layers
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    def prepare(self) -> OnnxStepNetwork:
+        return self
+
+    @staticmethod
+    def compile(fn):
+        """The loops run as written: each step's work is the graph call, so there is nothing to compile."""
+        return fn
+
+    def initial_states(self, batch: int) -> list[np.ndarray]:
+        return [np.zeros((batch, self.units), np.float32) for _ in self.state_names]
+
+    def step(self, tokens, states):
+        """One time step: ids (N,) and states -> logits (N, V) and new states."""
+        tokens = np.asarray(tokens)
+        feeds = {"ids": tokens.astype(np.int64), **{name: np.asarray(s, np.float32) for name, s in zip(self.state_names, states)}}
+        logits, *new_states = self._session(tokens.shape[0]).run(None, feeds)
+        return logits, new_states
