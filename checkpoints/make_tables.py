@@ -4,18 +4,17 @@
 
 The tables' file name holds a hash of the vocabulary and of the code that
 builds them (`sampling/python/`): after a change there, run this again (the
-suite names the stale file). Older tables in the folder are removed.
+suite names the stale file). Older tables in the folder are removed. They
+ship xz-compressed (`automata._load_shipped`).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from generate.model.rundir import RunDir
-from generate.paths import cache_root
-from generate.sampling.python.automata import python_automata, tables_file_name
+from generate.sampling.python.automata import SHIPPED_SUFFIX, python_automata, shipped_tables, tables_file_name
 
 
 def main() -> None:
@@ -26,14 +25,12 @@ def main() -> None:
     name = tables_file_name(chars)
     folder = args.run / "automata"
     folder.mkdir(exist_ok=True)
-    for stale in folder.glob("python-*.npz"):
-        if stale.name != name:
+    shipped = folder / (name + SHIPPED_SUFFIX)
+    for stale in folder.glob("python-*"):
+        if stale != shipped:
             stale.unlink()
-    python_automata(chars)  # from the shipped file, the cache, or built (about a minute)
-    cached = cache_root() / "automata" / name
-    if cached.exists():
-        shutil.copyfile(cached, folder / name)
-    print(folder / name)
+    shipped.write_bytes(shipped_tables(python_automata(chars)))  # from the shipped file, the cache, or built (a minute)
+    print(shipped)
 
 
 if __name__ == "__main__":

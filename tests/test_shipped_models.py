@@ -57,7 +57,7 @@ def test_the_shipped_python_model_carries_its_syntax_tables_and_builds_nothing(t
     from generate.sampling.python import automata
 
     chars = resolve_run("python").load_vocab().chars
-    shipped = resolve_run("python").path / "automata" / automata.tables_file_name(chars)
+    shipped = resolve_run("python").path / "automata" / (automata.tables_file_name(chars) + automata.SHIPPED_SUFFIX)
     assert shipped.is_file(), "the Python tables changed: run python checkpoints/make_tables.py checkpoints/python"
     monkeypatch.setenv("GENERATE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(automata, "_cache", {})  # nothing from an earlier test in this process

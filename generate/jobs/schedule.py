@@ -44,7 +44,7 @@ def validate(jobs: list[Job]) -> dict[str, RunDir]:
         except GenerateError as exc:
             raise UsageError(f"{where}: model: {exc}") from None
         try:
-            runs[job.name].checkpoint(job["checkpoint"])
+            runs[job.name].sampling_model(job["checkpoint"])
         except GenerateError as exc:
             raise UsageError(f"{where}: checkpoint: {exc}") from None
         facts = RunFacts.of(runs[job.name])

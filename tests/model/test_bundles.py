@@ -168,3 +168,24 @@ def test_records_of_a_bundle_sample_name_its_graph_and_reproduce(bundle, tmp_pat
     assert record["checkpoint"].endswith("model.onnx") and record["seed"] == 4
     again = runner.invoke(cli, ["sample", str(bundle), "--seed", "4", "--length", "60"])
     assert out.read_text() == record["text"] and again.stdout.rstrip("\n") == record["text"].rstrip("\n")
+
+
+def test_co_writing_on_a_bundle_offers_the_candidates_of_its_run_and_replays(trained_run, bundle, tmp_path):
+    from generate.cowriting.candidates import CandidateMaker
+
+    makers = [CandidateMaker(load_generator(run, num_samples=4), SampleOptions(), length=60) for run in (trained_run, bundle)]
+    first = makers[0]("Thou art", 4, 0.9, seed=5)
+    assert makers[1]("Thou art", 4, 0.9, seed=5) == first and len(first) == 4
+    text = "Thou art" + first[0]
+    assert makers[1](text, 4, 0.9, seed=6) == makers[0](text, 4, 0.9, seed=6)  # continued from cached states
+
+
+def test_a_job_file_runs_a_bundle(bundle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'[[job]]\nname = "poem"\nmodel = "{bundle}"\ncount = 2\nprime = "Shall "\nlength = 40\n'
+                    'out = "out/{job}-{n}"\nformats = ["txt"]\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["run", str(jobs), "--run-id", "one"])
+    assert result.exit_code == 0, result.stderr
+    record = json.loads((tmp_path / "out" / "poem-2.txt.json").read_text())
+    assert record["checkpoint"].endswith("model.onnx") and record["text"].startswith("Shall ")

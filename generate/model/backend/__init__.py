@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import UsageError, WriteError
+from ...errors import GenerateError, UsageError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,12 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     verbose = os.environ.get("GENERATE_TF_LOGS") == "1" or log.isEnabledFor(logging.DEBUG)
     with contextlib.nullcontext() if verbose else _muted_stderr_fd():
-        import keras  # the backend loads here: seconds, so never at module import
+        try:
+            import keras  # the backend loads here: seconds, so never at module import
+        except ImportError as exc:
+            raise GenerateError(f"this needs Keras and its backend, which are not installed ({exc}): training, export and "
+                                "sampling a run's .keras checkpoints come with pip install 'generate[train]'; bundles "
+                                "and the shipped models sample without them") from None
 
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf  # only the active backend is installed and loaded
