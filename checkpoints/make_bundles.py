@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from generate.model.bundle import META_FILE, MODEL_FILE, verify_bundle
-from generate.model.export import export_onnx_bundle
+from generate.model.export import export_bundle
 from generate.model.rundir import RunDir
 
 
@@ -33,7 +33,7 @@ def main() -> None:
             continue
         with tempfile.TemporaryDirectory() as scratch:
             exported = Path(scratch) / "bundle"
-            export_onnx_bundle(run, exported, "best", float16=True)
+            export_bundle(run, exported, "best", "onnx", float16=True)
             for name in (MODEL_FILE, META_FILE):
                 shutil.copyfile(exported / name, run.path / name)
         verify_bundle(run.path)  # the folder's own config and vocabulary are the ones the bundle lists

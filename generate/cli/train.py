@@ -128,8 +128,8 @@ def _info_lines(summary: dict) -> list[str]:
     bundle = summary.get("bundle")
     if bundle:
         source = bundle.get("source") or {}
-        lines.append(f"bundle:     model.onnx, {bundle['model_bytes']} bytes, {bundle['weights_dtype']} weights, format "
-                     f"{bundle['format_version']}, from {source.get('run')}/{source.get('checkpoint')} (sha256 "
+        lines.append(f"bundle:     {bundle['model_file']}, {bundle['model_bytes']} bytes, {bundle['weights_dtype']} weights, "
+                     f"{bundle['format']} version {bundle['format_version']}, from {source.get('run')}/{source.get('checkpoint')} (sha256 "
                      f"{str(source.get('sha256'))[:16]}); {len(bundle['files_verified'])} files match meta.json")
     if not summary["checkpoints"] and not bundle:
         lines.append(f"latest:     none yet (stopped before its first checkpoint); continue with: generate train {summary['run']} --resume")
@@ -174,20 +174,22 @@ def list_runs(directory: Path) -> None:
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
 @click.option("--float16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
-@click.option("--format", "kind", type=click.Choice(["onnx", "keras"]), default="onnx", show_default=True,
+@click.option("--format", "kind", type=click.Choice(["onnx", "savedmodel", "litert", "keras"]), default="onnx",
+              show_default=True,
               help="onnx: a bundle (a one-step ONNX graph with the states in and out, meta.json with a sha256 per "
                    "file, the config and vocabulary), checked against Keras before it is written; it samples "
-                   "anywhere onnxruntime runs, without TensorFlow. keras: a sampling-only run.")
+                   "anywhere onnxruntime runs, without TensorFlow. savedmodel, litert: the same step for TF Serving "
+                   "or LiteRT (built-in operators only). keras: a sampling-only run.")
 def export(run: Path, dest: Path, checkpoint: str, float16: bool, kind: str) -> None:
     """Export RUN to DEST for sampling only: an ONNX bundle, or weights without optimizer state.
 
     A bundle is a model wherever a run is: `generate sample DEST`, `score`,
     `write`, job files and `info` take it, on onnxruntime.
     """
-    from ..model.export import export_onnx_bundle, export_run  # NumPy loads here, not for --help
+    from ..model.export import export_bundle, export_run  # NumPy loads here, not for --help
     from ..model.rundir import RunDir  # NumPy loads here, not for --help
 
-    if kind == "onnx":
-        click.echo(str(export_onnx_bundle(RunDir(run).require(), dest, checkpoint, float16=float16)))
+    if kind != "keras":
+        click.echo(str(export_bundle(RunDir(run).require(), dest, checkpoint, kind, float16=float16)))
         return
     click.echo(str(export_run(RunDir(run).require(), dest, checkpoint, float16=float16)))

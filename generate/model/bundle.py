@@ -9,7 +9,9 @@
     sampling.json  the run's sampling defaults, pieces.json its pieces' lengths (when it has them)
 
 A bundle is a model everywhere a run is (`rundir.RunDir.is_bundle`): it
-samples, scores and writes on onnxruntime. Every file is checked against
+samples, scores and writes on onnxruntime. `--format savedmodel` and
+`litert` write the same step for TensorFlow's runtimes (`saved_model.pb` or
+`model.tflite` in place of `model.onnx`), described and verified alike. Every file is checked against
 `meta.json` before a bundle is used; loading runs nothing from it but the
 graph's standard ONNX operators.
 """
@@ -23,11 +25,11 @@ from ..errors import CheckpointError, UsageError
 from ..fileio import sha256_file
 from .backend.onnxruntime_step import OnnxStepNetwork
 
-BUNDLE_FORMAT = "generate-step-onnx"
+BUNDLE_FORMAT = "generate-step-onnx"  # what `generate` samples; the others are for other runtimes
+BUNDLE_FORMATS = {"onnx": BUNDLE_FORMAT, "savedmodel": "generate-step-savedmodel", "litert": "generate-step-litert"}
 BUNDLE_VERSION = 1
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
-REQUIRED_FILES = (MODEL_FILE, "config.json", "vocab.json")
 
 
 def read_meta(directory: Path) -> dict:
@@ -41,7 +43,7 @@ def read_meta(directory: Path) -> dict:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: cannot read the bundle's description ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in BUNDLE_FORMATS.values():
         found = meta.get("format") if isinstance(meta, dict) else None
         raise CheckpointError(f"{path}: expected a bundle written by `generate export` (format {BUNDLE_FORMAT!r}), "
                               f"received format {found!r}")
@@ -52,9 +54,22 @@ def read_meta(directory: Path) -> dict:
         raise CheckpointError(f"{path}: bundle format version {version} is newer than this generate reads "
                               f"({BUNDLE_VERSION}); upgrade generate to use it")
     files = meta.get("files")
-    if not isinstance(files, dict) or any(name not in files for name in REQUIRED_FILES):
-        raise CheckpointError(f"{path}: expected a sha256 for each of {', '.join(REQUIRED_FILES)} under \"files\"")
+    required = (str(meta.get("model_file", MODEL_FILE)), "config.json", "vocab.json")
+    if not isinstance(files, dict) or any(name not in files for name in required):
+        raise CheckpointError(f"{path}: expected a sha256 for each of {', '.join(required)} under \"files\"")
     return meta
+
+
+def require_onnx(directory: Path, meta: dict) -> None:
+    """Checks that a verified bundle is one `generate` samples: ONNX, not a SavedModel or LiteRT export.
+
+    Raises:
+        CheckpointError: another format, named, with what to export instead.
+    """
+    if meta["format"] != BUNDLE_FORMAT:
+        kind = next(k for k, v in BUNDLE_FORMATS.items() if v == meta["format"])
+        raise CheckpointError(f"run {str(directory)!r}: a --format {kind} export, for TensorFlow's runtimes; generate "
+                              "samples runs and ONNX bundles (generate export RUN DEST)")
 
 
 _verified: dict[tuple, dict] = {}  # (bundle, each file's size and time) -> its meta: a file hashed once per process

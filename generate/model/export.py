@@ -1,14 +1,15 @@
 """Exporting a run: what another program or machine needs to sample it, and nothing it does not.
 
 `export_run` writes a sampling-only copy of a run (config, vocabulary, weights
-without the optimizer, optionally as float16). The ONNX and SavedModel bundles
-of the export issue live here too.
+without the optimizer, optionally as float16); `export_bundle` writes one step
+of the network for another runtime: ONNX, a SavedModel, or LiteRT.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -17,8 +18,9 @@ import numpy as np
 from .. import __version__
 from ..errors import GenerateError, UsageError
 from ..fileio import atomic_directory, atomic_path, atomic_write_text, sha256_file
+from .backend import backend_name
 from .builder import build_model
-from .bundle import BUNDLE_FORMAT, BUNDLE_VERSION, META_FILE, MODEL_FILE
+from .bundle import BUNDLE_FORMATS, BUNDLE_VERSION, META_FILE, MODEL_FILE
 from .checkpoint import WEIGHTS_MEMBER, load_weights_into, read_training_state, record_checksum, save_checkpoint
 from .network import StepNetwork
 from .onnx_step import IR_VERSION, OPSET, state_names, step_graph
@@ -92,28 +94,30 @@ SELF_CHECK_STEPS = 64  # teacher-forced steps the exported graph must match Kera
 SELF_CHECK_TOLERANCE = 1e-4
 
 
-def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best", float16: bool = False) -> Path:
-    """Writes an ONNX bundle of `run` into `dest` (`bundle.py`): `model.onnx` (one step, see `onnx_step`),
-    `meta.json`, and the run's config, vocabulary, sampling defaults and piece lengths.
+def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onnx", float16: bool = False) -> Path:
+    """Writes a bundle of `run` into `dest` (`bundle.py`): one step of the network, the run's config,
+    vocabulary, sampling defaults and piece lengths, and `meta.json`.
 
-    `meta.json` records the architecture, the graph's inputs and outputs, the corpus kind and encoding,
-    the run's sampling defaults and piece lengths, the source checkpoint and its sha256, the package
-    version, and a sha256 for every other file. Before anything is written the graph is run on
-    onnxruntime for `SELF_CHECK_STEPS` teacher-forced steps and must give Keras's logits within
-    `SELF_CHECK_TOLERANCE`. `dest` appears whole or not at all. With `float16` the weights are stored
-    as float16 (the self-check then compares with Keras on the same rounded weights).
+    `kind` is `onnx` (`model.onnx`, see `onnx_step`: what `generate` itself samples anywhere),
+    `savedmodel` (a TensorFlow SavedModel for TF Serving) or `litert` (`model.tflite`, built-in
+    operators only). `meta.json` records the format, the architecture, the graph's inputs and
+    outputs, the corpus kind and encoding, the run's sampling defaults and piece lengths, the
+    source checkpoint and its sha256, the package version, and a sha256 for every other file.
+    Before the bundle appears, its graph runs `SELF_CHECK_STEPS` teacher-forced steps in its own
+    runtime and must give Keras's logits within `SELF_CHECK_TOLERANCE`. `dest` appears whole or
+    not at all. With `float16` (ONNX only) the weights are stored as float16, and the self-check
+    compares with Keras on the same rounded weights.
 
     Raises:
-        UsageError: `dest` already holds files, the checkpoint is missing, or onnx/onnxruntime are missing.
+        UsageError: `dest` already holds files, the checkpoint is missing, a runtime is missing,
+            or `float16` with another format than ONNX.
         GenerateError: the graph disagrees with Keras (a bug: nothing is written).
     """
     target = Path(dest)
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"export target {str(target)!r}: expected a new or empty directory, found files")
-    try:
-        import onnxruntime  # only an ONNX export needs the runtime (for its self-check)
-    except ImportError:
-        raise UsageError("--format onnx: expected the onnx and onnxruntime packages (pip install onnx onnxruntime)") from None
+    if float16 and kind != "onnx":
+        raise UsageError(f"--float16: expected --format onnx or keras, received {kind}")
     source = run.checkpoint(which)
     config = run.load_config()
     model = build_model(config.model, 1)
@@ -121,21 +125,32 @@ def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best", float16: bo
     if float16:  # what the bundle will compute: Keras on the same rounded weights
         model.set_weights([np.asarray(w).astype(np.float16).astype(np.float32) for w in model.get_weights()])
     net = StepNetwork.from_model(model, config.model)
-    try:
-        graph = step_graph(net, name=run.path.name, float16=float16)
-    except ImportError:
-        raise UsageError("--format onnx: expected the onnx package (pip install onnx)") from None
-    worst = _largest_logit_difference(model, net, graph.SerializeToString(), onnxruntime, state_names(net))
-    if worst > SELF_CHECK_TOLERANCE:
-        raise GenerateError(f"the ONNX graph of {run.path} differs from Keras by {worst:.2e} in a logit (expected at most "
-                            f"{SELF_CHECK_TOLERANCE:g}); nothing was written: please report it")
-    meta = {
-        "format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION,
+    ids = np.arange(SELF_CHECK_STEPS) % net.vocab_size
+    expected = model.predict(ids[None, :].astype(np.int32), batch_size=1, verbose=0)[0]
+    with atomic_directory(target) as staging:
+        graph = _GRAPH_WRITERS[kind](net, staging, run.path.name, float16)
+        worst = _largest_difference(graph.pop("runner"), net, ids, expected)
+        if worst > SELF_CHECK_TOLERANCE:
+            raise GenerateError(f"the {kind} graph of {run.path} differs from Keras by {worst:.2e} in a logit (expected at "
+                                f"most {SELF_CHECK_TOLERANCE:g}); nothing was written: please report it")
+        graph["self_check"] = {"steps": SELF_CHECK_STEPS, "largest_logit_difference": worst}
+        for facts in (run.config, run.vocab, run.sampling, run.pieces):  # as they are: the run reads them already
+            if facts.is_file():
+                atomic_write_text(staging / facts.name, facts.read_text(encoding="utf-8"))
+        meta = _bundle_meta(run, config, source, graph, float16)
+        meta["files"] = {path.relative_to(staging).as_posix(): sha256_file(path)
+                         for path in sorted(staging.rglob("*")) if path.is_file()}
+        atomic_write_text(staging / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return target / graph["model_file"]
+
+
+def _bundle_meta(run: RunDir, config, source: Path, graph: dict, float16: bool) -> dict:
+    return {
+        "format": BUNDLE_FORMATS[graph.pop("kind")], "format_version": BUNDLE_VERSION,
+        "model_file": graph["model_file"],
         "architecture": {key: getattr(config.model, key) for key in ("cell", "layers", "units", "embedding_dim", "residual",
                                                                      "layer_norm", "tie_embeddings", "vocab_size")},
-        "graph": {"opset": OPSET, "ir_version": IR_VERSION, "inputs": ["ids", *state_names(net)],
-                  "outputs": ["logits", *(f"{s}_out" for s in state_names(net))], "state_units": net.units,
-                  "self_check": {"steps": SELF_CHECK_STEPS, "largest_logit_difference": worst}},
+        "graph": graph,
         "corpus": {"kind": config.corpus.kind, "encoding": config.corpus.encoding if config.corpus.kind == "music" else None,
                    "sources": list(config.corpus.sources)},
         "sampling_defaults": run.sampling_defaults(),
@@ -144,27 +159,69 @@ def export_onnx_bundle(run: RunDir, dest: Path, which: str = "best", float16: bo
         "weights_dtype": "float16" if float16 else "float32",
         "version": __version__,
     }
-    with atomic_directory(target) as staging:
-        (staging / MODEL_FILE).write_bytes(graph.SerializeToString())
-        for facts in (run.config, run.vocab, run.sampling, run.pieces):  # as they are: the run reads them already
-            if facts.is_file():
-                atomic_write_text(staging / facts.name, facts.read_text(encoding="utf-8"))
-        meta["files"] = {path.name: sha256_file(path) for path in sorted(staging.iterdir())}
-        atomic_write_text(staging / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    return target / MODEL_FILE
 
 
-def _largest_logit_difference(model, net, graph_bytes: bytes, onnxruntime, states: list[str]) -> float:
-    """The largest |Keras logit - ONNX logit| over a teacher-forced sequence of every character in turn."""
-    ids = (np.arange(SELF_CHECK_STEPS) % net.vocab_size)[None, :]
-    expected = model.predict(ids.astype(np.int32), batch_size=1, verbose=0)[0]
-    session = onnxruntime.InferenceSession(graph_bytes, providers=["CPUExecutionProvider"])
-    feeds = dict(zip(states, net.initial_states(1)))
-    worst = 0.0
-    for t in range(SELF_CHECK_STEPS):
-        logits, *new_states = session.run(None, {"ids": ids[:, t].astype(np.int64), **feeds})
-        feeds = dict(zip(states, new_states))
-        worst = max(worst, float(np.abs(expected[t] - logits[0]).max()))
+def _onnx_graph(net: StepNetwork, staging: Path, name: str, float16: bool) -> dict:
+    """Writes `model.onnx`; returns what meta.json records of it, and a runner for the self-check."""
+    try:
+        import onnxruntime  # only an ONNX export needs the runtime (for its self-check)
+
+        graph = step_graph(net, name=name, float16=float16)
+    except ImportError:
+        raise UsageError("--format onnx: expected the onnx and onnxruntime packages (pip install onnx onnxruntime)") from None
+    (staging / MODEL_FILE).write_bytes(graph.SerializeToString())
+    session = onnxruntime.InferenceSession(str(staging / MODEL_FILE), providers=["CPUExecutionProvider"])
+    states = state_names(net)
+
+    def run(ids, state_values):
+        logits, *new_states = session.run(None, {"ids": ids.astype(np.int64), **dict(zip(states, state_values))})
+        return logits, new_states
+
+    return {"kind": "onnx", "model_file": MODEL_FILE, "opset": OPSET, "ir_version": IR_VERSION, "runner": run,
+            **_signature(net, states)}
+
+
+def _tensorflow_graph(net: StepNetwork, staging: Path, name: str, float16: bool, litert: bool = False) -> dict:
+    """Writes a SavedModel (or, with `litert`, `model.tflite`); returns its meta.json facts and a runner."""
+    if backend_name() != "tensorflow":
+        raise UsageError(f"--format {'litert' if litert else 'savedmodel'}: expected KERAS_BACKEND=tensorflow, "
+                         f"received {backend_name()!r}")
+    from .backend import tensorflow_export  # imports TensorFlow: only these formats need it
+
+    states = state_names(net)
+    net.prepare()
+    saved = staging / ("saved_model" if litert else "")
+    tensorflow_export.save_step_model(net, states, saved)
+    if not litert:
+        return {"kind": "savedmodel", "model_file": "saved_model.pb", "signature": tensorflow_export.SIGNATURE,
+                "runner": tensorflow_export.saved_model_runner(saved, states), **_signature(net, states)}
+    try:
+        flatbuffer = tensorflow_export.litert_bytes(saved)
+    except ValueError as exc:
+        raise GenerateError(f"--format litert: the converter refused the step of {name} ({exc}); nothing was written") from None
+    shutil.rmtree(saved)
+    (staging / "model.tflite").write_bytes(flatbuffer)
+    return {"kind": "litert", "model_file": "model.tflite", "signature": tensorflow_export.SIGNATURE,
+            "runner": tensorflow_export.litert_runner(flatbuffer, states), **_signature(net, states)}
+
+
+def _signature(net: StepNetwork, states: list[str]) -> dict:
+    return {"inputs": ["ids", *states], "outputs": ["logits", *(f"{s}_out" for s in states)], "state_units": net.units}
+
+
+_GRAPH_WRITERS = {
+    "onnx": _onnx_graph,
+    "savedmodel": _tensorflow_graph,
+    "litert": lambda net, staging, name, float16: _tensorflow_graph(net, staging, name, float16, litert=True),
+}
+
+
+def _largest_difference(run, net: StepNetwork, ids: np.ndarray, expected: np.ndarray) -> float:
+    """The largest |Keras logit - exported logit| over the teacher-forced `ids`."""
+    states, worst = net.initial_states(1), 0.0
+    for t, char_id in enumerate(ids):
+        logits, states = run(np.array([char_id]), states)
+        worst = max(worst, float(np.abs(expected[t] - np.asarray(logits)[0]).max()))
     return worst
 
 

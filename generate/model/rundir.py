@@ -30,7 +30,7 @@ from ..data.vocab import Vocab
 from ..errors import CheckpointError, GenerateError, UsageError
 from ..fileio import atomic_write_text
 from ..paths import shipped_checkpoints_dir
-from .bundle import META_FILE, MODEL_FILE, verify_bundle
+from .bundle import META_FILE, MODEL_FILE, require_onnx, verify_bundle
 from .checkpoint import CHECKSUMS, PREVIOUS, check_keras_file, checkpoint_problem, read_training_state, recorded_checksums
 from .config import RunConfig
 
@@ -114,7 +114,7 @@ class RunDir:
             UsageError: as `checkpoint`.
         """
         if self.is_bundle() and (which == "best" or Path(which).name == MODEL_FILE):
-            verify_bundle(self.path)
+            require_onnx(self.path, verify_bundle(self.path))
             return self.model_onnx
         return self.checkpoint(which)
 
@@ -277,9 +277,11 @@ def run_summary(run: RunDir) -> dict:
     summary["history"] = history[-5:]
     summary["sampling_defaults"] = run.sampling_defaults()
     if meta is not None:
-        summary["bundle"] = {"format_version": meta["format_version"], "weights_dtype": meta.get("weights_dtype"),
-                             "source": meta.get("source"), "version": meta.get("version"),
-                             "model_bytes": run.model_onnx.stat().st_size, "files_verified": sorted(meta["files"]),
+        model_file = str(meta.get("model_file", MODEL_FILE))
+        summary["bundle"] = {"format": meta["format"], "format_version": meta["format_version"], "model_file": model_file,
+                             "weights_dtype": meta.get("weights_dtype"), "source": meta.get("source"),
+                             "version": meta.get("version"), "model_bytes": (run.path / model_file).stat().st_size,
+                             "files_verified": sorted(meta["files"]),
                              "self_check": (meta.get("graph") or {}).get("self_check")}
     return summary
 

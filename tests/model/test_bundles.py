@@ -28,11 +28,11 @@ EXCERPTS = json.loads((Path(__file__).parents[1] / "data" / "validation_excerpts
 @pytest.fixture(scope="module")
 def bundle(trained_run, tmp_path_factory):
     """The tiny trained run, exported as a bundle."""
-    from generate.model.export import export_onnx_bundle
+    from generate.model.export import export_bundle
     from generate.model.rundir import RunDir
 
     dest = tmp_path_factory.mktemp("bundle") / "verse"
-    export_onnx_bundle(RunDir(trained_run), dest)
+    export_bundle(RunDir(trained_run), dest)
     return dest
 
 
@@ -189,3 +189,29 @@ def test_a_job_file_runs_a_bundle(bundle, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.stderr
     record = json.loads((tmp_path / "out" / "poem-2.txt.json").read_text())
     assert record["checkpoint"].endswith("model.onnx") and record["text"].startswith("Shall ")
+
+
+@pytest.mark.parametrize("kind, model_file", [("savedmodel", "saved_model.pb"), ("litert", "model.tflite")])
+def test_savedmodel_and_litert_exports_step_as_the_bundle_does(trained_run, bundle, tmp_path, kind, model_file):
+    from generate.model.backend import tensorflow_export
+
+    runner = CliRunner()
+    dest = tmp_path / kind
+    result = runner.invoke(cli, ["export", str(trained_run), str(dest), "--format", kind])
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads((dest / "meta.json").read_text())
+    assert meta["format"] == f"generate-step-{kind}" and meta["model_file"] == model_file
+    assert meta["graph"]["self_check"]["largest_logit_difference"] <= 1e-4 and model_file in meta["files"]
+    states = meta["graph"]["inputs"][1:]
+    run = (tensorflow_export.saved_model_runner(dest, states) if kind == "savedmodel"
+           else tensorflow_export.litert_runner((dest / model_file).read_bytes(), states))
+    onnx = load_generator(bundle).sampler.net
+    ids = np.random.default_rng(0).integers(0, onnx.vocab_size, size=(40, 3))  # three streams at once
+    ours, theirs = onnx.initial_states(3), onnx.initial_states(3)
+    for step_ids in ids:
+        (expected, ours), (received, theirs) = onnx.step(step_ids, ours), run(step_ids, theirs)
+        assert np.abs(expected - received).max() <= 1e-4
+    assert "files match meta.json" in runner.invoke(cli, ["info", str(dest)]).stdout
+    one_line_error(runner.invoke(cli, ["sample", str(dest)]), 1, f"a --format {kind} export", "ONNX bundles")
+    one_line_error(runner.invoke(cli, ["export", str(trained_run), str(tmp_path / "half"), "--format", kind, "--float16"]),
+                   2, "--float16: expected --format onnx or keras")
