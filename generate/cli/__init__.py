@@ -12,6 +12,7 @@ from .corpus import corpus_group
 from .jobs import run_command, runs_group
 from .sample import render, sample
 from .score import score
+from .serve import serve
 from .train import export, info, list_runs, train
 from .write import write
 
@@ -22,7 +23,7 @@ def _with_logging_options(command):
     return logging_options(command)
 
 
-for command in (train, sample, write, render, score, info, list_runs, export, corpus_group, run_command, runs_group):
+for command in (train, sample, write, render, score, info, list_runs, export, serve, corpus_group, run_command, runs_group):
     cli.add_command(_with_logging_options(command))
 
 

@@ -165,6 +165,8 @@ def list_runs(directory: Path) -> None:
             click.echo(f"{entry.path.name}\tshipped\t{entry.kind}\t{entry.model}\tbest val {best}")
         elif entry.error:
             click.echo(f"{entry.path}\t(unreadable: {entry.error})")
+        elif entry.bundle:
+            click.echo(f"{entry.path}\t{entry.model}\t{entry.bundle} bundle")
         else:
             click.echo(f"{entry.path}\t{entry.model}\t{entry.epoch}/{entry.epochs} epochs done\tbest val {best}")
 

@@ -19,6 +19,7 @@ from .. import __version__
 from ..errors import GenerateError, UsageError
 from ..fileio import atomic_directory, atomic_path, atomic_write_text, sha256_file
 from .backend import backend_name
+from .backend.onnxruntime_step import OnnxStepNetwork
 from .builder import build_model
 from .bundle import BUNDLE_FORMATS, BUNDLE_VERSION, META_FILE, MODEL_FILE
 from .checkpoint import WEIGHTS_MEMBER, load_weights_into, read_training_state, record_checksum, save_checkpoint
@@ -142,6 +143,34 @@ def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onn
                          for path in sorted(staging.rglob("*")) if path.is_file()}
         atomic_write_text(staging / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return target / graph["model_file"]
+
+
+def onnx_network(run: RunDir, checkpoint: Path):
+    """A run's Keras checkpoint as a step graph on onnxruntime, in memory, checked as an export is.
+
+    A server steps every stream through one graph call whatever the batch, where the compiled loop would
+    compile again for each new number of streams.
+
+    Raises:
+        UsageError: onnx or onnxruntime is missing.
+        GenerateError: the graph disagrees with Keras (a bug).
+    """
+    config = run.load_config()
+    model = build_model(config.model, 1)
+    load_weights_into(model, checkpoint)
+    net = StepNetwork.from_model(model, config.model)
+    try:
+        graph = step_graph(net, name=run.path.name).SerializeToString()
+    except ImportError:
+        raise UsageError("serving a run's .keras checkpoint: expected the onnx package (pip install onnx)") from None
+    states = state_names(net)
+    onnx_net = OnnxStepNetwork(graph, net.cell, net.units, net.num_layers, states, net.vocab_size)
+    ids = np.arange(SELF_CHECK_STEPS) % net.vocab_size
+    expected = model.predict(ids[None, :].astype(np.int32), batch_size=1, verbose=0)[0]
+    worst = _largest_difference(onnx_net.step, net, ids, expected)
+    if worst > SELF_CHECK_TOLERANCE:
+        raise GenerateError(f"the ONNX graph of {run.path} differs from Keras by {worst:.2e} in a logit: please report it")
+    return onnx_net
 
 
 def _bundle_meta(run: RunDir, config, source: Path, graph: dict, float16: bool) -> dict:

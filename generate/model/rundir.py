@@ -30,7 +30,7 @@ from ..data.vocab import Vocab
 from ..errors import CheckpointError, GenerateError, UsageError
 from ..fileio import atomic_write_text
 from ..paths import shipped_checkpoints_dir
-from .bundle import META_FILE, MODEL_FILE, require_onnx, verify_bundle
+from .bundle import META_FILE, MODEL_FILE, read_meta, require_onnx, verify_bundle
 from .checkpoint import CHECKSUMS, PREVIOUS, check_keras_file, checkpoint_problem, read_training_state, recorded_checksums
 from .config import RunConfig
 
@@ -322,6 +322,7 @@ class RunListing:
     epochs: int = 0  # epochs asked for
     best_val_loss: float | None = None
     error: str = ""  # why the run could not be read
+    bundle: str = ""  # an export's format (`onnx`, `savedmodel`, `litert`): a bundle, not a run in training
 
 
 def list_runs(directory: Path, depth: int = 3) -> list[RunListing]:
@@ -340,8 +341,13 @@ def list_runs(directory: Path, depth: int = 3) -> list[RunListing]:
         try:
             cfg = run.load_config()
             state = read_training_state(run.latest) if run.latest.exists() else {}
+            bundle = read_meta(path)["format"].rsplit("-", 1)[-1] if run.is_bundle() else ""
         except GenerateError as exc:
             listings.append(RunListing(path, False, error=str(exc)))
+            continue
+        if bundle:
+            listings.append(RunListing(path, False, cfg.corpus.kind, f"{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}",
+                                       bundle=bundle))
             continue
         listings.append(RunListing(path, False, cfg.corpus.kind, f"{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}",
                                    state.get("epoch", 0), cfg.train.epochs, state.get("best_val_loss")))

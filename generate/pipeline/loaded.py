@@ -150,26 +150,34 @@ class LoadedModel:
             self._scorer = TextScorer(self.run_dir, str(self.generator.checkpoint))
         return self._scorer.score(text, oov=oov)
 
-    def run(self, request: Request, on_text: Callable[[str], None] | None = None) -> SampleResult:
+    def run(self, request: Request, on_text: Callable[[str], None] | None = None, runner=None,
+            on_sample_text: Callable[[int, str], None] | None = None) -> SampleResult:
         """Draws, filters, records and writes the samples `request` asks for.
 
         Args:
             on_text: for a single sample with no output file and no filter or beam, receives the
                 prime and then the sample's text as it is generated.
+            runner: where the model runs (`generator.generate_samples`): here, or a server's engine.
+            on_sample_text: as `on_text`, for any number of samples: receives (index, text), each
+                sample's prime first.
         """
         options = request.options
-        stream = on_text is not None and not request.paths and options.num_samples == 1 and not options.drop_prime \
-            and not redraws(request.filters) and not options.beam
-        kept, tried, tested, rejected = self._draw(request, on_text if stream else None)
+        streamable = not request.paths and not options.drop_prime and not redraws(request.filters) and not options.beam
+        if on_sample_text is None and on_text is not None and streamable and options.num_samples == 1:
+            on_sample_text = lambda _index, text: on_text(text)  # noqa: E731 - the single stream's text alone
+        elif not streamable:
+            on_sample_text = None
+        kept, tried, tested, rejected = self._draw(request, on_sample_text, runner)
         outputs, render_errors = [], []
         for i, sample in enumerate(kept):
             output, errors = self._finish(request, sample, request.paths[i] if request.paths else ())
             outputs.append(output)
             render_errors += errors
-        return SampleResult(outputs, request.cfg.seed, request.seed_drawn, stream, tuple(render_errors), tried,
-                            dict(rejected), request.options.num_samples, tested)
+        return SampleResult(outputs, request.cfg.seed, request.seed_drawn, on_sample_text is not None, tuple(render_errors),
+                            tried, dict(rejected), request.options.num_samples, tested)
 
-    def _draw(self, request: Request, on_text: Callable[[str], None] | None) -> tuple[list[_Kept], int, int, Counter]:
+    def _draw(self, request: Request, on_text: Callable[[int, str], None] | None,
+              runner=None) -> tuple[list[_Kept], int, int, Counter]:
         """Samples batch after batch (a new seed each) until enough samples pass the filters, or the seeds run out.
 
         Returns:
@@ -179,11 +187,11 @@ class LoadedModel:
         kept: list[_Kept] = []
         tried, tested, rejected = 0, 0, Counter()
         if on_text is not None and cfg.prime:
-            on_text(cfg.prime)
+            for index in range(wanted):
+                on_text(index, cfg.prime)
         for attempt, seed in enumerate(request.seeds if redrawing else request.seeds[:1]):
             batch_cfg = replace(cfg, num_samples=cfg.beam) if cfg.beam and redrawing else replace(cfg, seed=seed)
-            streaming = (lambda _stream, text: on_text(text)) if on_text is not None else None
-            for index, sample in enumerate(generate_samples(self.generator, batch_cfg, on_text=streaming)):
+            for index, sample in enumerate(generate_samples(self.generator, batch_cfg, on_text, runner)):
                 tried += 1
                 if len(kept) >= wanted:
                     continue

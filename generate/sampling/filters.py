@@ -5,9 +5,10 @@ once per run of the loop from the resolved settings. A new filter is a class
 here and a line in `build_filters`; the option that turns it on goes in
 `options.SampleOptions`.
 
-A filter's `setting` is fed to the compiled loop as a value, not built into
-it: a writer who changes the temperature ten times reuses one compiled loop
-rather than tracing ten. What must be known when the loop is traced (top-k's
+A filter's `setting` is fed to the compiled loop as a value per stream, not
+built into it: a writer who changes the temperature ten times reuses one
+compiled loop rather than tracing ten, and a server runs requests with
+different temperatures in one batch. What must be known when the loop is traced (top-k's
 k, the banned ids) is part of the filter's `shape`, which keys the cache.
 """
 
@@ -30,8 +31,8 @@ class LogitFilter:
         return (type(self).__name__,)
 
     def apply(self, logits, ops, setting=None):
-        """`logits` filtered with `ops` (`keras.ops`, or NumPy's for a bundle); `setting` (a scalar tensor inside
-        the loop) defaults to the filter's own."""
+        """`logits` filtered with `ops` (`keras.ops`, or NumPy's for a bundle); `setting` (inside the loop, one
+        value per stream, so streams of different requests share a loop) defaults to the filter's own."""
         raise NotImplementedError
 
 
@@ -58,7 +59,7 @@ class Temperature(LogitFilter):
         return self.temperature
 
     def apply(self, logits, ops, setting=None):
-        return logits / (self.temperature if setting is None else setting)
+        return logits / (self.temperature if setting is None else setting[:, None])
 
 
 @dataclass
@@ -83,13 +84,18 @@ class TopP(LogitFilter):
         return self.p
 
     def apply(self, logits, ops, setting=None):
-        p = self.p if setting is None else setting
+        p = self.p if setting is None else setting[:, None]
         descending = ops.flip(ops.sort(logits, axis=-1), axis=-1)
         probs = ops.softmax(descending, axis=-1)
         mass_before = ops.cumsum(probs, axis=-1) - probs
         # The most likely character always has mass_before == 0 < p, so one survives.
         threshold = ops.min(ops.where(mass_before < p, descending, float("inf")), axis=-1, keepdims=True)
         return ops.where(logits < threshold, float("-inf"), logits)
+
+
+def filter_settings(filters: list[LogitFilter], streams: int):
+    """The loop's `settings` for `streams` streams drawn with `filters`: (filters, streams), one row per filter."""
+    return np.tile(np.array([[f.setting] for f in filters] or [[0.0]], np.float32), (1, streams))
 
 
 def build_filters(cfg) -> list[LogitFilter]:

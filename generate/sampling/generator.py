@@ -91,7 +91,8 @@ def step_network(run: RunDir, path: Path, num_samples: int = 1):
     return StepNetwork.from_model(model, config.model)
 
 
-def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int, str], None] | None = None) -> list[Sample]:
+def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int, str], None] | None = None,
+                     runner=None) -> list[Sample]:
     """Samples `cfg.num_samples` texts after `cfg.prime` (or the model's default start).
 
     Without a prime and with a warm-up, each stream first runs to a natural
@@ -102,6 +103,8 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
         gen: the loaded run.
         cfg: settings from `gen.resolve(options)`, which verified them.
         on_text: called as (stream, text) with final text, for streaming output.
+        runner: where the model runs: by default here, on this thread; a server's `serving.engine.EngineRunner`
+            (its `generate` stands for `gen.sampler.generate`, its `call(fn)` runs other work on the model).
     """
     prime_ids = gen.vocab.encode(cfg.prime, oov=cfg.oov, option="prime") if cfg.prime else []
     if not prime_ids:
@@ -109,11 +112,15 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
     rng = np.random.default_rng(cfg.seed)
     run_cfg = replace(cfg, stop=tuple(cfg.stop) + gen.facts.default_stops())
     if cfg.beam:
-        beams = beam_search(gen.sampler.net, gen.vocab.chars, prime_ids, run_cfg, build_automata(gen.facts, cfg),
-                            gen.sampler.compiled)
+        def search():
+            return beam_search(gen.sampler.net, gen.vocab.chars, prime_ids, run_cfg, build_automata(gen.facts, cfg),
+                               gen.sampler.compiled)
+
+        beams = runner.call(search) if runner is not None else search()
         return [Sample(b.text, b.stopped, b.score, b.logprob, -float(np.mean(b.fed_logprobs)) if b.fed_logprobs else None)
                 for b in beams[: cfg.num_samples]]
-    samples = gen.sampler.generate(prime_ids, run_cfg, rng, on_text=on_text, automata=build_automata(gen.facts, cfg))
+    generate = runner.generate if runner is not None else gen.sampler.generate
+    samples = generate(prime_ids, run_cfg, rng, on_text=on_text, automata=build_automata(gen.facts, cfg))
     if cfg.poem_lines and cfg.warmup and any(not s.text for s in samples):
         log.warning("%d stream(s) wrote no blank line to start a poem after within the warm-up; "
                     "give a --prime or --no-warmup", sum(not s.text for s in samples))

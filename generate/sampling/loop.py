@@ -27,7 +27,7 @@ import numpy as np
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton
-from .filters import LogitFilter, build_filters
+from .filters import LogitFilter, build_filters, filter_settings
 from .streams import WARMUP_MAX_CHARS, StreamText
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,11 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     Automata apply in order, and one that would leave no character gives way
     for that step. An automaton that knows its distance to an end (`Automaton.distance`) also
     forbids, at step t, characters after which it could not end within the
-    `deadline - t - 1` characters left: a sample cut at its length then ends
-    cleanly (for code: strings, brackets and blocks closed). Where nothing
-    would be left, the deadline gives way. `settings[i]` is filter i's
-    setting (its temperature, its p), so one trace serves them all.
+    `deadline - t - 1` characters left (`deadline` holds one step per stream):
+    a sample cut at its length then ends cleanly (for code: strings, brackets
+    and blocks closed). Where nothing would be left, the deadline gives way.
+    `settings[i]` holds filter i's setting (its temperature, its p) for each
+    stream, so one trace serves them all.
     """
     ops = net.ops
     tables = [AutomatonTensors(a, net.vocab_size, ops) for a in automata]
@@ -100,7 +101,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
             for table, state in zip(tables, automaton_states):
                 logits = keep_some(logits, logits + table.char_bias(state))
             if endings:
-                logits = in_time(logits, automaton_states, deadline - t - 1)
+                logits = in_time(logits, automaton_states, (deadline - t - 1)[:, None])
             # Take the prime's next character if one is forced, else sample.
             forced_t = ops.take(forced, t, axis=0)
             chosen = choose(logits, ops.take(uniforms, t, axis=0), settings)
@@ -167,6 +168,74 @@ class Sample:
     fed_nats: float | None = None  # beam search: mean nats over every character fed after the first, prime included
 
 
+@dataclass(frozen=True)
+class ChunkPlan:
+    """What one chunk does for a draw's streams: prime characters to force, then steps to sample."""
+
+    n_forced: int
+    steps: int  # forced and sampled steps; the chunk's rows after these are not the draw's
+    forced: np.ndarray  # (chunk, n): ids to feed, or -1 to sample
+    uniforms: np.ndarray  # (chunk, n): the random draw of each sampled step
+    deadline: np.ndarray  # (n,): the step after which the draw's budget is spent
+
+
+class Draw:
+    """`cfg.num_samples` streams sampled in lock-step after one prime, from one random generator.
+
+    A draw plans each chunk (`plan`), and takes in what the loop made of it
+    (`absorb`): the text goes through each stream's `StreamText` to `on_text`.
+    `Sampler.generate` runs one draw alone; a server runs many at once, their
+    streams side by side in one batch (`serving.engine`). Either way a draw
+    takes the same steps and the same random numbers (one uniform per sampled
+    step and stream, in order), so its text depends only on its seed and settings.
+    """
+
+    def __init__(self, sampler: Sampler, prime_ids: list[int], cfg: SamplingConfig, rng: np.random.Generator,
+                 automata: tuple[Automaton, ...] = (), context: Context | None = None,
+                 on_text: Callable[[int, str], None] | None = None):
+        self.run, self.filters, self.key = sampler.chunk_fn(cfg, automata)
+        self.chars, self.rng, self.on_text, self.n = sampler.chars, rng, on_text, cfg.num_samples
+        self.settings = filter_settings(self.filters, self.n)
+        if context is None:
+            context, prime_ids = sampler._zero_context(prime_ids[0], automata), prime_ids[1:]
+        self.token = np.full((self.n,), context.token, np.int32)
+        self.states = [np.repeat(np.asarray(s), self.n, axis=0) for s in context.states]
+        self.automaton_states = [np.full((self.n,), s, np.int32) for s in context.automaton_states]
+        self.pending, self.generated = list(prime_ids), 0
+        strict = bool(cfg.poem_lines)  # the poem automaton starts at the boundary itself
+        self.streams = [StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars, strict) for _ in range(self.n)]
+        self.budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
+
+    @property
+    def done(self) -> bool:
+        return self.generated >= self.budget or all(s.finished for s in self.streams)
+
+    def plan(self, chunk_steps: int, want: int) -> ChunkPlan:
+        """The next chunk: up to `chunk_steps` steps, at most `want` of them sampled."""
+        n_forced = min(len(self.pending), chunk_steps)
+        steps = min(chunk_steps, n_forced + min(self.budget - self.generated, want))
+        forced = np.full((chunk_steps, self.n), -1, np.int32)
+        forced[:n_forced] = np.asarray(self.pending[:n_forced], np.int32)[:, None]
+        uniforms = np.zeros((chunk_steps, self.n), np.float32)
+        uniforms[n_forced:steps] = self.rng.random((steps - n_forced, self.n), dtype=np.float32)
+        # Automata with ends finish by the deadline: the step after which `budget` characters are sampled.
+        deadline = np.full((self.n,), n_forced + self.budget - self.generated, np.int32)
+        return ChunkPlan(n_forced, steps, forced, uniforms, deadline)
+
+    def absorb(self, plan: ChunkPlan, out: np.ndarray, token, states, automaton_states) -> None:
+        """Takes the chunk's ids (`out`, (chunk, n)) and the states it ended in; hands final text to `on_text`."""
+        self.token, self.states, self.automaton_states = token, list(states), list(automaton_states)
+        new_ids = out[plan.n_forced : plan.steps]
+        self.pending, self.generated = self.pending[plan.n_forced :], self.generated + plan.steps - plan.n_forced
+        for i, stream in enumerate(self.streams):
+            released = stream.append("".join(self.chars[new_ids[:, i]]), last=self.generated >= self.budget)
+            if self.on_text and released:
+                self.on_text(i, released)
+
+    def samples(self) -> list[Sample]:
+        return [Sample(s.text, s.stopped) for s in self.streams]
+
+
 class Sampler:
     """Generates `num_samples` streams at once from a StepNetwork."""
 
@@ -202,40 +271,16 @@ class Sampler:
             One `Sample` per stream.
         """
         ops = self.net.ops
-        run, settings = self._chunk_fn(cfg, automata)
-        n = cfg.num_samples
-        if context is None:
-            context, prime_ids = self._zero_context(prime_ids[0], automata), prime_ids[1:]
-        token = ops.convert_to_tensor(np.full((n,), context.token, np.int32))
-        states = [ops.convert_to_tensor(np.repeat(np.asarray(s), n, axis=0)) for s in context.states]
-        automaton_states = [ops.convert_to_tensor(np.full((n,), s, np.int32)) for s in context.automaton_states]
-        pending_prime, generated = list(prime_ids), 0
-        strict = bool(cfg.poem_lines)  # the poem automaton starts at the boundary itself
-        streams = [StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars, strict) for _ in range(n)]
-        budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
+        draw = Draw(self, prime_ids, cfg, rng, automata, context, on_text)
         want = 16  # a short first chunk puts the first characters on screen sooner
-        while generated < budget and not all(s.finished for s in streams):
-            # 1. Plan the chunk: prime characters to force, then steps to sample.
-            n_forced = min(len(pending_prime), chunk_steps)
-            steps = min(chunk_steps, n_forced + min(budget - generated, want))
-            forced = np.full((chunk_steps, n), -1, np.int32)
-            forced[:n_forced] = np.asarray(pending_prime[:n_forced], np.int32)[:, None]
-            # 2. Draw one uniform per sampled step and stream, in order, from the seeded RNG.
-            uniforms = np.zeros((chunk_steps, n), np.float32)
-            uniforms[n_forced:steps] = rng.random((steps - n_forced, n), dtype=np.float32)
-            # 3. Run the whole chunk in one compiled call.
-            # The step after which `budget` characters are sampled: automata with ends finish by it.
-            deadline = np.int32(n_forced + budget - generated)
-            token, states, automaton_states, out = run(token, states, automaton_states, forced, uniforms, np.int32(steps), deadline,
-                                                             settings)
-            new_ids = np.asarray(ops.convert_to_numpy(out))[n_forced:steps]
-            pending_prime, generated, want = pending_prime[n_forced:], generated + steps - n_forced, chunk_steps
-            # 4. Decode, apply stop strings, and hand final text to the caller.
-            for i, stream in enumerate(streams):
-                released = stream.append("".join(self.chars[new_ids[:, i]]), last=generated >= budget)
-                if on_text and released:
-                    on_text(i, released)
-        return [Sample(s.text, s.stopped) for s in streams]
+        while not draw.done:
+            plan = draw.plan(chunk_steps, want)
+            # Run the whole chunk in one compiled call.
+            token, states, automaton_states, out = draw.run(draw.token, draw.states, draw.automaton_states, plan.forced,
+                                                            plan.uniforms, np.int32(plan.steps), plan.deadline, draw.settings)
+            draw.absorb(plan, np.asarray(ops.convert_to_numpy(out)), token, states, automaton_states)
+            want = chunk_steps
+        return draw.samples()
 
     def prefill(self, ids: list[int], cfg: SamplingConfig, automata: tuple[Automaton, ...] = (),
                 context: Context | None = None, chunk_steps: int = CHUNK_STEPS) -> Context:
@@ -248,7 +293,8 @@ class Sampler:
             if not ids:
                 raise ValueError("prefill: expected at least one id without a context")
             context, ids = self._zero_context(ids[0], automata), ids[1:]
-        run, settings = self._chunk_fn(cfg, automata)
+        run, filters, _ = self.chunk_fn(cfg, automata)
+        settings = filter_settings(filters, 1)
         token = ops.convert_to_tensor(np.full((1,), context.token, np.int32))
         states = [ops.convert_to_tensor(s) for s in context.states]
         automaton_states = [ops.convert_to_tensor(np.full((1,), s, np.int32)) for s in context.automaton_states]
@@ -256,8 +302,8 @@ class Sampler:
             piece = ids[start : start + chunk_steps]
             forced = np.full((chunk_steps, 1), -1, np.int32)
             forced[: len(piece), 0] = piece
-            token, states, automaton_states, _ = run(token, states, automaton_states, forced,
-                                                     np.zeros((chunk_steps, 1), np.float32), np.int32(len(piece)), NO_DEADLINE, settings)
+            token, states, automaton_states, _ = run(token, states, automaton_states, forced, np.zeros((chunk_steps, 1), np.float32),
+                                                     np.int32(len(piece)), np.full((1,), NO_DEADLINE), settings)
         return Context(int(ops.convert_to_numpy(token)[0]), tuple(np.asarray(ops.convert_to_numpy(s)) for s in states),
                        tuple(int(ops.convert_to_numpy(s)[0]) for s in automaton_states))
 
@@ -265,13 +311,14 @@ class Sampler:
         """A stream before anything was fed: zero states, every automaton at its start, `first_id` to feed."""
         return Context(first_id, tuple(self.net.initial_states(1)), tuple(a.start for a in automata))
 
-    def _chunk_fn(self, cfg: SamplingConfig, automata: tuple[Automaton, ...]):
-        """The compiled loop for `cfg`'s filter chain and `automata`, and the filters' settings to feed it.
+    def chunk_fn(self, cfg: SamplingConfig, automata: tuple[Automaton, ...]):
+        """The compiled loop for `cfg`'s filter chain and `automata`, its filters, and the key it is cached by.
 
-        One loop per chain of filter shapes and set of automata: a new temperature or top-p reuses it.
+        One loop per chain of filter shapes and set of automata: a new temperature or top-p reuses it, and
+        streams drawn under one key can share a batch (`filters.filter_settings` gives each its settings).
         """
         filters = build_filters(cfg)
         key = (tuple(f.shape for f in filters), cfg.is_greedy, tuple(a.fingerprint for a in automata))
         if key not in self.compiled:
             self.compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy, automata)
-        return self.compiled[key], np.array([f.setting for f in filters] or [0.0], np.float32)
+        return self.compiled[key], filters, key

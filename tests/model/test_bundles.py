@@ -212,6 +212,7 @@ def test_savedmodel_and_litert_exports_step_as_the_bundle_does(trained_run, bund
         (expected, ours), (received, theirs) = onnx.step(step_ids, ours), run(step_ids, theirs)
         assert np.abs(expected - received).max() <= 1e-4
     assert "files match meta.json" in runner.invoke(cli, ["info", str(dest)]).stdout
+    assert f"{dest}\tlstm 2x16\t{kind} bundle" in runner.invoke(cli, ["list", str(tmp_path)]).stdout
     one_line_error(runner.invoke(cli, ["sample", str(dest)]), 1, f"a --format {kind} export", "ONNX bundles")
     one_line_error(runner.invoke(cli, ["export", str(trained_run), str(tmp_path / "half"), "--format", kind, "--float16"]),
                    2, "--float16: expected --format onnx or keras")

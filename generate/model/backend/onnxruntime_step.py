@@ -25,7 +25,7 @@ class OnnxStepNetwork:
     64 streams 1.8x faster.
 
     Args:
-        model_path: the bundle's `model.onnx`.
+        model: the bundle's `model.onnx`, or a graph's bytes.
         cell, units, layers: its architecture, from `meta.json`.
         state_names: the graph's state inputs, in order.
         vocab_size: the logits' width.
@@ -37,7 +37,7 @@ class OnnxStepNetwork:
 
     ops = numpy_ops
 
-    def __init__(self, model_path: Path, cell: str, units: int, layers: int, state_names: list[str], vocab_size: int):
+    def __init__(self, model: Path | bytes, cell: str, units: int, layers: int, state_names: list[str], vocab_size: int):
         import onnxruntime  # a bundle's only runtime, loaded when a bundle is
 
         self.cell, self.units, self.layers = cell, units, layers
@@ -45,7 +45,8 @@ class OnnxStepNetwork:
         self._vocab_size = vocab_size
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initializers are not the user's business
-        self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
     @property
     def num_layers(self) -> int:

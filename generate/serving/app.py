@@ -1,0 +1,315 @@
+"""The HTTP API: Starlette routes over the loaded models, versioned under /v1.
+
+    GET  /v1/models        {"models": [{"name": ..., "kind": ..., ...}, ...]}
+    POST /v1/samples       a job file's sample keys plus "model" -> {"samples": [RECORD, ...]}
+                           with "stream": true, text/event-stream: {"index", "text"} events, then {"index", "record"}
+    GET  /healthz          200 once every model is loaded (no token needed)
+    GET  /metrics          Prometheus text: requests by outcome, streams, queue, characters per second
+    GET  /openapi.json     the API's OpenAPI description
+
+A request's options are checked by the same code as the command line's
+(`request.prepare`), and an error is 4xx `{"error": {"field": ..., "message": ...}}`.
+The model runs only on its engine's thread (`engine.py`); a request's
+pipeline waits for it in a worker thread, and the event loop only relays.
+No request names a path: only the models the server was started with exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..errors import GenerateError, OptionError, UsageError
+from ..pipeline.loaded import LoadedModel
+from ..sampling.options import options_from
+from .engine import Busy, Cancelled, Engine, Ticket
+from .openapi import openapi_document
+from .options import ServeOptions
+
+log = logging.getLogger(__name__)
+API_VERSION = "v1"
+SERVER_KEYS = ("model", "stream")  # a request's keys that are not sample options
+_background: set = set()  # streamed requests' worker tasks, kept referenced until they end
+
+
+@dataclass
+class ServedModel:
+    """One model the server was started with: loaded once, with its engine and its card."""
+
+    name: str
+    model: LoadedModel
+    engine: Engine
+    card: dict
+
+
+class Metrics:
+    """Counters for /metrics, in Prometheus's text format."""
+
+    def __init__(self):
+        self.requests: Counter = Counter()  # (route, outcome) -> count
+        self.started = time.time()
+
+    def count(self, route: str, outcome: str) -> None:
+        self.requests[(route, outcome)] += 1
+
+    def text(self, models: dict[str, ServedModel]) -> str:
+        lines = ["# HELP generate_requests_total Requests answered, by route and outcome.",
+                 "# TYPE generate_requests_total counter"]
+        lines += [f'generate_requests_total{{route="{route}",outcome="{outcome}"}} {n}'
+                  for (route, outcome), n in sorted(self.requests.items())]
+        gauges = (("generate_active_streams", "Streams being sampled now.", lambda s: s.active_streams),
+                  ("generate_queue_depth", "Requests waiting for room in the batch.", lambda s: s.queued),
+                  ("generate_chars_per_second", "Characters sampled per second over the last ticks.",
+                   lambda s: round(s.chars_per_second(), 1)),
+                  ("generate_chars_total", "Characters sampled since the server started.", lambda s: s.chars))
+        for name, about, read in gauges:
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines += [f"# HELP {name} {about}", f"# TYPE {name} {kind}"]
+            lines += [f'{name}{{model="{served.name}"}} {read(served.engine.stats)}' for served in models.values()]
+        return "\n".join(lines) + "\n"
+
+
+def error_response(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"field": field, "message": message}}, status_code=status, headers=headers)
+
+
+class _Refused(Exception):
+    """A request answered with a 4xx error before anything ran."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.response = error_response(status, message, field, headers)
+
+
+def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Metrics | None = None) -> Starlette:
+    """The ASGI application serving `models` under `options` (its token, CORS origins and bounds)."""
+    metrics = metrics or Metrics()
+    threads = anyio.CapacityLimiter(len(models) * (options.max_streams + options.max_queued) + 8)
+
+    async def list_models(request: Request) -> Response:
+        metrics.count("models", "ok")
+        return JSONResponse({"models": [served.card for served in models.values()]})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "models": list(models)})
+
+    async def metrics_text(request: Request) -> Response:
+        return PlainTextResponse(metrics.text(models), media_type="text/plain; version=0.0.4")
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(list(models), options))
+
+    async def samples(request: Request) -> Response:
+        try:
+            served, prepared, stream = await _checked(request, models, options, threads)
+        except _Refused as refusal:
+            metrics.count("samples", str(refusal.response.status_code))
+            return refusal.response
+        ticket = Ticket(deadline=time.monotonic() + options.request_seconds)
+        runner = served.engine.bind(ticket)
+        if stream:
+            return _event_stream(served, prepared, ticket, runner, metrics, threads)
+        try:
+            result = await _until_disconnect(request, ticket, lambda: served.model.run(prepared, runner=runner), threads)
+        except Exception as exc:  # every failure is answered as JSON, and counted
+            status, response = _failure(exc)
+            metrics.count("samples", status)
+            return response
+        metrics.count("samples", "ok")
+        return JSONResponse({"samples": [_record(output) for output in result.outputs]})
+
+    middleware = [Middleware(TokenGate, token=options.token)]
+    if options.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(options.cors_origins),
+                                     allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
+    routes = [
+        Route(f"/{API_VERSION}/models", list_models, methods=["GET"]),
+        Route(f"/{API_VERSION}/samples", samples, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+async def _checked(request: Request, models: dict[str, ServedModel], options: ServeOptions, threads):
+    """(model, prepared request, stream?) for a POST /v1/samples body, checked as the command line checks options.
+
+    Raises:
+        _Refused: the body is not a JSON object, names no served model, or has a bad or out-of-bounds field.
+    """
+    body = await request.body()
+    if len(body) > options.max_body_bytes:
+        raise _Refused(413, f"the request body is {len(body)} bytes; expected at most {options.max_body_bytes}")
+    try:
+        keys = json.loads(body or b"null")
+    except ValueError as exc:
+        raise _Refused(400, f"expected a JSON object ({exc})") from None
+    if not isinstance(keys, dict):
+        raise _Refused(400, f"expected a JSON object, received {type(keys).__name__}")
+    name = keys.get("model")
+    if not isinstance(name, str) or name not in models:
+        raise _Refused(400, f"expected one of the models this server runs: {', '.join(models)}; received {name!r}", "model")
+    stream = keys.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _Refused(400, f"expected true or false, received {stream!r}", "stream")
+    served = models[name]
+    try:
+        sample_options = options_from({k: v for k, v in keys.items() if k not in SERVER_KEYS})
+        _within_bounds(sample_options, options)
+        prepared = await anyio.to_thread.run_sync(lambda: served.model.prepare(sample_options), limiter=threads)
+    except OptionError as exc:
+        raise _Refused(400, exc.problem, exc.option) from None
+    except (UsageError, TypeError, ValueError) as exc:
+        raise _Refused(400, str(exc)) from None
+    return served, prepared, stream
+
+
+def _within_bounds(sample_options, options: ServeOptions) -> None:
+    """Raises OptionError for a request beyond the server's bounds (the option checks bound nothing so large)."""
+    if sample_options.renders:
+        raise OptionError(sample_options.renders[0], "expected no render: a server returns the text and its record")
+    prime = sample_options.prime
+    if isinstance(prime, str) and len(prime) > options.max_prime_chars:
+        raise OptionError("prime", f"expected at most {options.max_prime_chars} characters, received {len(prime)}")
+    length = sample_options.length
+    if isinstance(length, int) and length > options.max_length:
+        raise OptionError("length", f"expected at most {options.max_length} on this server, received {length}")
+    count = sample_options.num_samples
+    if isinstance(count, int) and count > options.max_samples:
+        raise OptionError("num_samples", f"expected at most {options.max_samples} on this server, received {count}")
+    if sample_options.prime_file is not None:
+        raise OptionError("prime_file", "expected \"prime\": a server reads no file a request names")
+
+
+async def _until_disconnect(request: Request, ticket: Ticket, work, threads):
+    """Runs `work` in a worker thread; a client that leaves first cancels its ticket (its streams end within a tick)."""
+    result: list[Any] = []
+    failure: list[BaseException] = []
+
+    async def run_work(scope):
+        try:
+            result.append(await anyio.to_thread.run_sync(work, limiter=threads))
+        except Exception as exc:  # raised below, outside the task group
+            failure.append(exc)
+        scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run_work, group.cancel_scope)
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                ticket.cancel("the client went away")
+                break
+    if failure:
+        raise failure[0]
+    if not result:
+        raise Cancelled("the client went away")
+    return result[0]
+
+
+def _event_stream(served: ServedModel, prepared, ticket: Ticket, runner, metrics: Metrics, threads) -> StreamingResponse:
+    """Server-Sent Events: each stream's text as it is sampled, then each sample's record; the client leaving ends it."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue = asyncio.Queue()
+
+    def on_text(index: int, text: str) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, {"index": index, "text": text})
+
+    def work():
+        try:
+            result = served.model.run(prepared, runner=runner, on_sample_text=on_text)
+        except Exception as exc:  # relayed to the client as the last event
+            loop.call_soon_threadsafe(events.put_nowait, {"failure": exc})
+            return
+        loop.call_soon_threadsafe(events.put_nowait, {"result": result})
+
+    async def sse():
+        outcome = "cancelled"
+        worker = asyncio.ensure_future(anyio.to_thread.run_sync(work, limiter=threads))
+        _background.add(worker)  # it ends within a tick of the ticket's cancelling; nothing waits for it
+        worker.add_done_callback(_background.discard)
+        try:
+            while True:
+                event = await events.get()
+                if "failure" in event:
+                    outcome, response = _failure(event["failure"])
+                    yield _sse(json.loads(response.body))
+                    return
+                if "result" in event:
+                    result = event["result"]
+                    for index, output in enumerate(result.outputs):
+                        if not result.streamed:
+                            yield _sse({"index": index, "text": output.text})
+                        yield _sse({"index": index, "record": _record(output)})
+                    outcome = "ok"
+                    return
+                yield _sse(event)
+        finally:
+            ticket.cancel("the client went away")
+            metrics.count("samples_stream", outcome)
+
+    return StreamingResponse(sse(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _sse(data: dict) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _record(output) -> dict:
+    return {**output.record, "text": output.text}
+
+
+def _failure(exc: BaseException) -> tuple[str, JSONResponse]:
+    """The outcome to count and the JSON answer for a request that failed while it ran."""
+    if isinstance(exc, Busy):
+        return "429", error_response(429, str(exc), headers={"Retry-After": "1"})
+    if isinstance(exc, Cancelled):
+        return "cancelled", error_response(503, str(exc), headers={"Retry-After": "5"})
+    if isinstance(exc, OptionError):
+        return "400", error_response(400, exc.problem, exc.option)
+    if isinstance(exc, UsageError):
+        return "400", error_response(400, str(exc))
+    if isinstance(exc, GenerateError):
+        return "500", error_response(500, str(exc))
+    log.exception("a request failed", exc_info=exc)
+    return "500", error_response(500, f"the server failed: {type(exc).__name__}")
+
+
+class TokenGate:
+    """Requires `Authorization: Bearer TOKEN` on every route but /healthz, compared in constant time."""
+
+    def __init__(self, app, token: str | None):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        if self.token is None or scope["type"] not in ("http", "websocket") or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"authorization", b"").decode("latin-1")
+        scheme, _, value = given.partition(" ")
+        if not (scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), self.token.encode())):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4401})
+                return
+            response = error_response(401, "expected the header Authorization: Bearer TOKEN", "authorization",
+                                      {"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,141 @@
+"""`generate serve`: load each model once, give it an engine, and run the API on uvicorn until stopped.
+
+SIGTERM stops admitting requests at once; streams in flight run on for the
+grace period, after which each still running ends with a final event saying
+so, and the process exits 0. A model that cannot load stops the start-up
+with one line naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+
+from ..errors import GenerateError, UsageError
+from ..model.backend.onnxruntime_step import OnnxStepNetwork
+from ..model.rundir import run_summary
+from ..pipeline.loaded import LoadedModel
+from ..sampling.loop import Sampler
+from ..units import bits
+from .app import ServedModel, build_app
+from .engine import Engine
+from .options import ServeOptions
+
+log = logging.getLogger(__name__)
+
+
+def load_models(names: list[str], options: ServeOptions) -> dict[str, ServedModel]:
+    """Each named model (a shipped name, a run or a bundle) loaded once, on onnxruntime, with its engine.
+
+    A run's Keras checkpoint is turned into a step graph in memory (`export.onnx_network`): one graph call
+    steps any number of streams, where the compiled loop would compile again for each new batch size.
+
+    Raises:
+        GenerateError: naming the model that cannot load, or two models with one name.
+    """
+    served: dict[str, ServedModel] = {}
+    for name in names:
+        try:
+            model = LoadedModel(name)
+            if not isinstance(model.generator.sampler.net, OnnxStepNetwork):
+                from ..model.export import onnx_network  # builds a Keras model: only a run's checkpoint needs it
+
+                net = onnx_network(model.run_dir, model.generator.checkpoint)
+                model.generator.sampler = Sampler(net, model.facts.vocab.chars)
+        except GenerateError as exc:
+            raise type(exc)(f"model {name!r} cannot be served: {exc}") from None
+        if model.name in served:
+            raise UsageError(f"model {name!r}: a model named {model.name!r} is served already; expected distinct names")
+        engine = Engine(model.generator.sampler, model.name, options.max_streams, options.max_queued)
+        served[model.name] = ServedModel(model.name, model, engine, model_card(model))
+    return served
+
+
+def model_card(model: LoadedModel) -> dict:
+    """What /v1/models says of a model: what it writes, its shape, its validation loss and defaults."""
+    summary = run_summary(model.run_dir)
+    config = model.generator.config.model
+    best = summary["checkpoints"].get("best") or summary["checkpoints"].get("latest") or {}
+    rows = [row for row in summary["history"] if row.get("val_loss")]
+    val_loss = best.get("best_val_loss") or best.get("val_loss") or (float(rows[-1]["val_loss"]) if rows else None)
+    card_file = model.run_dir.path / "README.md"
+    return {
+        "name": model.name,
+        "kind": model.facts.kind,
+        "encoding": model.facts.encoding if model.facts.music else None,
+        "vocab_size": len(model.facts.vocab),
+        "architecture": f"{config.cell} {config.layers}x{config.units}",
+        "validation": {"nats": round(val_loss, 4), "bpc": round(bits(val_loss), 4)} if val_loss else None,
+        "sampling_defaults": summary["sampling_defaults"],
+        "bundle": "bundle" in summary,
+        "card": card_file.read_text(encoding="utf-8") if card_file.is_file() else None,
+    }
+
+
+def listening_socket(options: ServeOptions) -> socket.socket:
+    """The server's socket, bound before anything else starts so a taken port is one clear line.
+
+    Raises:
+        UsageError: the address cannot be bound (in use, not this machine's).
+    """
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    try:
+        return socket.create_server((options.host, options.port), family=family, reuse_port=False)
+    except OSError as exc:
+        raise UsageError(f"--port {options.port}: cannot listen on {options.host}:{options.port} "
+                         f"({exc.strerror or exc})") from None
+
+
+def graceful_server(config, on_stop):
+    """uvicorn's server, with SIGTERM turned into a graceful stop that exits 0 (`on_stop` runs at the first signal)."""
+    import uvicorn  # the server's only import of it: `generate --help` never loads it
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            if not self.should_exit:
+                on_stop()
+            if sig == signal.SIGTERM:  # a managed stop: uvicorn would raise the signal again, exiting 143
+                self.should_exit = True
+                return
+            super().handle_exit(sig, frame)
+
+    return Server(config)
+
+
+def serve(names: list[str], options: ServeOptions, on_listening=None) -> None:
+    """Runs the API over `names` until SIGTERM or Ctrl-C.
+
+    Args:
+        on_listening: called with the address (`http://host:port`) once the socket is bound and the models loaded.
+
+    Raises:
+        OptionError: an unsafe or out-of-range option.
+        UsageError, GenerateError: a model that cannot load, or an address that cannot be bound.
+    """
+    import uvicorn  # the server's only import of it: `generate --help` never loads it
+
+    options.verify()
+    sock = listening_socket(options)
+    models = load_models(names, options)
+    engines = [served.engine for served in models.values()]
+
+    def stop_gracefully() -> None:
+        for engine in engines:
+            engine.drain()
+        timer = threading.Timer(options.grace_seconds, lambda: [engine.stop() for engine in engines])
+        timer.daemon = True
+        timer.start()
+
+    config = uvicorn.Config(build_app(models, options), log_config=None, access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=int(options.grace_seconds) + 2)
+    host, port = sock.getsockname()[:2]
+    if on_listening:
+        on_listening(f"http://{'[' + host + ']' if ':' in host else host}:{port}", list(models))
+    try:
+        graceful_server(config, stop_gracefully).run(sockets=[sock])
+    finally:
+        for engine in engines:
+            engine.stop()
+
