@@ -17,9 +17,11 @@ No request names a path: only the models the server was started with exist.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -83,6 +85,33 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+class Relay:
+    """Hands streamed text from the engine threads to the event loop: one wake-up per tick, not one per stream.
+
+    Events are queued in order; a request's result, put straight on its queue by its worker thread after
+    its draw ended (a later tick), always follows its text.
+    """
+
+    def __init__(self):
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._pending: collections.deque = collections.deque()
+        self._scheduled = threading.Lock()
+
+    def put(self, queue: asyncio.Queue, event: dict) -> None:
+        self._pending.append((queue, event))
+
+    def flush_soon(self) -> None:
+        """From an engine thread, after its tick: deliver what was put, in the loop's own time."""
+        if self._pending and self.loop is not None and self._scheduled.acquire(blocking=False):
+            self.loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled.release()
+        while self._pending:
+            queue, event = self._pending.popleft()
+            queue.put_nowait(event)
+
+
 def error_response(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": {"field": field, "message": message}}, status_code=status, headers=headers)
 
@@ -99,6 +128,9 @@ def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Me
     """The ASGI application serving `models` under `options` (its token, CORS origins and bounds)."""
     metrics = metrics or Metrics()
     threads = anyio.CapacityLimiter(len(models) * (options.max_streams + options.max_queued) + 8)
+    relay = Relay()
+    for served in models.values():
+        served.engine.on_tick = relay.flush_soon
 
     async def list_models(request: Request) -> Response:
         metrics.count("models", "ok")
@@ -122,7 +154,8 @@ def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Me
         ticket = Ticket(deadline=time.monotonic() + options.request_seconds)
         runner = served.engine.bind(ticket)
         if stream:
-            return _event_stream(served, prepared, ticket, runner, metrics, threads)
+            relay.loop = asyncio.get_running_loop()
+            return _event_stream(served, prepared, ticket, runner, metrics, threads, relay)
         try:
             result = await _until_disconnect(request, ticket, lambda: served.model.run(prepared, runner=runner), threads)
         except Exception as exc:  # every failure is answered as JSON, and counted
@@ -222,13 +255,14 @@ async def _until_disconnect(request: Request, ticket: Ticket, work, threads):
     return result[0]
 
 
-def _event_stream(served: ServedModel, prepared, ticket: Ticket, runner, metrics: Metrics, threads) -> StreamingResponse:
+def _event_stream(served: ServedModel, prepared, ticket: Ticket, runner, metrics: Metrics, threads,
+                  relay: Relay) -> StreamingResponse:
     """Server-Sent Events: each stream's text as it is sampled, then each sample's record; the client leaving ends it."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
 
-    def on_text(index: int, text: str) -> None:
-        loop.call_soon_threadsafe(events.put_nowait, {"index": index, "text": text})
+    def on_text(index: int, text: str) -> None:  # from the engine's thread (the prime: the worker's, before its first tick)
+        relay.put(events, {"index": index, "text": text})
 
     def work():
         try:

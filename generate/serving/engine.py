@@ -98,6 +98,7 @@ class Engine:
         self.sampler, self.name = sampler, name
         self.max_streams, self.max_queued, self.tick_steps = max_streams, max_queued, tick_steps
         self.stats = EngineStats()
+        self.on_tick: Callable[[], None] | None = None  # called after every tick (a server relays the text then)
         self._queue: collections.deque[_Entry] = collections.deque()
         self._active: list[_Entry] = []
         self._wake = threading.Condition()
@@ -174,6 +175,8 @@ class Engine:
             self._retire()
             try:
                 self._tick()
+                if self.on_tick is not None:
+                    self.on_tick()
             except Exception as exc:  # a bug in a loop must not take every other request's stream with it
                 log.exception("model %s: a tick failed", self.name)
                 for entry in self._active:

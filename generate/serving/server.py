@@ -82,7 +82,11 @@ def listening_socket(options: ServeOptions) -> socket.socket:
     """
     family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
     try:
-        return socket.create_server((options.host, options.port), family=family, reuse_port=False)
+        sock = socket.create_server((options.host, options.port), family=family, reuse_port=False)
+        # Inherited by each connection: an event is sent as it is written, not held for the last one's
+        # acknowledgement (Nagle's algorithm, against the client's delayed ACK, held each ~40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
     except OSError as exc:
         raise UsageError(f"--port {options.port}: cannot listen on {options.host}:{options.port} "
                          f"({exc.strerror or exc})") from None
