@@ -12,7 +12,8 @@
    `generate sample -N 32` itself, start-up included.
 2. Warm single request: time to the first sampled character, 20 requests.
 3. Soak (`--soak-seconds`, 0 to skip): 8 clients send a mix of streamed,
-   plain, cancelled-mid-stream and bad requests. Reports outcomes by status,
+   plain, cancelled-mid-stream and bad requests, and co-writing sessions
+   over the WebSocket (start, take, reroll, undo, take, save). Reports outcomes by status,
    the server's resident memory after the first minute and at the end, and
    checks that sampled texts reproduce with `generate sample` (a sample of
    up to 24 of them).
@@ -144,9 +145,25 @@ async def soak(address: str, model: str, seconds: float, pid: int) -> dict:
                   {"model": model, "temprature": 1}, {"model": model, "prime": "§"}]
     end = time.monotonic() + seconds
 
+    async def co_write(seed: int) -> str:
+        from websockets.asyncio.client import connect
+
+        async with connect(address.replace("http://", "ws://") + "/v1/write") as socket:
+            for message in ({"action": "start", "model": model, "options": {"seed": seed, "text": "ROMEO:"}},
+                            {"action": "take", "index": 0}, {"action": "reroll"}, {"action": "undo"},
+                            {"action": "take", "index": 1}, {"action": "save"}):
+                await socket.send(json.dumps(message))
+                reply = json.loads(await socket.recv())
+                if reply["type"] == "error":
+                    return "write error"
+        return "write ok"
+
     async def worker(http: httpx.AsyncClient, number: int) -> None:
         while time.monotonic() < end:
-            kind = rng.choice(["stream", "stream", "plain", "cancel", "bad"])
+            kind = rng.choice(["stream", "stream", "plain", "cancel", "bad", "write"])
+            if kind == "write":
+                outcomes[await co_write(rng.randint(0, 10**6))] += 1
+                continue
             body = {"model": model, "prime": rng.choice(["ROMEO:", "JULIET:", "\n"]), "length": rng.randint(50, 600),
                     "seed": rng.randint(0, 10**6), "temperature": rng.choice([0.6, 0.8, 1.0]), "top_k": rng.choice([0, 20])}
             if kind == "stream":

@@ -146,12 +146,17 @@ def write(model: str | Path, options: WriteOptions, output: Path | None = None, 
 
 def save_session(output: Path, session: WriteSession, gen: Generator, model: str, options: WriteOptions) -> dict:
     """Writes the text (MIDI for a `.mid` name) and its sidecar, each atomically."""
-    record = {
+    return write_output(output, session.page.text, session_record(session, gen, model, options),
+                        _render_options(gen, options))
+
+
+def session_record(session: WriteSession, gen: Generator, model: str, options: WriteOptions) -> dict:
+    """A session's sidecar: what `generate write --replay` rebuilds the same text from."""
+    return {
         "kind": RECORD_KIND, "model": model, "run": str(gen.run.path.resolve()),
         "checkpoint": str(gen.checkpoint.resolve()), "options": asdict(options), "session": session.record(),
         "version": __version__, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    return write_output(output, session.page.text, record, _render_options(gen, options))
 
 
 def replay_session(sidecar: Path, output: Path | None = None, overwrite: bool = False) -> str:

@@ -3,6 +3,7 @@
     GET  /v1/models        {"models": [{"name": ..., "kind": ..., ...}, ...]}
     POST /v1/samples       a job file's sample keys plus "model" -> {"samples": [RECORD, ...]}
                            with "stream": true, text/event-stream: {"index", "text"} events, then {"index", "record"}
+    WS   /v1/write         co-writing: `generate write`'s actions, one JSON message each (`cowrite.py`)
     GET  /healthz          200 once every model is loaded (no token needed)
     GET  /metrics          Prometheus text: requests by outcome, streams, queue, characters per second
     GET  /openapi.json     the API's OpenAPI description
@@ -26,6 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio
 from starlette.applications import Starlette
@@ -33,11 +35,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import GenerateError, OptionError, UsageError
 from ..pipeline.loaded import LoadedModel
 from ..sampling.options import options_from
+from .cowrite import CoWriting
 from .engine import Busy, Cancelled, Engine, Ticket
 from .openapi import openapi_document
 from .options import ServeOptions
@@ -124,57 +128,102 @@ class _Refused(Exception):
         self.response = error_response(status, message, field, headers)
 
 
-def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Metrics | None = None) -> Starlette:
-    """The ASGI application serving `models` under `options` (its token, CORS origins and bounds)."""
-    metrics = metrics or Metrics()
-    threads = anyio.CapacityLimiter(len(models) * (options.max_streams + options.max_queued) + 8)
-    relay = Relay()
-    for served in models.values():
-        served.engine.on_tick = relay.flush_soon
+class ServingApi:
+    """The routes' handlers over the served models, with what they share: bounds, metrics, threads, the relay."""
 
-    async def list_models(request: Request) -> Response:
-        metrics.count("models", "ok")
-        return JSONResponse({"models": [served.card for served in models.values()]})
+    def __init__(self, models: dict[str, ServedModel], options: ServeOptions, metrics: Metrics):
+        self.models, self.options, self.metrics = models, options, metrics
+        self.threads = anyio.CapacityLimiter(len(models) * (options.max_streams + options.max_queued) + 8)
+        self.relay = Relay()
+        for served in models.values():
+            served.engine.on_tick = self.relay.flush_soon
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "models": list(models)})
+    async def list_models(self, request: Request) -> Response:
+        self.metrics.count("models", "ok")
+        return JSONResponse({"models": [served.card for served in self.models.values()]})
 
-    async def metrics_text(request: Request) -> Response:
-        return PlainTextResponse(metrics.text(models), media_type="text/plain; version=0.0.4")
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "models": list(self.models)})
 
-    async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_document(list(models), options))
+    async def metrics_text(self, request: Request) -> Response:
+        return PlainTextResponse(self.metrics.text(self.models), media_type="text/plain; version=0.0.4")
 
-    async def samples(request: Request) -> Response:
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document(list(self.models), self.options))
+
+    async def samples(self, request: Request) -> Response:
         try:
-            served, prepared, stream = await _checked(request, models, options, threads)
+            served, prepared, stream = await _checked(request, self.models, self.options, self.threads)
         except _Refused as refusal:
-            metrics.count("samples", str(refusal.response.status_code))
+            self.metrics.count("samples", str(refusal.response.status_code))
             return refusal.response
-        ticket = Ticket(deadline=time.monotonic() + options.request_seconds)
+        ticket = Ticket(deadline=time.monotonic() + self.options.request_seconds)
         runner = served.engine.bind(ticket)
         if stream:
-            relay.loop = asyncio.get_running_loop()
-            return _event_stream(served, prepared, ticket, runner, metrics, threads, relay)
+            self.relay.loop = asyncio.get_running_loop()
+            return _event_stream(served, prepared, ticket, runner, self.metrics, self.threads, self.relay)
         try:
-            result = await _until_disconnect(request, ticket, lambda: served.model.run(prepared, runner=runner), threads)
+            result = await _until_disconnect(request, ticket, lambda: served.model.run(prepared, runner=runner), self.threads)
         except Exception as exc:  # every failure is answered as JSON, and counted
             status, response = _failure(exc)
-            metrics.count("samples", status)
+            self.metrics.count("samples", status)
             return response
-        metrics.count("samples", "ok")
+        self.metrics.count("samples", "ok")
         return JSONResponse({"samples": [_record(output) for output in result.outputs]})
 
+    async def write_socket(self, websocket: WebSocket) -> None:
+        """Co-writing (`cowrite.py`): one JSON message per action, the state (or an error) in answer to each."""
+        await websocket.accept()
+        self.metrics.count("write", "opened")
+        cowriting: CoWriting | None = None
+        ticket = Ticket()
+        try:
+            while True:
+                text = await websocket.receive_text()
+                try:
+                    message = json.loads(text)
+                    cowriting = self._cowriting(message, cowriting, ticket)
+                    reply = await anyio.to_thread.run_sync(cowriting.act, message, limiter=self.threads)
+                except ValueError as exc:  # not JSON
+                    reply = {"type": "error", "error": {"field": None, "message": f"expected a JSON object ({exc})"}}
+                except OptionError as exc:
+                    reply = {"type": "error", "error": {"field": exc.option, "message": exc.problem}}
+                except GenerateError as exc:
+                    reply = {"type": "error", "error": {"field": None, "message": str(exc)}}
+                await websocket.send_text(json.dumps(reply, ensure_ascii=False))
+        except WebSocketDisconnect:
+            ticket.cancel("the client went away")
+            self.metrics.count("write", "closed")
+
+    def _cowriting(self, message, current: CoWriting | None, ticket: Ticket) -> CoWriting:
+        """The session a message acts on: a new one for `start` (on the model it names), else the current one."""
+        if not isinstance(message, dict):
+            raise OptionError("action", f"expected a JSON object, received {message!r}")
+        if message.get("action") == "start":
+            name = message.get("model")
+            if not isinstance(name, str) or name not in self.models:
+                raise OptionError("model", f"expected one of the models this server runs: {', '.join(self.models)}; "
+                                           f"received {name!r}")
+            return CoWriting(self.models[name], self.models[name].engine.bind(ticket), self.options.max_prime_chars)
+        if current is None:
+            raise OptionError("action", "expected a start action first, naming the model")
+        return current
+
+
+def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Metrics | None = None) -> Starlette:
+    """The ASGI application serving `models` under `options` (its token, CORS origins and bounds)."""
+    api = ServingApi(models, options, metrics or Metrics())
     middleware = [Middleware(TokenGate, token=options.token)]
     if options.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(options.cors_origins),
                                      allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
     routes = [
-        Route(f"/{API_VERSION}/models", list_models, methods=["GET"]),
-        Route(f"/{API_VERSION}/samples", samples, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics_text, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
+        Route(f"/{API_VERSION}/models", api.list_models, methods=["GET"]),
+        Route(f"/{API_VERSION}/samples", api.samples, methods=["POST"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/metrics", api.metrics_text, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
+        WebSocketRoute(f"/{API_VERSION}/write", api.write_socket),
     ]
     return Starlette(routes=routes, middleware=middleware)
 
@@ -338,6 +387,8 @@ class TokenGate:
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, value = given.partition(" ")
+        if scope["type"] == "websocket" and not given:  # a browser's WebSocket cannot set headers: ?token=
+            scheme, value = "bearer", parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
         if not (scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), self.token.encode())):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401})

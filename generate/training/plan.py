@@ -152,6 +152,14 @@ def check_same_characters(init_from: str, source: RunDir, vocab: Vocab) -> None:
         )
 
 
+def _refuse_bundle(run: RunDir) -> None:
+    """Raises UsageError for a bundle: a step graph for sampling, with no Keras weights to train."""
+    if run.is_bundle() and not any(path.exists() for path in (run.latest, run.previous, run.best)):
+        raise UsageError(f"run {str(run.path)!r} is a bundle (a step graph for sampling, without weights Keras can "
+                         "train) and cannot resume; train the run it was exported from, or start a new run from "
+                         "that: generate train NEW_RUN SOURCES --init-from SOURCE_RUN")
+
+
 def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True,
                 new_run: tuple[CorpusConfig, ModelConfig, TrainConfig] | None = None,
                 skipped_report: Path | None = None, chief: bool = True) -> Plan:
@@ -182,11 +190,7 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
     if new_run is not None and sources and not run.is_run() and not (run.path.exists() and any(run.path.iterdir())):
         log.warning("run %s was never started (or was stopped before it recorded its configuration): starting it now", run.path)
         return plan_new_run(run.path, *new_run, show_progress=show_progress, skipped_report=skipped_report, chief=chief)
-    run.require()
-    if run.is_bundle() and not any(path.exists() for path in (run.latest, run.previous, run.best)):
-        raise UsageError(f"run {str(run.path)!r} is a bundle (a step graph for sampling, without weights Keras can "
-                         "train) and cannot resume; train the run it was exported from, or start a new run from "
-                         "that: generate train NEW_RUN SOURCES --init-from SOURCE_RUN")
+    _refuse_bundle(run.require())
     if chief:
         run.remove_stale_temp_files()
     config = run.load_config()

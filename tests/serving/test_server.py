@@ -165,3 +165,37 @@ def test_sigterm_under_load_ends_each_stream_with_a_final_event_and_exits_0(bund
         last = [json.loads(line[6:]) for line in lines if line.startswith("data: ")][-1]
     assert "stopping" in last["error"]["message"]
     assert child.wait(timeout=30) == 0
+
+
+def test_co_writing_over_a_websocket_takes_undoes_redoes_edits_saves_and_replays(server, tmp_path):
+    from websockets.sync.client import connect
+
+    url = server.replace("http://", "ws://") + f"/v1/write?token={TOKEN}"
+    with connect(url) as socket:
+        def send(message: dict) -> dict:
+            socket.send(json.dumps(message))
+            return json.loads(socket.recv())
+
+        assert send({"action": "take", "index": 0})["error"]["field"] == "action"  # nothing started yet
+        assert send({"action": "start", "model": "/etc/passwd"})["error"]["field"] == "model"
+        assert send({"action": "start", "model": "verse", "options": {"seed": 4, "candidats": 3}})["error"]["field"] == "candidats"
+        state = send({"action": "start", "model": "verse", "options": {"seed": 4, "candidates": 3, "text": "Shall I"}})
+        assert state["type"] == "state" and len(state["candidates"]) == 3 and state["text"] == "Shall I"
+        taken = send({"action": "take", "index": 1})
+        assert taken["text"] == "Shall I" + state["candidates"][1] and taken["can_undo"]
+        assert send({"action": "take", "index": 7})["error"]["field"] == "index"
+        back = send({"action": "undo"})
+        assert back["text"] == "Shall I" and back["candidates"] == state["candidates"] and back["can_redo"]
+        assert send({"action": "redo"})["text"] == taken["text"]
+        assert send({"action": "edit", "text": "Thou §"})["error"]["field"] == "text"
+        edited = send({"action": "edit", "text": "Thou art"})
+        assert edited["text"] == "Thou art" and len(edited["candidates"]) == 3
+        assert send({"action": "temperature", "value": 1.3})["temperature"] == 1.3
+        final = send({"action": "take", "index": 0})
+        saved = send({"action": "save"})
+        assert saved["type"] == "saved" and saved["record"]["session"]["text"] == final["text"]
+    sidecar = tmp_path / "session.txt.json"
+    sidecar.write_text(json.dumps(saved["record"]))
+    replayed = CliRunner().invoke(cli, ["write", "--replay", str(sidecar)])
+    assert replayed.exit_code == 0, replayed.stderr
+    assert replayed.stdout.rstrip("\n") == final["text"].rstrip("\n")
