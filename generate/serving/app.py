@@ -4,6 +4,7 @@
     POST /v1/samples       a job file's sample keys plus "model" -> {"samples": [RECORD, ...]}
                            with "stream": true, text/event-stream: {"index", "text"} events, then {"index", "record"}
     WS   /v1/write         co-writing: `generate write`'s actions, one JSON message each (`cowrite.py`)
+    GET  /v1/samples/ID.F  a sample made here, by the id its record carries: txt, json, mid, wav, png, musicxml, score.png
     GET  /healthz          200 once every model is loaded (no token needed)
     GET  /metrics          Prometheus text: requests by outcome, streams, queue, characters per second
     GET  /openapi.json     the API's OpenAPI description
@@ -45,6 +46,7 @@ from .cowrite import CoWriting
 from .engine import Busy, Cancelled, Engine, Ticket
 from .openapi import openapi_document
 from .options import ServeOptions
+from .renders import MissingTool, SampleStore, render
 
 log = logging.getLogger(__name__)
 API_VERSION = "v1"
@@ -135,6 +137,7 @@ class ServingApi:
         self.models, self.options, self.metrics = models, options, metrics
         self.threads = anyio.CapacityLimiter(len(models) * (options.max_streams + options.max_queued) + 8)
         self.relay = Relay()
+        self.store = SampleStore()
         for served in models.values():
             served.engine.on_tick = self.relay.flush_soon
 
@@ -159,9 +162,10 @@ class ServingApi:
             return refusal.response
         ticket = Ticket(deadline=time.monotonic() + self.options.request_seconds)
         runner = served.engine.bind(ticket)
+        keep = lambda output: self._keep(served, prepared, output)  # noqa: E731 - each answered sample, kept by its id
         if stream:
             self.relay.loop = asyncio.get_running_loop()
-            return _event_stream(served, prepared, ticket, runner, self.metrics, self.threads, self.relay)
+            return _event_stream(served, prepared, ticket, runner, self.metrics, self.threads, self.relay, keep)
         try:
             result = await _until_disconnect(request, ticket, lambda: served.model.run(prepared, runner=runner), self.threads)
         except Exception as exc:  # every failure is answered as JSON, and counted
@@ -169,7 +173,32 @@ class ServingApi:
             self.metrics.count("samples", status)
             return response
         self.metrics.count("samples", "ok")
-        return JSONResponse({"samples": [_record(output) for output in result.outputs]})
+        return JSONResponse({"samples": [keep(output) for output in result.outputs]})
+
+    def _keep(self, served: ServedModel, prepared, output) -> dict:
+        """The record a client gets for one sample: its sidecar, its text, and the id its renders are fetched by."""
+        sample_id = self.store.keep(output.text, output.record, prepared.settings, served.model.facts.music)
+        return {"id": sample_id, **output.record, "text": output.text}
+
+    async def rendered(self, request: Request) -> Response:
+        """GET /v1/samples/{id}.{format}: a sample this server made, as text, its record, MIDI, WAV, PNG or a score."""
+        sample_id, _, fmt = request.path_params["name"].partition(".")
+        kept = self.store.get(sample_id)
+        if kept is None:
+            self.metrics.count("renders", "404")
+            return error_response(404, f"no sample {sample_id!r} here: ids are kept for the server's last "
+                                       f"{self.store.capacity} samples", "id")
+        try:
+            body, media_type = await anyio.to_thread.run_sync(render, kept, fmt, limiter=self.threads)
+        except OptionError as exc:
+            self.metrics.count("renders", "400")
+            return error_response(400, exc.problem, exc.option)
+        except MissingTool as exc:
+            self.metrics.count("renders", "501")
+            return error_response(501, str(exc), "format")
+        self.metrics.count("renders", "ok")
+        return Response(body, media_type=media_type,
+                        headers={"Content-Disposition": f'inline; filename="{sample_id}.{fmt}"'})
 
     async def write_socket(self, websocket: WebSocket) -> None:
         """Co-writing (`cowrite.py`): one JSON message per action, the state (or an error) in answer to each."""
@@ -220,6 +249,7 @@ def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Me
     routes = [
         Route(f"/{API_VERSION}/models", api.list_models, methods=["GET"]),
         Route(f"/{API_VERSION}/samples", api.samples, methods=["POST"]),
+        Route(f"/{API_VERSION}/samples/{{name}}", api.rendered, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.metrics_text, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
@@ -305,7 +335,7 @@ async def _until_disconnect(request: Request, ticket: Ticket, work, threads):
 
 
 def _event_stream(served: ServedModel, prepared, ticket: Ticket, runner, metrics: Metrics, threads,
-                  relay: Relay) -> StreamingResponse:
+                  relay: Relay, keep) -> StreamingResponse:
     """Server-Sent Events: each stream's text as it is sampled, then each sample's record; the client leaving ends it."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
@@ -338,7 +368,7 @@ def _event_stream(served: ServedModel, prepared, ticket: Ticket, runner, metrics
                     for index, output in enumerate(result.outputs):
                         if not result.streamed:
                             yield _sse({"index": index, "text": output.text})
-                        yield _sse({"index": index, "record": _record(output)})
+                        yield _sse({"index": index, "record": keep(output)})
                     outcome = "ok"
                     return
                 yield _sse(event)
@@ -352,10 +382,6 @@ def _event_stream(served: ServedModel, prepared, ticket: Ticket, runner, metrics
 
 def _sse(data: dict) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-def _record(output) -> dict:
-    return {**output.record, "text": output.text}
 
 
 def _failure(exc: BaseException) -> tuple[str, JSONResponse]:

@@ -37,6 +37,12 @@ def openapi_document(model_names: list[str], options) -> dict:
                                                      'with its "text". With "stream": true, text/event-stream: events '
                                                      '{"index", "text"} as the text is written, then {"index", "record"} '
                                                      'for each sample.'}, **errors}}},
+            "/v1/samples/{name}": {"get": {
+                "summary": "A sample this server made, as ID.FORMAT: txt, json, and for music mid, png, wav, musicxml, "
+                           "score.png", "parameters": [{"name": "name", "in": "path", "required": True,
+                                                        "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file"}, "404": {"description": "no such id (kept: the last 512)"},
+                              "501": {"description": "the render's tool (fluidsynth, LilyPond) is not installed"}}}},
             "/healthz": {"get": {"summary": "200 once every model is loaded", "security": [],
                                  "responses": {"200": {"description": '{"status": "ok"}'}}}},
             "/metrics": {"get": {"summary": "Prometheus text: requests by outcome, active streams, queue depth, "

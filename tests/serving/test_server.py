@@ -199,3 +199,32 @@ def test_co_writing_over_a_websocket_takes_undoes_redoes_edits_saves_and_replays
     replayed = CliRunner().invoke(cli, ["write", "--replay", str(sidecar)])
     assert replayed.exit_code == 0, replayed.stderr
     assert replayed.stdout.rstrip("\n") == final["text"].rstrip("\n")
+
+
+def test_a_music_sample_renders_by_its_id_and_a_text_sample_does_not(server):
+    import shutil
+
+    child, address = start_server("folk")
+    try:
+        with client(address, token=None) as http:
+            record = http.post("/v1/samples", json={"model": "folk", "seed": 3}).json()["samples"][0]
+            assert re.fullmatch(r"[0-9a-f]{16}", record["id"]) and record["text"].startswith("M:")
+            midi = http.get(f"/v1/samples/{record['id']}.mid")
+            assert midi.status_code == 200 and midi.content[:4] == b"MThd" and midi.headers["content-type"] == "audio/midi"
+            assert http.get(f"/v1/samples/{record['id']}.png").content[:8] == b"\x89PNG\r\n\x1a\n"
+            assert http.get(f"/v1/samples/{record['id']}.json").json()["text"] == record["text"]
+            assert http.get(f"/v1/samples/{record['id']}.txt").text == record["text"]
+            wav = http.get(f"/v1/samples/{record['id']}.wav")
+            if shutil.which("fluidsynth"):
+                assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
+            else:
+                assert wav.status_code == 501 and "fluidsynth" in wav.json()["error"]["message"]
+            assert http.get(f"/v1/samples/{record['id']}.flac").json()["error"]["field"] == "format"
+            assert http.get("/v1/samples/0123456789abcdef.mid").status_code == 404
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+    with client(server) as http:
+        text = http.post("/v1/samples", json={"model": "verse", "seed": 1, "length": 20}).json()["samples"][0]
+        refused = http.get(f"/v1/samples/{text['id']}.mid")
+        assert refused.status_code == 400 and "txt or json" in refused.json()["error"]["message"]
