@@ -228,3 +228,57 @@ def test_a_music_sample_renders_by_its_id_and_a_text_sample_does_not(server):
         text = http.post("/v1/samples", json={"model": "verse", "seed": 1, "length": 20}).json()["samples"][0]
         refused = http.get(f"/v1/samples/{text['id']}.mid")
         assert refused.status_code == 400 and "txt or json" in refused.json()["error"]["message"]
+
+
+def test_a_full_queue_is_a_429_with_retry_after_and_cors_is_off_unless_asked(bundle):
+    import threading
+
+    child, address = start_server(str(bundle), "--max-streams", "1", "--max-queued", "1", "--cors-origin",
+                                  "http://studio.example")
+    try:
+        long = {"model": "verse", "length": 10000, "seed": 1}
+        holders = [threading.Thread(target=lambda: httpx.post(f"{address}/v1/samples", json=long, timeout=60)) for _ in range(2)]
+        holders[0].start()
+        with client(address, token=None) as http:
+            while 'generate_active_streams{model="verse"} 1' not in http.get("/metrics").text:
+                time.sleep(0.02)
+            holders[1].start()
+            while 'generate_queue_depth{model="verse"} 1' not in http.get("/metrics").text:
+                time.sleep(0.02)
+            refused = http.post("/v1/samples", json=long)
+            assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+            assert "waiting already" in refused.json()["error"]["message"]
+            allowed = http.get("/v1/models", headers={"Origin": "http://studio.example"})
+            assert allowed.headers["access-control-allow-origin"] == "http://studio.example"
+            other = http.get("/v1/models", headers={"Origin": "http://elsewhere.example"})
+            assert "access-control-allow-origin" not in other.headers
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+        for holder in holders:
+            holder.join(timeout=30)
+
+
+def test_beam_search_and_filters_run_through_the_server(server):
+    with client(server) as http:
+        beams = http.post("/v1/samples", json={"model": "verse", "prime": "Shall", "beam": 3, "num_samples": 2,
+                                               "length": 30}).json()["samples"]
+        assert len(beams) == 2 and beams[0]["beam_score"] >= beams[1]["beam_score"]
+        with http.stream("POST", "/v1/samples", json={"model": "verse", "prime": "Shall", "min_length": 5, "seed": 2,
+                                                      "length": 40, "stream": True}) as response:
+            received = events(response)
+        assert [set(e) for e in received] == [{"index", "text"}, {"index", "record"}]  # whole, once the filter passed it
+        assert received[0]["text"] == received[1]["record"]["text"]
+
+
+def test_the_websocket_needs_the_token_too(server):
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    try:
+        with connect(server.replace("http://", "ws://") + "/v1/write") as socket:
+            socket.send(json.dumps({"action": "start", "model": "verse"}))
+            socket.recv()
+        raise AssertionError("a token-less socket was served")
+    except (InvalidStatus, ConnectionClosed):
+        pass
