@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..sampling.options import Declaration, Kind, declarations, defaults, kinds
+from ..sampling.options import Declaration, Kind, declarations, defaults, flag_name, kinds
 
 RENDER_HELP = {
     "wav": "Music with -o: also a WAV beside each MIDI file (needs fluidsynth).",
@@ -20,10 +20,6 @@ RENDER_HELP = {
     "musicxml": "Music with -o: also a MusicXML score beside each MIDI file.",
     "score": "Music with -o: also an engraved score, NAME.score.png (needs LilyPond).",
 }
-
-
-def flag_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
 
 
 def click_option(field: str, declaration: Declaration, kind: Kind, default: object):

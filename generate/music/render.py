@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from .melody import Event, decode_tune
 from .midi import write_midi
 
 log = logging.getLogger(__name__)
+
 
 def render_path(path: Path, render: str) -> Path:
     """The file a render (one of `music.RENDER_SUFFIXES`) of the MIDI file `path` goes to."""
@@ -30,6 +32,44 @@ def malformed_characters(text: str, encoding: str = "melody") -> tuple[int, int]
     return dropped, sum(not c.isspace() for c in text)
 
 
+@dataclass
+class DecodedMusic:
+    """Every piece of a music text, one after another: the voices' events, and where bars and fermatas fall."""
+
+    voices: list[list[Event]]
+    meter: str = "4/4"  # the first piece's
+    sharps: int = 0  # the first piece's key signature
+    pieces: int = 0
+    dropped: int = 0  # characters the decoder could not read
+    bar_lines: list[Fraction] = field(default_factory=list)
+    fermatas: list[Fraction] = field(default_factory=list)  # onsets of chorale frames that carry a fermata
+
+
+def decode_music(text: str, encoding: str = "melody") -> DecodedMusic:
+    """Decodes each line of `text` as a piece (a tune, or a chorale) and lays the pieces end to end."""
+    decoded = DecodedMusic([[] for _ in range(VOICES if encoding == "chorale" else 1)])
+    offset = Fraction(0)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if encoding == "chorale":
+            piece, report = decode_chorale(line.strip())
+            parts = piece.voices
+        else:
+            piece, report = decode_tune(line.strip())
+            parts = [piece.events]
+        decoded.dropped += report.dropped
+        if decoded.pieces == 0:
+            decoded.meter, decoded.sharps = piece.meter, piece.sharps
+        for target, events in zip(decoded.voices, parts):
+            target.extend(Event(e.onset + offset, e.pitch, e.duration) for e in events)
+        decoded.bar_lines.extend([offset] * (offset > 0) + [b + offset for b in piece.bar_lines])
+        decoded.fermatas.extend(f + offset for f in getattr(piece, "fermatas", []))
+        offset = max((v[-1].onset + v[-1].duration for v in decoded.voices if v), default=offset)
+        decoded.pieces += 1
+    return decoded
+
+
 def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 120.0, program: int = 0,
                  velocity: int = 80, renders: tuple[str, ...] = ()) -> dict:
     """Decodes every piece in `text` and writes them one after another as MIDI.
@@ -44,28 +84,9 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
         each render's path, and `render_errors` (render name: message) for
         the renders a missing or failing tool could not make.
     """
-    voices: list[list[Event]] = [[] for _ in range(VOICES if encoding == "chorale" else 1)]
-    meter, sharps, pieces, dropped, offset = "4/4", 0, 0, 0, Fraction(0)
-    bar_lines: list[Fraction] = []
-    fermatas: list[Fraction] = []  # onsets of chorale frames that carry a fermata
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if encoding == "chorale":
-            piece, report = decode_chorale(line.strip())
-            parts = piece.voices
-        else:
-            piece, report = decode_tune(line.strip())
-            parts = [piece.events]
-        dropped += report.dropped
-        if pieces == 0:
-            meter, sharps = piece.meter, piece.sharps
-        for target, events in zip(voices, parts):
-            target.extend(Event(e.onset + offset, e.pitch, e.duration) for e in events)
-        bar_lines.extend([offset] * (offset > 0) + [b + offset for b in piece.bar_lines])
-        fermatas.extend(f + offset for f in getattr(piece, "fermatas", []))
-        offset = max((v[-1].onset + v[-1].duration for v in voices if v), default=offset)
-        pieces += 1
+    decoded = decode_music(text, encoding)
+    voices, meter, sharps, bar_lines, fermatas = decoded.voices, decoded.meter, decoded.sharps, decoded.bar_lines, decoded.fermatas
+    pieces, dropped = decoded.pieces, decoded.dropped
     write_midi(path, voices, bpm=bpm, program=program, velocity=velocity, meter=meter, sharps=sharps)
     facts = {"encoding": encoding, "pieces": pieces, "voices": len(voices),
              "notes": sum(e.pitch is not None for v in voices for e in v), "dropped_chars": dropped}

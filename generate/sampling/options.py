@@ -230,6 +230,32 @@ def verify_declared(options: SampleOptions) -> None:
                 raise OptionError(name, f"expected {declaration.expected(kind.integer)}, received {item!r}")
 
 
+def flag_name(field: str) -> str:
+    """A field's `generate sample` flag: `top_k` is `--top-k`."""
+    return "--" + field.replace("_", "-")
+
+
+def command_words(model: str, options: SampleOptions) -> list[str]:
+    """`generate sample` as typed to draw `options` again: the model, then each option set away from its default.
+
+    `shlex.join` of it is a command a shell runs as it is (stop strings escaped as the command line reads them).
+    """
+    words = ["generate", "sample", model]
+    field_defaults, field_kinds = defaults(), kinds()
+    for name, declared in declarations().items():
+        value = getattr(options, name)
+        if not declared.cli or value is None or value == field_defaults[name]:
+            continue
+        if field_kinds[name].types == (bool,):
+            words.append(flag_name(name) if value else f"--no-{name.replace('_', '-')}")
+        elif field_kinds[name].sequence:
+            for item in value:
+                words += [flag_name(name), str(item).replace("\n", "\\n").replace("\t", "\\t")]
+        else:
+            words += [flag_name(name), str(value)]
+    return words
+
+
 def options_from(keys: dict, where: str = "") -> SampleOptions:
     """`SampleOptions` from keyword names (the Python API, a server's JSON); lists become tuples.
 

@@ -6,6 +6,7 @@
     WS   /v1/write         co-writing: `generate write`'s actions, one JSON message each (`cowrite.py`)
     GET  /v1/samples/ID.F  a sample made here, by the id its record carries: txt, json, mid, wav, png, musicxml, score.png
     GET  /healthz          200 once every model is loaded (no token needed)
+    GET  /                 the studio: a page over this API (`studio/`)
     GET  /metrics          Prometheus text: requests by outcome, streams, queue, characters per second
     GET  /openapi.json     the API's OpenAPI description
 
@@ -20,13 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hmac
 import json
 import logging
+import shlex
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,13 +39,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import GenerateError, OptionError, UsageError
 from ..pipeline.loaded import LoadedModel
-from ..sampling.options import options_from
+from ..sampling.options import command_words, options_from
 from .cowrite import CoWriting
 from .engine import Busy, Cancelled, Engine, Ticket
 from .openapi import openapi_document
@@ -52,6 +57,8 @@ log = logging.getLogger(__name__)
 API_VERSION = "v1"
 SERVER_KEYS = ("model", "stream")  # a request's keys that are not sample options
 _background: set = set()  # streamed requests' worker tasks, kept referenced until they end
+STUDIO = Path(__file__).resolve().parent / "studio"
+PUBLIC = ("/healthz", "/")  # routes without a token: the studio's page and assets hold no data
 
 
 @dataclass
@@ -62,6 +69,7 @@ class ServedModel:
     model: LoadedModel
     engine: Engine
     card: dict
+    source: str = ""  # the model as the server was started with it (a shipped name or a path): what commands name
 
 
 class Metrics:
@@ -145,6 +153,10 @@ class ServingApi:
         self.metrics.count("models", "ok")
         return JSONResponse({"models": [served.card for served in self.models.values()]})
 
+    async def studio_page(self, request: Request) -> Response:
+        """The studio (`studio/`): a page over this API, with every asset served from here, no CDN."""
+        return FileResponse(STUDIO / "index.html", media_type="text/html; charset=utf-8")
+
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "models": list(self.models)})
 
@@ -178,7 +190,9 @@ class ServingApi:
     def _keep(self, served: ServedModel, prepared, output) -> dict:
         """The record a client gets for one sample: its sidecar, its text, and the id its renders are fetched by."""
         sample_id = self.store.keep(output.text, output.record, prepared.settings, served.model.facts.music)
-        return {"id": sample_id, **output.record, "text": output.text}
+        again = dataclasses.replace(prepared.options, seed=prepared.cfg.seed if not prepared.options.beam else None)
+        command = shlex.join(command_words(served.source or served.name, again))
+        return {"id": sample_id, **output.record, "text": output.text, "command": command}
 
     async def rendered(self, request: Request) -> Response:
         """GET /v1/samples/{id}.{format}: a sample this server made, as text, its record, MIDI, WAV, PNG or a score."""
@@ -254,6 +268,8 @@ def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Me
         Route("/metrics", api.metrics_text, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
         WebSocketRoute(f"/{API_VERSION}/write", api.write_socket),
+        Route("/", api.studio_page, methods=["GET"]),
+        Mount("/studio", StaticFiles(directory=STUDIO)),
     ]
     return Starlette(routes=routes, middleware=middleware)
 
@@ -401,19 +417,24 @@ def _failure(exc: BaseException) -> tuple[str, JSONResponse]:
 
 
 class TokenGate:
-    """Requires `Authorization: Bearer TOKEN` on every route but /healthz, compared in constant time."""
+    """Requires `Authorization: Bearer TOKEN` on every route but /healthz and the studio's page, in constant time.
+
+    A browser cannot set the header on a WebSocket, a link or an image, so those (GETs and sockets) may
+    carry `?token=TOKEN` instead.
+    """
 
     def __init__(self, app, token: str | None):
         self.app, self.token = app, token
 
     async def __call__(self, scope, receive, send):
-        if self.token is None or scope["type"] not in ("http", "websocket") or scope["path"] == "/healthz":
+        path = scope.get("path", "")
+        if self.token is None or scope["type"] not in ("http", "websocket") or path in PUBLIC or path.startswith("/studio/"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, value = given.partition(" ")
-        if scope["type"] == "websocket" and not given:  # a browser's WebSocket cannot set headers: ?token=
+        if not given and (scope["type"] == "websocket" or scope.get("method") == "GET"):  # a browser's socket, link, image: ?token=
             scheme, value = "bearer", parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
         if not (scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), self.token.encode())):
             if scope["type"] == "websocket":

@@ -18,10 +18,12 @@ from pathlib import Path
 
 from ..errors import GenerateError, OptionError
 from ..music import RENDER_SUFFIXES
+from ..music.render import decode_music
 from ..outputs.writers import RenderSettings, write_midi_file
 
 # format -> media type; music formats need a music model's sample
 TEXT_FORMATS = {"txt": "text/plain; charset=utf-8", "json": "application/json"}
+NOTES_FORMAT = "notes.json"  # music as events a page can draw and play: {"voices": [[[onset, duration, pitch], ...]], ...}
 MUSIC_FORMATS = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png", "musicxml": "application/vnd.recordare.musicxml+xml",
                  "score.png": "image/png"}
 _RENDER_OF = {"wav": "wav", "png": "png", "musicxml": "musicxml", "score.png": "score"}
@@ -70,8 +72,16 @@ def render(kept: Kept, fmt: str) -> tuple[bytes, str]:
     if fmt in TEXT_FORMATS:
         body = kept.text if fmt == "txt" else json.dumps({**kept.record, "text": kept.text}, ensure_ascii=False, indent=2)
         return body.encode("utf-8"), TEXT_FORMATS[fmt]
+    if fmt == NOTES_FORMAT and kept.music:
+        decoded = decode_music(kept.text, kept.settings.encoding)
+        notes = {"bpm": kept.settings.bpm, "meter": decoded.meter, "sharps": decoded.sharps,
+                 "bar_lines": [float(b) for b in decoded.bar_lines],
+                 "voices": [[[float(e.onset), float(e.duration), e.pitch] for e in voice if e.pitch is not None]
+                            for voice in decoded.voices]}
+        return json.dumps(notes).encode("utf-8"), "application/json"
     if fmt not in MUSIC_FORMATS:
-        raise OptionError("format", f"expected one of {', '.join([*TEXT_FORMATS, *MUSIC_FORMATS])}, received {fmt!r}")
+        raise OptionError("format", f"expected one of {', '.join([*TEXT_FORMATS, *MUSIC_FORMATS, NOTES_FORMAT])}, "
+                                    f"received {fmt!r}")
     if not kept.music:
         raise OptionError("format", f"a text model's sample is txt or json, not {fmt}")
     with tempfile.TemporaryDirectory(prefix="generate-render-") as scratch:

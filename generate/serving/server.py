@@ -49,7 +49,7 @@ def load_models(names: list[str], options: ServeOptions) -> dict[str, ServedMode
         if model.name in served:
             raise UsageError(f"model {name!r}: a model named {model.name!r} is served already; expected distinct names")
         engine = Engine(model.generator.sampler, model.name, options.max_streams, options.max_queued)
-        served[model.name] = ServedModel(model.name, model, engine, model_card(model))
+        served[model.name] = ServedModel(model.name, model, engine, model_card(model), name)
     return served
 
 

@@ -1,0 +1,377 @@
+// The studio: one page over the server's API (docs/serving.md). No build step and no library: the text
+// streams from POST /v1/samples (Server-Sent Events read from fetch), co-writing runs over WS /v1/write,
+// and music is drawn and played from the sample's notes (/v1/samples/ID.notes.json) with the Web Audio API.
+"use strict";
+
+const studio = {
+  token: new URLSearchParams(location.search).get("token"),
+  models: [], model: null, history: [], controller: null,
+  audio: null, voices: [], playing: false, notes: null,
+  socket: null, state: null, editing: false,
+};
+window.studio = studio;  // what the browser tests read
+const $ = (id) => document.getElementById(id);
+
+function headers(json) {
+  const found = json ? { "Content-Type": "application/json" } : {};
+  if (studio.token) found.Authorization = "Bearer " + studio.token;
+  return found;
+}
+
+function withToken(path) {
+  return studio.token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(studio.token)}` : path;
+}
+
+function problem(error) {
+  return (error.field ? error.field + ": " : "") + error.message;
+}
+
+async function api(path, body) {
+  const response = await fetch(path, { method: body ? "POST" : "GET", headers: headers(Boolean(body)),
+                                       body: body ? JSON.stringify(body) : undefined });
+  const data = await response.json();
+  if (!response.ok) throw new Error(problem(data.error));
+  return data;
+}
+
+// ---------------------------------------------------------------- models
+
+async function loadModels() {
+  const { models } = await api("/v1/models");
+  studio.models = models;
+  $("model").replaceChildren(...models.map((m) => new Option(`${m.name} (${m.kind})`, m.name)));
+  choose(models[0].name);
+}
+
+function choose(name) {
+  const model = studio.models.find((m) => m.name === name);
+  studio.model = model;
+  const validation = model.validation ? `, validation ${model.validation.bpc} bits per character` : "";
+  const defaults = Object.entries(model.sampling_defaults || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+  $("card").textContent = `${model.kind}${model.encoding ? " (" + model.encoding + ")" : ""}: ${model.architecture}, `
+    + `${model.vocab_size} characters${validation}${defaults ? "; defaults: " + defaults : ""}`;
+  document.querySelectorAll(".verse-only").forEach((el) => { el.hidden = model.kind !== "text"; });
+  document.querySelectorAll(".music-only").forEach((el) => { el.hidden = model.kind !== "music"; });
+  $("temperature").placeholder = String((model.sampling_defaults || {}).temperature ?? 1);
+  $("length").placeholder = model.kind === "music" ? "a piece" : "400";
+}
+
+// ---------------------------------------------------------------- writing
+
+function request() {
+  const body = { model: studio.model.name };
+  const text = (id) => $(id).value.trim();
+  const number = (id) => (text(id) === "" ? null : Number(text(id)));
+  if ($("prime").value) body.prime = $("prime").value;
+  if (number("temperature") !== null) body.temperature = number("temperature");
+  if (number("top_p") !== null && number("top_p") !== 1) body.top_p = number("top_p");
+  if (number("length") !== null) body.length = number("length");
+  else if (studio.model.kind !== "music" && !text("form") && !text("acrostic")) body.length = 400;
+  // A seed is always sent, so every output can be made again.
+  body.seed = number("seed") ?? Math.floor(Math.random() * 2 ** 31);
+  if (studio.model.kind === "text") {
+    if (text("form")) body.form = text("form");
+    if (text("acrostic")) body.acrostic = text("acrostic");
+  }
+  if (studio.model.kind === "music") {
+    if (text("key")) body.key = text("key");
+    if (text("instrument")) body.instrument = text("instrument");
+    if (number("bpm") !== null && number("bpm") !== 120) body.bpm = number("bpm");
+  }
+  return body;
+}
+
+function* events(buffer) {
+  for (const block of buffer) {
+    const line = block.split("\n").find((l) => l.startsWith("data: "));
+    if (line) yield JSON.parse(line.slice(6));
+  }
+}
+
+async function write(event) {
+  event.preventDefault();
+  const body = { ...request(), stream: true };
+  $("output").textContent = "";
+  $("music").hidden = true;
+  studio.controller = new AbortController();
+  $("go").disabled = true;
+  $("stop").disabled = false;
+  $("status").textContent = "writing…";
+  let record = null;
+  try {
+    const response = await fetch("/v1/samples", { method: "POST", headers: headers(true), body: JSON.stringify(body),
+                                                  signal: studio.controller.signal });
+    if (!response.ok) throw new Error(problem((await response.json()).error));
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let pending = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      pending += decoder.decode(value, { stream: true });
+      const blocks = pending.split("\n\n");
+      pending = blocks.pop();
+      for (const item of events(blocks)) {
+        if (item.error) throw new Error(problem(item.error));
+        if (item.record) record = item.record;
+        else if (item.text !== undefined) $("output").textContent += item.text;
+      }
+    }
+    $("status").textContent = "done";
+    if (record) {
+      addHistory(record);
+      if (studio.model.kind === "music") await showMusic(record);
+    }
+  } catch (error) {
+    $("status").textContent = error.name === "AbortError" ? "stopped" : "error: " + error.message;
+  } finally {
+    $("go").disabled = false;
+    $("stop").disabled = true;
+  }
+}
+
+function addHistory(record) {
+  studio.history.push(record);
+  const item = document.createElement("li");
+  const settings = ["seed", "temperature", "top_p", "length", "form", "acrostic", "key"]
+    .filter((k) => record[k] !== null && record[k] !== "" && record[k] !== undefined).map((k) => `${k} ${record[k]}`);
+  const title = document.createElement("div");
+  title.textContent = `${record.run.split("/").pop()}: ${settings.join(", ")}`;
+  const command = document.createElement("code");
+  command.className = "command";
+  command.textContent = record.command;
+  const copy = document.createElement("button");
+  copy.type = "button";
+  copy.textContent = "Copy command";
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(record.command);
+      copy.textContent = "Copied";
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(command);
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      copy.textContent = "Selected: press Ctrl+C";
+    }
+  });
+  const links = document.createElement("div");
+  const formats = studio.model.kind === "music" ? ["mid", "wav", "png", "score.png", "json"] : ["txt", "json"];
+  for (const format of formats) {
+    const link = document.createElement("a");
+    link.href = withToken(`/v1/samples/${record.id}.${format}`);
+    link.download = `${record.id}.${format}`;
+    link.textContent = format;
+    links.append(link, " ");
+  }
+  item.append(title, command, copy, document.createTextNode(" Download: "), links);
+  $("history").prepend(item);
+}
+
+// ---------------------------------------------------------------- music
+
+async function showMusic(record) {
+  const response = await fetch(withToken(`/v1/samples/${record.id}.notes.json`));
+  studio.notes = await response.json();
+  $("music").hidden = false;
+  drawRoll(studio.notes);
+  const score = $("score");
+  score.hidden = true;
+  score.onload = () => { score.hidden = false; };  // an engraved score where the server has LilyPond
+  score.onerror = () => { score.hidden = true; };
+  score.src = withToken(`/v1/samples/${record.id}.score.png`);
+}
+
+function drawRoll(notes) {
+  const canvas = $("roll");
+  const context = canvas.getContext("2d");
+  const all = notes.voices.flat();
+  context.fillStyle = "#ffffff";
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  if (!all.length) return;
+  const end = Math.max(...all.map(([onset, duration]) => onset + duration));
+  const low = Math.min(...all.map((n) => n[2])) - 1;
+  const high = Math.max(...all.map((n) => n[2])) + 1;
+  const x = (beat) => (beat / end) * canvas.width;
+  const y = (pitch) => canvas.height - ((pitch - low) / (high - low)) * canvas.height;
+  context.strokeStyle = "#c8c8d0";
+  for (const bar of notes.bar_lines) {
+    context.beginPath();
+    context.moveTo(x(bar), 0);
+    context.lineTo(x(bar), canvas.height);
+    context.stroke();
+  }
+  const colours = ["#1f4fb8", "#a3311f", "#1d6b3a", "#6b3fa0"];
+  notes.voices.forEach((voice, index) => {
+    context.fillStyle = colours[index % colours.length];
+    for (const [onset, duration, pitch] of voice) {
+      context.fillRect(x(onset), y(pitch) - 3, Math.max(x(duration) - 1, 2), 6);
+    }
+  });
+}
+
+function play() {
+  if (!studio.notes) return;
+  halt();
+  studio.audio = new AudioContext();
+  const audio = studio.audio;
+  const beat = 60 / Number($("tempo").value);
+  const start = audio.currentTime + 0.05;
+  let end = start;
+  for (const voice of studio.notes.voices) {
+    for (const [onset, duration, pitch] of voice) {
+      const oscillator = audio.createOscillator();
+      const gain = audio.createGain();
+      const from = start + onset * beat;
+      const to = from + Math.max(duration * beat - 0.02, 0.05);
+      oscillator.type = "triangle";
+      oscillator.frequency.value = 440 * 2 ** ((pitch - 69) / 12);
+      gain.gain.setValueAtTime(0, from);
+      gain.gain.linearRampToValueAtTime(0.15, from + 0.01);
+      gain.gain.linearRampToValueAtTime(0, to);
+      oscillator.connect(gain).connect(audio.destination);
+      oscillator.start(from);
+      oscillator.stop(to + 0.01);
+      studio.voices.push(oscillator);
+      end = Math.max(end, to);
+    }
+  }
+  studio.playing = true;
+  studio.playUntil = setTimeout(halt, (end - audio.currentTime) * 1000 + 100);
+}
+
+function halt() {
+  clearTimeout(studio.playUntil);
+  for (const oscillator of studio.voices) {
+    try { oscillator.stop(); } catch { /* not started yet, or ended */ }
+  }
+  studio.voices = [];
+  if (studio.audio) studio.audio.close();
+  studio.audio = null;
+  studio.playing = false;
+}
+
+// ---------------------------------------------------------------- writing together
+
+function connect() {
+  if (studio.socket) studio.socket.close();
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(withToken(`${scheme}//${location.host}/v1/write`));
+  studio.socket = socket;
+  socket.onmessage = (message) => receive(JSON.parse(message.data));
+  socket.onclose = () => { $("together-status").textContent = "disconnected: press Start"; };
+  const options = { candidates: 4, text: $("start-text").value };
+  const seed = $("together-seed").value.trim();
+  if (seed !== "") options.seed = Number(seed);
+  if (studio.model.kind === "text") {
+    if ($("form").value.trim()) options.form = $("form").value.trim();
+    if ($("acrostic").value.trim()) options.acrostic = $("acrostic").value.trim();
+  }
+  socket.onopen = () => send({ action: "start", model: studio.model.name, options });
+  $("together-status").textContent = "drawing…";
+}
+
+function send(message) {
+  if (!studio.socket || studio.socket.readyState !== WebSocket.OPEN) {
+    $("together-status").textContent = "press Start first";
+    return;
+  }
+  studio.socket.send(JSON.stringify(message));
+}
+
+function receive(message) {
+  if (message.type === "error") {
+    $("together-status").textContent = "error: " + problem(message.error);
+    return;
+  }
+  if (message.type === "saved") {
+    studio.saved = message.record;
+    const blob = new Blob([JSON.stringify(message.record, null, 2)], { type: "application/json" });
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = "session.txt.json";
+    link.click();
+    $("together-status").textContent = "saved: generate write --replay session.txt.json writes the text again";
+    return;
+  }
+  studio.state = message;
+  $("together-text").textContent = message.text;
+  const list = message.candidates.map((candidate, index) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = `${index + 1}. ${(message.described || [])[index] || candidate}`;
+    button.addEventListener("click", () => send({ action: "take", index }));
+    item.append(button);
+    return item;
+  });
+  $("candidates").replaceChildren(...list);
+  $("together-status").textContent = message.done ? "the poem is complete" : `draw ${message.draw}, seed ${message.seed}`
+    + `, temperature ${message.temperature}`;
+}
+
+function act(action) {
+  if (action !== "edit") {
+    send({ action });
+    return;
+  }
+  const editor = $("together-edit");
+  if (studio.editing) {
+    studio.editing = false;
+    editor.hidden = true;
+    send({ action: "edit", text: editor.value });
+  } else if (studio.state) {
+    studio.editing = true;
+    editor.value = studio.state.text;
+    editor.hidden = false;
+    editor.focus();
+  }
+}
+
+function keys(event) {
+  if ($("together").hidden) return;
+  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(event.target.tagName);
+  if (typing) {
+    if (event.target.id === "together-edit" && event.key === "Enter" && event.ctrlKey) act("edit");
+    if (event.target.id === "together-edit" && event.key === "Escape") {
+      studio.editing = false;
+      $("together-edit").hidden = true;
+    }
+    return;
+  }
+  if (event.ctrlKey && event.key === "r") {
+    event.preventDefault();  // not the browser's reload
+    act("redo");
+  } else if (event.ctrlKey || event.altKey || event.metaKey) {
+    return;
+  } else if (/^[1-9]$/.test(event.key)) {
+    send({ action: "take", index: Number(event.key) - 1 });
+  } else if (event.key in { r: 1, u: 1, e: 1, s: 1 }) {
+    event.preventDefault();
+    act({ r: "reroll", u: "undo", e: "edit", s: "save" }[event.key]);
+  }
+}
+
+// ---------------------------------------------------------------- the page
+
+function showTab(name) {
+  for (const tab of ["write", "together"]) {
+    $(tab).hidden = tab !== name;
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("model").addEventListener("change", (event) => choose(event.target.value));
+  $("write-form").addEventListener("submit", write);
+  $("stop").addEventListener("click", () => studio.controller && studio.controller.abort());
+  $("play").addEventListener("click", play);
+  $("halt").addEventListener("click", halt);
+  $("tempo").addEventListener("input", () => { $("tempo-value").textContent = $("tempo").value; });
+  $("tab-write").addEventListener("click", () => showTab("write"));
+  $("tab-together").addEventListener("click", () => showTab("together"));
+  $("start").addEventListener("click", connect);
+  document.querySelectorAll("[data-act]").forEach((b) => b.addEventListener("click", () => act(b.dataset.act)));
+  document.addEventListener("keydown", keys);
+  loadModels().catch((error) => { $("card").textContent = "error: " + error.message; });
+});

@@ -1,0 +1,145 @@
+"""The studio in a real browser (Debian's chromium, headless, driven by Selenium): a poem streams in, the
+reproduce command gives the same bytes, co-writing takes, undoes, redoes and saves by its keys, a folk tune
+is drawn and plays, and the page fits a phone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generate.cli import cli
+
+from .test_server import start_server
+
+webdriver = pytest.importorskip("selenium.webdriver")
+if not (shutil.which("chromium") and shutil.which("chromedriver")):
+    pytest.skip("the studio's browser tests need Debian's chromium and chromium-driver", allow_module_level=True)
+
+from selenium.webdriver.common.by import By  # noqa: E402 - only once the browser is known to be there
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+SCREENSHOTS = Path(os.environ.get("GENERATE_SCREENSHOTS", "")) if os.environ.get("GENERATE_SCREENSHOTS") else None
+
+
+@pytest.fixture(scope="module")
+def address():
+    child, url = start_server("tang", "folk")
+    yield url
+    child.terminate()
+    child.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                 "--autoplay-policy=no-user-gesture-required"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def until(driver, condition, seconds: float = 30):
+    return WebDriverWait(driver, seconds, poll_frequency=0.05).until(lambda d: condition(d))
+
+
+def open_studio(browser, address: str, model: str) -> None:
+    browser.set_window_size(1280, 1000)
+    browser.get(address + "/")
+    until(browser, lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+    Select(browser.find_element(By.ID, "model")).select_by_value(model)
+
+
+def screenshot(browser, name: str, tmp_path: Path) -> Path:
+    folder = SCREENSHOTS or tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    browser.save_screenshot(str(path))
+    return path
+
+
+def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address, tmp_path):
+    open_studio(browser, address, "tang")
+    browser.find_element(By.ID, "form").send_keys("5x4")
+    browser.find_element(By.ID, "seed").send_keys("3")
+    browser.execute_script("""window.seen = []; new MutationObserver(() => seen.push(
+        document.getElementById('output').textContent)).observe(document.getElementById('output'),
+        {childList: true, characterData: true, subtree: true});""")
+    browser.find_element(By.ID, "go").click()
+    until(browser, lambda d: d.find_element(By.ID, "status").text == "done")
+    poem = browser.find_element(By.ID, "output").get_attribute("textContent")
+    lines = [line for line in poem.split("\n") if line]
+    assert len(lines) == 4 and all(len(line) == 6 for line in lines), poem  # five characters and a mark
+    seen = [s for s in browser.execute_script("return window.seen") if s]
+    assert len(set(seen)) >= 2 and all(poem.startswith(s) for s in seen)  # it arrived in pieces, as written
+    command = browser.find_element(By.CSS_SELECTOR, "#history li code").text
+    assert command == "generate sample tang --seed 3 --form 5x4"
+    browser.find_element(By.CSS_SELECTOR, "#history li button").click()
+    until(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#history li button").text in ("Copied", "Selected: press Ctrl+C"))
+    again = CliRunner().invoke(cli, shlex.split(command)[1:])
+    assert again.exit_code == 0 and again.stdout.rstrip("\n") == poem.rstrip("\n")
+    screenshot(browser, "studio-desktop", tmp_path)
+    browser.set_window_size(375, 800)
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 375  # nothing wider than a phone
+    screenshot(browser, "studio-phone", tmp_path)
+
+
+def test_co_writing_by_its_keys_takes_undoes_redoes_and_saves(browser, address, tmp_path):
+    open_studio(browser, address, "tang")
+    browser.find_element(By.ID, "tab-together").click()
+    browser.find_element(By.ID, "together-seed").send_keys("5")
+    browser.find_element(By.ID, "start").click()
+    until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#candidates button")) == 4)
+    first = browser.execute_script("return studio.state.candidates[0]")
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.click()
+    body.send_keys("1")
+    until(browser, lambda d: d.execute_script("return studio.state.text") == first)
+    body.send_keys("u")
+    until(browser, lambda d: d.execute_script("return studio.state.text") == "")
+    body.send_keys(Keys.CONTROL, "r")
+    until(browser, lambda d: d.execute_script("return studio.state.text") == first)
+    browser.find_elements(By.CSS_SELECTOR, "#candidates button")[1].click()  # and with the mouse
+    until(browser, lambda d: d.execute_script("return studio.state.text").count("\n") == 2)
+    text = browser.execute_script("return studio.state.text")
+    body.send_keys("s")
+    until(browser, lambda d: d.execute_script("return studio.saved") is not None)
+    sidecar = tmp_path / "session.txt.json"
+    sidecar.write_text(json.dumps(browser.execute_script("return studio.saved")), encoding="utf-8")
+    replayed = CliRunner().invoke(cli, ["write", "--replay", str(sidecar)])
+    assert replayed.exit_code == 0 and replayed.stdout.rstrip("\n") == text.rstrip("\n")
+    screenshot(browser, "studio-together", tmp_path)
+
+
+def test_a_folk_tune_is_drawn_and_plays(browser, address, tmp_path):
+    open_studio(browser, address, "folk")
+    browser.find_element(By.ID, "seed").send_keys("7")
+    browser.find_element(By.ID, "go").click()
+    until(browser, lambda d: d.find_element(By.ID, "status").text == "done")
+    until(browser, lambda d: d.find_element(By.ID, "music").is_displayed())
+    inked = browser.execute_script("""const c = document.getElementById('roll');
+        const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let inked = 0; for (let i = 0; i < pixels.length; i += 4) if (pixels[i] < 200) inked++; return inked;""")
+    assert inked > 200  # notes drawn on the piano roll
+    browser.find_element(By.ID, "play").click()
+    until(browser, lambda d: d.execute_script("return studio.playing && studio.audio.state === 'running'"), 10)
+    started = browser.execute_script("return studio.audio.currentTime")
+    time.sleep(0.3)
+    assert browser.execute_script("return studio.audio.currentTime") > started  # the audio clock runs: it plays
+    browser.find_element(By.ID, "halt").click()
+    assert browser.execute_script("return studio.playing") is False
+    midi = browser.execute_script("""return fetch(document.querySelector('#history a').href.replace(/\\.mid$/, '.mid'))
+        .then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b).slice(0, 4)))""")
+    assert bytes(midi) == b"MThd"
+    screenshot(browser, "studio-music", tmp_path)
