@@ -52,30 +52,44 @@ def resident_mb(pid: int) -> float:
     return 0.0
 
 
+class Deliveries:
+    """What a streamed request received: when each piece of sampled text came, and the record at the end."""
+
+    def __init__(self):
+        self.started, self.times, self.record, self.events = time.perf_counter(), [], None, 0
+
+    def take(self, data: bytes | str) -> None:
+        """One event's `data:` payload."""
+        event = json.loads(data)
+        self.events += 1
+        if "record" in event:
+            self.record = event["record"]
+        elif "text" in event and self.events > 1:  # the first event is the prime, sent before anything is sampled
+            self.times.append((time.perf_counter() - self.started, len(event["text"])))
+
+    def result(self, status) -> dict:
+        return {"status": status, "deliveries": self.times, "record": self.record}
+
+
 async def stream_one(http: httpx.AsyncClient, body: dict, stop_after: int | None = None) -> dict:
     """One streamed request: times of each delivery of sampled text, and the record at the end."""
-    started, deliveries, record, events = time.perf_counter(), [], None, 0
+    received = Deliveries()
     async with http.stream("POST", "/v1/samples", json={**body, "stream": True}) as response:
         if response.status_code != 200:
             return {"status": response.status_code}
         async for line in response.aiter_lines():
-            if not line.startswith("data: "):
-                continue
-            event, events = json.loads(line[6:]), events + 1
-            if "record" in event:
-                record = event["record"]
-            elif "text" in event and events > 1:  # the first event is the prime, sent before anything is sampled
-                deliveries.append((time.perf_counter() - started, len(event["text"])))
-            if stop_after is not None and events >= stop_after:
+            if line.startswith("data: "):
+                received.take(line[6:])
+            if stop_after is not None and received.events >= stop_after:
                 return {"status": "cancelled"}
-    return {"status": 200, "deliveries": deliveries, "record": record}
+    return received.result(200)
 
 
 async def raw_stream(address: str, body: dict) -> dict:
     """One streamed request over a bare asyncio connection (HTTP/1.1, chunked), so the client costs the shared
     cores as little as possible: times of each delivery of sampled text."""
     host, port = address.removeprefix("http://").rsplit(":", 1)
-    started = time.perf_counter()
+    received = Deliveries()
     reader, writer = await asyncio.open_connection(host, int(port))
     payload = json.dumps({**body, "stream": True}).encode()
     writer.write(b"POST /v1/samples HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
@@ -83,7 +97,7 @@ async def raw_stream(address: str, body: dict) -> dict:
     status = int((await reader.readline()).split()[1])
     while (await reader.readline()) not in (b"\r\n", b""):
         pass
-    deliveries, record, events, buffer = [], None, 0, b""
+    buffer = b""
     while True:
         size = int((await reader.readline()).strip() or b"0", 16)
         if size == 0:
@@ -91,16 +105,10 @@ async def raw_stream(address: str, body: dict) -> dict:
         buffer += await reader.readexactly(size + 2)
         *complete, buffer = buffer.split(b"\n\n")
         for block in complete:
-            block = block.strip()
-            if not block.startswith(b"data: "):
-                continue
-            event, events = json.loads(block[6:]), events + 1
-            if "record" in event:
-                record = event["record"]
-            elif "text" in event and events > 1:  # the first event is the prime, sent before anything is sampled
-                deliveries.append((time.perf_counter() - started, len(event["text"])))
+            if block.strip().startswith(b"data: "):
+                received.take(block.strip()[6:])
     writer.close()
-    return {"status": status, "deliveries": deliveries, "record": record}
+    return received.result(status)
 
 
 async def load(address: str, model: str, clients: int, length: int) -> dict:
@@ -191,7 +199,7 @@ async def soak(address: str, model: str, seconds: float, pid: int) -> dict:
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=address, timeout=300) as http:
         await asyncio.gather(watch_memory(), *(worker(http, n) for n in range(8)))
-    after_warmup = [mb for at, mb in memory if at - started >= min(60, seconds / 3)]
+    after_warmup = [mb for at, mb in memory if at - started >= min(60, seconds / 3)] or [mb for _, mb in memory[-1:]]
     return {"outcomes": dict(sorted(outcomes.items())), "kept": kept,
             "rss_after_warmup": after_warmup[0] if after_warmup else None, "rss_end": resident_mb(pid),
             "rss_max": max((mb for _, mb in memory), default=0)}
