@@ -29,6 +29,25 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 SCREENSHOTS = Path(os.environ.get("GENERATE_SCREENSHOTS", "")) if os.environ.get("GENERATE_SCREENSHOTS") else None
 
 
+# Each visible element's own text against the first opaque background behind it; the failures, if any.
+CONTRAST = """
+const luminance = (c) => { const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => {
+  v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+const opaque = (c) => { const parts = c.match(/[\\d.]+/g); return parts && (parts.length < 4 || Number(parts[3]) > 0.5); };
+const failures = [];
+for (const el of document.querySelectorAll('body *')) {
+  const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!own || !el.offsetParent && el.tagName !== 'BODY') continue;
+  let ground = el, background = 'rgb(255, 255, 255)';
+  while (ground) { const b = getComputedStyle(ground).backgroundColor; if (opaque(b)) { background = b; break; } ground = ground.parentElement; }
+  const [a, b] = [luminance(getComputedStyle(el).color), luminance(background)];
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) failures.push(`${el.tagName}#${el.id} ${ratio.toFixed(2)}`);
+}
+return failures;
+"""
+
+
 @pytest.fixture(scope="module")
 def address():
     child, url = start_server("tang", "folk")
@@ -90,9 +109,23 @@ def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address
     again = CliRunner().invoke(cli, shlex.split(command)[1:])
     assert again.exit_code == 0 and again.stdout.rstrip("\n") == poem.rstrip("\n")
     screenshot(browser, "studio-desktop", tmp_path)
+    assert browser.execute_script(CONTRAST) == []  # every visible text against its background: WCAG AA
     browser.set_window_size(375, 800)
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 375  # nothing wider than a phone
     screenshot(browser, "studio-phone", tmp_path)
+
+
+def test_stop_ends_a_long_text_midway(browser, address):
+    open_studio(browser, address, "tang")
+    browser.find_element(By.ID, "length").send_keys("9000")
+    browser.find_element(By.ID, "go").click()
+    until(browser, lambda d: len(d.find_element(By.ID, "output").get_attribute("textContent")) > 20)
+    browser.find_element(By.ID, "stop").click()
+    until(browser, lambda d: d.find_element(By.ID, "status").text == "stopped")
+    written = len(browser.find_element(By.ID, "output").get_attribute("textContent"))
+    time.sleep(0.3)
+    assert len(browser.find_element(By.ID, "output").get_attribute("textContent")) == written < 9000
+    assert browser.find_element(By.ID, "go").is_enabled()
 
 
 def test_co_writing_by_its_keys_takes_undoes_redoes_and_saves(browser, address, tmp_path):
