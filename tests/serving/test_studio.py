@@ -155,6 +155,26 @@ def test_co_writing_by_its_keys_takes_undoes_redoes_and_saves(browser, address, 
     screenshot(browser, "studio-together", tmp_path)
 
 
+def test_the_page_works_from_the_keyboard_alone(browser, address):
+    open_studio(browser, address, "tang")
+
+    def tab_to(element_id: str) -> None:
+        for _ in range(40):
+            if browser.execute_script("return document.activeElement.id") == element_id:
+                return
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+        raise AssertionError(f"Tab never reached #{element_id}")
+
+    tab_to("tab-together")
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    tab_to("start")
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#candidates button")) == 4)
+    first = browser.execute_script("return studio.state.candidates[0]")
+    browser.switch_to.active_element.send_keys("1")
+    until(browser, lambda d: d.execute_script("return studio.state.text") == first)
+
+
 def test_a_folk_tune_is_drawn_and_plays(browser, address, tmp_path):
     open_studio(browser, address, "folk")
     browser.find_element(By.ID, "seed").send_keys("7")
