@@ -85,7 +85,9 @@ def render(kept: Kept, fmt: str) -> tuple[bytes, str]:
     if not kept.music:
         raise OptionError("format", f"a text model's sample is txt or json, not {fmt}")
     with tempfile.TemporaryDirectory(prefix="generate-render-") as scratch:
-        midi = Path(scratch) / "sample.mid"
+        # The file's name is the engraved score's title.
+        title = f"{Path(str(kept.record.get('run', 'sample'))).name} seed {kept.record.get('seed')}"
+        midi = Path(scratch) / f"{title}.mid"
         name = _RENDER_OF.get(fmt)
         settings = RenderSettings(kept.settings.encoding, kept.settings.bpm, kept.settings.program, kept.settings.velocity,
                                   (name,) if name else ())

@@ -185,6 +185,9 @@ def test_a_folk_tune_is_drawn_and_plays(browser, address, tmp_path):
         const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let inked = 0; for (let i = 0; i < pixels.length; i += 4) if (pixels[i] < 200) inked++; return inked;""")
     assert inked > 200  # notes drawn on the piano roll
+    if shutil.which("lilypond"):  # and the engraved score beside it, where the server can engrave one
+        until(browser, lambda d: d.execute_script("const s = document.getElementById('score'); "
+                                                  "return !s.hidden && s.complete && s.naturalWidth > 0"), 60)
     browser.find_element(By.ID, "play").click()
     until(browser, lambda d: d.execute_script("return studio.playing && studio.audio.state === 'running'"), 10)
     started = browser.execute_script("return studio.audio.currentTime")
