@@ -101,13 +101,16 @@ def _verify(directory: Path) -> dict:
     return meta
 
 
-def step_network(directory: Path, meta: dict):
+def step_network(directory: Path):
     """The bundle's graph on onnxruntime, ready for the sampler (`backend.onnxruntime_step.OnnxStepNetwork`).
 
+    Its files are verified first (once per process while they are unchanged: `verify_bundle`).
+
     Raises:
-        CheckpointError: onnxruntime cannot load the graph, or the meta does not describe it.
+        CheckpointError: a damaged bundle, a graph onnxruntime cannot load, or a meta that does not describe it.
         UsageError: onnxruntime is not installed.
     """
+    meta = verify_bundle(directory)
     path = Path(directory) / MODEL_FILE
     try:
         architecture, graph = meta["architecture"], meta["graph"]

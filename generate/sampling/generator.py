@@ -83,8 +83,8 @@ def step_network(run: RunDir, path: Path, num_samples: int = 1):
     Raises:
         CheckpointError: a damaged checkpoint, or a graph onnxruntime cannot load.
     """
-    if path.suffix == ".onnx":  # `RunDir.sampling_model` verified the bundle
-        return bundle.step_network(run.path, bundle.read_meta(run.path))
+    if path.suffix == ".onnx":  # `RunDir.sampling_model` returns a bundle's model.onnx
+        return bundle.step_network(run.path)
     config = run.load_config()
     model = build_model(config.model, num_samples, seq_len=1)
     load_weights_into(model, path)

@@ -152,12 +152,29 @@ def check_same_characters(init_from: str, source: RunDir, vocab: Vocab) -> None:
         )
 
 
-def _refuse_bundle(run: RunDir) -> None:
-    """Raises UsageError for a bundle: a step graph for sampling, with no Keras weights to train."""
+def _resume_checkpoint(run: RunDir) -> tuple[Path | None, list[str], dict]:
+    """The newest intact checkpoint to resume from, the damaged ones passed over, and its training state.
+
+    Raises:
+        UsageError: a bundle (a step graph, no Keras weights) or an export (no optimizer state): neither resumes.
+        CheckpointError: checkpoints exist but none is intact.
+    """
     if run.is_bundle() and not any(path.exists() for path in (run.latest, run.previous, run.best)):
         raise UsageError(f"run {str(run.path)!r} is a bundle (a step graph for sampling, without weights Keras can "
                          "train) and cannot resume; train the run it was exported from, or start a new run from "
                          "that: generate train NEW_RUN SOURCES --init-from SOURCE_RUN")
+    checkpoint, skipped = resume_point(run)
+    if checkpoint is None and skipped:
+        raise CheckpointError(
+            f"run {str(run.path)!r}: no intact checkpoint to resume from: {'; '.join(skipped)}; move the damaged files "
+            "out of the run directory and --resume starts the run again from its recorded configuration"
+        )
+    state = read_training_state(checkpoint) if checkpoint is not None else {}
+    if state.get("exported_from"):  # weights only: Adam's moments and step count are gone, so nothing resumes exactly
+        raise UsageError(f"run {str(run.path)!r} is an export (weights without optimizer state) and cannot resume; to "
+                         f"train its weights further, start a new run from them: generate train NEW_RUN SOURCES "
+                         f"--init-from {run.path}")
+    return checkpoint, skipped, state
 
 
 def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dict | None = None, show_progress: bool = True,
@@ -190,25 +207,15 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
     if new_run is not None and sources and not run.is_run() and not (run.path.exists() and any(run.path.iterdir())):
         log.warning("run %s was never started (or was stopped before it recorded its configuration): starting it now", run.path)
         return plan_new_run(run.path, *new_run, show_progress=show_progress, skipped_report=skipped_report, chief=chief)
-    _refuse_bundle(run.require())
+    run.require()
     if chief:
         run.remove_stale_temp_files()
+    checkpoint, skipped, state = _resume_checkpoint(run)
     config = run.load_config()
     vocab = run.load_vocab()
     # A time limit belongs to the command that set it, not to the run: the "continue with" a pause
     # prints finishes the run, unless that command sets a limit of its own.
     config = _with_overrides(config, {"max_minutes": 0.0, **(overrides or {})})
-    checkpoint, skipped = resume_point(run)
-    if checkpoint is None and skipped:
-        raise CheckpointError(
-            f"run {str(run.path)!r}: no intact checkpoint to resume from: {'; '.join(skipped)}; move the damaged files "
-            "out of the run directory and --resume starts the run again from its recorded configuration"
-        )
-    state = read_training_state(checkpoint) if checkpoint is not None else {}
-    if state.get("exported_from"):  # weights only: Adam's moments and step count are gone, so nothing resumes exactly
-        raise UsageError(f"run {str(run.path)!r} is an export (weights without optimizer state) and cannot resume; to "
-                         f"train its weights further, start a new run from them: generate train NEW_RUN SOURCES "
-                         f"--init-from {run.path}")
     if sources:
         config = dataclasses.replace(config, corpus=dataclasses.replace(config.corpus, sources=list(sources)))
     train_ids, val_ids = _same_corpus_split(run, config, vocab, show_progress, skipped_report)

@@ -76,7 +76,7 @@ def score_validation(run: RunDir, which: str = "best", sources: list[str] | None
         raise UsageError(f"run {str(run.path)!r}: has no validation split (val-fraction {config.train.val_fraction})")
     path = run.sampling_model(which)
     if path.suffix == ".onnx":  # a bundle: the same streams, stepped through its graph
-        net = bundle.step_network(run.path, bundle.read_meta(run.path))
+        net = bundle.step_network(run.path)
         states = net.initial_states(batches.batch_size)
         losses = []
         for k in range(len(batches)):
@@ -115,7 +115,7 @@ class TextScorer:
         self.config = run.load_config()
         self.vocab = run.load_vocab()
         path = run.sampling_model(which)
-        self.net = bundle.step_network(run.path, bundle.read_meta(run.path)) if path.suffix == ".onnx" else None
+        self.net = bundle.step_network(run.path) if path.suffix == ".onnx" else None
         if self.net is None:
             self.model = build_model(self.config.model, 1, seq_len=SCORE_STEPS)
             load_weights_into(self.model, path)
