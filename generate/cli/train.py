@@ -30,6 +30,9 @@ _DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), 
 @click.option("--track", default=_DEFAULT_CORPUS.track, show_default=True, help="With --kind music, MIDI melodies: auto (the track that most looks like a tune), all (the top line of every pitched track), a track index or a track name. Drums never enter a melody.")
 @click.option("--skipped-report", type=click.Path(dir_okay=False, path_type=Path), default=None, help="With --kind music: write every skipped piece and its reason to FILE (tab-separated).")
 @click.option("--encoding-errors", type=click.Choice(ENCODING_ERRORS), default=_DEFAULT_CORPUS.encoding_errors, show_default=True, help="Invalid UTF-8: fail, replace with U+FFFD, ignore the bytes, or skip the file.")
+@click.option("--labels", default=_DEFAULT_CORPUS.labels, metavar="FROM", help="Train a labelled model, to ask for a style when sampling (--label): folder (each file's folder under a SOURCE), tsv:FILE (file<TAB>label lines), or music headers: rhythm (ABC R:, e.g. jig, reel) or mode (from K:).")
+@click.option("--label-dropout", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULT_TRAIN.label_dropout, show_default=True, help="With --labels: the share of batch rows trained without their label, so the model also writes with none.")
+@click.option("--label-dim", type=click.IntRange(min=1), default=_DEFAULT_MODEL.label_dim, show_default=True, help="With --labels: the label embedding's size.")
 @click.option("--min-count", type=click.IntRange(min=1), default=_DEFAULT_CORPUS.min_count, show_default=True, help="Characters seen fewer times map to an unknown token.")
 @click.option("--cell", type=click.Choice(CELLS), default=_DEFAULT_MODEL.cell, show_default=True, help="Recurrent cell.")
 @click.option("--layers", type=click.IntRange(min=1), default=_DEFAULT_MODEL.layers, show_default=True, help="Stacked recurrent layers.")
@@ -125,6 +128,13 @@ def _info_lines(summary: dict) -> list[str]:
         f"sampling:   {', '.join(f'{k} {v}' for k, v in summary['sampling_defaults'].items()) or 'no defaults of its own'}"
         " (sampling.json: what sample and write use unless told otherwise)",
     ]
+    labels = summary.get("labels")
+    if labels:
+        unit = labels.get("unit", "files")
+        counts = labels.get("counts", {})
+        lines.append(f"labels:     from {labels.get('from')}, label embedding {m.get('label_dim')}, dropout {t.get('label_dropout')}: "
+                     + ", ".join(f"{name} ({counts.get(name, {}).get(unit, '?')} {unit}, {counts.get(name, {}).get('chars', '?')} chars)"
+                                 for name in labels["names"]))
     bundle = summary.get("bundle")
     if bundle:
         source = bundle.get("source") or {}

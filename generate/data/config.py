@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import expect
 from ..music import ENCODINGS, TRANSPOSE_MODES
+from .labels import check_label_source
 
 KINDS = ("text", "code", "music")
 ENCODING_ERRORS = ("strict", "replace", "ignore", "skip")
@@ -26,6 +27,7 @@ class CorpusConfig:
     exclude: list[str] = field(default_factory=list)  # extra glob patterns to skip
     encoding_errors: str = "strict"  # strict, replace, ignore or skip (the whole file)
     min_count: int = 1  # characters seen fewer times map to the unknown token
+    labels: str = ""  # where style labels come from (`labels.LABEL_SOURCES`); "": no labels
 
     def validate(self) -> None:
         """Raises OptionError naming the first bad field."""
@@ -37,6 +39,8 @@ class CorpusConfig:
         expect(isinstance(self.track, str) and self.track.strip() != "", "track", "auto, all, a track index or a name",
                self.track)
         expect(self.min_count >= 1, "min_count", "an integer >= 1", self.min_count)
+        if self.labels:
+            check_label_source(self.labels)
 
 
 def is_python_corpus(corpus: CorpusConfig) -> bool:

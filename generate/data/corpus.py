@@ -30,6 +30,7 @@ from ..music.dataset import encode_music_corpus
 from ..paths import cache_root
 from ..progress import ProgressBar
 from .config import FILE_SEPARATOR, CorpusConfig
+from .labels import Labelling, label_corpus
 from .registry import PREFIX, get_entry, music_collections, resolve_source
 from .vocab import Vocab
 
@@ -228,6 +229,22 @@ class Corpus:
     counts: dict[str, int]  # character frequencies
     skipped: list[str]  # files dropped under --encoding-errors skip
     cache_dir: Path
+    file_chars: list[int] = dataclasses.field(default_factory=list)  # characters each file adds to the stream
+
+    def labelling(self, source: str) -> Labelling:
+        """Which label each character carries, from `source` (a `--labels` value; `labels.py`).
+
+        Raises:
+            UsageError, CorpusError: as `labels.label_corpus`.
+        """
+        if self.cfg.kind != "music":
+            return label_corpus(source, self.cfg.kind, self.cfg.sources, self.files, self.file_chars)
+        encoded = self.files[0]
+        index = json.loads(encoded.with_suffix(".json").read_text(encoding="utf-8")).get("index")
+        if index is None:
+            raise CorpusError(f"{encoded}: encoded before pieces were indexed; run `generate corpus build` again")
+        lengths = [len(line) + 1 for line in encoded.read_text(encoding="utf-8").split("\n")[:-1]]
+        return label_corpus(source, "music", self.cfg.sources, self.files, lengths, index)
 
     def ids(self, vocab: Vocab, show_progress: bool = True) -> np.ndarray:
         """The corpus as a memory-mapped id array, built once per vocabulary."""
@@ -395,13 +412,13 @@ def load_corpus(cfg: CorpusConfig, show_progress: bool = True, build: bool = Tru
     if meta["n_chars"] == 0:
         raise CorpusError(f"corpus is empty: {len(files)} file(s) from {', '.join(cfg.sources)} hold no text")
     counts = {chr(int(cp)): n for cp, n in meta["counts"].items()}
-    return Corpus(cfg, used, key, meta["n_chars"], counts, meta["skipped"], cache_dir)
+    return Corpus(cfg, used, key, meta["n_chars"], counts, meta["skipped"], cache_dir, meta["file_chars"])
 
 
 def _read_meta(path: Path, key: str) -> dict | None:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-        if meta.get("sha256") == key and all(Path(f).is_file() for f in meta["files"]):
+        if meta.get("sha256") == key and "file_chars" in meta and all(Path(f).is_file() for f in meta["files"]):
             return meta
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -411,7 +428,7 @@ def _read_meta(path: Path, key: str) -> dict | None:
 def _scan(files: list[Path], cfg: CorpusConfig, show_progress: bool) -> dict:
     """Counts characters per file; under `skip`, drops files that fail to decode."""
     counts = np.zeros(0x110000, dtype=np.int64)
-    used, skipped = [], []
+    used, skipped, file_chars = [], [], []
     bar = _byte_bar(files, "scanning", show_progress)
     for path in files:
         # Per-file (code point, count) pairs, so a file that fails under `skip` adds nothing.
@@ -430,11 +447,13 @@ def _scan(files: list[Path], cfg: CorpusConfig, show_progress: bool) -> dict:
         for code_points, n in file_counts:
             counts[code_points] += n
         used.append(str(path))
+        file_chars.append(int(sum(int(n.sum()) for _, n in file_counts)))
     bar.close()
     nonzero = np.flatnonzero(counts)
     return {
         "files": used,
         "skipped": skipped,
         "n_chars": int(counts.sum()),
+        "file_chars": file_chars,
         "counts": {str(int(cp)): int(counts[cp]) for cp in nonzero},
     }

@@ -48,8 +48,8 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, p
     cell_class = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[cfg.cell]
     inputs = keras.Input(batch_shape=(batch_size, seq_len), dtype="int32", name="ids")
     embedding = _embedding_layer(cfg, policy)
-    x = embedding(inputs)
-    width = cfg.embedding_dim
+    x = _first_input(cfg, inputs, embedding, policy)
+    width = cfg.input_width
     for i in range(cfg.layers):
         layer_input = x
         if cfg.dropout:
@@ -71,6 +71,64 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, p
         x = layers.Dropout(cfg.dropout, name="dropout_out", dtype=policy)(x)
     logits = _logits(cfg, x, embedding, policy)
     return keras.Model(inputs, logits, name=f"char_{cfg.cell}")
+
+
+def _first_input(cfg: ModelConfig, ids, embedding, policy: str):
+    """The first layer's input: each character's embedding, joined in a labelled model by its label's.
+
+    A labelled model's ids carry both: `char + vocab_size * label` (`pack_labels`), so every
+    path that feeds a model (training, validation, the replicas of a distributed run) feeds one tensor.
+    """
+    if not cfg.labels:
+        return embedding(ids)
+    chars, label_vectors = label_layer()(cfg.vocab_size, cfg.labels, cfg.label_dim, name=LABEL_LAYER, dtype=policy)(ids)
+    return import_keras().layers.Concatenate(name="labelled_input", dtype=policy)([embedding(chars), label_vectors])
+
+
+def pack_labels(ids: np.ndarray, labels: np.ndarray, vocab_size: int) -> np.ndarray:
+    """A labelled model's input: each character's id with its label's (`_first_input`)."""
+    return (ids.astype(np.int32) + np.int32(vocab_size) * labels.astype(np.int32)).astype(np.int32)
+
+
+@functools.cache
+def label_layer():
+    """The `StepLabels` layer class, registered with Keras so saved models load it (see `logit_bias_layer`)."""
+    keras = import_keras()
+
+    @keras.saving.register_keras_serializable(package="generate")
+    class StepLabels(keras.layers.Layer):
+        """Splits packed ids into character ids and the label's embedding.
+
+        Args:
+            vocab_size: characters; a packed id is `char + vocab_size * label`.
+            labels: label ids, `<none>` (0) included.
+            dim: the label embedding's width.
+        """
+
+        def __init__(self, vocab_size: int, labels: int, dim: int, **kwargs):
+            super().__init__(**kwargs)
+            self.vocab_size, self.labels, self.dim = vocab_size, labels, dim
+
+        def build(self, input_shape):
+            self.embeddings = self.add_weight(shape=(self.labels, self.dim), initializer="uniform", name="embeddings")
+
+        def call(self, packed):
+            ops = keras.ops
+            packed = ops.cast(packed, "int32")
+            labels = ops.floor_divide(packed, self.vocab_size)
+            chars = packed - labels * self.vocab_size
+            return chars, ops.cast(ops.take(self.embeddings, labels, axis=0), self.compute_dtype)
+
+        def compute_output_shape(self, input_shape):
+            return tuple(input_shape), (*input_shape, self.dim)
+
+        def get_config(self):
+            return {**super().get_config(), "vocab_size": self.vocab_size, "labels": self.labels, "dim": self.dim}
+
+    return StepLabels
+
+
+LABEL_LAYER = "labels"
 
 
 def _embedding_layer(cfg: ModelConfig, policy: str):
@@ -153,7 +211,7 @@ def dropout_widths(cfg: ModelConfig) -> list[int]:
     """The feature width at each dropout site of `build_model`: every layer's input, then the last output."""
     if not cfg.dropout:
         return []
-    return [cfg.embedding_dim] + [cfg.units] * cfg.layers
+    return [cfg.input_width] + [cfg.units] * cfg.layers
 
 
 def build_explicit_state_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, policy: str = "float32"):
@@ -184,8 +242,8 @@ def build_explicit_state_model(cfg: ModelConfig, batch_size: int, seq_len: int |
     states = [keras.Input(batch_shape=(batch_size, width), name=f"state_{k}") for k, width in enumerate(state_shapes(cfg))]
     masks = [keras.Input(batch_shape=(batch_size, seq_len, width), name=f"mask_{k}") for k, width in enumerate(dropout_widths(cfg))]
     embedding = _embedding_layer(cfg, policy)
-    x = embedding(ids)
-    width = cfg.embedding_dim
+    x = _first_input(cfg, ids, embedding, policy)
+    width = cfg.input_width
     final_states = []
     for i in range(cfg.layers):
         layer_input = x

@@ -29,7 +29,8 @@ import numpy as np
 from ..errors import CheckpointError, UsageError
 from ..fileio import atomic_path, atomic_write_text, sha256_file
 from .backend import get_runtime_state, import_keras, set_runtime_state
-from .builder import logit_bias_layer
+from .builder import LABEL_LAYER, build_model, label_layer, logit_bias_layer, recurrent_layer_name
+from .config import ModelConfig
 
 WEIGHTS_MEMBER = "model.weights.h5"  # where Keras keeps the weights inside a .keras zip
 TRAINING_STATE = "training_state.json"
@@ -209,6 +210,7 @@ def load_trainable_model(path: Path):
     check_keras_file(path)
     keras = import_keras()
     logit_bias_layer()  # registers the tied output layer's class before Keras looks it up
+    label_layer()  # and the label layer's
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive
@@ -217,10 +219,33 @@ def load_trainable_model(path: Path):
     return model
 
 
-def load_weights_into(model, path: Path) -> None:
-    """Loads a checkpoint's weights into a model built at another batch size."""
+def load_weights_into(model, path: Path, source_cfg: ModelConfig | None = None) -> None:
+    """Loads a checkpoint's weights into a model built at another batch size.
+
+    With `source_cfg` (the checkpoint's model, when it may differ from `model`'s in labels alone), a
+    model without labels starts a labelled one: the first layer's kernel gains zero rows for the label
+    embedding, so the labelled model starts as the same function and learns what the labels add.
+    """
     check_keras_file(path)
     try:
-        model.load_weights(path)
+        if source_cfg is None or source_cfg.labels or not _has_label_layer(model):
+            model.load_weights(path)
+            return
+        source = build_model(source_cfg, 1)
+        source.load_weights(path)
+        for layer in source.layers:
+            weights = layer.get_weights()
+            if not weights:
+                continue
+            target = model.get_layer(layer.name)
+            if layer.name == recurrent_layer_name(source_cfg, 0):
+                kernel = weights[0]
+                extra = target.get_weights()[0].shape[0] - kernel.shape[0]
+                weights = [np.concatenate([kernel, np.zeros((extra, kernel.shape[1]), kernel.dtype)]), *weights[1:]]
+            target.set_weights(weights)
     except Exception as exc:
         raise CheckpointError(f"checkpoint {str(path)!r}: weights do not load ({type(exc).__name__}: {exc})") from None
+
+
+def _has_label_layer(model) -> bool:
+    return any(layer.name == LABEL_LAYER for layer in model.layers)

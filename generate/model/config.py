@@ -37,6 +37,8 @@ class ModelConfig:
     layer_norm: bool = False  # normalise each recurrent layer's output (after its skip connection) before the next layer and the logits
     tie_embeddings: bool = False  # the output layer reuses the embedding matrix, after a units -> embedding_dim projection
     vocab_size: int = 0  # set from the vocabulary when the run is created
+    labels: int = 0  # style labels, `<none>` included (`data/labels.py`); 0: a model without labels
+    label_dim: int = 16  # size of the label embedding joined to each character's, in a labelled model
 
     def validate(self) -> None:
         expect(self.cell in CELLS, "cell", f"one of {', '.join(CELLS)}", self.cell)
@@ -45,6 +47,12 @@ class ModelConfig:
         expect(self.embedding_dim >= 1, "embedding_dim", "an integer >= 1", self.embedding_dim)
         expect(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
         expect(0.0 <= self.recurrent_dropout < 1.0, "recurrent_dropout", "a number in [0, 1)", self.recurrent_dropout)
+        expect(self.label_dim >= 1, "label_dim", "an integer >= 1", self.label_dim)
+
+    @property
+    def input_width(self) -> int:
+        """The first layer's input: the character's embedding, joined by the label's in a labelled model."""
+        return self.embedding_dim + (self.label_dim if self.labels else 0)
 
 
 # What shapes the weights: a run started from another's weights (--init-from) takes these from it.
@@ -84,6 +92,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (resumably) after this much training time; 0 = no limit
     precision: str = "float32"  # training arithmetic, one of PRECISIONS; validation always runs in float32
     init_from: str = ""  # a run or shipped model whose best weights a new run starts from; "" starts from the seed
+    label_dropout: float = 0.15  # labelled runs: the share of batch rows whose labels drop to <none>, so one model also writes without one
 
     def validate(self) -> None:
         expect(self.batch_size >= 0, "batch_size", "an integer >= 1, or 0 for one picked from the corpus", self.batch_size)
@@ -99,6 +108,7 @@ class TrainConfig:
         expect(self.val_every >= 0, "val_every", "an integer >= 0", self.val_every)
         expect(self.max_minutes >= 0, "max_minutes", "a number >= 0", self.max_minutes)
         expect(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
+        expect(0 <= self.label_dropout < 1, "label_dropout", "a number in [0, 1)", self.label_dropout)
 
 
 @dataclass(frozen=True)

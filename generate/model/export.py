@@ -20,8 +20,9 @@ from ..errors import GenerateError, UsageError
 from ..fileio import atomic_directory, atomic_path, atomic_write_text, sha256_file
 from .backend import backend_name
 from .backend.onnxruntime_step import OnnxStepNetwork
-from .builder import build_model
+from .builder import build_model, pack_labels
 from .bundle import BUNDLE_FORMATS, BUNDLE_VERSION, META_FILE, MODEL_FILE
+from .label_schedule import schedule_rows
 from .checkpoint import WEIGHTS_MEMBER, load_weights_into, read_training_state, record_checksum, save_checkpoint
 from .network import StepNetwork
 from .onnx_step import IR_VERSION, OPSET, state_names, step_graph
@@ -126,8 +127,9 @@ def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onn
     if float16:  # what the bundle will compute: Keras on the same rounded weights
         model.set_weights([np.asarray(w).astype(np.float16).astype(np.float32) for w in model.get_weights()])
     net = StepNetwork.from_model(model, config.model)
-    ids = np.arange(SELF_CHECK_STEPS) % net.vocab_size
-    expected = model.predict(ids[None, :].astype(np.int32), batch_size=1, verbose=0)[0]
+    if net.labels and kind != "onnx":
+        raise UsageError(f"--format {kind}: a labelled model exports as onnx (its label is one more input of the step graph)")
+    ids, expected = _self_check_inputs(model, net)
     with atomic_directory(target) as staging:
         graph = _GRAPH_WRITERS[kind](net, staging, run.path.name, float16)
         worst = _largest_difference(graph.pop("runner"), net, ids, expected)
@@ -135,7 +137,7 @@ def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onn
             raise GenerateError(f"the {kind} graph of {run.path} differs from Keras by {worst:.2e} in a logit (expected at "
                                 f"most {SELF_CHECK_TOLERANCE:g}); nothing was written: please report it")
         graph["self_check"] = {"steps": SELF_CHECK_STEPS, "largest_logit_difference": worst}
-        for facts in (run.config, run.vocab, run.sampling, run.pieces):  # as they are: the run reads them already
+        for facts in (run.config, run.vocab, run.sampling, run.pieces, run.labels):  # as they are: the run reads them already
             if facts.is_file():
                 atomic_write_text(staging / facts.name, facts.read_text(encoding="utf-8"))
         meta = _bundle_meta(run, config, source, graph, float16)
@@ -164,9 +166,8 @@ def onnx_network(run: RunDir, checkpoint: Path):
     except ImportError:
         raise UsageError("serving a run's .keras checkpoint: expected the onnx package (pip install onnx)") from None
     states = state_names(net)
-    onnx_net = OnnxStepNetwork(graph, net.cell, net.units, net.num_layers, states, net.vocab_size)
-    ids = np.arange(SELF_CHECK_STEPS) % net.vocab_size
-    expected = model.predict(ids[None, :].astype(np.int32), batch_size=1, verbose=0)[0]
+    onnx_net = OnnxStepNetwork(graph, net.cell, net.units, net.num_layers, states, net.vocab_size, net.labels)
+    ids, expected = _self_check_inputs(model, net)
     worst = _largest_difference(onnx_net.step, net, ids, expected)
     if worst > SELF_CHECK_TOLERANCE:
         raise GenerateError(f"the ONNX graph of {run.path} differs from Keras by {worst:.2e} in a logit: please report it")
@@ -178,7 +179,8 @@ def _bundle_meta(run: RunDir, config, source: Path, graph: dict, float16: bool) 
         "format": BUNDLE_FORMATS[graph.pop("kind")], "format_version": BUNDLE_VERSION,
         "model_file": graph["model_file"],
         "architecture": {key: getattr(config.model, key) for key in ("cell", "layers", "units", "embedding_dim", "residual",
-                                                                     "layer_norm", "tie_embeddings", "vocab_size")},
+                                                                     "layer_norm", "tie_embeddings", "vocab_size", "labels",
+                                                                     "label_dim")},
         "graph": graph,
         "corpus": {"kind": config.corpus.kind, "encoding": config.corpus.encoding if config.corpus.kind == "music" else None,
                    "sources": list(config.corpus.sources)},
@@ -193,20 +195,15 @@ def _bundle_meta(run: RunDir, config, source: Path, graph: dict, float16: bool) 
 def _onnx_graph(net: StepNetwork, staging: Path, name: str, float16: bool) -> dict:
     """Writes `model.onnx`; returns what meta.json records of it, and a runner for the self-check."""
     try:
-        import onnxruntime  # only an ONNX export needs the runtime (for its self-check)
+        import onnxruntime  # noqa: F401 - only an ONNX export needs the runtime (for its self-check): missing, say so now
 
         graph = step_graph(net, name=name, float16=float16)
     except ImportError:
         raise UsageError("--format onnx: expected the onnx and onnxruntime packages (pip install onnx onnxruntime)") from None
     (staging / MODEL_FILE).write_bytes(graph.SerializeToString())
-    session = onnxruntime.InferenceSession(str(staging / MODEL_FILE), providers=["CPUExecutionProvider"])
     states = state_names(net)
-
-    def run(ids, state_values):
-        logits, *new_states = session.run(None, {"ids": ids.astype(np.int64), **dict(zip(states, state_values))})
-        return logits, new_states
-
-    return {"kind": "onnx", "model_file": MODEL_FILE, "opset": OPSET, "ir_version": IR_VERSION, "runner": run,
+    runner = OnnxStepNetwork(staging / MODEL_FILE, net.cell, net.units, net.num_layers, states, net.vocab_size, net.labels)
+    return {"kind": "onnx", "model_file": MODEL_FILE, "opset": OPSET, "ir_version": IR_VERSION, "runner": runner.step,
             **_signature(net, states)}
 
 
@@ -235,7 +232,8 @@ def _tensorflow_graph(net: StepNetwork, staging: Path, name: str, float16: bool,
 
 
 def _signature(net: StepNetwork, states: list[str]) -> dict:
-    return {"inputs": ["ids", *states], "outputs": ["logits", *(f"{s}_out" for s in states)], "state_units": net.units}
+    inputs = ["ids", *(["label"] if net.labels else []), *states]
+    return {"inputs": inputs, "outputs": ["logits", *(f"{s}_out" for s in states)], "state_units": net.units}
 
 
 _GRAPH_WRITERS = {
@@ -245,10 +243,21 @@ _GRAPH_WRITERS = {
 }
 
 
+def _self_check_inputs(model, net: StepNetwork) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher-forced inputs for a self-check (every label in turn, for a labelled model), and Keras's logits for them."""
+    ids = np.arange(SELF_CHECK_STEPS) % net.vocab_size
+    if net.labels:
+        ids = pack_labels(ids, np.arange(SELF_CHECK_STEPS) // 4 % net.labels, net.vocab_size)
+    return ids, model.predict(ids[None, :].astype(np.int32), batch_size=1, verbose=0)[0]
+
+
 def _largest_difference(run, net: StepNetwork, ids: np.ndarray, expected: np.ndarray) -> float:
-    """The largest |Keras logit - exported logit| over the teacher-forced `ids`."""
+    """The largest |Keras logit - exported logit| over the teacher-forced `ids` (packed with labels, for a labelled model)."""
     states, worst = net.initial_states(1), 0.0
-    for t, char_id in enumerate(ids):
+    for t, packed in enumerate(ids):
+        char_id, label = (packed % net.vocab_size, packed // net.vocab_size) if net.labels else (packed, 0)
+        if net.labels:
+            states = [*states[:-1], schedule_rows(1, int(label))]
         logits, states = run(np.array([char_id]), states)
         worst = max(worst, float(np.abs(expected[t] - np.asarray(logits)[0]).max()))
     return worst

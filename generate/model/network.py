@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import compile_loop, import_keras
-from .builder import layer_norm_name, recurrent_layer_name
+from .builder import LABEL_LAYER, layer_norm_name, recurrent_layer_name
+from .label_schedule import advance, schedule_rows
 from .config import ModelConfig
 
 SPLIT_COLUMNS = 512  # per-step weight matrices at least this wide run as two half-width products...
@@ -43,13 +44,16 @@ class StepNetwork:
     # The same weights unfused, for a compact exported graph (`onnx_step`); the sampler never reads them.
     unfused: dict[str, np.ndarray] = field(default_factory=dict)
     tensors: dict = field(default_factory=dict)
+    # A labelled model (`builder._first_input`): each label's share of layer 0's input projection, (L, G*H).
+    label_table: np.ndarray | None = None
+    label_embedding: np.ndarray | None = None  # (L, D), kept only when layer 0 is residual
 
     @classmethod
     def from_model(cls, model, cfg: ModelConfig) -> StepNetwork:
         """Reads the weights of any model made by `model.build_model`."""
         embedding = np.asarray(model.get_layer("embedding").get_weights()[0], dtype=np.float32)
         net = cls(cfg.cell, cfg.units, None, [], [], [], [], [], None, None)  # type: ignore[arg-type]
-        width = cfg.embedding_dim
+        width = cfg.input_width
         for i in range(cfg.layers):
             kernel, recurrent, bias = (np.asarray(w, np.float32) for w in model.get_layer(recurrent_layer_name(cfg, i)).get_weights())
             if cfg.cell == "lstm":
@@ -58,8 +62,12 @@ class StepNetwork:
             if cfg.cell == "gru":
                 net.recurrent_biases.append(bias[1])
             if i == 0:
-                net.first_table = embedding @ kernel + input_bias
-                net.unfused.update(embedding=embedding, first_kernel=kernel, first_bias=input_bias)
+                E = cfg.embedding_dim
+                net.first_table = embedding @ kernel[:E] + input_bias
+                net.unfused.update(embedding=embedding, first_kernel=kernel[:E], first_bias=input_bias)
+                if cfg.labels:
+                    net.label_embedding = np.asarray(model.get_layer(LABEL_LAYER).get_weights()[0], np.float32)
+                    net.label_table = net.label_embedding @ kernel[E:]
                 net.recurrent_kernels.append(recurrent)
             elif cfg.cell == "gru":
                 net.input_kernels.append(kernel)
@@ -69,6 +77,8 @@ class StepNetwork:
                 net.input_kernels.append(np.concatenate([kernel, recurrent], axis=0))
                 net.biases.append(input_bias)
             net.residual.append(bool(cfg.residual and width == cfg.units))
+            if i == 0 and not net.residual[0]:
+                net.label_embedding = None
             if i == 0 and net.residual[0]:
                 net.embedding = embedding
             if cfg.layer_norm:
@@ -107,9 +117,16 @@ class StepNetwork:
     def vocab_size(self) -> int:
         return self.out_bias.shape[0]
 
+    @property
+    def labels(self) -> int:
+        """Label ids a labelled network takes (`<none>` included); 0 for one without labels."""
+        return 0 if self.label_table is None else self.label_table.shape[0]
+
     def initial_states(self, batch: int) -> list:
+        """Zero states; a labelled network's end with each stream's label schedule (`label_schedule`), at `<none>`."""
         per_layer = 2 if self.cell == "lstm" else 1
-        return [np.zeros((batch, self.units), np.float32) for _ in range(per_layer * self.num_layers)]
+        states = [np.zeros((batch, self.units), np.float32) for _ in range(per_layer * self.num_layers)]
+        return states + ([schedule_rows(batch)] if self.labels else [])
 
     def prepare(self) -> StepNetwork:
         """Converts every array to a backend tensor, outside any compiled trace.
@@ -127,6 +144,10 @@ class StepNetwork:
         arrays["rec0"] = _with_bias(self.recurrent_kernels[0], self.recurrent_biases[0]) if self.cell == "gru" else self.recurrent_kernels[0]
         if self.embedding is not None:
             arrays["embedding"] = self.embedding
+        if self.label_table is not None:
+            arrays["label_table"] = self.label_table
+        if self.label_embedding is not None:
+            arrays["label_embedding"] = self.label_embedding
         for i, (gamma, beta) in enumerate(self.norms):
             arrays[f"gamma{i}"], arrays[f"beta{i}"] = gamma, beta
         for i in range(1, self.num_layers):
@@ -158,11 +179,17 @@ class StepNetwork:
         ops = import_keras().ops
         H = self.units
         new_states = []
+        if self.labels:
+            labels, schedule = advance(states[-1], ops)
         x = ops.take(self.tensors["embedding"], tokens, axis=0) if self.residual[0] else None
+        if x is not None and self.labels:
+            x = ops.concatenate([x, ops.take(self.tensors["label_embedding"], labels, axis=0)], axis=-1)
         for i in range(self.num_layers):
             h = states[2 * i] if self.cell == "lstm" else states[i]
             if i == 0:
                 projected = ops.take(self.tensors["table"], tokens, axis=0)
+                if self.labels:
+                    projected = projected + ops.take(self.tensors["label_table"], labels, axis=0)
             elif self.cell == "gru":
                 projected = self._product(x, f"in{i}", affine=True)
             else:
@@ -187,7 +214,7 @@ class StepNetwork:
             if self.norms:
                 x = ops.layer_normalization(x, self.tensors[f"gamma{i}"], self.tensors[f"beta{i}"], epsilon=self.norm_epsilon)
         logits = self._product(x, "out", affine=True)
-        return logits, new_states
+        return logits, new_states + ([schedule] if self.labels else [])
 
 
 def _with_bias(matrix: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -9,11 +9,13 @@ GRU with the reset gate applied after the recurrent product (Keras's
 `reset_after`), residual sums and layer normalisation. The batch dimension
 is free, so one file serves one stream or many.
 
-Inputs: `ids` (int64, [B]) and `state{k}` (float32, [B, H]), k over layers
+Inputs: `ids` (int64, [B]), for a labelled model `label` (int64, [B]), and `state{k}` (float32, [B, H]), k over layers
 (two per LSTM layer: h then c). Outputs: `logits` ([B, V]) and `state{k}_out`.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -51,6 +53,8 @@ def step_graph(net: StepNetwork, name: str = "generate-step", float16: bool = Fa
     unfused = net.unfused
     embedding_apart = bool(unfused) and unfused["embedding"].size + unfused["first_kernel"].size < net.first_table.size
     x = graph.op("Gather", [graph.constant("embedding", net.embedding), "ids"]) if net.residual[0] else None
+    if x is not None and net.labels:
+        x = graph.op("Concat", [x, graph.op("Gather", [graph.constant("label_embedding", net.label_embedding), "label"])], axis=1)
     outputs: list[str] = []
     for i in range(net.num_layers):
         h = states[2 * i] if net.cell == "lstm" else states[i]
@@ -70,6 +74,8 @@ def step_graph(net: StepNetwork, name: str = "generate-step", float16: bool = Fa
     for k, value in enumerate(outputs):
         graph.rename(value, f"{states[k]}_out")
     inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch"])]
+    if net.labels:
+        inputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]))
     inputs += [helper.make_tensor_value_info(s, TensorProto.FLOAT, ["batch", H]) for s in states]
     result = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", V])]
     result += [helper.make_tensor_value_info(f"{s}_out", TensorProto.FLOAT, ["batch", H]) for s in states]
@@ -81,7 +87,10 @@ def step_graph(net: StepNetwork, name: str = "generate-step", float16: bool = Fa
 
 
 def _layer_input(graph: _GraphWriter, net: StepNetwork, i: int, x: str | None, h: str, embedding_apart: bool) -> str:
-    """Layer i's input projection: the first layer's from the ids, a deeper LSTM's or RNN's from [x, h] at once."""
+    """Layer i's input projection: the first layer's from the ids (and label), a deeper LSTM's or RNN's from [x, h] at once."""
+    if i == 0 and net.labels:
+        chars = _layer_input(graph, dataclasses.replace(net, label_table=None), i, x, h, embedding_apart)
+        return graph.op("Add", [chars, graph.op("Gather", [graph.constant("label_table", net.label_table), "label"])])
     if i == 0 and embedding_apart:
         embedded = graph.op("Gather", [graph.constant("embedding", net.unfused["embedding"]), "ids"])
         return graph.affine(embedded, net.unfused["first_kernel"], net.unfused["first_bias"], "first")

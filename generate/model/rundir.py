@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from ..data.labels import LABEL_FILE, read_labels
 from ..data.vocab import Vocab
-from ..errors import CheckpointError, GenerateError, UsageError
+from ..errors import CheckpointError, CorpusError, GenerateError, UsageError
 from ..fileio import atomic_write_text
 from ..paths import shipped_checkpoints_dir
 from .bundle import META_FILE, MODEL_FILE, read_meta, require_onnx, verify_bundle
@@ -95,8 +96,33 @@ class RunDir:
         return self.path / "pieces.json"
 
     @property
+    def labels(self) -> Path:
+        return self.path / LABEL_FILE
+
+    @property
     def meta(self) -> Path:
         return self.path / META_FILE
+
+    def label_record(self) -> dict | None:
+        """A labelled run's `labels.json` (its labels' names in id order, and what each covers); None without labels.
+
+        Raises:
+            CheckpointError: a damaged file, or one that disagrees with the model's label count.
+        """
+        try:
+            record = read_labels(self.labels)
+        except CorpusError as exc:
+            raise CheckpointError(str(exc)) from None
+        expected = self.load_config().model.labels
+        if (record is None and expected) or (record is not None and len(record["names"]) != expected):
+            raise CheckpointError(f"{self.labels}: expected the names of the model's {expected} labels, "
+                                  f"found {'none' if record is None else len(record['names'])}")
+        return record
+
+    def label_names(self) -> tuple[str, ...]:
+        """The run's label names in id order (`<none>` first); () for a model without labels."""
+        record = self.label_record()
+        return tuple(record["names"]) if record else ()
 
     @property
     def model_onnx(self) -> Path:
@@ -276,6 +302,7 @@ def run_summary(run: RunDir) -> dict:
     history = run.read_history()
     summary["history"] = history[-5:]
     summary["sampling_defaults"] = run.sampling_defaults()
+    summary["labels"] = run.label_record()
     if meta is not None:
         model_file = str(meta.get("model_file", MODEL_FILE))
         summary["bundle"] = {"format": meta["format"], "format_version": meta["format_version"], "model_file": model_file,

@@ -114,11 +114,10 @@ def encode_music_corpus(sources: list[str], encoding: str = "melody", show_progr
         digest.update(f"\0{identity}".encode())
     out = cache_root() / "music" / f"{digest.hexdigest()[:32]}-{encoding}-{transpose}.txt"
     meta_path = out.with_suffix(".json")
-    if out.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-    elif not build:
+    meta = json.loads(meta_path.read_text()) if out.exists() and meta_path.exists() else None
+    if meta is None and not build:
         raise CorpusError(f"music corpus {', '.join(sources)}: not encoded yet (training or `generate corpus build` encodes it)")
-    else:
+    if meta is None or ("index" not in meta and build):  # a cache older than the piece index labels need is rewritten from the piece cache
         jobs = [(str(p), n) for p in files for n in (abc_numbers(p) if p.suffix.lower() == ".abc" else [None])]
         result = ingest(jobs, settings, encode_job, out, show_progress, identities=identities)
         meta = {**result.as_dict(), "encoding": encoding, "parsed": result.parsed, "files": len(files)}

@@ -53,10 +53,11 @@ class IngestReport:
     duplicates: int = 0  # dropped: the same encoded text as an earlier piece
     parsed: int = 0  # read this time (the rest came from the per-file cache)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (piece, reason)
+    index: list[tuple[str, int | None, int]] = field(default_factory=list)  # (file, tune number, lines) of each piece written
 
     def as_dict(self) -> dict:
         return {"pieces": self.pieces, "inexact": self.inexact, "duplicates": self.duplicates,
-                "skipped": [f"{piece}: {reason}" for piece, reason in self.skipped]}
+                "skipped": [f"{piece}: {reason}" for piece, reason in self.skipped], "index": self.index}
 
 
 def piece_name(job: Job) -> str:
@@ -131,6 +132,7 @@ def ingest(jobs: list[Job], settings: dict, encode: Encoder, out: Path, show_pro
                     continue
                 seen.add(digest)
                 handle.write(text + "\n")
+                report.index.append((job[0], job[1], text.count("\n") + 1))
                 report.pieces += 1
                 report.inexact += not exact
     return report

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.batching import StreamBatches, split_train_val, validation_batches
+from ..data.batching import Labels, StreamBatches, split_train_val, validation_batches
 from ..data.config import CorpusConfig
 from ..data.corpus import CorpusChanged, load_corpus, load_run_corpus
+from ..data.labels import Labelling
 from ..data.vocab import Vocab
 from ..errors import CheckpointError, UsageError
 from ..fileio import check_writable_location
@@ -59,6 +60,16 @@ class Plan:
     create: bool = False  # the run directory is still to be written (a new run)
     pieces: dict | None = None  # music: how many bars the corpus's pieces run to (`RunDir.pieces`)
     done: TrainResult | None = None  # nothing to train: the run already finished its epochs
+    labelling: Labelling | None = None  # a labelled run: which label each character of the corpus carries
+
+    def batch_labels(self, split: str) -> Labels | None:
+        """How the `train` or `val` split's batches carry labels; None for a run without labels."""
+        if self.labelling is None:
+            return None
+        train = self.config.train
+        if split == "train":
+            return Labels(self.labelling.spans, self.config.model.vocab_size, train.label_dropout, train.seed)
+        return Labels(self.labelling.spans.shifted(len(self.train_ids)), self.config.model.vocab_size)
 
 
 def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, show_progress: bool = True,
@@ -100,6 +111,11 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
     vocab = Vocab.from_counts(corpus.counts, corpus_cfg.min_count)
     if source is not None:
         check_same_characters(train_cfg.init_from, source, vocab)
+    labelling = corpus.labelling(corpus_cfg.labels) if corpus_cfg.labels else None
+    if labelling is not None:
+        model_cfg = dataclasses.replace(model_cfg, labels=len(labelling.names))
+        log.info("labels from %s: %s", corpus_cfg.labels, ", ".join(f"{name} ({labelling.units[name]} {labelling.unit})"
+                                                                     for name in labelling.names))
     ids = corpus.ids(vocab, show_progress)
     train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
     if not train_cfg.batch_size:
@@ -117,7 +133,7 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
         corpus_chars=corpus.n_chars, train_chars=len(train_ids), val_chars=len(val_ids),
     )
     pieces = piece_lengths(ids, vocab.id_of(BAR), vocab.id_of("\n")) if corpus_cfg.kind == "music" else None
-    return Plan(run, config, vocab, train_ids, val_ids, create=True, pieces=pieces)
+    return Plan(run, config, vocab, train_ids, val_ids, create=True, pieces=pieces, labelling=labelling)
 
 
 def _adopt_architecture(init_from: str, model_cfg: ModelConfig) -> tuple[RunDir, ModelConfig]:
@@ -218,8 +234,8 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
     config = _with_overrides(config, {"max_minutes": 0.0, **(overrides or {})})
     if sources:
         config = dataclasses.replace(config, corpus=dataclasses.replace(config.corpus, sources=list(sources)))
-    train_ids, val_ids = _same_corpus_split(run, config, vocab, show_progress, skipped_report)
-    plan = Plan(run, config, vocab, train_ids, val_ids, checkpoint=checkpoint)
+    train_ids, val_ids, labelling = _same_corpus_split(run, config, vocab, show_progress, skipped_report)
+    plan = Plan(run, config, vocab, train_ids, val_ids, checkpoint=checkpoint, labelling=labelling)
     if checkpoint is None:
         log.warning("run %s stopped before its first checkpoint: starting it again from its recorded configuration", run.path)
         return plan
@@ -255,8 +271,8 @@ def _with_overrides(config: RunConfig, overrides: dict) -> RunConfig:
 
 
 def _same_corpus_split(run: RunDir, config: RunConfig, vocab: Vocab, show_progress: bool,
-                       skipped_report: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """The run's corpus, refused if its bytes or characters changed, as (train, validation) ids."""
+                       skipped_report: Path | None) -> tuple[np.ndarray, np.ndarray, Labelling | None]:
+    """The run's corpus, refused if its bytes, characters or labels changed, as (train, validation) ids and its labels."""
     try:
         corpus = load_run_corpus(config.corpus, config.corpus_sha256, show_progress=show_progress, skipped_report=skipped_report)
     except CorpusChanged as exc:
@@ -266,4 +282,8 @@ def _same_corpus_split(run: RunDir, config: RunConfig, vocab: Vocab, show_progre
         ) from None
     if vocab.sha256 != config.vocab_sha256 or Vocab.from_counts(corpus.counts, config.corpus.min_count) != vocab:
         raise UsageError(f"vocabulary changed: {run.vocab} no longer matches the corpus; resuming is refused")
-    return split_train_val(corpus.ids(vocab, show_progress), config.train.val_fraction)
+    labelling = corpus.labelling(config.corpus.labels) if config.corpus.labels else None
+    if labelling is not None and list(labelling.names) != list(run.label_names()):
+        raise UsageError(f"labels changed: the corpus's {config.corpus.labels} labels are now {', '.join(labelling.names)}, "
+                         f"not the {', '.join(run.label_names())} of {run.labels}; resuming is refused")
+    return (*split_train_val(corpus.ids(vocab, show_progress), config.train.val_fraction), labelling)

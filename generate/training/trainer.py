@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data.batching import StreamBatches, validation_batches
+from ..data.batching import Labels, StreamBatches, validation_batches
 from ..data.config import CorpusConfig
 from ..data.vocab import Vocab, character_frequencies
 from ..errors import GenerateError, WorkerLostError
@@ -121,7 +121,7 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
     steps = _training_steps(engine, strategy, model, plan, policy, steps_per_epoch, replication)
     state.replicas = steps.replicas
     trainer = Trainer(plan.run, plan.config, plan.vocab, steps, plan.train_ids, plan.val_ids, state,
-                      show_progress and replication.is_chief)
+                      show_progress and replication.is_chief, plan.batch_labels("train"), plan.batch_labels("val"))
     try:
         return trainer.fit()
     except WorkerLostError as exc:
@@ -157,7 +157,8 @@ def _write_run_start(plan: Plan) -> RunConfig:
     if plan.create:
         config = dataclasses.replace(config, versions={"generate": __version__, **versions()},
                                      created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-        _create_run_directory(plan.run, config, plan.vocab, plan.pieces)
+        labels = plan.labelling.summary(config.corpus_chars) if plan.labelling is not None else None
+        _create_run_directory(plan.run, config, plan.vocab, plan.pieces, labels)
     else:
         config.save(plan.run.config)
     # What an attempt killed before its first checkpoint left would be repeated by this one.
@@ -177,7 +178,7 @@ def _fresh_model(plan: Plan, policy: str, steps_per_epoch: int):
         source = resolve_run(train_cfg.init_from)
         check_same_characters(train_cfg.init_from, source, vocab)
         weights = source.checkpoint("best")
-        load_weights_into(model, weights)  # before compiling: the source's optimizer is not wanted
+        load_weights_into(model, weights, source.load_config().model)  # before compiling: the source's optimizer is not wanted
         log.info("starting from the weights of %s", weights)
     else:
         start_at_frequencies(model, character_frequencies(plan.train_ids, len(vocab)))
@@ -218,13 +219,16 @@ def _training_steps(engine, strategy, model, plan: Plan, policy: str, steps_per_
     return steps
 
 
-def _create_run_directory(run: RunDir, config: RunConfig, vocab: Vocab, pieces: dict | None = None) -> None:
-    """Writes config.json and vocab.json (and, for music, pieces.json) so that the run directory appears whole or not at all."""
+def _create_run_directory(run: RunDir, config: RunConfig, vocab: Vocab, pieces: dict | None = None,
+                          labels: dict | None = None) -> None:
+    """Writes config.json and vocab.json (for music, pieces.json; with labels, labels.json) so the run directory appears whole or not at all."""
     with atomic_directory(run.path) as staging:
         vocab.save(staging / run.vocab.name)
         config.save(staging / run.config.name)
         if pieces is not None:
             (staging / run.pieces.name).write_text(json.dumps(pieces) + "\n", encoding="utf-8")
+        if labels is not None:
+            (staging / run.labels.name).write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _setup_fingerprint(plan: Plan) -> dict[str, object]:
@@ -296,15 +300,19 @@ class Trainer:
     """Runs epochs, validation, checkpoints and previews for one run."""
 
     def __init__(self, run: RunDir, config: RunConfig, vocab: Vocab, steps, train_ids, val_ids, state: TrainingState,
-                 show_progress: bool):
-        """`steps` trains the model: `LocalSteps`, or the engine's replicated steps on every worker of a distributed run."""
+                 show_progress: bool, train_labels: Labels | None = None, val_labels: Labels | None = None):
+        """`steps` trains the model: `LocalSteps`, or the engine's replicated steps on every worker of a distributed run.
+
+        A labelled run's batches carry `train_labels` and `val_labels` (`Plan.batch_labels`).
+        """
         self.run, self.config, self.vocab, self.steps = run, config, vocab, steps
         self.is_chief = steps.is_chief
         self.cfg = config.train
         self.state = state
         self.show_progress = show_progress
-        self.batches = StreamBatches(train_ids, self.cfg.batch_size, self.cfg.seq_len)
-        self.val_batches = validation_batches(val_ids, self.cfg.batch_size, self.cfg.seq_len) if self.cfg.val_fraction > 0 else None
+        self.batches = StreamBatches(train_ids, self.cfg.batch_size, self.cfg.seq_len, train_labels)
+        self.val_batches = (validation_batches(val_ids, self.cfg.batch_size, self.cfg.seq_len, val_labels)
+                            if self.cfg.val_fraction > 0 else None)
         self.eval_model = None
         self.watch = LearningWatch(train_ids, len(vocab), self.cfg.learning_rate)
         self.history = run.read_history() if self.is_chief else []
@@ -357,7 +365,7 @@ class Trainer:
 
     def _step(self, bar: ProgressBar, clock: _Clock, steps: int) -> str:
         """One training step and what follows it: a validation, a save, a preview, or the reason to stop."""
-        x, y = self.batches.batch(self.state.step)
+        x, y = self.batches.batch(self.state.step, self.state.epoch)
         loss = self.steps.train(x, y, self.state.global_step)
         if not math.isfinite(loss):
             raise GenerateError(f"training diverged at global step {self.state.global_step} (loss {loss}); lower --learning-rate")

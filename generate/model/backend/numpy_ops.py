@@ -70,6 +70,10 @@ def maximum(x, y):
     return np.maximum(x, y)
 
 
+def concatenate(xs, axis=0):
+    return np.concatenate(xs, axis=axis)
+
+
 def any(x, axis=None, keepdims=False):  # noqa: A001 - the keras.ops name
     return np.any(x, axis=axis, keepdims=keepdims)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..label_schedule import advance, schedule_rows
 from . import numpy_ops
 
 
@@ -37,10 +38,11 @@ class OnnxStepNetwork:
 
     ops = numpy_ops
 
-    def __init__(self, model: Path | bytes, cell: str, units: int, layers: int, state_names: list[str], vocab_size: int):
+    def __init__(self, model: Path | bytes, cell: str, units: int, layers: int, state_names: list[str], vocab_size: int,
+                 labels: int = 0):
         import onnxruntime  # a bundle's only runtime, loaded when a bundle is
 
-        self.cell, self.units, self.layers = cell, units, layers
+        self.cell, self.units, self.layers, self.labels = cell, units, layers, labels
         self.state_names = list(state_names)
         self._vocab_size = vocab_size
         options = onnxruntime.SessionOptions()
@@ -65,11 +67,16 @@ class OnnxStepNetwork:
         return fn
 
     def initial_states(self, batch: int) -> list[np.ndarray]:
-        return [np.zeros((batch, self.units), np.float32) for _ in self.state_names]
+        """As `network.StepNetwork.initial_states`: a labelled graph's states end with each stream's label schedule."""
+        states = [np.zeros((batch, self.units), np.float32) for _ in self.state_names]
+        return states + ([schedule_rows(batch)] if self.labels else [])
 
     def step(self, tokens, states):
         """One time step: ids (N,) and states -> logits (N, V) and new states."""
         tokens = np.asarray(tokens)
         feeds = {"ids": tokens.astype(np.int64), **{name: np.asarray(s, np.float32) for name, s in zip(self.state_names, states)}}
+        if self.labels:
+            labels, schedule = advance(np.asarray(states[-1], np.float32), numpy_ops)
+            feeds["label"] = labels.astype(np.int64)
         logits, *new_states = self.session.run(None, feeds)
-        return logits, new_states
+        return logits, new_states + ([schedule] if self.labels else [])
