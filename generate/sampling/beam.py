@@ -26,7 +26,7 @@ from ..limits import Limit
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton
-from .loop import AutomatonTensors
+from .loop import AutomatonTensors, Sampler
 from .streams import StreamText
 
 CHUNK_STEPS = 256  # steps per compiled call, fixed so the loop traces once
@@ -182,9 +182,9 @@ class Beam:
     fed_logprobs: list[float]  # log-probability of every character fed after the first, prime included
 
 
-def beam_search(net: StepNetwork, chars: tuple[str, ...], prime_ids: list[int], cfg: SamplingConfig,
-                automata: tuple[Automaton, ...], compiled: dict) -> list[Beam]:
-    """Runs `cfg.beam` beams after `prime_ids`; returns them best first (beams that found nothing are left out)."""
+def beam_search(sampler: Sampler, prime_ids: list[int], cfg: SamplingConfig, automata: tuple[Automaton, ...]) -> list[Beam]:
+    """Runs `cfg.beam` beams after `prime_ids` on `sampler`'s network; returns them best first (beams that found nothing are left out)."""
+    net, chars, compiled = sampler.net, tuple(sampler.chars), sampler.compiled
     ops = net.ops
     finish = finish_automaton(chars, cfg.stop, cfg.limit)
     key = ("beam", tuple(a.fingerprint for a in automata), finish.fingerprint)
@@ -195,7 +195,7 @@ def beam_search(net: StepNetwork, chars: tuple[str, ...], prime_ids: list[int], 
     as_tensor = ops.convert_to_tensor
     carry = {
         "token": as_tensor(np.full((k,), prime_ids[0], np.int32)),
-        "states": [as_tensor(s) for s in net.initial_states(k)],
+        "states": [as_tensor(s) for s in sampler.with_labels(net.initial_states(k), cfg, len(prime_ids) - 1)],
         "automata": [as_tensor(np.full((k,), a.start, np.int32)) for a in automata],
         "finish": as_tensor(np.zeros((k,), np.int32)),
         "finished": as_tensor(np.zeros((k,), bool)),

@@ -43,6 +43,9 @@ class ResolvedSettings:
     beam: int = 0  # beam search with this many beams instead of sampling; 0: sample
     prime: str = ""  # text the samples continue; "" starts from the model's default
     oov: str = "error"  # prime characters outside the vocabulary: error, drop or unk
+    label: str = ""  # a labelled model: the label every character is written with; "": <none>
+    then_label: str = ""  # a labelled model: the label written with after `label_after` sampled characters; "": no change
+    label_after: int = 0  # sampled characters written with `label` before `then_label`
 
     @property
     def form_shape(self) -> tuple[int, int] | None:

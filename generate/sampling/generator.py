@@ -74,7 +74,7 @@ def load_generator(run_path: Path | str, checkpoint: str = "best", num_samples: 
     config = run.load_config()
     facts = RunFacts.of(run)
     path = run.sampling_model(checkpoint)
-    return Generator(run, config, facts, path, Sampler(step_network(run, path, num_samples), facts.vocab.chars))
+    return Generator(run, config, facts, path, Sampler(step_network(run, path, num_samples), facts.vocab.chars, facts.labels))
 
 
 def step_network(run: RunDir, path: Path, num_samples: int = 1):
@@ -113,8 +113,7 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
     run_cfg = replace(cfg, stop=tuple(cfg.stop) + gen.facts.default_stops())
     if cfg.beam:
         def search():
-            return beam_search(gen.sampler.net, gen.vocab.chars, prime_ids, run_cfg, build_automata(gen.facts, cfg),
-                               gen.sampler.compiled)
+            return beam_search(gen.sampler, prime_ids, run_cfg, build_automata(gen.facts, cfg))
 
         beams = runner.call(search) if runner is not None else search()
         return [Sample(b.text, b.stopped, b.score, b.logprob, -float(np.mean(b.fed_logprobs)) if b.fed_logprobs else None)

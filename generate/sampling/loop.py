@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.labels import NONE
+from ..model.label_schedule import schedule_rows
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton
@@ -199,9 +201,10 @@ class Draw:
         if context is None:
             context, prime_ids = sampler._zero_context(prime_ids[0], automata), prime_ids[1:]
         self.token = np.full((self.n,), context.token, np.int32)
-        self.states = [np.repeat(np.asarray(s), self.n, axis=0) for s in context.states]
-        self.automaton_states = [np.full((self.n,), s, np.int32) for s in context.automaton_states]
         self.pending, self.generated = list(prime_ids), 0
+        self.states = sampler.with_labels([np.repeat(np.asarray(s), self.n, axis=0) for s in context.states], cfg,
+                                          len(self.pending))
+        self.automaton_states = [np.full((self.n,), s, np.int32) for s in context.automaton_states]
         strict = bool(cfg.poem_lines)  # the poem automaton starts at the boundary itself
         self.streams = [StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars, strict) for _ in range(self.n)]
         self.budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
@@ -239,10 +242,20 @@ class Draw:
 class Sampler:
     """Generates `num_samples` streams at once from a StepNetwork."""
 
-    def __init__(self, net: StepNetwork, chars: tuple[str, ...]):
+    def __init__(self, net: StepNetwork, chars: tuple[str, ...], labels: tuple[str, ...] = ()):
         self.net = net.prepare()
         self.chars = np.array(chars, dtype=object)
+        self.labels = {name: i for i, name in enumerate(labels)}
         self.compiled: dict = {}
+
+    def with_labels(self, states: list, cfg: SamplingConfig, prime_steps: int) -> list:
+        """`states` whose label schedule (a labelled network's last state) writes with `cfg.label`, and after
+        `prime_steps` forced steps and `cfg.label_after` sampled ones, `cfg.then_label`; others as they are."""
+        if not self.net.labels:
+            return states
+        label = self.labels.get(cfg.label or NONE, 0)
+        later = self.labels[cfg.then_label or NONE] if cfg.then_label or cfg.label_after else None
+        return [*states[:-1], schedule_rows(len(states[0]), label, later, prime_steps + cfg.label_after)]
 
     def generate(
         self,
@@ -296,7 +309,7 @@ class Sampler:
         run, filters, _ = self.chunk_fn(cfg, automata)
         settings = filter_settings(filters, 1)
         token = ops.convert_to_tensor(np.full((1,), context.token, np.int32))
-        states = [ops.convert_to_tensor(s) for s in context.states]
+        states = [ops.convert_to_tensor(s) for s in self.with_labels(list(context.states), cfg, len(ids))]
         automaton_states = [ops.convert_to_tensor(np.full((1,), s, np.int32)) for s in context.automaton_states]
         for start in range(0, len(ids), chunk_steps):
             piece = ids[start : start + chunk_steps]

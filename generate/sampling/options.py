@@ -150,6 +150,10 @@ class SampleOptions:
                                 "recorded seeds.", minimum=0)
     max_copy: int | None = option(None, "Redraw samples that copy more than this many characters in a row from the "
                                         "training corpus, with derived, recorded seeds.", minimum=1)
+    label: str | None = option(None, "Write in this style: one of the labels a labelled model was trained with "
+                                     "(`generate info` lists them), or none.")
+    then_label: str | None = option(None, "Change style partway: LABEL@N switches to LABEL after N characters of the "
+                                          "sample, e.g. reel@400.")
     drop_prime: bool = option(False, "Leave the prime out of the output (music keeps its header).")
     bpm: float = option(120.0, "Music: tempo of MIDI output.", minimum=1, maximum=1000, music=True)
     instrument: str | int = option("piano", "Music: a General MIDI program number or name (fiddle, flute, ...).", music=True)

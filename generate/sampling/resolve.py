@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..data.config import FILE_SEPARATOR, is_python_corpus
+from ..data.labels import NONE
 from ..data.vocab import HAN, Vocab, han_chars
 from ..errors import OptionError, UsageError, expect
 from ..limits import Limit
@@ -43,7 +44,8 @@ if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked
 
 log = logging.getLogger(__name__)
 # The fields `resolve_options` resolves; every other field `SamplingConfig` shares with `SampleOptions` is copied as given.
-RESOLVED = {"length", "stop", "seed", "limit", "warmup", "min_chars", "syntax", "key_penalty", "key", "acrostic", "form", "prime"}
+RESOLVED = {"length", "stop", "seed", "limit", "warmup", "min_chars", "syntax", "key_penalty", "key", "acrostic", "form", "prime",
+            "label", "then_label"}
 PASSED_THROUGH = tuple(sorted(({f.name for f in dataclasses.fields(SamplingConfig)}
                                & {f.name for f in dataclasses.fields(SampleOptions)}) - RESOLVED))
 
@@ -58,6 +60,7 @@ class RunFacts:
     python: bool = False  # a code run trained on Python source
     sampling_defaults: tuple[tuple[str, float], ...] = ()  # the run's own defaults for settings left unset
     piece_bars: PieceBars | None = None  # music: the corpus's usual bars per piece (`RunDir.piece_bars`)
+    labels: tuple[str, ...] = ()  # a labelled model's label names in id order, `<none>` first
 
     @classmethod
     def of(cls, run: RunDir) -> RunFacts:
@@ -78,7 +81,7 @@ class RunFacts:
                 raise UsageError(f"{run.sampling}: {name}: expected {declared.expected(False)}, received {value!r}")
         return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab(), is_python_corpus(config.corpus),
                    tuple(sorted((name, float(value)) for name, value in defaults.items())),
-                   run.piece_bars() if config.corpus.kind == "music" else None)
+                   run.piece_bars() if config.corpus.kind == "music" else None, run.label_names())
 
     def default_setting(self, name: str):
         """A drawing setting left unset: the run's recorded default, else the declared fallback."""
@@ -163,8 +166,35 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
         min_chars=MIN_MUSIC_CHARS if music_on and not prime and not options.beam else 0,
         syntax=_syntax(options, run),
-        key_penalty=key_penalty, key=key, acrostic=acrostic, form=form, prime=prime,
+        key_penalty=key_penalty, key=key, acrostic=acrostic, form=form, prime=prime, **_resolve_labels(options, run),
     )
+
+
+def _resolve_labels(options: SampleOptions, run: RunFacts) -> dict:
+    """`label`, `then_label` and `label_after` for the loop, checked against the model's labels.
+
+    Raises:
+        OptionError: a label the model was not trained with, a label for a model without labels, or a
+            `then_label` that is not LABEL@N.
+    """
+    names = [name for name in run.labels if name != NONE]
+    resolved = {}
+    for option, value in (("label", options.label), ("then_label", options.then_label)):
+        if value is None:
+            continue
+        name, at = (value.rpartition("@")[0], value.rpartition("@")[2]) if option == "then_label" else (value, "0")
+        if option == "then_label" and not (name and at.isdigit()):
+            raise OptionError(option, f"expected LABEL@N (switch to LABEL after N characters), received {value!r}")
+        if not run.labels:
+            raise OptionError(option, "this model was trained without labels (generate train --labels makes one that has them)")
+        if name.lower() in ("none", NONE):
+            name = ""
+        elif name not in names:
+            raise OptionError(option, f"expected one of {', '.join(names)} or none, received {name!r}")
+        resolved[option] = name
+        if option == "then_label":
+            resolved["label_after"] = int(at)
+    return resolved
 
 
 def _in_the_vocabulary_script(acrostic: str, run: RunFacts) -> str:

@@ -43,7 +43,7 @@ def load_models(names: list[str], options: ServeOptions) -> dict[str, ServedMode
                 from ..model.export import onnx_network  # builds a Keras model: only a run's checkpoint needs it
 
                 net = onnx_network(model.run_dir, model.generator.checkpoint)
-                model.generator.sampler = Sampler(net, model.facts.vocab.chars)
+                model.generator.sampler = Sampler(net, model.facts.vocab.chars, model.facts.labels)
         except GenerateError as exc:
             raise type(exc)(f"model {name!r} cannot be served: {exc}") from None
         if model.name in served:
