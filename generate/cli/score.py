@@ -18,13 +18,16 @@ from ..data.config import OOV_POLICIES
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
 @click.option("--oov", type=click.Choice(OOV_POLICIES), default="error", show_default=True,
               help="Characters outside the vocabulary: fail, drop them, or score them as unknown.")
+@click.option("--label", default=None, help="A labelled model: score FILES as written in this style (or none).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def score(run: str, files: tuple[Path, ...], split: str | None, corpus_sources: tuple[str, ...],
-          checkpoint: str, oov: str, as_json: bool) -> None:
+          checkpoint: str, oov: str, label: str | None, as_json: bool) -> None:
     """Bits per character of FILES (or the validation split) under RUN.
 
     Each file is read as one stream from a fresh state. Prints
     NAME, characters, nats and bpc, tab-separated; lower is better.
+    A labelled model's validation split is also scored per label, and
+    with every label dropped.
     """
     from ..training.scoring import score_run  # Keras loads here, not for --help
 
@@ -32,7 +35,7 @@ def score(run: str, files: tuple[Path, ...], split: str | None, corpus_sources: 
         raise click.UsageError("expected FILES to score, or --split val")
     if corpus_sources and split is None:
         raise click.UsageError("--corpus: expected --split val")
-    for result in score_run(run, list(files), split == "val", list(corpus_sources) or None, checkpoint, oov):
+    for result in score_run(run, list(files), split == "val", list(corpus_sources) or None, checkpoint, oov, label):
         if as_json:
             click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         else:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.batching import split_train_val, validation_batches
+from ..data.batching import Labels, StreamBatches, split_train_val, validation_batches
 from ..data.corpus import CorpusChanged, load_run_corpus
-from ..errors import CorpusError, UsageError
+from ..data.labels import NONE
+from ..errors import CorpusError, OptionError, UsageError
 from ..model import bundle
 from ..model.backend import import_keras, test_batch
-from ..model.builder import build_model, reset_states
+from ..model.builder import build_model, pack_labels, reset_states
 from ..model.checkpoint import load_weights_into
 from ..model.rundir import RunDir, resolve_run
 from ..units import bits
@@ -69,19 +70,14 @@ def score_validation(run: RunDir, which: str = "best", sources: list[str] | None
                          f"(sha256 {exc.expected[:12]}...), received sha256 {exc.actual[:12]}...") from None
     except (UsageError, CorpusError) as exc:
         raise type(exc)(f"{exc} (the validation split needs the run's corpus; pass --corpus with its location)") from None
-    vocab = run.load_vocab()
-    _, val_ids = split_train_val(corpus.ids(vocab, show_progress=False), config.train.val_fraction)
-    batches = validation_batches(val_ids, config.train.batch_size, config.train.seq_len)
-    if batches is None:
-        raise UsageError(f"run {str(run.path)!r}: has no validation split (val-fraction {config.train.val_fraction})")
+    batches = _validation_batches(run, config, corpus)
     path = run.sampling_model(which)
+    if config.model.labels:
+        nats, _ = _position_nats(run, config, batches, path)
+        return Score("validation", nats.size, float(nats.mean()))
     if path.suffix == ".onnx":  # a bundle: the same streams, stepped through its graph
-        net = bundle.step_network(run.path)
-        states = net.initial_states(batches.batch_size)
-        losses = []
-        for k in range(len(batches)):
-            nats, states = _stepped_nats(net, *batches.batch(k), states)
-            losses.append(nats.mean())
+        nats, _ = _position_nats(run, config, batches, path)
+        losses = list(nats.mean(axis=(1, 2)))
     else:
         keras = import_keras()
         model = build_model(config.model, batches.batch_size)
@@ -92,11 +88,79 @@ def score_validation(run: RunDir, which: str = "best", sources: list[str] | None
     return Score("validation", len(batches) * batches.batch_size * batches.seq_len, float(np.mean(losses)))
 
 
+def score_validation_by_label(run: RunDir, which: str = "best", sources: list[str] | None = None) -> list[Score]:
+    """A labelled run's validation loss with each character's own label, then per label, then with every label
+    dropped to `<none>`: what the labels are worth.
+
+    Raises:
+        As `score_validation`.
+    """
+    config = run.load_config()
+    corpus = load_run_corpus(config.corpus, config.corpus_sha256, sources, show_progress=False)
+    batches = _validation_batches(run, config, corpus)
+    path = run.sampling_model(which)
+    names = run.label_names()
+    nats, labels = _position_nats(run, config, batches, path)
+    scores = [Score("validation", nats.size, float(nats.mean()))]
+    for i, name in enumerate(names):
+        mask = labels == i
+        if mask.any():
+            scores.append(Score(f"validation {name}", int(mask.sum()), float(nats[mask].mean())))
+    unlabelled, _ = _position_nats(run, config, batches, path, drop_labels=True)
+    return scores + [Score("validation without labels", unlabelled.size, float(unlabelled.mean()))]
+
+
+def _validation_batches(run: RunDir, config, corpus) -> StreamBatches:
+    vocab = run.load_vocab()
+    train_ids, val_ids = split_train_val(corpus.ids(vocab, show_progress=False), config.train.val_fraction)
+    labels = None
+    if config.model.labels:
+        labels = Labels(corpus.labelling(config.corpus.labels).spans.shifted(len(train_ids)), config.model.vocab_size)
+    batches = validation_batches(val_ids, config.train.batch_size, config.train.seq_len, labels)
+    if batches is None:
+        raise UsageError(f"run {str(run.path)!r}: has no validation split (val-fraction {config.train.val_fraction})")
+    return batches
+
+
+def _position_nats(run: RunDir, config, batches: StreamBatches, path: Path,
+                   drop_labels: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Every validation character's loss (K, B, T) as training lays the split out, and the label each was predicted with."""
+    vocab_size = config.model.vocab_size
+    all_nats, all_labels = [], []
+    if path.suffix == ".onnx":
+        net = bundle.step_network(run.path)
+        states = net.initial_states(batches.batch_size)
+    else:
+        model = build_model(config.model, batches.batch_size)
+        load_weights_into(model, path)
+        reset_states(model)
+    for k in range(len(batches)):
+        inputs, targets = batches.batch(k)
+        if drop_labels:
+            inputs = inputs % vocab_size
+        if path.suffix == ".onnx":
+            nats, states = _stepped_nats(net, inputs, targets, states)
+        else:
+            logits = np.asarray(model.predict_on_batch(inputs), np.float64)
+            nats = _nats(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).reshape(targets.shape)
+        all_nats.append(nats)
+        all_labels.append(inputs // vocab_size if config.model.labels else np.zeros_like(inputs))
+    return np.stack(all_nats), np.stack(all_labels)
+
+
 def _stepped_nats(net, inputs: np.ndarray, targets: np.ndarray, states: list) -> tuple[np.ndarray, list]:
-    """Each target's loss (B, T) after stepping `net` over `inputs` from `states`, and the states it ends in."""
+    """Each target's loss (B, T) after stepping `net` over `inputs` from `states`, and the states it ends in.
+
+    A labelled network's inputs are packed (`builder.pack_labels`): each step feeds its own labels.
+    """
     nats = np.zeros(inputs.shape, np.float64)
     for t in range(inputs.shape[1]):
-        logits, states = net.step(inputs[:, t], states)
+        chars = inputs[:, t]
+        if getattr(net, "labels", 0):
+            vocab_size = net.vocab_size
+            chars, labels = inputs[:, t] % vocab_size, inputs[:, t] // vocab_size
+            states = [*states[:-1], np.stack([labels, labels, np.zeros_like(labels)], axis=1).astype(np.float32)]
+        logits, states = net.step(chars, states)
         nats[:, t] = _nats(np.asarray(logits, np.float64), targets[:, t])
     return nats, states
 
@@ -111,9 +175,15 @@ def _nats(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
 class TextScorer:
     """Scores texts as single streams under one checkpoint or bundle; build once, score many."""
 
-    def __init__(self, run: RunDir, which: str = "best"):
+    def __init__(self, run: RunDir, which: str = "best", label: str | None = None):
+        """`label`: for a labelled model, the label every character is predicted with (None or "none": `<none>`).
+
+        Raises:
+            OptionError: a label the model does not have, or a label for a model without labels.
+        """
         self.config = run.load_config()
         self.vocab = run.load_vocab()
+        self.label = _label_id(run, label)
         path = run.sampling_model(which)
         self.net = bundle.step_network(run.path) if path.suffix == ".onnx" else None
         if self.net is None:
@@ -130,6 +200,8 @@ class TextScorer:
         if len(ids) < 2:
             raise UsageError(f"{name}: expected at least 2 characters to score, received {len(ids)}")
         inputs, targets = ids[:-1], ids[1:]
+        if self.config.model.labels:
+            inputs = pack_labels(inputs, np.full(inputs.shape, self.label), self.config.model.vocab_size)
         if self.net is not None:
             nats, _ = _stepped_nats(self.net, inputs[None, :], targets[None, :], self.net.initial_states(1))
             return Score(name, len(targets), float(nats.sum()) / len(targets))
@@ -147,6 +219,17 @@ class TextScorer:
         return Score(name, len(targets), total / len(targets))
 
 
+def _label_id(run: RunDir, label: str | None) -> int:
+    names = run.label_names()
+    if label is None or label.lower() in ("none", NONE):
+        return 0
+    if not names:
+        raise OptionError("label", "this model was trained without labels")
+    if label not in names:
+        raise OptionError("label", f"expected one of {', '.join(names[1:])} or none, received {label!r}")
+    return names.index(label)
+
+
 def read_text_file(path: Path) -> str:
     """Raises UsageError for an unreadable or non-UTF-8 file."""
     try:
@@ -158,17 +241,20 @@ def read_text_file(path: Path) -> str:
 
 
 def score_run(run: str | Path, files: list[Path], validation: bool = False, sources: list[str] | None = None,
-              which: str = "best", oov: str = "error") -> list[Score]:
-    """Scores under one checkpoint: the validation split (first, if asked), then each file,
-    then their total when there are several files.
+              which: str = "best", oov: str = "error", label: str | None = None) -> list[Score]:
+    """Scores under one checkpoint: the validation split (first, if asked; for a labelled model, also per label
+    and without labels), then each file (with `label`, for a labelled model), then their total when there are several files.
 
     Raises:
-        UsageError: a bad run, checkpoint, corpus or file.
+        UsageError: a bad run, checkpoint, corpus, file or label.
     """
     run_dir = resolve_run(run)
-    results = [score_validation(run_dir, which, sources)] if validation else []
+    results = []
+    if validation:
+        labelled = bool(run_dir.load_config().model.labels)
+        results = score_validation_by_label(run_dir, which, sources) if labelled else [score_validation(run_dir, which, sources)]
     if files:
-        scorer = TextScorer(run_dir, which)
+        scorer = TextScorer(run_dir, which, label)
         scored = [scorer.score(read_text_file(path), str(path), oov=oov) for path in files]
         results += scored + ([Score.total(scored)] if len(scored) > 1 else [])
     return results
