@@ -30,6 +30,7 @@ from .sample import DEFAULT_MODEL
 @click.option("--bpm", type=float, default=120.0, show_default=True, help="Music: tempo of a saved MIDI file.")
 @click.option("--instrument", default="piano", show_default=True, help="Music: General MIDI program of a saved MIDI file.")
 @click.option("--velocity", type=int, default=80, show_default=True, help="Music: note velocity of a saved MIDI file.")
+@click.option("--label", default=None, help="A labelled model: every candidate is written in this style (generate info lists them).")
 @pass_state
 def write(state: State, model: str, output: Path | None, overwrite: bool, replay: Path | None, checkpoint: str,
           **options) -> None:

@@ -48,6 +48,7 @@ class WriteOptions:
     bpm: float = 120.0  # music: tempo of a saved MIDI file
     instrument: str | int = "piano"  # music: General MIDI program of a saved MIDI file
     velocity: int = 80  # music: note velocity of a saved MIDI file
+    label: str | None = None  # a labelled model: the style every candidate is written in (None: <none>)
 
     def starting_temperature(self, facts: RunFacts) -> float:
         """The temperature the first draw uses: as given, else the model's recorded default, else 0.8."""
@@ -59,7 +60,7 @@ class WriteOptions:
         """The sampling options every draw shares (the prime, count, temperature and seed vary per draw)."""
         return SampleOptions(lines=self.lines, acrostic=self.acrostic, form=self.form, key=self.key,
                              in_key=self.in_key, bpm=self.bpm, instrument=self.instrument, velocity=self.velocity,
-                             warmup=False)
+                             label=self.label, warmup=False)
 
 
 def verify(options: WriteOptions, facts: RunFacts) -> SampleOptions:

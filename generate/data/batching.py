@@ -16,6 +16,8 @@ import numpy as np
 from ..errors import CorpusError
 from .labels import LabelSpans, label_dropout
 
+SEGMENT_CHARS = 512  # a labelled run's training segments: about this long, cut after a newline
+
 
 def split_train_val(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Splits ids into a training head and a validation tail (views, no copy)."""
@@ -71,20 +73,64 @@ class StreamBatches:
         A labelled run's inputs carry, with each character, the label of the
         character it is to predict (`builder.pack_labels`), so a file's first
         character is already predicted in its own style. In training, whole
-        rows drop to `<none>` now and then (`labels.label_dropout`, drawn from the epoch and step).
+        rows drop to `<none>` now and then (`labels.label_dropout`), and the
+        streams read the split's segments in an order drawn for each epoch
+        (`Labels.segments`); both are drawn from the seed, epoch and step alone.
         """
         if not 0 <= k < self.num_batches:
             raise IndexError(f"batch {k} out of range [0, {self.num_batches})")
         cols = slice(k * self.seq_len, (k + 1) * self.seq_len)
-        inputs, targets = self._inputs[:, cols].astype(np.int32), self._targets[:, cols].astype(np.int32)
         if self.labels is None:
-            return inputs, targets
+            return self._inputs[:, cols].astype(np.int32), self._targets[:, cols].astype(np.int32)
         rows = np.arange(self.batch_size, dtype=np.int64)[:, None] * self.stream_len
-        positions = rows + np.arange(k * self.seq_len + 1, (k + 1) * self.seq_len + 1, dtype=np.int64)[None, :]
-        labels = self.labels.spans.at(positions)
-        dropped = label_dropout(self.batch_size, self.labels.dropout, self.labels.seed, epoch, k)
-        labels[dropped] = 0
+        steps = rows + np.arange(k * self.seq_len, (k + 1) * self.seq_len, dtype=np.int64)[None, :]
+        if self.labels.segments is None:
+            sources, target_sources = steps, steps + 1
+        else:
+            order = self._segment_order(epoch)
+            sources, target_sources = order.source(steps), order.source(steps + 1)
+        inputs, targets = self.ids[sources].astype(np.int32), self.ids[target_sources].astype(np.int32)
+        labels = self.labels.spans.at(target_sources)
+        labels[label_dropout(self.batch_size, self.labels.dropout, self.labels.seed, epoch, k)] = 0
         return inputs + np.int32(self.labels.vocab_size) * labels.astype(np.int32), targets
+
+    def _segment_order(self, epoch: int) -> SegmentOrder:
+        if getattr(self, "_order", (None, None))[0] != epoch:
+            self._order = (epoch, SegmentOrder.drawn(self.labels.segments, len(self.ids), self.labels.seed, epoch))
+        return self._order[1]
+
+
+@dataclass(frozen=True)
+class SegmentOrder:
+    """An order of an id array's segments: which source position each position of the reordered array reads."""
+
+    starts: np.ndarray  # (S,) where each segment starts in the source, in the new order
+    offsets: np.ndarray  # (S,) where each starts in the reordered array
+
+    @classmethod
+    def drawn(cls, segments: np.ndarray, length: int, seed: int, epoch: int) -> SegmentOrder:
+        sizes = np.diff(np.append(segments, length))
+        order = np.random.default_rng([seed, epoch, 0x5e6]).permutation(len(segments))
+        return cls(segments[order], np.concatenate([[0], np.cumsum(sizes[order])[:-1]]))
+
+    def source(self, positions: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(self.offsets, positions, side="right") - 1
+        return self.starts[index] + positions - self.offsets[index]
+
+
+def segment_starts(ids: np.ndarray, boundary: int | None, every: int = SEGMENT_CHARS) -> np.ndarray:
+    """Where segments of about `every` characters start: just after a `boundary` id (a newline), once per stretch.
+
+    Read in blocks, so a memory-mapped corpus is never loaded whole.
+    """
+    if boundary is None:
+        return np.arange(0, len(ids), every, dtype=np.int64)
+    ends = [np.flatnonzero(np.asarray(ids[start : start + (1 << 24)]) == boundary) + start + 1
+            for start in range(0, len(ids), 1 << 24)]
+    ends = np.concatenate([np.zeros(1, np.int64), *ends])
+    ends = ends[ends < len(ids)]
+    _, first = np.unique(ends // every, return_index=True)  # the first boundary in each stretch of `every`
+    return ends[first].astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -95,6 +141,10 @@ class Labels:
     vocab_size: int
     dropout: float = 0.0
     seed: int = 0
+    # Training: where the split's segments start (`segment_starts`). The streams read them in an order drawn
+    # afresh each epoch, so styles meet often and the model learns to follow a label that changes, not only
+    # the text before it; None (validation) reads the split in order.
+    segments: np.ndarray | None = None
 
 
 def validation_batches(ids: np.ndarray, batch_size: int, seq_len: int, labels: Labels | None = None) -> StreamBatches | None:

@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 
+from ..data.labels import NONE
 from ..errors import GenerateError, UsageError
 from ..model.backend.onnxruntime_step import OnnxStepNetwork
 from ..model.rundir import run_summary
@@ -70,6 +71,7 @@ def model_card(model: LoadedModel) -> dict:
         "validation": {"nats": round(val_loss, 4), "bpc": round(bits(val_loss), 4)} if val_loss else None,
         "sampling_defaults": summary["sampling_defaults"],
         "bundle": "bundle" in summary,
+        "labels": [name for name in model.facts.labels if name != NONE],  # what `label` and `then_label` take; [] without labels
         "card": card_file.read_text(encoding="utf-8") if card_file.is_file() else None,
     }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.batching import Labels, StreamBatches, split_train_val, validation_batches
+from ..data.batching import Labels, StreamBatches, segment_starts, split_train_val, validation_batches
 from ..data.config import CorpusConfig
 from ..data.corpus import CorpusChanged, load_corpus, load_run_corpus
 from ..data.labels import Labelling
@@ -68,7 +68,8 @@ class Plan:
             return None
         train = self.config.train
         if split == "train":
-            return Labels(self.labelling.spans, self.config.model.vocab_size, train.label_dropout, train.seed)
+            return Labels(self.labelling.spans, self.config.model.vocab_size, train.label_dropout, train.seed,
+                          segment_starts(self.train_ids, self.vocab.id_of("\n")))
         return Labels(self.labelling.spans.shifted(len(self.train_ids)), self.config.model.vocab_size)
 
 

@@ -52,6 +52,12 @@ function choose(name) {
     + `${model.vocab_size} characters${validation}${defaults ? "; defaults: " + defaults : ""}`;
   document.querySelectorAll(".verse-only").forEach((el) => { el.hidden = model.kind !== "text"; });
   document.querySelectorAll(".music-only").forEach((el) => { el.hidden = model.kind !== "music"; });
+  const labels = model.labels || [];
+  document.querySelectorAll(".labels-only").forEach((el) => { el.hidden = labels.length === 0; });
+  const styles = () => [new Option("none", ""), ...labels.map((name) => new Option(name, name))];
+  $("label").replaceChildren(...styles());
+  $("together-label").replaceChildren(...styles());
+  $("then_label").replaceChildren(new Option("no change", ""), ...styles().slice(1));
   $("temperature").placeholder = String((model.sampling_defaults || {}).temperature ?? 1);
   $("length").placeholder = model.kind === "music" ? "a piece" : "400";
 }
@@ -63,6 +69,8 @@ function request() {
   const text = (id) => $(id).value.trim();
   const number = (id) => (text(id) === "" ? null : Number(text(id)));
   if ($("prime").value) body.prime = $("prime").value;
+  // A meter is the start of a tune's header: the model writes the rest (key, notes) after it.
+  if (studio.model.kind === "music" && $("meter").value && !$("prime").value) body.prime = `M:${$("meter").value} `;
   if (number("temperature") !== null) body.temperature = number("temperature");
   if (number("top_p") !== null && number("top_p") !== 1) body.top_p = number("top_p");
   if (number("length") !== null) body.length = number("length");
@@ -72,6 +80,10 @@ function request() {
   if (studio.model.kind === "text") {
     if (text("form")) body.form = text("form");
     if (text("acrostic")) body.acrostic = text("acrostic");
+  }
+  if ((studio.model.labels || []).length) {
+    if ($("label").value) body.label = $("label").value;
+    if ($("then_label").value) body.then_label = `${$("then_label").value}@${number("label_after") ?? 0}`;
   }
   if (studio.model.kind === "music") {
     if (text("key")) body.key = text("key");
@@ -133,7 +145,7 @@ async function write(event) {
 function addHistory(record) {
   studio.history.push(record);
   const item = document.createElement("li");
-  const settings = ["seed", "temperature", "top_p", "length", "form", "acrostic", "key"]
+  const settings = ["seed", "temperature", "top_p", "length", "form", "acrostic", "key", "label", "then_label"]
     .filter((k) => record[k] !== null && record[k] !== "" && record[k] !== undefined).map((k) => `${k} ${record[k]}`);
   const title = document.createElement("div");
   title.textContent = `${record.run.split("/").pop()}: ${settings.join(", ")}`;
@@ -261,6 +273,7 @@ function connect() {
   socket.onmessage = (message) => receive(JSON.parse(message.data));
   socket.onclose = () => { $("together-status").textContent = "disconnected: press Start"; };
   const options = { candidates: 4, text: $("start-text").value };
+  if ((studio.model.labels || []).length && $("together-label").value) options.label = $("together-label").value;
   const seed = $("together-seed").value.trim();
   if (seed !== "") options.seed = Number(seed);
   if (studio.model.kind === "text") {

@@ -1,0 +1,131 @@
+"""Labelled corpora: where labels come from, which characters carry them, and how batches carry them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from generate.data.batching import Labels, StreamBatches
+from generate.data.config import CorpusConfig
+from generate.data.corpus import load_corpus
+from generate.data.labels import MIN_HEADER_PIECES, NONE, LabelSpans, label_corpus, label_dropout
+from generate.errors import CorpusError, OptionError, UsageError
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def labels_per_char(corpus, labelling) -> str:
+    """The label name of every character of the corpus stream, one letter each (its first)."""
+    ids = labelling.spans.at(np.arange(corpus.n_chars))
+    return "".join(labelling.names[i][0] for i in ids)
+
+
+def test_folder_labels_name_each_file_by_its_folder_under_the_source(tmp_path):
+    root = tmp_path / "styles"
+    write(root / "poems" / "a.txt", "roses\n")
+    write(root / "poems" / "deeper" / "b.txt", "violets\n")  # still under poems
+    write(root / "code" / "c.txt", "x = 1")  # the corpus adds its final newline
+    write(root / "loose.txt", "none\n")  # directly in the source: no folder, no label
+    corpus = load_corpus(CorpusConfig(sources=[str(root)]), show_progress=False)
+    labelling = corpus.labelling("folder")
+    assert labelling.names == (NONE, "code", "poems")
+    assert labelling.units == {NONE: 1, "code": 1, "poems": 2}
+    def label_letter(path):
+        return "p" if "/poems/" in str(path) else "c" if "/code/" in str(path) else "<"
+
+    def stream_length(path):  # a text file without a final newline gets one in the stream
+        return len(path.read_text()) + (not path.read_text().endswith("\n"))
+
+    expected = "".join(label_letter(path) * stream_length(path) for path in corpus.files)
+    assert labels_per_char(corpus, labelling) == expected
+    summary = labelling.summary(corpus.n_chars)
+    assert summary["counts"]["poems"] == {"files": 2, "chars": len("roses\nviolets\n")}
+
+
+def test_a_tsv_maps_files_to_labels_and_its_mistakes_are_named_by_line(tmp_path):
+    write(tmp_path / "a.txt", "one\n")
+    write(tmp_path / "b.txt", "two\n")
+    write(tmp_path / "c.txt", "three\n")
+    tsv = write(tmp_path / "labels.tsv", "# file\tlabel\na.txt\tcheerful\nb.txt\tgloomy\n")
+    corpus = load_corpus(CorpusConfig(sources=[str(tmp_path / "*.txt")]), show_progress=False)
+    labelling = corpus.labelling(f"tsv:{tsv}")
+    assert labelling.names == (NONE, "cheerful", "gloomy")
+    assert labels_per_char(corpus, labelling) == "cccc" + "gggg" + "<<<<<<"
+    write(tsv, "a.txt\tcheerful\nb.txt\n")
+    with pytest.raises(UsageError, match=r"labels.tsv: line 2: expected a file and a label"):
+        corpus.labelling(f"tsv:{tsv}")
+    with pytest.raises(UsageError, match="missing.tsv: cannot read"):
+        corpus.labelling(f"tsv:{tmp_path / 'missing.tsv'}")
+
+
+def test_no_label_at_all_and_unknown_sources_are_refused(tmp_path):
+    write(tmp_path / "only.txt", "text\n")
+    corpus = load_corpus(CorpusConfig(sources=[str(tmp_path)]), show_progress=False)
+    with pytest.raises(CorpusError, match="none of the corpus's 1 files has a label"):
+        corpus.labelling("folder")
+    with pytest.raises(UsageError, match="--labels rhythm: a music header field, expected a music corpus"):
+        corpus.labelling("rhythm")
+    with pytest.raises(OptionError, match="--labels: expected one of folder, tsv:FILE, rhythm, mode"):
+        CorpusConfig(sources=["x"], labels="genre").validate()
+
+
+ABC = """X:1
+T:First
+R:Double Jig
+M:6/8
+K:G
+GAB|
+X:2
+T:Second
+R: reel
+M:4/4
+K:Ador
+ABcd|
+X:3
+T:Third
+M:3/4
+K:Dmix
+DEF|
+"""
+
+
+def test_rhythm_and_mode_come_from_each_abc_tune_s_header(tmp_path):
+    abc = write(tmp_path / "tunes.abc", ABC)
+    index = [(str(abc), 1, 1), (str(abc), 2, 2), (str(abc), 3, 1)]  # the second tune was written twice (two keys)
+    lengths = [5, 7, 7, 4]
+    many = MIN_HEADER_PIECES  # each label on enough pieces to be kept
+    rhythm = label_corpus("rhythm", "music", [str(abc)], [abc], lengths * many, index * many)
+    assert rhythm.names == (NONE, "jig", "reel")
+    positions = np.cumsum([0, *lengths[:-1]])
+    assert [rhythm.names[i] for i in rhythm.spans.at(positions)] == ["jig", "reel", "reel", NONE]
+    mode = label_corpus("mode", "music", [str(abc)], [abc], lengths * many, index * many)
+    assert [mode.names[i] for i in mode.spans.at(positions)] == ["major", "dorian", "dorian", "mixolydian"]
+    rare = label_corpus("rhythm", "music", [str(abc)], [abc], [5] * many + [7, 7], [(str(abc), 1, 1)] * many + [(str(abc), 2, 1)] * 2)
+    assert "reel" not in rare.names and "jig" in rare.names  # a rhythm on too few pieces counts as <none>
+
+
+def test_label_dropout_drops_whole_rows_from_the_seed_alone():
+    first = label_dropout(1000, 0.15, seed=3, epoch=2, step=7)
+    assert np.array_equal(first, label_dropout(1000, 0.15, seed=3, epoch=2, step=7))
+    assert not np.array_equal(first, label_dropout(1000, 0.15, seed=3, epoch=2, step=8))
+    assert 0.1 < first.mean() < 0.2
+    assert not label_dropout(64, 0.0, 0, 0, 0).any()
+
+
+def test_batches_carry_the_label_of_the_character_each_input_predicts():
+    ids = np.arange(41) % 5  # vocabulary of 5
+    spans = LabelSpans(np.array([0, 10, 25]), np.array([1, 2, 1], np.int32))
+    batches = StreamBatches(ids, 2, 4, Labels(spans, 5))
+    inputs, targets = batches.batch(2)
+    chars, labels = inputs % 5, inputs // 5
+    assert np.array_equal(chars, batches.batch(2)[0] % 5) and np.array_equal(targets, StreamBatches(ids, 2, 4).batch(2)[1])
+    stream_len = batches.stream_len
+    target_positions = np.array([[r * stream_len + 8 + t + 1 for t in range(4)] for r in range(2)])
+    assert np.array_equal(labels, spans.at(target_positions))
+    assert labels[0].tolist() == [1, 2, 2, 2]  # positions 9..12: the label changes where the target's file starts
+    dropped = StreamBatches(ids, 2, 4, Labels(spans, 5, dropout=0.999, seed=1)).batch(2, epoch=0)[0]
+    assert np.array_equal(dropped, StreamBatches(ids, 2, 4).batch(2)[0])  # every row at <none>: plain ids
