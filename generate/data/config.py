@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import expect
+from ..errors import OptionError, expect
 from ..music import ENCODINGS, TRANSPOSE_MODES
-from .labels import check_label_source
 
 KINDS = ("text", "code", "music")
 ENCODING_ERRORS = ("strict", "replace", "ignore", "skip")
 OOV_POLICIES = ("error", "drop", "unk")  # characters outside a vocabulary: fail, drop them, or map to unknown
 PYTHON_SUFFIXES = (".py", ".pyi", ".pyw")
 PYTHON_CORPORA = ("corpus:python",)  # built-in corpora of Python source
+LABEL_SOURCES = ("folder", "tsv:FILE", "rhythm", "mode")  # where a labelled corpus's labels come from (`labels.py`)
 FILE_SEPARATOR = "\x1c"  # ASCII "file separator": marks the start of each file in code corpora
 
 
@@ -27,7 +27,7 @@ class CorpusConfig:
     exclude: list[str] = field(default_factory=list)  # extra glob patterns to skip
     encoding_errors: str = "strict"  # strict, replace, ignore or skip (the whole file)
     min_count: int = 1  # characters seen fewer times map to the unknown token
-    labels: str = ""  # where style labels come from (`labels.LABEL_SOURCES`); "": no labels
+    labels: str = ""  # where style labels come from (`LABEL_SOURCES`); "": no labels
 
     def validate(self) -> None:
         """Raises OptionError naming the first bad field."""
@@ -50,3 +50,10 @@ def is_python_corpus(corpus: CorpusConfig) -> bool:
     if corpus.include:
         return all(pattern.endswith(PYTHON_SUFFIXES) for pattern in corpus.include)
     return bool(corpus.sources) and all(s in PYTHON_CORPORA or s.endswith(PYTHON_SUFFIXES) for s in corpus.sources)
+
+
+def check_label_source(value: str) -> None:
+    """Raises OptionError (as `--labels`) for anything but one of LABEL_SOURCES."""
+    if value in ("folder", "rhythm", "mode") or (value.startswith("tsv:") and len(value) > 4):
+        return
+    raise OptionError("labels", f"expected one of {', '.join(LABEL_SOURCES)}, received {value!r}")

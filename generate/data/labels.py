@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CorpusError, OptionError, UsageError
+from ..errors import CorpusError, UsageError
+from .config import check_label_source
 
 log = logging.getLogger(__name__)
 
 NONE = "<none>"
-LABEL_SOURCES = ("folder", "tsv:FILE", "rhythm", "mode")
 HEADER_SOURCES = ("rhythm", "mode")
 MIN_HEADER_PIECES = 30
 LABEL_FILE = "labels.json"
@@ -54,13 +54,6 @@ MODES = {"": "major", "maj": "major", "major": "major", "ion": "major", "m": "mi
          "aeo": "minor", "dor": "dorian", "mix": "mixolydian", "phr": "phrygian", "lyd": "lydian", "loc": "locrian"}
 _ABC_FIELD = re.compile(r"^([A-Za-z]):(.*)$")
 _ABC_KEY = re.compile(r"^\s*[A-Ga-g][#b]?\s*([A-Za-z]*)")
-
-
-def check_label_source(value: str) -> None:
-    """Raises OptionError (as `--labels`) for anything but one of LABEL_SOURCES."""
-    if value in ("folder", "rhythm", "mode") or (value.startswith("tsv:") and len(value) > 4):
-        return
-    raise OptionError("labels", f"expected one of {', '.join(LABEL_SOURCES)}, received {value!r}")
 
 
 @dataclass(frozen=True)

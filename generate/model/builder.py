@@ -79,9 +79,9 @@ def _first_input(cfg: ModelConfig, ids, embedding, policy: str):
     A labelled model's ids carry both: `char + vocab_size * label` (`pack_labels`), so every
     path that feeds a model (training, validation, the replicas of a distributed run) feeds one tensor.
     """
-    if not cfg.labels:
+    if not cfg.label_count:
         return embedding(ids)
-    chars, label_vectors = label_layer()(cfg.vocab_size, cfg.labels, cfg.label_dim, name=LABEL_LAYER, dtype=policy)(ids)
+    chars, label_vectors = label_layer()(cfg.vocab_size, cfg.label_count, cfg.label_dim, name=LABEL_LAYER, dtype=policy)(ids)
     return import_keras().layers.Concatenate(name="labelled_input", dtype=policy)([embedding(chars), label_vectors])
 
 

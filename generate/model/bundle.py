@@ -116,7 +116,7 @@ def step_network(directory: Path):
         architecture, graph = meta["architecture"], meta["graph"]
         shape = (architecture["cell"], int(graph["state_units"]), int(architecture["layers"]),
                  [name for name in graph["inputs"][1:] if name != "label"], int(architecture["vocab_size"]),
-                 int(architecture.get("labels", 0)))
+                 int(architecture.get("label_count", 0)))
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CheckpointError(f"{Path(directory) / META_FILE}: expected the architecture and graph of the model ({exc})") from None
     try:

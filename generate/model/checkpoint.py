@@ -228,7 +228,7 @@ def load_weights_into(model, path: Path, source_cfg: ModelConfig | None = None) 
     """
     check_keras_file(path)
     try:
-        if source_cfg is None or source_cfg.labels or not _has_label_layer(model):
+        if source_cfg is None or source_cfg.label_count or not _has_label_layer(model):
             model.load_weights(path)
             return
         source = build_model(source_cfg, 1)

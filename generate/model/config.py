@@ -37,7 +37,7 @@ class ModelConfig:
     layer_norm: bool = False  # normalise each recurrent layer's output (after its skip connection) before the next layer and the logits
     tie_embeddings: bool = False  # the output layer reuses the embedding matrix, after a units -> embedding_dim projection
     vocab_size: int = 0  # set from the vocabulary when the run is created
-    labels: int = 0  # style labels, `<none>` included (`data/labels.py`); 0: a model without labels
+    label_count: int = 0  # style labels, `<none>` included (`data/labels.py`); 0: a model without labels
     label_dim: int = 16  # size of the label embedding joined to each character's, in a labelled model
 
     def validate(self) -> None:
@@ -52,7 +52,7 @@ class ModelConfig:
     @property
     def input_width(self) -> int:
         """The first layer's input: the character's embedding, joined by the label's in a labelled model."""
-        return self.embedding_dim + (self.label_dim if self.labels else 0)
+        return self.embedding_dim + (self.label_dim if self.label_count else 0)
 
 
 # What shapes the weights: a run started from another's weights (--init-from) takes these from it.

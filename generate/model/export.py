@@ -22,8 +22,8 @@ from .backend import backend_name
 from .backend.onnxruntime_step import OnnxStepNetwork
 from .builder import build_model, pack_labels
 from .bundle import BUNDLE_FORMATS, BUNDLE_VERSION, META_FILE, MODEL_FILE
-from .label_schedule import schedule_rows
 from .checkpoint import WEIGHTS_MEMBER, load_weights_into, read_training_state, record_checksum, save_checkpoint
+from .label_schedule import schedule_rows
 from .network import StepNetwork
 from .onnx_step import IR_VERSION, OPSET, state_names, step_graph
 from .rundir import RunDir
@@ -179,7 +179,7 @@ def _bundle_meta(run: RunDir, config, source: Path, graph: dict, float16: bool) 
         "format": BUNDLE_FORMATS[graph.pop("kind")], "format_version": BUNDLE_VERSION,
         "model_file": graph["model_file"],
         "architecture": {key: getattr(config.model, key) for key in ("cell", "layers", "units", "embedding_dim", "residual",
-                                                                     "layer_norm", "tie_embeddings", "vocab_size", "labels",
+                                                                     "layer_norm", "tie_embeddings", "vocab_size", "label_count",
                                                                      "label_dim")},
         "graph": graph,
         "corpus": {"kind": config.corpus.kind, "encoding": config.corpus.encoding if config.corpus.kind == "music" else None,

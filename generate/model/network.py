@@ -17,8 +17,8 @@ import numpy as np
 
 from .backend import compile_loop, import_keras
 from .builder import LABEL_LAYER, layer_norm_name, recurrent_layer_name
-from .label_schedule import advance, schedule_rows
 from .config import ModelConfig
+from .label_schedule import advance, schedule_rows
 
 SPLIT_COLUMNS = 512  # per-step weight matrices at least this wide run as two half-width products...
 SPLIT_MIN_STREAMS = 16  # ...when at least this many streams are sampled together
@@ -65,7 +65,7 @@ class StepNetwork:
                 E = cfg.embedding_dim
                 net.first_table = embedding @ kernel[:E] + input_bias
                 net.unfused.update(embedding=embedding, first_kernel=kernel[:E], first_bias=input_bias)
-                if cfg.labels:
+                if cfg.label_count:
                     net.label_embedding = np.asarray(model.get_layer(LABEL_LAYER).get_weights()[0], np.float32)
                     net.label_table = net.label_embedding @ kernel[E:]
                 net.recurrent_kernels.append(recurrent)

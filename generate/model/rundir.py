@@ -113,7 +113,7 @@ class RunDir:
             record = read_labels(self.labels)
         except CorpusError as exc:
             raise CheckpointError(str(exc)) from None
-        expected = self.load_config().model.labels
+        expected = self.load_config().model.label_count
         if (record is None and expected) or (record is not None and len(record["names"]) != expected):
             raise CheckpointError(f"{self.labels}: expected the names of the model's {expected} labels, "
                                   f"found {'none' if record is None else len(record['names'])}")

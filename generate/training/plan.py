@@ -114,7 +114,7 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
         check_same_characters(train_cfg.init_from, source, vocab)
     labelling = corpus.labelling(corpus_cfg.labels) if corpus_cfg.labels else None
     if labelling is not None:
-        model_cfg = dataclasses.replace(model_cfg, labels=len(labelling.names))
+        model_cfg = dataclasses.replace(model_cfg, label_count=len(labelling.names))
         log.info("labels from %s: %s", corpus_cfg.labels, ", ".join(f"{name} ({labelling.units[name]} {labelling.unit})"
                                                                      for name in labelling.names))
     ids = corpus.ids(vocab, show_progress)

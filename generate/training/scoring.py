@@ -72,7 +72,7 @@ def score_validation(run: RunDir, which: str = "best", sources: list[str] | None
         raise type(exc)(f"{exc} (the validation split needs the run's corpus; pass --corpus with its location)") from None
     batches = _validation_batches(run, config, corpus)
     path = run.sampling_model(which)
-    if config.model.labels:
+    if config.model.label_count:
         nats, _ = _position_nats(run, config, batches, path)
         return Score("validation", nats.size, float(nats.mean()))
     if path.suffix == ".onnx":  # a bundle: the same streams, stepped through its graph
@@ -114,7 +114,7 @@ def _validation_batches(run: RunDir, config, corpus) -> StreamBatches:
     vocab = run.load_vocab()
     train_ids, val_ids = split_train_val(corpus.ids(vocab, show_progress=False), config.train.val_fraction)
     labels = None
-    if config.model.labels:
+    if config.model.label_count:
         labels = Labels(corpus.labelling(config.corpus.labels).spans.shifted(len(train_ids)), config.model.vocab_size)
     batches = validation_batches(val_ids, config.train.batch_size, config.train.seq_len, labels)
     if batches is None:
@@ -144,7 +144,7 @@ def _position_nats(run: RunDir, config, batches: StreamBatches, path: Path,
             logits = np.asarray(model.predict_on_batch(inputs), np.float64)
             nats = _nats(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).reshape(targets.shape)
         all_nats.append(nats)
-        all_labels.append(inputs // vocab_size if config.model.labels else np.zeros_like(inputs))
+        all_labels.append(inputs // vocab_size if config.model.label_count else np.zeros_like(inputs))
     return np.stack(all_nats), np.stack(all_labels)
 
 
@@ -200,7 +200,7 @@ class TextScorer:
         if len(ids) < 2:
             raise UsageError(f"{name}: expected at least 2 characters to score, received {len(ids)}")
         inputs, targets = ids[:-1], ids[1:]
-        if self.config.model.labels:
+        if self.config.model.label_count:
             inputs = pack_labels(inputs, np.full(inputs.shape, self.label), self.config.model.vocab_size)
         if self.net is not None:
             nats, _ = _stepped_nats(self.net, inputs[None, :], targets[None, :], self.net.initial_states(1))
@@ -251,7 +251,7 @@ def score_run(run: str | Path, files: list[Path], validation: bool = False, sour
     run_dir = resolve_run(run)
     results = []
     if validation:
-        labelled = bool(run_dir.load_config().model.labels)
+        labelled = bool(run_dir.load_config().model.label_count)
         results = score_validation_by_label(run_dir, which, sources) if labelled else [score_validation(run_dir, which, sources)]
     if files:
         scorer = TextScorer(run_dir, which, label)

@@ -86,7 +86,7 @@ def test_a_label_switched_midway_changes_the_style_from_there(labelled_run):
 
 def test_a_bundle_writes_the_same_bytes_with_labels_and_switches(labelled_run, labelled_bundle):
     meta = json.loads((labelled_bundle / "meta.json").read_text())
-    assert meta["graph"]["inputs"][:2] == ["ids", "label"] and meta["architecture"]["labels"] == 4
+    assert meta["graph"]["inputs"][:2] == ["ids", "label"] and meta["architecture"]["label_count"] == 4
     assert (labelled_bundle / "labels.json").read_text() == (labelled_run / "labels.json").read_text()
     for args in (["--label", "vowels", "--then-label", "caps@40", "--seed", "3"], ["--label", "digits", "--greedy"],
                  ["--seed", "5"], ["--label", "caps", "--beam", "3", "-N", "2"]):
@@ -137,7 +137,7 @@ def test_a_model_without_labels_starts_a_labelled_one_as_the_same_function(style
     plain = tmp_path / "plain"
     assert invoke("train", str(plain), str(styles), *TRAIN[2:], "--epochs", "1").exit_code == 0
     source = RunDir(plain)
-    labelled_cfg = source.load_config().model.__class__(**{**source.load_config().model.__dict__, "labels": 4, "label_dim": 4})
+    labelled_cfg = source.load_config().model.__class__(**{**source.load_config().model.__dict__, "label_count": 4, "label_dim": 4})
     model, original = build_model(labelled_cfg, 1), build_model(source.load_config().model, 1)
     load_weights_into(model, source.best, source.load_config().model)
     load_weights_into(original, source.best)
@@ -166,8 +166,7 @@ def test_the_engine_serves_each_stream_its_own_label_among_others(labelled_bundl
     import threading
 
     from generate.pipeline.loaded import LoadedModel
-    from generate.sampling.options import SampleOptions
-    from generate.sampling.options import command_words
+    from generate.sampling.options import SampleOptions, command_words
     from generate.serving.engine import Engine, Ticket
     from generate.serving.server import model_card
 
