@@ -86,6 +86,18 @@ def main() -> None:
         f"otherwise): {json.dumps(run.sampling_defaults()) if run.sampling_defaults() else 'none recorded'}",
         "",
     ]
+    record = run.label_record()
+    if record:
+        from generate.training.scoring import score_validation_by_label
+
+        unit = record["unit"]
+        lines.insert(-1, f"- **Labels** (`--labels {record['from']}`, `labels.json`): "
+                         + ", ".join(f"{name} ({record['counts'][name][unit]:,} {unit})" for name in record["names"])
+                         + f"; label embedding {m.label_dim}, label dropout {t.label_dropout}")
+        by_label = score_validation_by_label(run)
+        lines.insert(-1, "- **Validation loss per label** (`generate score " + run.path.name + " --split val`): "
+                         + "; ".join(f"{s.name.removeprefix('validation ') if s.name != 'validation' else 'every character with its own label'}"
+                                     f" {s.bpc:.4f} bpc ({s.chars:,} characters)" for s in by_label))
     if args.note:
         lines += [args.note, ""]
     lines += ["## History", "", "| epoch | minutes | train nats | train bpc | val nats | val bpc |", "|---|---|---|---|---|---|"]
@@ -96,6 +108,11 @@ def main() -> None:
     lines += ["", f"## Unedited samples (`{command}`)", ""]
     for i, s in enumerate(samples):
         lines += [f"### Sample {i + 1}", "", "```", args.prime + s.text, "```", ""]
+    if record:
+        lines += [f"## One sample per label (`generate sample {run.path.name} --label LABEL --seed 1`)", ""]
+        for name in record["names"][1:]:
+            labelled = gen.sample(SampleOptions(**{**options.__dict__, "num_samples": 1, "label": name}))[0]
+            lines += [f"### {name}", "", "```", args.prime + labelled.text, "```", ""]
     if cfg.corpus.kind == "music":
         from generate.music.render import render_music
 

@@ -25,6 +25,7 @@ import dataclasses
 import hmac
 import json
 import logging
+import mimetypes
 import shlex
 import threading
 import time
@@ -58,6 +59,9 @@ API_VERSION = "v1"
 SERVER_KEYS = ("model", "stream")  # a request's keys that are not sample options
 _background: set = set()  # streamed requests' worker tasks, kept referenced until they end
 STUDIO = Path(__file__).resolve().parent / "studio"
+# The studio's in-browser runtime is a JavaScript module and WebAssembly: a browser refuses either under another type.
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("application/wasm", ".wasm")
 PUBLIC = ("/healthz", "/")  # routes without a token: the studio's page and assets hold no data
 
 
@@ -70,6 +74,7 @@ class ServedModel:
     engine: Engine
     card: dict
     source: str = ""  # the model as the server was started with it (a shipped name or a path): what commands name
+    graph: bytes | None = None  # its step graph, read when a browser first asks for it
 
 
 class Metrics:
@@ -152,6 +157,18 @@ class ServingApi:
     async def list_models(self, request: Request) -> Response:
         self.metrics.count("models", "ok")
         return JSONResponse({"models": [served.card for served in self.models.values()]})
+
+    async def step_graph(self, request: Request) -> Response:
+        """A model's step graph (`model.onnx`), for a browser that steps the model itself."""
+        served = self.models.get(request.path_params["name"])
+        if served is None:
+            return error_response(404, f"no model {request.path_params['name']!r}: expected one of {', '.join(self.models)}",
+                                  "model")
+        if served.graph is None:
+            served.graph = await anyio.to_thread.run_sync(served.model.generator.sampler.net.graph_bytes)
+        self.metrics.count("graph", "ok")
+        return Response(served.graph, media_type="application/octet-stream",
+                        headers={"Cache-Control": "no-cache", "Content-Disposition": f'attachment; filename="{served.name}.onnx"'})
 
     async def studio_page(self, request: Request) -> Response:
         """The studio (`studio/`): a page over this API, with every asset served from here, no CDN."""
@@ -262,6 +279,7 @@ def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Me
                                      allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
     routes = [
         Route(f"/{API_VERSION}/models", api.list_models, methods=["GET"]),
+        Route(f"/{API_VERSION}/models/{{name}}/model.onnx", api.step_graph, methods=["GET"]),
         Route(f"/{API_VERSION}/samples", api.samples, methods=["POST"]),
         Route(f"/{API_VERSION}/samples/{{name}}", api.rendered, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),

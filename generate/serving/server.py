@@ -72,8 +72,17 @@ def model_card(model: LoadedModel) -> dict:
         "sampling_defaults": summary["sampling_defaults"],
         "bundle": "bundle" in summary,
         "labels": [name for name in model.facts.labels if name != NONE],  # what `label` and `then_label` take; [] without labels
+        "browser": browser_facts(model),
         "card": card_file.read_text(encoding="utf-8") if card_file.is_file() else None,
     }
+
+
+def browser_facts(model: LoadedModel) -> dict:
+    """What a browser needs to step the model itself (the studio's in-browser mode): its graph's address, its
+    characters in id order, and the graph's state inputs, their width and the label count."""
+    net = model.generator.sampler.net
+    return {"graph": f"/v1/models/{model.name}/model.onnx", "chars": list(model.facts.vocab.chars),
+            "states": list(net.state_names), "state_units": net.units, "label_count": net.labels}
 
 
 def listening_socket(options: ServeOptions) -> socket.socket:

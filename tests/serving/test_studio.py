@@ -115,6 +115,34 @@ def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address
     screenshot(browser, "studio-phone", tmp_path)
 
 
+def test_the_model_runs_in_the_browser_itself_and_writes_the_server_s_greedy_text(browser, address):
+    import httpx
+
+    open_studio(browser, address, "tang")
+    browser.find_element(By.ID, "prime").send_keys("春")
+    browser.find_element(By.ID, "temperature").send_keys("0")
+    browser.find_element(By.ID, "length").send_keys("60")
+    browser.find_element(By.ID, "in-browser").click()
+
+    def samples_answered():
+        metrics = httpx.get(address + "/metrics", timeout=30).text
+        return sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith('generate_requests_total{route="samples"'))
+
+    before = samples_answered()
+    browser.find_element(By.ID, "go").click()
+    until(browser, lambda d: d.find_element(By.ID, "status").text.startswith(("done", "error")), 120)
+    assert browser.find_element(By.ID, "status").text == "done in this browser"
+    assert samples_answered() == before  # no sample was asked of the server: the browser wrote it
+    written = browser.execute_script("return studio.browserText")
+    server = httpx.post(address + "/v1/samples", json={"model": "tang", "prime": "春", "greedy": True, "length": 60},
+                        timeout=60).json()["samples"][0]["text"]
+    assert written == server and len(written) == 61
+    command = browser.find_element(By.CSS_SELECTOR, "#history li code").text
+    assert command == "generate sample tang --prime '春' --length 60 --greedy"
+    again = CliRunner().invoke(cli, shlex.split(command)[1:])
+    assert again.exit_code == 0 and again.stdout.rstrip("\n") == written.rstrip("\n")
+
+
 def test_stop_ends_a_long_text_midway(browser, address):
     open_studio(browser, address, "tang")
     browser.find_element(By.ID, "length").send_keys("9000")

@@ -43,12 +43,17 @@ class OnnxStepNetwork:
         import onnxruntime  # a bundle's only runtime, loaded when a bundle is
 
         self.cell, self.units, self.layers, self.labels = cell, units, layers, labels
+        self.graph = model
         self.state_names = list(state_names)
         self._vocab_size = vocab_size
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initializers are not the user's business
         source = model if isinstance(model, bytes) else str(model)
         self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+    def graph_bytes(self) -> bytes:
+        """The step graph this network runs, as bytes (what a browser's onnxruntime loads)."""
+        return self.graph if isinstance(self.graph, bytes) else Path(self.graph).read_bytes()
 
     @property
     def num_layers(self) -> int:

@@ -102,6 +102,7 @@ function* events(buffer) {
 
 async function write(event) {
   event.preventDefault();
+  if ($("in-browser").checked) return writeInBrowser();
   const body = { ...request(), stream: true };
   $("output").textContent = "";
   $("music").hidden = true;
@@ -142,6 +143,114 @@ async function write(event) {
   }
 }
 
+// ---------------------------------------------------------------- in the browser (onnxruntime-web)
+
+const RUNTIME = "/studio/vendor/onnxruntime-web/";
+
+async function runtime() {
+  if (!window.ort) {
+    await new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = RUNTIME + "ort.wasm.min.js";
+      script.onload = resolve;
+      script.onerror = () => reject(new Error("the in-browser runtime did not load"));
+      document.head.append(script);
+    });
+    ort.env.wasm.wasmPaths = new URL(RUNTIME, location.href).href;
+    ort.env.wasm.numThreads = 1;  // more threads need a cross-origin-isolated page
+  }
+  return window.ort;
+}
+
+// The model's step graph on onnxruntime-web, loaded once per model: one call steps one character.
+async function browserModel(model) {
+  studio.sessions = studio.sessions || {};
+  if (!studio.sessions[model.name]) {
+    const ort = await runtime();
+    const response = await fetch(withToken(model.browser.graph));
+    if (!response.ok) throw new Error(problem((await response.json()).error));
+    studio.sessions[model.name] = await ort.InferenceSession.create(new Uint8Array(await response.arrayBuffer()),
+                                                                    { executionProviders: ["wasm"] });
+  }
+  return studio.sessions[model.name];
+}
+
+// Feeds one character (and the label) with the states; returns the logits and the new states.
+async function stepInBrowser(session, facts, id, label, states) {
+  const feeds = { ids: new ort.Tensor("int64", BigInt64Array.of(BigInt(id)), [1]) };
+  if (facts.label_count) feeds.label = new ort.Tensor("int64", BigInt64Array.of(BigInt(label)), [1]);
+  facts.states.forEach((name, k) => { feeds[name] = new ort.Tensor("float32", states[k], [1, facts.state_units]); });
+  const out = await session.run(feeds);
+  return [out.logits.data, facts.states.map((name) => out[name + "_out"].data)];
+}
+
+function pickCharacter(logits, temperature) {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  if (!(temperature > 0)) return best;  // greedy: the first of the likeliest, as the server's argmax
+  const weights = Array.from(logits, (l) => Math.exp((l - logits[best]) / temperature));
+  let target = Math.random() * weights.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < weights.length; i++) if ((target -= weights[i]) <= 0) return i;
+  return best;
+}
+
+async function writeInBrowser() {
+  const model = studio.model;
+  const facts = model.browser;
+  const text = (id) => $(id).value.trim();
+  const prime = $("prime").value;
+  const temperature = text("temperature") === "" ? (model.sampling_defaults || {}).temperature ?? 1 : Number(text("temperature"));
+  const length = text("length") === "" ? (model.kind === "music" ? 600 : 400) : Number(text("length"));
+  const index = new Map(facts.chars.map((c, i) => [c, i]));
+  const start = [...(prime || "\n")];
+  const unknown = start.filter((c) => !index.has(c));
+  $("output").textContent = "";
+  $("music").hidden = true;
+  if (unknown.length) {
+    $("status").textContent = `error: prime: characters outside the model's vocabulary: ${unknown.join(" ")}`;
+    return;
+  }
+  const labels = ["<none>", ...(model.labels || [])];
+  const label = Math.max(0, labels.indexOf($("label").value || "<none>"));
+  studio.controller = new AbortController();
+  $("go").disabled = true;
+  $("stop").disabled = false;
+  $("status").textContent = "loading the model into this browser…";
+  try {
+    const session = await browserModel(model);
+    $("status").textContent = "writing in this browser…";
+    let states = facts.states.map(() => new Float32Array(facts.state_units));
+    let logits;
+    for (const c of start) [logits, states] = await stepInBrowser(session, facts, index.get(c), label, states);
+    let written = "";
+    $("output").textContent = prime;
+    for (let n = 0; n < length && !studio.controller.signal.aborted; n++) {
+      const id = pickCharacter(logits, temperature);
+      written += facts.chars[id];
+      if (n % 8 === 7 || n === length - 1) $("output").textContent = prime + written;
+      [logits, states] = await stepInBrowser(session, facts, id, label, states);
+    }
+    $("output").textContent = prime + written;
+    studio.browserText = prime + written;
+    $("status").textContent = studio.controller.signal.aborted ? "stopped" : "done in this browser";
+    const greedy = !(temperature > 0);
+    const words = ["generate", "sample", model.name, ...(prime ? ["--prime", prime] : []), "--length", String(length),
+                   ...(label ? ["--label", labels[label]] : []), ...(greedy ? ["--greedy"] : [])];
+    addHistory({ run: model.name, temperature, length, label: label ? labels[label] : "", in_browser: true,
+                 command: greedy ? words.map(shellWord).join(" ")
+                   : "sampled in this browser: its random numbers are not the command line's, so no command repeats it" });
+  } catch (error) {
+    $("status").textContent = "error: " + error.message;
+  } finally {
+    $("go").disabled = false;
+    $("stop").disabled = true;
+  }
+}
+
+function shellWord(word) {
+  return /^[A-Za-z0-9_.\/@%,:=+-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
 function addHistory(record) {
   studio.history.push(record);
   const item = document.createElement("li");
@@ -168,7 +277,7 @@ function addHistory(record) {
     }
   });
   const links = document.createElement("div");
-  const formats = studio.model.kind === "music" ? ["mid", "wav", "png", "score.png", "json"] : ["txt", "json"];
+  const formats = record.in_browser ? [] : studio.model.kind === "music" ? ["mid", "wav", "png", "score.png", "json"] : ["txt", "json"];
   for (const format of formats) {
     const link = document.createElement("a");
     link.href = withToken(`/v1/samples/${record.id}.${format}`);
@@ -176,7 +285,7 @@ function addHistory(record) {
     link.textContent = format;
     links.append(link, " ");
   }
-  item.append(title, command, copy, document.createTextNode(" Download: "), links);
+  item.append(title, command, copy, ...(formats.length ? [document.createTextNode(" Download: "), links] : []));
   $("history").prepend(item);
 }
 
