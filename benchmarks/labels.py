@@ -10,8 +10,9 @@ files in one folder per label (`--heldout`, never trained on) or, by default,
 the run's own validation split (the held-out tail) with each piece's label.
 
 - `adherence`: `--samples` samples per label; the share the classifier puts in
-  the label asked for. For music it also parses each tune's header: a jig
-  must be in 6/8, a slip jig in 9/8, a reel or hornpipe in 4/4 or 2/2.
+  the label asked for. For music it also parses each tune: its meter (a jig
+  in 6/8, a slip jig in 9/8, a reel or hornpipe in 2/4, 4/4 or 2/2), and for a
+  strathspey its rhythm (over a quarter of its note pairs dotted: 3:1).
 - `switch`: samples written with A that switch to B after `--at` characters;
   the share of the `--after` characters after the switch (in windows of 100)
   the classifier puts in B, and the same share before the switch in A.
@@ -31,8 +32,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 ORDERS = (1, 2, 3, 4)
-METERS = {"jig": {"6/8"}, "slip jig": {"9/8"}, "reel": {"4/4", "2/2"}, "hornpipe": {"4/4", "2/2"}, "strathspey": {"4/4"},
-          "polka": {"2/4"}, "waltz": {"3/4"}}
+# The meters each rhythm is written in, in the folk corpus's own tunes (Ryan's writes most reels in 2/4).
+METERS = {"jig": {"6/8"}, "slip jig": {"9/8"}, "reel": {"2/4", "4/4", "2/2"}, "hornpipe": {"2/4", "4/4", "2/2"},
+          "strathspey": {"2/4", "4/4"}, "clog": {"2/4", "4/4"}, "polka": {"2/4"}, "waltz": {"3/4"}}
+DOTTED = {"strathspey"}  # rhythms whose tunes move in dotted pairs (snaps): checked by parsing the notes
 WINDOW = 100
 
 
@@ -58,6 +61,17 @@ def grams(text: str):
     for n in ORDERS:
         for i in range(len(text) - n + 1):
             yield text[i : i + n]
+
+
+def dotted_share(text: str) -> float:
+    """The share of a tune's note pairs that are dotted (3:1, a dotted eighth and a sixteenth, or their halves)."""
+    from fractions import Fraction
+
+    from generate.music.render import decode_music
+
+    durations = [event.duration for event in decode_music(text).voices[0]]
+    dotted = {(Fraction(3, 4), Fraction(1, 4)), (Fraction(3, 8), Fraction(1, 8))}
+    return sum((a, b) in dotted for a, b in zip(durations, durations[1:])) / max(1, len(durations) // 2)
 
 
 def heldout_texts(folder: Path) -> dict[str, list[str]]:
@@ -126,6 +140,8 @@ def adherence(args) -> dict:
             row["meters"] = dict(Counter(m.group(1) if m else None for m in meters))
             if expected:
                 row["meter_as_expected"] = sum(bool(m) and m.group(1) in expected for m in meters) / len(texts)
+            if label in DOTTED:
+                row["dotted_rhythm"] = sum(dotted_share(text) > 0.25 for text in texts) / len(texts)
         results[label] = row
         print(json.dumps({"label": label, **row}), flush=True)
     return results

@@ -55,7 +55,7 @@ def export_run(run: RunDir, dest: Path, which: str = "best", float16: bool = Fal
         _store_weights_as_float16(target.best)
     if run.history.exists():
         target.write_history(run.read_history())
-    for facts in (run.sampling, run.pieces):  # its sampling defaults and its pieces' lengths travel with its weights
+    for facts in (run.sampling, run.pieces, run.labels):  # its sampling defaults, pieces' lengths and labels travel with its weights
         if facts.is_file():
             atomic_write_text(target.path / facts.name, facts.read_text(encoding="utf-8"))
     return target.best

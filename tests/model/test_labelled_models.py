@@ -94,6 +94,14 @@ def test_a_bundle_writes_the_same_bytes_with_labels_and_switches(labelled_run, l
         assert sample(labelled_bundle, "-n", "120", *args) == keras, args
 
 
+def test_a_keras_export_keeps_the_labels(labelled_run, tmp_path):
+    exported = tmp_path / "exported"
+    assert invoke("export", str(labelled_run), str(exported), "--format", "keras").exit_code == 0
+    assert (exported / "labels.json").read_text() == (labelled_run / "labels.json").read_text()
+    args = ["--label", "digits", "--seed", "2", "-n", "60"]
+    assert sample(exported, *args) == sample(labelled_run, *args)
+
+
 def test_validation_is_scored_per_label_and_without_labels(labelled_run, labelled_bundle):
     from generate.model.rundir import RunDir
 
@@ -206,3 +214,17 @@ def test_co_writing_candidates_keep_the_session_s_label(labelled_run):
     # A small model drifts now and then; without the label both would be the same mixture.
     assert share_in(written["digits"], "digits") - share_in(written["caps"], "digits") >= 0.6, written
     assert share_in(written["caps"], "caps") - share_in(written["digits"], "caps") >= 0.6, written
+
+
+def test_two_workers_train_a_labelled_run_as_one_device(styles, labelled_run, tmp_path):  # ~15 s: two worker processes
+    from generate.model.rundir import RunDir
+
+    from ..training.test_distributed import LOSS_TOLERANCE
+
+    run = tmp_path / "two"
+    result = invoke("train", str(run), str(styles), *TRAIN, "--epochs", "1", "--local-workers", "2")
+    assert result.exit_code == 0, result.stderr
+    (first,), reference = RunDir(run).read_history(), RunDir(labelled_run).read_history()[0]
+    assert first["global_step"] == reference["global_step"]
+    for column in ("train_loss", "val_loss"):
+        assert abs(float(first[column]) - float(reference[column])) <= LOSS_TOLERANCE, (column, first, reference)
