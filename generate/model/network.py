@@ -66,8 +66,8 @@ class StepNetwork:
                 net.first_table = embedding @ kernel[:E] + input_bias
                 net.unfused.update(embedding=embedding, first_kernel=kernel[:E], first_bias=input_bias)
                 if cfg.label_count:
-                    net.label_embedding = np.asarray(model.get_layer(LABEL_LAYER).get_weights()[0], np.float32)
-                    net.label_table = net.label_embedding @ kernel[E:]
+                    label_embedding = np.asarray(model.get_layer(LABEL_LAYER).get_weights()[0], np.float32)
+                    net.label_table = label_embedding @ kernel[E:]
                 net.recurrent_kernels.append(recurrent)
             elif cfg.cell == "gru":
                 net.input_kernels.append(kernel)
@@ -77,10 +77,10 @@ class StepNetwork:
                 net.input_kernels.append(np.concatenate([kernel, recurrent], axis=0))
                 net.biases.append(input_bias)
             net.residual.append(bool(cfg.residual and width == cfg.units))
-            if i == 0 and not net.residual[0]:
-                net.label_embedding = None
             if i == 0 and net.residual[0]:
                 net.embedding = embedding
+                if cfg.label_count:  # the skip adds the whole input, the label's embedding joined to the character's
+                    net.label_embedding = label_embedding
             if cfg.layer_norm:
                 norm = model.get_layer(layer_norm_name(i))
                 gamma, beta = (np.asarray(w, np.float32) for w in norm.get_weights())

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from generate.model.builder import pack_labels
 from generate.model.config import ModelConfig
 from generate.model.network import StepNetwork
 
@@ -18,6 +19,9 @@ ARCHITECTURES = {
     "layer-normalised gru": dict(cell="gru", layers=2, units=16, embedding_dim=16, residual=True, layer_norm=True),
     "tied lstm": dict(cell="lstm", layers=1, units=24, embedding_dim=8, tie_embeddings=True),
     "wide-embedding lstm": dict(cell="lstm", layers=2, units=16, embedding_dim=64),  # the fused table is smaller
+    # Labelled: each step's label joins the input; the residual one adds the label's embedding in its skip too.
+    "labelled gru": dict(cell="gru", layers=2, units=16, embedding_dim=8, label_count=3, label_dim=4),
+    "labelled residual lstm": dict(cell="lstm", layers=2, units=16, embedding_dim=12, label_count=4, label_dim=4, residual=True),
 }
 
 
@@ -29,15 +33,19 @@ def test_the_onnx_step_matches_keras_over_a_thousand_teacher_forced_steps(name):
     batch, steps = 3, 1000
     model = perturbed_model(cfg, batch, seed=3)
     ids = np.random.default_rng(0).integers(0, 30, size=(batch, steps))
-    expected = model.predict(ids.astype(np.int32), batch_size=batch, verbose=0)  # Keras's own layers, compiled
+    labels = np.random.default_rng(1).integers(0, max(cfg.label_count, 1), size=(batch, steps)) if cfg.label_count else None
+    inputs = pack_labels(ids, labels, 30) if cfg.label_count else ids
+    expected = model.predict(inputs.astype(np.int32), batch_size=batch, verbose=0)  # Keras's own layers, compiled
     net = StepNetwork.from_model(model, cfg)
     graph = step_graph(net)
     assert {i.name for i in graph.graph.initializer} >= ({"table"} if name.startswith("wide") else {"embedding", "first_kernel"})
     session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     states = dict(zip(state_names(net), net.initial_states(batch)))
+    assert [i.name for i in graph.graph.input][:2] == (["ids", "label"] if cfg.label_count else ["ids", "state0"])
     worst = 0.0
     for t in range(steps):
-        logits, *new_states = session.run(None, {"ids": ids[:, t].astype(np.int64), **states})
+        label = {"label": labels[:, t].astype(np.int64)} if cfg.label_count else {}
+        logits, *new_states = session.run(None, {"ids": ids[:, t].astype(np.int64), **label, **states})
         states = dict(zip(states, new_states))
         worst = max(worst, float(np.abs(expected[:, t] - logits).max()))
     assert worst <= 1e-4, worst
