@@ -23,7 +23,7 @@ from .backend.onnxruntime_step import OnnxStepNetwork
 from .builder import build_model, pack_labels
 from .bundle import BUNDLE_FORMATS, BUNDLE_VERSION, META_FILE, MODEL_FILE
 from .checkpoint import WEIGHTS_MEMBER, load_weights_into, read_training_state, record_checksum, save_checkpoint
-from .label_schedule import schedule_rows
+from .label_schedule import fixed_labels
 from .network import StepNetwork
 from .onnx_step import IR_VERSION, OPSET, state_names, step_graph
 from .rundir import RunDir
@@ -257,7 +257,7 @@ def _largest_difference(run, net: StepNetwork, ids: np.ndarray, expected: np.nda
     for t, packed in enumerate(ids):
         char_id, label = (packed % net.vocab_size, packed // net.vocab_size) if net.labels else (packed, 0)
         if net.labels:
-            states = [*states[:-1], schedule_rows(1, int(label))]
+            states = [*states[:-1], fixed_labels(np.array([label]))]
         logits, states = run(np.array([char_id]), states)
         worst = max(worst, float(np.abs(expected[t] - np.asarray(logits)[0]).max()))
     return worst

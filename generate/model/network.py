@@ -18,7 +18,7 @@ import numpy as np
 from .backend import compile_loop, import_keras
 from .builder import LABEL_LAYER, layer_norm_name, recurrent_layer_name
 from .config import ModelConfig
-from .label_schedule import advance, schedule_rows
+from .label_schedule import guided_initial_states, guided_step
 
 SPLIT_COLUMNS = 512  # per-step weight matrices at least this wide run as two half-width products...
 SPLIT_MIN_STREAMS = 16  # ...when at least this many streams are sampled together
@@ -123,10 +123,10 @@ class StepNetwork:
         return 0 if self.label_table is None else self.label_table.shape[0]
 
     def initial_states(self, batch: int) -> list:
-        """Zero states; a labelled network's end with each stream's label schedule (`label_schedule`), at `<none>`."""
+        """Zero states; a labelled network's are two branches' and each stream's label schedule (`label_schedule`)."""
         per_layer = 2 if self.cell == "lstm" else 1
         states = [np.zeros((batch, self.units), np.float32) for _ in range(per_layer * self.num_layers)]
-        return states + ([schedule_rows(batch)] if self.labels else [])
+        return guided_initial_states(states) if self.labels else states
 
     def prepare(self) -> StepNetwork:
         """Converts every array to a backend tensor, outside any compiled trace.
@@ -175,12 +175,16 @@ class StepNetwork:
         return ops.concatenate([ops.matmul(x, block) for block in blocks], axis=-1)
 
     def step(self, tokens, states):
-        """One time step: ids (N,) and states -> logits (N, V) and new states."""
+        """One time step: ids (N,) and states -> logits (N, V) and new states (a labelled network's: `guided_step`)."""
+        if self.labels:
+            return guided_step(self._core, tokens, states, import_keras().ops)
+        return self._core(tokens, None, states)
+
+    def _core(self, tokens, labels, states):
+        """The layers' step for plain rows: ids (M,), label ids (M,) or None, and the layers' states."""
         ops = import_keras().ops
         H = self.units
         new_states = []
-        if self.labels:
-            labels, schedule = advance(states[-1], ops)
         x = ops.take(self.tensors["embedding"], tokens, axis=0) if self.residual[0] else None
         if x is not None and self.labels:
             x = ops.concatenate([x, ops.take(self.tensors["label_embedding"], labels, axis=0)], axis=-1)
@@ -214,7 +218,7 @@ class StepNetwork:
             if self.norms:
                 x = ops.layer_normalization(x, self.tensors[f"gamma{i}"], self.tensors[f"beta{i}"], epsilon=self.norm_epsilon)
         logits = self._product(x, "out", affine=True)
-        return logits, new_states + ([schedule] if self.labels else [])
+        return logits, new_states
 
 
 def _with_bias(matrix: np.ndarray, bias: np.ndarray) -> np.ndarray:

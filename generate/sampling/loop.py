@@ -250,12 +250,13 @@ class Sampler:
 
     def with_labels(self, states: list, cfg: SamplingConfig, prime_steps: int) -> list:
         """`states` whose label schedule (a labelled network's last state) writes with `cfg.label`, and after
-        `prime_steps` forced steps and `cfg.label_after` sampled ones, `cfg.then_label`; others as they are."""
+        `prime_steps` forced steps and `cfg.label_after` sampled ones, `cfg.then_label`, at `cfg.label_strength`;
+        a network without labels's as they are."""
         if not self.net.labels:
             return states
         label = self.labels.get(cfg.label or NONE, 0)
         later = self.labels[cfg.then_label or NONE] if cfg.then_label or cfg.label_after else None
-        return [*states[:-1], schedule_rows(len(states[0]), label, later, prime_steps + cfg.label_after)]
+        return [*states[:-1], schedule_rows(len(states[0]), label, later, prime_steps + cfg.label_after, cfg.label_strength)]
 
     def generate(
         self,

@@ -31,6 +31,7 @@ MAX_SEED = 2**63
 MAX_BEAM = 256
 MAX_TEMPERATURE = 3.0  # the highest temperature taken; the co-writing screen stops at 2
 OOV_CHOICES = ("error", "drop", "unk")  # data.config.OOV_POLICIES, which a test keeps equal
+MAX_LABEL_STRENGTH = 10.0  # guidance far above this writes noise
 RENDER_NAMES = ("wav", "png", "musicxml", "score")  # music.RENDER_SUFFIXES' keys, which a test keeps equal
 
 
@@ -154,6 +155,10 @@ class SampleOptions:
                                      "(`generate info` lists them), or none.")
     then_label: str | None = option(None, "Change style partway: LABEL@N switches to LABEL after N characters of the "
                                           "sample, e.g. reel@400.")
+    label_strength: float | None = option(None, "How hard a label steers: 1 is the model's own distribution given the "
+                                                "label; above 1 sharpens it (classifier-free guidance against no label).",
+                                          minimum=0, maximum=MAX_LABEL_STRENGTH, fallback=1.0,
+                                          default_text="the model's own (its card says), else 1")
     drop_prime: bool = option(False, "Leave the prime out of the output (music keeps its header).")
     bpm: float = option(120.0, "Music: tempo of MIDI output.", minimum=1, maximum=1000, music=True)
     instrument: str | int = option("piano", "Music: a General MIDI program number or name (fiddle, flute, ...).", music=True)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked
 log = logging.getLogger(__name__)
 # The fields `resolve_options` resolves; every other field `SamplingConfig` shares with `SampleOptions` is copied as given.
 RESOLVED = {"length", "stop", "seed", "limit", "warmup", "min_chars", "syntax", "key_penalty", "key", "acrostic", "form", "prime",
-            "label", "then_label"}
+            "label", "then_label", "label_strength"}
 PASSED_THROUGH = tuple(sorted(({f.name for f in dataclasses.fields(SamplingConfig)}
                                & {f.name for f in dataclasses.fields(SampleOptions)}) - RESOLVED))
 
@@ -73,8 +73,8 @@ class RunFacts:
         defaults = run.sampling_defaults()
         for name, value in defaults.items():
             declared = declarations().get(name)
-            if declared is None or not declared.draws or declared.fallback is None:
-                settable = [n for n, d in declarations().items() if d.draws and d.fallback is not None]
+            if declared is None or declared.fallback is None:
+                settable = [n for n, d in declarations().items() if d.fallback is not None]
                 raise UsageError(f"{run.sampling}: {name!r} is not a setting a run may default; expected "
                                  f"{', '.join(settable)}")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not declared.holds(value):
@@ -171,14 +171,18 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
 
 
 def _resolve_labels(options: SampleOptions, run: RunFacts) -> dict:
-    """`label`, `then_label` and `label_after` for the loop, checked against the model's labels.
+    """`label`, `then_label`, `label_after` and `label_strength` (as given, else the run's default) for the loop,
+    checked against the model's labels.
 
     Raises:
         OptionError: a label the model was not trained with, a label for a model without labels, or a
             `then_label` that is not LABEL@N.
     """
     names = [name for name in run.labels if name != NONE]
-    resolved = {}
+    if options.label_strength is not None and not run.labels:
+        raise OptionError("label_strength", "this model was trained without labels (generate train --labels makes one that has them)")
+    resolved = {"label_strength": float(options.label_strength if options.label_strength is not None
+                                        else run.default_setting("label_strength"))}
     for option, value in (("label", options.label), ("then_label", options.then_label)):
         if value is None:
             continue

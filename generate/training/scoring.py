@@ -24,6 +24,7 @@ from ..model import bundle
 from ..model.backend import import_keras, test_batch
 from ..model.builder import build_model, pack_labels, reset_states
 from ..model.checkpoint import load_weights_into
+from ..model.label_schedule import fixed_labels
 from ..model.rundir import RunDir, resolve_run
 from ..units import bits
 
@@ -159,7 +160,7 @@ def _stepped_nats(net, inputs: np.ndarray, targets: np.ndarray, states: list) ->
         if getattr(net, "labels", 0):
             vocab_size = net.vocab_size
             chars, labels = inputs[:, t] % vocab_size, inputs[:, t] // vocab_size
-            states = [*states[:-1], np.stack([labels, labels, np.zeros_like(labels)], axis=1).astype(np.float32)]
+            states = [*states[:-1], fixed_labels(labels)]
         logits, states = net.step(chars, states)
         nats[:, t] = _nats(np.asarray(logits, np.float64), targets[:, t])
     return nats, states

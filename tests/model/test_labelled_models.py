@@ -79,6 +79,15 @@ def test_a_sample_is_written_in_the_style_asked_for(labelled_run):
     assert json.loads((labelled_run / "labels.json").read_text())["names"] == ["<none>", "caps", "digits", "vowels"]
 
 
+def test_a_stronger_label_steers_harder(labelled_run):
+
+    start = "QWX YZ QQ\n"  # capitals: the label has to pull against the text
+    shares = [share_in(sample(labelled_run, "--prime", start, "--label", "digits", "--label-strength", strength, "--seed", str(seed),
+                              "-n", "40")[len(start):], "digits")
+              for strength in ("1", "3") for seed in range(3)]
+    assert sum(shares[3:]) > sum(shares[:3]), shares
+
+
 def test_a_label_switched_midway_changes_the_style_from_there(labelled_run):
     text = sample(labelled_run, "--label", "caps", "--then-label", "digits@150", "--seed", "2", "-n", "300")
     assert share_in(text[20:150], "caps") >= 0.9 and share_in(text[170:], "digits") >= 0.9, text
@@ -89,7 +98,8 @@ def test_a_bundle_writes_the_same_bytes_with_labels_and_switches(labelled_run, l
     assert meta["graph"]["inputs"][:2] == ["ids", "label"] and meta["architecture"]["label_count"] == 4
     assert (labelled_bundle / "labels.json").read_text() == (labelled_run / "labels.json").read_text()
     for args in (["--label", "vowels", "--then-label", "caps@40", "--seed", "3"], ["--label", "digits", "--greedy"],
-                 ["--seed", "5"], ["--label", "caps", "--beam", "3", "-N", "2"]):
+                 ["--seed", "5"], ["--label", "caps", "--beam", "3", "-N", "2"],
+                 ["--label", "vowels", "--label-strength", "2.5", "--seed", "6"]):
         keras = sample(labelled_run, "--checkpoint", "best.keras", "-n", "120", *args)
         assert sample(labelled_bundle, "-n", "120", *args) == keras, args
 
@@ -163,6 +173,8 @@ def test_bad_labels_are_one_line_naming_the_option(labelled_run, trained_run, st
     one_line_error(invoke("sample", str(labelled_run), "--label", "jig"), 2, "--label", "caps, digits, vowels or none", "'jig'")
     one_line_error(invoke("sample", str(labelled_run), "--then-label", "digits"), 2, "--then-label", "LABEL@N")
     one_line_error(invoke("sample", str(trained_run), "--label", "caps"), 2, "--label", "trained without labels")
+    one_line_error(invoke("sample", str(trained_run), "--label-strength", "2"), 2, "--label-strength", "trained without labels")
+    one_line_error(invoke("sample", str(labelled_run), "--label-strength", "11"), 2, "--label-strength", "[0, 10]")
     one_line_error(invoke("score", str(labelled_run), str(styles / "caps" / "0.txt"), "--label", "x"), 2, "--label")
     one_line_error(invoke("train", str(tmp_path / "r"), str(styles), "--labels", "rhythm"), 2, "--labels rhythm",
                    "expected a music corpus")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..label_schedule import advance, schedule_rows
+from ..label_schedule import guided_initial_states, guided_step
 from . import numpy_ops
 
 
@@ -72,16 +72,21 @@ class OnnxStepNetwork:
         return fn
 
     def initial_states(self, batch: int) -> list[np.ndarray]:
-        """As `network.StepNetwork.initial_states`: a labelled graph's states end with each stream's label schedule."""
+        """As `network.StepNetwork.initial_states`: a labelled graph's are two branches' and the label schedule."""
         states = [np.zeros((batch, self.units), np.float32) for _ in self.state_names]
-        return states + ([schedule_rows(batch)] if self.labels else [])
+        return guided_initial_states(states) if self.labels else states
 
     def step(self, tokens, states):
-        """One time step: ids (N,) and states -> logits (N, V) and new states."""
-        tokens = np.asarray(tokens)
-        feeds = {"ids": tokens.astype(np.int64), **{name: np.asarray(s, np.float32) for name, s in zip(self.state_names, states)}}
+        """One time step: ids (N,) and states -> logits (N, V) and new states (a labelled graph's: `guided_step`)."""
         if self.labels:
-            labels, schedule = advance(np.asarray(states[-1], np.float32), numpy_ops)
-            feeds["label"] = labels.astype(np.int64)
+            return guided_step(self._core, np.asarray(tokens), [np.asarray(s) for s in states], numpy_ops)
+        return self._core(tokens, None, states)
+
+    def _core(self, tokens, labels, states):
+        """One call of the graph for plain rows."""
+        feeds = {"ids": np.asarray(tokens).astype(np.int64),
+                 **{name: np.asarray(s, np.float32) for name, s in zip(self.state_names, states)}}
+        if labels is not None:
+            feeds["label"] = np.asarray(labels).astype(np.int64)
         logits, *new_states = self.session.run(None, feeds)
-        return logits, new_states + ([schedule] if self.labels else [])
+        return logits, new_states
