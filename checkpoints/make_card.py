@@ -18,7 +18,8 @@ import math
 from pathlib import Path
 
 from generate.data.registry import get_entry
-from generate.model.checkpoint import RunDir, read_training_state
+from generate.model.checkpoint import read_training_state
+from generate.model.rundir import RunDir
 from generate.sampling.generator import load_generator
 from generate.sampling.options import SampleOptions
 from generate.training.scoring import score_validation
@@ -109,7 +110,8 @@ def main() -> None:
     for i, s in enumerate(samples):
         lines += [f"### Sample {i + 1}", "", "```", args.prime + s.text, "```", ""]
     if record:
-        lines += [f"## One sample per label (`generate sample {run.path.name} --label LABEL --seed 1`)", ""]
+        one = " ".join(word for i, word in enumerate(command.split()) if word != "-N" and command.split()[i - 1] != "-N")
+        lines += [f"## One sample per label (`{one} --label LABEL`)", ""]
         for name in record["names"][1:]:
             labelled = gen.sample(SampleOptions(**{**options.__dict__, "num_samples": 1, "label": name}))[0]
             lines += [f"### {name}", "", "```", args.prime + labelled.text, "```", ""]
@@ -118,7 +120,7 @@ def main() -> None:
 
         folder = run.path / "samples"
         folder.mkdir(exist_ok=True)
-        facts = render_music(samples[0].text, folder / "sample-1.mid", encoding=cfg.corpus.encoding, png=True)
+        facts = render_music(samples[0].text, folder / "sample-1.mid", encoding=cfg.corpus.encoding, renders=("png",))
         lines += ["Sample 1 as MIDI and as a piano roll:", "", f"- [samples/sample-1.mid](samples/sample-1.mid) "
                   f"({facts['notes']} notes)", "", "![Sample 1, piano roll](samples/sample-1.png)", ""]
     (run.path / "README.md").write_text("\n".join(lines), encoding="utf-8")

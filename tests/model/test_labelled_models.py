@@ -80,7 +80,6 @@ def test_a_sample_is_written_in_the_style_asked_for(labelled_run):
 
 
 def test_a_stronger_label_steers_harder(labelled_run):
-
     start = "QWX YZ QQ\n"  # capitals: the label has to pull against the text
     shares = [share_in(sample(labelled_run, "--prime", start, "--label", "digits", "--label-strength", strength, "--seed", str(seed),
                               "-n", "40")[len(start):], "digits")
