@@ -90,6 +90,7 @@ def screenshot(browser, name: str, tmp_path: Path) -> Path:
 
 def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address, tmp_path):
     open_studio(browser, address, "tang")
+    assert not browser.find_element(By.ID, "label").is_displayed()  # tang has no labels: no style to choose
     browser.find_element(By.ID, "form").send_keys("5x4")
     browser.find_element(By.ID, "seed").send_keys("3")
     browser.execute_script("""window.seen = []; new MutationObserver(() => seen.push(
@@ -206,8 +207,13 @@ def test_the_page_works_from_the_keyboard_alone(browser, address):
 def test_a_folk_tune_is_drawn_and_plays(browser, address, tmp_path):
     open_studio(browser, address, "folk")
     browser.find_element(By.ID, "seed").send_keys("7")
+    Select(browser.find_element(By.ID, "label")).select_by_value("jig")  # folk has rhythm labels: a jig, in 6/8
+    Select(browser.find_element(By.ID, "meter")).select_by_value("6/8")
     browser.find_element(By.ID, "go").click()
     until(browser, lambda d: d.find_element(By.ID, "status").text == "done")
+    record = browser.execute_script("return studio.history[studio.history.length - 1]")
+    assert record["label"] == "jig" and record["prime"] == "M:6/8 " and record["text"].startswith("M:6/8 K:")
+    assert "--prime 'M:6/8 '" in record["command"] and "--label jig" in record["command"]
     until(browser, lambda d: d.find_element(By.ID, "music").is_displayed())
     inked = browser.execute_script("""const c = document.getElementById('roll');
         const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
