@@ -1,7 +1,8 @@
 """Style labels, measured: does a sample follow the label asked for, a label changed midway, and what do labels cost?
 
-    python benchmarks/labels.py adherence RUN [--heldout DIR] [--labels a,b,c] [--samples 40] [--length 400]
-    python benchmarks/labels.py switch RUN --from A --to B [--at 300] [--after 500] [--samples 20] [--heldout DIR]
+    python benchmarks/labels.py adherence RUN [--heldout DIR] [--labels a,b,c] [--samples 40] [--length 400] [--strength W]
+    python benchmarks/labels.py switch RUN --from A --to B [--at 300] [--after 500] [--samples 20] [--heldout DIR] [--strength W]
+    python benchmarks/labels.py ceiling --heldout DIR --real DIR [--window 100]
     python benchmarks/labels.py cost LABELLED PLAIN
 
 The judge is not the model: a character n-gram classifier (naive Bayes over
@@ -16,6 +17,8 @@ the run's own validation split (the held-out tail) with each piece's label.
 - `switch`: samples written with A that switch to B after `--at` characters;
   the share of the `--after` characters after the switch (in windows of 100)
   the classifier puts in B, and the same share before the switch in A.
+- `ceiling`: how often the judge names real text of each label right, in
+  the same windows: what `switch` can at best show.
 - `cost`: validation bits per character of a labelled run (each character with
   its own label) against a run without labels of the same size and steps.
 """
@@ -36,7 +39,6 @@ ORDERS = (1, 2, 3, 4)
 METERS = {"jig": {"6/8"}, "slip jig": {"9/8"}, "reel": {"2/4", "4/4", "2/2"}, "hornpipe": {"2/4", "4/4", "2/2"},
           "strathspey": {"2/4", "4/4"}, "clog": {"2/4", "4/4"}, "polka": {"2/4"}, "waltz": {"3/4"}}
 DOTTED = {"strathspey"}  # rhythms whose tunes move in dotted pairs (snaps): checked by parsing the notes
-WINDOW = 100
 
 
 class NgramClassifier:
@@ -129,6 +131,8 @@ def adherence(args) -> dict:
     results = {}
     for label in classifier.counts:
         options = {"label": label, "num_samples": args.samples, "seed": args.seed}
+        if args.strength is not None:
+            options["label_strength"] = args.strength
         if not music:
             options["length"] = args.length
         texts = [o.text for o in model.samples(**options)]
@@ -152,19 +156,34 @@ def switch(args) -> dict:
 
     classifier = judge(args)
     model = generate.load(args.run)
+    strength = {} if args.strength is None else {"label_strength": args.strength}
     outputs = model.samples(label=getattr(args, "from"), then_label=f"{args.to}@{args.at}", length=args.at + args.after,
-                            num_samples=args.samples, seed=args.seed, warmup=False)
+                            num_samples=args.samples, seed=args.seed, warmup=False, **strength)
     before, after = Counter(), Counter()
     for output in outputs:
         sample = output.text[len(output.text) - len(output.text.lstrip("\n")):]
-        for start in range(0, args.at - WINDOW + 1, WINDOW):
-            before[classifier.classify(sample[start : start + WINDOW])] += 1
-        for start in range(args.at, args.at + args.after - WINDOW + 1, WINDOW):
-            after[classifier.classify(sample[start : start + WINDOW])] += 1
-    row = {"from": getattr(args, "from"), "to": args.to, "at": args.at, "samples": len(outputs),
+        for start in range(0, args.at - args.window + 1, args.window):
+            before[classifier.classify(sample[start : start + args.window])] += 1
+        for start in range(args.at, args.at + args.after - args.window + 1, args.window):
+            after[classifier.classify(sample[start : start + args.window])] += 1
+    row = {"from": getattr(args, "from"), "to": args.to, "at": args.at, "window": args.window, "samples": len(outputs),
            "before_as_from": before[getattr(args, "from")] / sum(before.values()),
            "after_as_to": after[args.to] / sum(after.values()), "after_verdicts": dict(after)}
     print(json.dumps(row), flush=True)
+    return row
+
+
+def ceiling(args) -> dict:
+    """How often the judge itself names real text right, in windows as `switch` cuts them: its ceiling."""
+    classifier = judge(args)
+    row = {}
+    for label in classifier.counts:
+        texts = []
+        for path in sorted((Path(args.real) / label).rglob("*")):
+            text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+            texts += [text[i : i + args.window] for i in range(0, len(text) - args.window, 997)]
+        row[label] = sum(classifier.classify(text) == label for text in texts) / max(len(texts), 1)
+    print(json.dumps({"window": args.window, "judged_right": row}), flush=True)
     return row
 
 
@@ -184,13 +203,14 @@ def cost(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("adherence", "switch"):
+    for name in ("adherence", "switch", "ceiling"):
         sub = commands.add_parser(name)
-        sub.add_argument("run")
+        sub.add_argument("run" if name != "ceiling" else "--run", default=None)
         sub.add_argument("--heldout", default=None, help="held-out text, one folder per label (default: the validation split)")
         sub.add_argument("--labels", default=None, help="the labels to judge, comma-separated (default: all)")
         sub.add_argument("--samples", type=int, default=40 if name == "adherence" else 20)
         sub.add_argument("--seed", type=int, default=1)
+        sub.add_argument("--strength", type=float, default=None, help="--label-strength (default: the model's own)")
     adherent = commands.choices["adherence"]
     adherent.add_argument("--length", type=int, default=400)
     switching = commands.choices["switch"]
@@ -198,11 +218,15 @@ def main() -> None:
     switching.add_argument("--to", required=True)
     switching.add_argument("--at", type=int, default=300)
     switching.add_argument("--after", type=int, default=500)
+    switching.add_argument("--window", type=int, default=100, help="characters the judge reads at a time")
+    ceiling_parser = commands.choices["ceiling"]
+    ceiling_parser.add_argument("--real", required=True, help="real text of each label, one folder per label (not the judge's)")
+    ceiling_parser.add_argument("--window", type=int, default=100)
     costing = commands.add_parser("cost")
     costing.add_argument("labelled")
     costing.add_argument("plain")
     args = parser.parse_args()
-    {"adherence": adherence, "switch": switch, "cost": cost}[args.command](args)
+    {"adherence": adherence, "switch": switch, "ceiling": ceiling, "cost": cost}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ class ResolvedSettings:
     label: str = ""  # a labelled model: the label every character is written with; "": <none>
     then_label: str = ""  # a labelled model: the label written with after `label_after` sampled characters; "": no change
     label_after: int = 0  # sampled characters written with `label` before `then_label`
-    label_strength: float = 1.0  # guidance: logits are none + strength * (label - none); 1 is the labelled model's own
+    label_strength: float = 2.0  # guidance: logits are none + strength * (label - none); 1 is the labelled model's own
 
     @property
     def form_shape(self) -> tuple[int, int] | None:

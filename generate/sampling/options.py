@@ -157,8 +157,8 @@ class SampleOptions:
                                           "sample, e.g. reel@400.")
     label_strength: float | None = option(None, "How hard a label steers: 1 is the model's own distribution given the "
                                                 "label; above 1 sharpens it (classifier-free guidance against no label).",
-                                          minimum=0, maximum=MAX_LABEL_STRENGTH, fallback=1.0,
-                                          default_text="the model's own (its card says), else 1")
+                                          minimum=0, maximum=MAX_LABEL_STRENGTH, fallback=2.0,
+                                          default_text="the model's own (its card says), else 2")
     drop_prime: bool = option(False, "Leave the prime out of the output (music keeps its header).")
     bpm: float = option(120.0, "Music: tempo of MIDI output.", minimum=1, maximum=1000, music=True)
     instrument: str | int = option("piano", "Music: a General MIDI program number or name (fiddle, flute, ...).", music=True)
