@@ -226,6 +226,7 @@ async function writeInBrowser() {
     $("output").textContent = prime;
     for (let n = 0; n < length && !studio.controller.signal.aborted; n++) {
       const id = pickCharacter(logits, temperature);
+      if (model.kind === "music" && facts.chars[id] === "\n") break;  // a tune or chorale ends at its line's end
       written += facts.chars[id];
       if (n % 8 === 7 || n === length - 1) $("output").textContent = prime + written;
       [logits, states] = await stepInBrowser(session, facts, id, label, states);
@@ -235,7 +236,9 @@ async function writeInBrowser() {
     $("status").textContent = studio.controller.signal.aborted ? "stopped" : "done in this browser";
     const greedy = !(temperature > 0);
     const words = ["generate", "sample", model.name, ...(prime ? ["--prime", prime] : []), "--length", String(length),
-                   ...(label ? ["--label", labels[label]] : []), ...(greedy ? ["--greedy"] : [])];
+                   ...(label ? ["--label", labels[label], "--label-strength", "1"] : []), ...(greedy ? ["--greedy"] : []),
+                   // The browser steps the bare model: no well-formedness automata, no pull towards the key.
+                   ...(model.kind === "music" ? ["--no-syntax", "--key-penalty", "0"] : [])];
     addHistory({ run: model.name, temperature, length, label: label ? labels[label] : "", in_browser: true,
                  command: greedy ? words.map(shellWord).join(" ")
                    : "sampled in this browser: its random numbers are not the command line's, so no command repeats it" });
