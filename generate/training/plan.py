@@ -112,11 +112,7 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
     vocab = Vocab.from_counts(corpus.counts, corpus_cfg.min_count)
     if source is not None:
         check_same_characters(train_cfg.init_from, source, vocab)
-    labelling = corpus.labelling(corpus_cfg.labels) if corpus_cfg.labels else None
-    if labelling is not None:
-        model_cfg = dataclasses.replace(model_cfg, label_count=len(labelling.names))
-        log.info("labels from %s: %s", corpus_cfg.labels, ", ".join(f"{name} ({labelling.units[name]} {labelling.unit})"
-                                                                     for name in labelling.names))
+    labelling, model_cfg = _labels(corpus, corpus_cfg, model_cfg)
     ids = corpus.ids(vocab, show_progress)
     train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
     if not train_cfg.batch_size:
@@ -135,6 +131,16 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
     )
     pieces = piece_lengths(ids, vocab.id_of(BAR), vocab.id_of("\n")) if corpus_cfg.kind == "music" else None
     return Plan(run, config, vocab, train_ids, val_ids, create=True, pieces=pieces, labelling=labelling)
+
+
+def _labels(corpus, corpus_cfg: CorpusConfig, model_cfg: ModelConfig) -> tuple[Labelling | None, ModelConfig]:
+    """A labelled corpus's labels, and the model options that make room for them; (None, as given) without labels."""
+    if not corpus_cfg.labels:
+        return None, model_cfg
+    labelling = corpus.labelling(corpus_cfg.labels)
+    log.info("labels from %s: %s", corpus_cfg.labels,
+             ", ".join(f"{name} ({labelling.units[name]} {labelling.unit})" for name in labelling.names))
+    return labelling, dataclasses.replace(model_cfg, label_count=len(labelling.names))
 
 
 def _adopt_architecture(init_from: str, model_cfg: ModelConfig) -> tuple[RunDir, ModelConfig]:
