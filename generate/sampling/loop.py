@@ -250,8 +250,8 @@ class Sampler:
 
     def with_labels(self, states: list, cfg: SamplingConfig, prime_steps: int) -> list:
         """`states` whose label schedule (a labelled network's last state) writes with `cfg.label`, and after
-        `prime_steps` forced steps and `cfg.label_after` sampled ones, `cfg.then_label`, at `cfg.label_strength`;
-        a network without labels's as they are."""
+        `prime_steps` forced steps and `cfg.label_after` sampled ones, `cfg.then_label`, at `cfg.label_strength`.
+        A network without labels gets `states` back as they are."""
         if not self.net.labels:
             return states
         label = self.labels.get(cfg.label or NONE, 0)
