@@ -59,6 +59,14 @@ def labelled_bundle(labelled_run, tmp_path_factory):
     return dest
 
 
+@pytest.fixture(scope="module")
+def loaded(labelled_run, labelled_bundle):
+    """The run's compiled loop on its `best.keras`, and its bundle on onnxruntime: each loaded once."""
+    import generate
+
+    return {"run": generate.load(labelled_run, "best.keras"), "bundle": generate.load(labelled_bundle)}
+
+
 def share_in(text: str, style: str) -> float:
     letters = [c for c in text if not c.isspace()]
     return sum(c in STYLES[style] for c in letters) / max(len(letters), 1)
@@ -70,45 +78,48 @@ def sample(model, *args: str) -> str:
     return result.stdout
 
 
-def test_a_sample_is_written_in_the_style_asked_for(labelled_run):
+def test_a_sample_is_written_in_the_style_asked_for(labelled_run, loaded):
+    text = sample(labelled_run, "--label", "digits", "--seed", "4", "-n", "300")  # the command line's own path
+    assert share_in(text[20:], "digits") >= 0.9, text
     for style in STYLES:
-        text = sample(labelled_run, "--label", style, "--seed", "4", "-n", "300")
+        text = loaded["run"].sample(label=style, seed=4, length=300, warmup=False)
         assert share_in(text[20:], style) >= 0.9, (style, text)
     info = invoke("info", str(labelled_run)).stdout
     assert "labels:     from folder" in info and "digits (3 files" in info
     assert json.loads((labelled_run / "labels.json").read_text())["names"] == ["<none>", "caps", "digits", "vowels"]
 
 
-def test_a_stronger_label_steers_harder(labelled_run):
+def test_a_stronger_label_steers_harder(loaded):
     start = "QWX YZ QQ\n"  # capitals: the label has to pull against the text
-    shares = [share_in(sample(labelled_run, "--prime", start, "--label", "digits", "--label-strength", strength, "--seed", str(seed),
-                              "-n", "40")[len(start):], "digits")
-              for strength in ("1", "3") for seed in range(3)]
+    shares = [share_in(loaded["run"].sample(prime=start, label="digits", label_strength=strength, seed=seed, length=40)[len(start):],
+                       "digits")
+              for strength in (1, 3) for seed in range(3)]
     assert sum(shares[3:]) > sum(shares[:3]), shares
 
 
-def test_a_label_switched_midway_changes_the_style_from_there(labelled_run):
-    text = sample(labelled_run, "--label", "caps", "--then-label", "digits@150", "--seed", "2", "-n", "300")
+def test_a_label_switched_midway_changes_the_style_from_there(loaded):
+    text = loaded["run"].sample(label="caps", then_label="digits@150", seed=2, length=300, warmup=False)
     assert share_in(text[20:150], "caps") >= 0.9 and share_in(text[170:], "digits") >= 0.9, text
 
 
-def test_a_bundle_writes_the_same_bytes_with_labels_and_switches(labelled_run, labelled_bundle):
+def test_a_bundle_writes_the_same_bytes_with_labels_and_switches(labelled_run, labelled_bundle, loaded):
     meta = json.loads((labelled_bundle / "meta.json").read_text())
     assert meta["graph"]["inputs"][:2] == ["ids", "label"] and meta["architecture"]["label_count"] == 4
     assert (labelled_bundle / "labels.json").read_text() == (labelled_run / "labels.json").read_text()
-    for args in (["--label", "vowels", "--then-label", "caps@40", "--seed", "3"], ["--label", "digits", "--greedy"],
-                 ["--seed", "5"], ["--label", "caps", "--beam", "3", "-N", "2"],
-                 ["--label", "vowels", "--label-strength", "2.5", "--seed", "6"]):
-        keras = sample(labelled_run, "--checkpoint", "best.keras", "-n", "120", *args)
-        assert sample(labelled_bundle, "-n", "120", *args) == keras, args
+    for options in (dict(label="vowels", then_label="caps@40", seed=3), dict(label="digits", greedy=True), dict(seed=5),
+                    dict(label="caps", beam=3), dict(label="vowels", label_strength=2.5, seed=6)):
+        assert loaded["bundle"].sample(length=120, warmup=False, **options) == \
+            loaded["run"].sample(length=120, warmup=False, **options), options
 
 
 def test_a_keras_export_keeps_the_labels(labelled_run, tmp_path):
+    import generate
+
     exported = tmp_path / "exported"
     assert invoke("export", str(labelled_run), str(exported), "--format", "keras").exit_code == 0
     assert (exported / "labels.json").read_text() == (labelled_run / "labels.json").read_text()
-    args = ["--label", "digits", "--seed", "2", "-n", "60"]
-    assert sample(exported, *args) == sample(labelled_run, *args)
+    assert generate.load(exported).sample(label="digits", seed=2, length=60) == \
+        generate.load(labelled_run).sample(label="digits", seed=2, length=60)
 
 
 def test_validation_is_scored_per_label_and_without_labels(labelled_run, labelled_bundle):
@@ -164,8 +175,6 @@ def test_a_model_without_labels_starts_a_labelled_one_as_the_same_function(style
         reset_states(model)
         np.testing.assert_allclose(np.asarray(model(pack_labels(ids, np.full(ids.shape, label), labelled_cfg.vocab_size))),
                                    expected, atol=1e-6)
-    started = invoke("train", str(tmp_path / "warm"), str(styles), *TRAIN, "--epochs", "1", "--init-from", str(plain))
-    assert started.exit_code == 0, started.stderr
 
 
 def test_bad_labels_are_one_line_naming_the_option(labelled_run, trained_run, styles, tmp_path):
@@ -227,15 +236,19 @@ def test_co_writing_candidates_keep_the_session_s_label(labelled_run):
     assert share_in(written["caps"], "caps") - share_in(written["digits"], "caps") >= 0.6, written
 
 
-def test_two_workers_train_a_labelled_run_as_one_device(styles, labelled_run, tmp_path):  # ~15 s: two worker processes
+def test_the_replicas_model_reads_labels_as_the_stateful_one_does(labelled_run):
+    """What each replica of a distributed run steps (states passed in and out) gives the stateful model's logits."""
+    from generate.model.builder import build_explicit_state_model, build_model, pack_labels, state_shapes
+    from generate.model.checkpoint import load_weights_into
     from generate.model.rundir import RunDir
 
-    from ..training.test_distributed import LOSS_TOLERANCE
-
-    run = tmp_path / "two"
-    result = invoke("train", str(run), str(styles), *TRAIN, "--epochs", "1", "--local-workers", "2")
-    assert result.exit_code == 0, result.stderr
-    (first,), reference = RunDir(run).read_history(), RunDir(labelled_run).read_history()[0]
-    assert first["global_step"] == reference["global_step"]
-    for column in ("train_loss", "val_loss"):
-        assert abs(float(first[column]) - float(reference[column])) <= LOSS_TOLERANCE, (column, first, reference)
+    cfg = RunDir(labelled_run).load_config().model
+    stateful, replica = build_model(cfg, 2, 16), build_explicit_state_model(cfg, 2, 16)
+    load_weights_into(stateful, RunDir(labelled_run).best)
+    replica.set_weights(stateful.get_weights())
+    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, (2, 16))
+    packed = pack_labels(ids, np.random.default_rng(1).integers(0, cfg.label_count, (2, 16)), cfg.vocab_size)
+    zeros = [np.zeros((2, width), np.float32) for width in state_shapes(cfg)]
+    logits, *_ = replica([packed, *zeros])
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(stateful(packed)), atol=1e-5)
+    assert not np.allclose(np.asarray(replica([pack_labels(ids, np.zeros_like(ids), cfg.vocab_size), *zeros])[0]), np.asarray(logits))
