@@ -46,25 +46,35 @@ def guided_initial_states(branch_states: list) -> list:
     return [*branch_states, *(np.array(s) for s in branch_states), schedule_rows(batch)]
 
 
-def guided_step(core, tokens, states, ops):
+def guided_step(core, tokens, states, ops, guided: bool = True):
     """One step of a labelled network: `core(tokens, labels, states)` on both branches at once (2N rows).
 
     Args:
         core: steps plain rows: ids (M,), label ids (M,) and a branch's states -> logits (M, V) and new states.
         states: the label branch's states, the `<none>` branch's, then the schedule (`guided_initial_states`).
+        guided: False steps the label branch alone and copies its states into the other: what a draw
+            without guidance takes (no label, or strength 1; `needs_guidance`), at half the work.
 
     Returns:
-        The guided logits (N, V) and the new states in the same layout.
+        The logits (N, V) and the new states in the same layout.
     """
     schedule = states[-1]
     k = (len(states) - 1) // 2
     left = schedule[:, 2]
     labels = ops.cast(ops.where(left > 0, schedule[:, 0], schedule[:, 1]), "int32")
     strength = schedule[:, 3:4]
+    advanced = ops.concatenate([schedule[:, :2], ops.maximum(left - 1.0, 0.0)[:, None], strength], axis=1)
+    if not guided:
+        logits, new = core(tokens, labels, states[:k])
+        return logits, [*new, *new, advanced]
     n = ops.shape(tokens)[0]
     both = [ops.concatenate([a, b], axis=0) for a, b in zip(states[:k], states[k:2 * k])]
     logits, new = core(ops.concatenate([tokens, tokens], axis=0), ops.concatenate([labels, labels * 0], axis=0), both)
     labelled, unlabelled = logits[:n], logits[n:]
-    guided = unlabelled + strength * (labelled - unlabelled)
-    advanced = ops.concatenate([schedule[:, :2], ops.maximum(left - 1.0, 0.0)[:, None], strength], axis=1)
-    return guided, [s[:n] for s in new] + [s[n:] for s in new] + [advanced]
+    guided_logits = unlabelled + strength * (labelled - unlabelled)
+    return guided_logits, [s[:n] for s in new] + [s[n:] for s in new] + [advanced]
+
+
+def needs_guidance(label: str, then_label: str, strength: float) -> bool:
+    """Whether a draw's streams step both branches: only a label (now or later) at a strength other than 1 does."""
+    return bool(label or then_label) and strength != 1.0

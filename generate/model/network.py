@@ -174,10 +174,10 @@ class StepNetwork:
             return ops.matmul(x, self.tensors[name])
         return ops.concatenate([ops.matmul(x, block) for block in blocks], axis=-1)
 
-    def step(self, tokens, states):
+    def step(self, tokens, states, guided: bool = True):
         """One time step: ids (N,) and states -> logits (N, V) and new states (a labelled network's: `guided_step`)."""
         if self.labels:
-            return guided_step(self._core, tokens, states, import_keras().ops)
+            return guided_step(self._core, tokens, states, import_keras().ops, guided)
         return self._core(tokens, None, states)
 
     def _core(self, tokens, labels, states):

@@ -91,7 +91,7 @@ def finish_automaton(chars: tuple[str, ...], stops: tuple[str, ...], limit: Limi
 
 
 # Long on purpose: the whole function is traced and compiled as one loop (XLA); its closures are the loop's body.
-def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: FinishAutomaton):
+def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: FinishAutomaton, guided: bool = False):
     """Builds `run(carry, forced, steps)` that advances K beams by up to `steps` characters.
 
     The carry holds, per beam: the character to feed, the network's states,
@@ -118,7 +118,7 @@ def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: Fini
         def body(t, loop):
             c, out_tokens, out_logprobs = loop
             token = c["token"]
-            logits, states = net.step(token, c["states"])
+            logits, states = net.step(token, c["states"], guided) if net.labels else net.step(token, c["states"])
             logprobs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
             automaton_states = [table.step(state, token) for table, state in zip(tables, c["automata"])]
             bias = ops.zeros_like(logprobs)
@@ -187,9 +187,10 @@ def beam_search(sampler: Sampler, prime_ids: list[int], cfg: SamplingConfig, aut
     net, chars, compiled = sampler.net, tuple(sampler.chars), sampler.compiled
     ops = net.ops
     finish = finish_automaton(chars, cfg.stop, cfg.limit)
-    key = ("beam", tuple(a.fingerprint for a in automata), finish.fingerprint)
+    guided = sampler.guided(cfg)
+    key = ("beam", tuple(a.fingerprint for a in automata), finish.fingerprint, guided)
     if key not in compiled:
-        compiled[key] = make_beam_fn(net, automata, finish)
+        compiled[key] = make_beam_fn(net, automata, finish, guided)
     run = compiled[key]
     k = cfg.beam
     as_tensor = ops.convert_to_tensor

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.labels import NONE
-from ..model.label_schedule import schedule_rows
+from ..model.label_schedule import needs_guidance, schedule_rows
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton
@@ -39,7 +39,8 @@ NO_DEADLINE = np.int32(np.iinfo(np.int32).max // 2)  # for forced characters onl
 
 
 # Long on purpose: the whole function is traced and compiled as one loop (XLA); its closures are the loop's body.
-def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, automata: tuple[Automaton, ...] = ()):
+def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, automata: tuple[Automaton, ...] = (),
+                  guided: bool = False):
     """Builds `run(token, states, automaton_states, forced, uniforms, steps, deadline, settings)` for one chunk.
 
     `forced[t]` holds ids to feed instead of sampling (the prime), or -1;
@@ -53,7 +54,8 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     a sample cut at its length then ends cleanly (for code: strings, brackets
     and blocks closed). Where nothing would be left, the deadline gives way.
     `settings[i]` holds filter i's setting (its temperature, its p) for each
-    stream, so one trace serves them all.
+    stream, so one trace serves them all. `guided`: a labelled network steps
+    each stream with and without its label (`label_schedule.guided_step`).
     """
     ops = net.ops
     tables = [AutomatonTensors(a, net.vocab_size, ops) for a in automata]
@@ -97,7 +99,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
         def body(t, carry):
             token, states, automaton_states, out = carry
             # Feed the current character through every layer.
-            logits, states = net.step(token, states)
+            logits, states = net.step(token, states, guided) if net.labels else net.step(token, states)
             # Move each automaton on the same character; add its bias for the next choice.
             automaton_states = [table.step(state, token) for table, state in zip(tables, automaton_states)]
             for table, state in zip(tables, automaton_states):
@@ -332,7 +334,12 @@ class Sampler:
         streams drawn under one key can share a batch (`filters.filter_settings` gives each its settings).
         """
         filters = build_filters(cfg)
-        key = (tuple(f.shape for f in filters), cfg.is_greedy, tuple(a.fingerprint for a in automata))
+        guided = self.guided(cfg)
+        key = (tuple(f.shape for f in filters), cfg.is_greedy, tuple(a.fingerprint for a in automata), guided)
         if key not in self.compiled:
-            self.compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy, automata)
+            self.compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy, automata, guided)
         return self.compiled[key], filters, key
+
+    def guided(self, cfg: SamplingConfig) -> bool:
+        """Whether `cfg`'s streams step with and without their label (a labelled network, a label, a strength not 1)."""
+        return bool(self.net.labels) and needs_guidance(cfg.label, cfg.then_label, cfg.label_strength)

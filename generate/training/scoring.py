@@ -161,7 +161,9 @@ def _stepped_nats(net, inputs: np.ndarray, targets: np.ndarray, states: list) ->
             vocab_size = net.vocab_size
             chars, labels = inputs[:, t] % vocab_size, inputs[:, t] // vocab_size
             states = [*states[:-1], fixed_labels(labels)]
-        logits, states = net.step(chars, states)
+            logits, states = net.step(chars, states, guided=False)  # strength 1: the label branch is the model's own
+        else:
+            logits, states = net.step(chars, states)
         nats[:, t] = _nats(np.asarray(logits, np.float64), targets[:, t])
     return nats, states
 

@@ -76,10 +76,10 @@ class OnnxStepNetwork:
         states = [np.zeros((batch, self.units), np.float32) for _ in self.state_names]
         return guided_initial_states(states) if self.labels else states
 
-    def step(self, tokens, states):
+    def step(self, tokens, states, guided: bool = True):
         """One time step: ids (N,) and states -> logits (N, V) and new states (a labelled graph's: `guided_step`)."""
         if self.labels:
-            return guided_step(self._core, np.asarray(tokens), [np.asarray(s) for s in states], numpy_ops)
+            return guided_step(self._core, np.asarray(tokens), [np.asarray(s) for s in states], numpy_ops, guided)
         return self._core(tokens, None, states)
 
     def _core(self, tokens, labels, states):
