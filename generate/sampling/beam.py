@@ -118,7 +118,7 @@ def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: Fini
         def body(t, loop):
             c, out_tokens, out_logprobs = loop
             token = c["token"]
-            logits, states = net.step(token, c["states"], guided) if net.labels else net.step(token, c["states"])
+            logits, states = net.step(token, c["states"], guided)
             logprobs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
             automaton_states = [table.step(state, token) for table, state in zip(tables, c["automata"])]
             bias = ops.zeros_like(logprobs)

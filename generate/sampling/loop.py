@@ -99,7 +99,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
         def body(t, carry):
             token, states, automaton_states, out = carry
             # Feed the current character through every layer.
-            logits, states = net.step(token, states, guided) if net.labels else net.step(token, states)
+            logits, states = net.step(token, states, guided)
             # Move each automaton on the same character; add its bias for the next choice.
             automaton_states = [table.step(state, token) for table, state in zip(tables, automaton_states)]
             for table, state in zip(tables, automaton_states):
