@@ -52,11 +52,13 @@ class WorkerLostError(GenerateError):
     Args:
         message: the one-line account for the user.
         engine_message: the engine's own words, which may name the task it lost.
+        reason: what failed, in a few words, without advice (a launcher quotes it).
     """
 
-    def __init__(self, message: str, engine_message: str = ""):
+    def __init__(self, message: str, engine_message: str = "", reason: str = ""):
         super().__init__(message)
         self.engine_message = engine_message or message
+        self.reason = reason or message
 
 
 class RenderError(GenerateError):

@@ -142,12 +142,12 @@ def _launch_local_workers(request: TrainRequest, count: int) -> TrainResult:
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)} \
         if threading.current_thread() is threading.main_thread() else {}
     try:
-        lost = _supervise(workers)
+        lost, killed = _supervise(workers)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
     reports = [_report(w) for w in workers]
-    return _outcome(reports, workers, lost, cluster, plan, forwarded)
+    return _outcome(reports, workers, lost, killed, cluster, plan, forwarded)
 
 
 def _start_worker(request: TrainRequest, cluster: ClusterSpec, count: int) -> subprocess.Popen:
@@ -166,26 +166,31 @@ def _start_worker(request: TrainRequest, cluster: ClusterSpec, count: int) -> su
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def _supervise(workers: list[subprocess.Popen]) -> int | None:
-    """Waits for every worker; returns the index of the first that died without reporting, if any.
+def _supervise(workers: list[subprocess.Popen]) -> tuple[int | None, list[int]]:
+    """Waits for every worker; returns the index of the first that died without reporting (if any), and
+    the indices of those this launcher had to kill.
 
     Once one has died, the others get STOP_GRACE_S to notice (the engine's
-    collectives fail within seconds) and are then killed.
+    collectives fail within seconds) and are then killed. A worker killed here
+    hung (it neither trained nor noticed): it is named as such, not as lost.
     """
-    lost, failed_at = None, None
+    lost, failed_at, killed = None, None, []
     while any(w.poll() is None for w in workers):
         for index, worker in enumerate(workers):
-            if lost is None and worker.returncode is not None and worker.returncode < 0:
+            if lost is None and index not in killed and worker.returncode is not None and worker.returncode < 0:
                 lost = index
                 log.debug("worker %d (pid %d) %s; stopping the others", index, worker.pid, _how(worker.returncode))
             if failed_at is None and worker.returncode:
                 failed_at = time.monotonic()
         if failed_at is not None and time.monotonic() - failed_at > STOP_GRACE_S:
-            for worker in workers:
+            for index, worker in enumerate(workers):
                 if worker.poll() is None:
                     worker.kill()
+                    killed.append(index)
         time.sleep(_POLL_S)
-    return lost if lost is not None else next((i for i, w in enumerate(workers) if w.returncode < 0), None)
+    if lost is None:
+        lost = next((i for i, w in enumerate(workers) if w.returncode < 0 and i not in killed), None)
+    return lost, killed
 
 
 def _report(worker: subprocess.Popen) -> dict:
@@ -199,8 +204,8 @@ def _report(worker: subprocess.Popen) -> dict:
     return {}
 
 
-def _outcome(reports: list[dict], workers: list[subprocess.Popen], lost: int | None, cluster: ClusterSpec, plan: Plan,
-             forwarded: list[int]) -> TrainResult:
+def _outcome(reports: list[dict], workers: list[subprocess.Popen], lost: int | None, killed: list[int], cluster: ClusterSpec,
+             plan: Plan, forwarded: list[int]) -> TrainResult:
     run = plan.run.path
     resume_hint = f"the last checkpoint in {run} is intact: continue with 'generate train {run} --resume' (with any number of workers)"
     chief = reports[0]
@@ -219,6 +224,10 @@ def _outcome(reports: list[dict], workers: list[subprocess.Popen], lost: int | N
             error = UsageError if report["exit_code"] == 2 else GenerateError
             raise error(report["error"] if index == 0 else f"{cluster.name(index)}: {report['error']}")
     lost_report = next((r for r in reports if r.get("lost")), None)
+    if lost_report and killed:
+        hung = " and ".join(f"{cluster.name(i)}, pid {workers[i].pid}," for i in killed)
+        raise WorkerLostError(f"{hung} stopped responding ({lost_report.get('reason') or 'its peers lost it'}) and was killed "
+                              f"{STOP_GRACE_S:g} s later; {resume_hint}")
     if lost_report:
         raise WorkerLostError(lost_report["error"])
     silent = next(i for i, r in enumerate(reports) if not r)
@@ -255,7 +264,7 @@ def _worker_main() -> int:
     except TrainingInterrupted as exc:
         report, code = {"error": str(exc), "exit_code": exc.exit_code, "interrupted": True}, exc.exit_code
     except WorkerLostError as exc:
-        report, code = {"error": str(exc), "exit_code": exc.exit_code, "lost": True}, exc.exit_code
+        report, code = {"error": str(exc), "exit_code": exc.exit_code, "lost": True, "reason": exc.reason}, exc.exit_code
     except GenerateError as exc:
         report, code = {"error": str(exc), "exit_code": exc.exit_code}, exc.exit_code
     except Exception as exc:  # a bug: one line, with the traceback under -v

@@ -128,7 +128,7 @@ def execute(plan: Plan, show_progress: bool = True, replication: Replication | N
         lost = lost_worker_in(exc.engine_message, replication.cluster) if replication.cluster else "a device"
         raise WorkerLostError(
             f"lost {lost} ({exc}); the last checkpoint in {plan.run.path} is intact: continue with "
-            f"'generate train {plan.run.path} --resume', with any number of workers", exc.engine_message) from None
+            f"'generate train {plan.run.path} --resume', with any number of workers", exc.engine_message, exc.reason) from None
 
 
 def _start_engine(plan: Plan, replication: Replication):

@@ -111,6 +111,45 @@ def test_two_workers_train_as_one_device_survive_a_kill_and_resume_on_any_count(
     assert len(list(run.logs.glob("events.out.tfevents.*"))) == 3
 
 
+def thread_count(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def thread_counts_while_training(proc: subprocess.Popen, run: RunDir, pids) -> dict[int, list[int]]:
+    """Each training process's thread count, read every 50 ms from the first checkpoint (training under way) to its end."""
+    deadline = time.monotonic() + 240
+    while not run.latest.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    counts: dict[int, list[int]] = {pid: [] for pid in pids()}
+    while proc.poll() is None:
+        for pid, seen in counts.items():
+            if (count := thread_count(pid)) is not None:
+                seen.append(count)
+        time.sleep(0.05)
+    return counts
+
+
+@pytest.mark.parametrize("workers", [2, 1])
+def test_long_runs_start_no_threads_per_step(tmp_path, verse_file, workers):  # ~25 s
+    # A collective with the engine's own timeout started a thread per step that slept out the timeout: two
+    # workers grew by ~260 threads a second until one aborted. Here 388 steps; a handful of threads may start late.
+    run = RunDir(tmp_path / "run")
+    flags = ["--local-workers", "2"] if workers == 2 else []
+    proc = generate("train", run.path, verse_file, *TRAIN, "--epochs", "4", "--val-every", "50", *flags)
+    counts = thread_counts_while_training(proc, run, (lambda: children(proc.pid)) if workers == 2 else (lambda: [proc.pid]))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "steps 388" in out, err
+    assert len(counts) == workers
+    for pid, seen in counts.items():
+        assert len(seen) > 20, (pid, seen)  # the run was watched for most of its steps
+        assert max(seen) - seen[0] <= 6, (pid, seen[0], max(seen))
+
+
 def test_workers_started_with_other_options_refuse_before_writing(tmp_path, verse_file):
     hosts = [tmp_path / "host0", tmp_path / "host1"]  # each worker's own working directory, as on two machines
     addresses = free_local_addresses(2)

@@ -31,6 +31,8 @@ import hashlib
 import json
 import logging
 import os
+import threading
+import time
 from contextlib import contextmanager
 
 import keras
@@ -44,6 +46,11 @@ log = logging.getLogger(__name__)
 
 # A collective that waits longer than this is a lost worker. The longest honest
 # wait is the chief writing a checkpoint while the others wait at the next step.
+# It is enforced by one watchdog thread, never by the engine's own per-collective
+# `timeout_seconds`: TensorFlow starts a detached thread for every collective
+# that has one, which sleeps out the whole timeout (tensorflow#62466), so a run
+# of a few hundred steps a second started thousands of threads a minute and
+# aborted when the process could start no more.
 COLLECTIVE_TIMEOUT_S = float(os.environ.get("GENERATE_COLLECTIVE_TIMEOUT", "900"))
 # Tests only: split this host's CPU into N logical devices, so that `--devices N`
 # runs N replicas in one process without a GPU.
@@ -74,9 +81,11 @@ def make_strategy(multi_worker: bool, device_count: int | None):
     if gpus:
         tf.config.set_visible_devices(gpus[:wanted], "GPU")
     if multi_worker:
-        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_S)
+        # No timeout_seconds here (see COLLECTIVE_TIMEOUT_S): a dead peer is found by the
+        # strategy's own health checks, a stuck one by the watchdog.
+        _WATCHDOG.start()
         with _engine_errors():
-            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+            return tf.distribute.MultiWorkerMirroredStrategy()
     devices = [f"/{kind.lower()}:{i}" for i in range(wanted)]
     return tf.distribute.MirroredStrategy(devices=devices)
 
@@ -258,12 +267,63 @@ def _state_variables(model) -> list:
     return [v for layer in model.layers if getattr(layer, "stateful", False) for v in layer.states]
 
 
+class _CollectiveWatchdog:
+    """Aborts this process's collectives when one call into the engine waits past COLLECTIVE_TIMEOUT_S.
+
+    One daemon thread for the life of the process, started only by a multi-worker
+    strategy; each guarded call arms it with a deadline and disarms it on return.
+    """
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.fired = ""  # what the watchdog told the engine, once it has aborted the collectives
+        self._deadline: float | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None and self.timeout_s > 0:
+                self._thread = threading.Thread(target=self._watch, name="generate-collective-watchdog", daemon=True)
+                self._thread.start()
+
+    @contextmanager
+    def armed(self):
+        with self._lock:
+            outer, self._deadline = self._deadline, time.monotonic() + self.timeout_s
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deadline = outer
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(5.0, self.timeout_s / 4))
+            with self._lock:
+                overdue = self._deadline is not None and time.monotonic() > self._deadline
+                if overdue:
+                    self._deadline = None
+            if overdue:
+                from tensorflow.python.eager import context  # the public API has no way to abort a waiting collective
+
+                self.fired = f"a collective step waited over {self.timeout_s:g} s for another worker"
+                context.context().abort_collective_ops(tf.errors.DEADLINE_EXCEEDED, self.fired)
+
+
+_WATCHDOG = _CollectiveWatchdog(COLLECTIVE_TIMEOUT_S)
+
+
 @contextmanager
 def _engine_errors():
     """An engine error in a collective means a lost or failed worker: one line, with the engine's reason."""
     try:
-        yield
+        with _WATCHDOG.armed():
+            yield
     except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError, tf.errors.InternalError,
             tf.errors.CancelledError, tf.errors.UnknownError, tf.errors.FailedPreconditionError) as exc:
-        lines = [line.strip() for line in exc.message.strip().splitlines() if line.strip()]
-        raise WorkerLostError(lines[0] if lines else type(exc).__name__, exc.message) from None
+        # The engine's first line is often a header ("Graph execution error:"); its reason follows.
+        lines = [line.strip() for line in exc.message.strip().splitlines()
+                 if line.strip() and not line.strip().endswith(":") and not line.strip().startswith(("Detected at node", "File ", "[["))]
+        reason = _WATCHDOG.fired or (lines[0] if lines else type(exc).__name__)
+        raise WorkerLostError(reason, exc.message, reason) from None
