@@ -29,15 +29,18 @@ REDRAW_ROUNDS = 4  # draws made to find `count` different, non-empty candidates
 class CandidateMaker:
     """Draws candidates for a `session.WriteSession` from a loaded run."""
 
-    def __init__(self, gen: Generator, options: SampleOptions, length: int = CANDIDATE_LENGTH):
+    def __init__(self, gen: Generator, options: SampleOptions, length: int = CANDIDATE_LENGTH, runner=None):
         """
         Args:
             gen: the loaded run.
             options: constraints and settings every draw keeps (form, acrostic, lines, key, ...);
                 the prime, count, temperature and seed come with each draw.
             length: characters sampled per candidate, at most.
+            runner: where the model runs: `gen.sampler` by default; a server's engine runner, which
+                feeds and draws among its other streams.
         """
         self.gen = gen
+        self.runner = runner if runner is not None else gen.sampler
         self.length = length
         self.options = replace(options, warmup=False, length=None, num_samples=1)
         self.contexts: dict[tuple, Context] = {}
@@ -71,7 +74,7 @@ class CandidateMaker:
         # so a replay draws the same) until `count` differ, or offer the different ones there are.
         for round_index in range(REDRAW_ROUNDS):
             rng = np.random.default_rng(derived_seed(seed, round_index))
-            for sample in self.gen.sampler.generate([], run_cfg, rng, automata=automata, context=context):
+            for sample in self.runner.generate([], run_cfg, rng, automata=automata, context=context):
                 candidate = self._cut(sample.text, sample.stopped, cfg, text)
                 if candidate not in offered and (candidate.strip() or sample.stopped):
                     offered.append(candidate)
@@ -87,9 +90,9 @@ class CandidateMaker:
             if cached_key == key and len(cached_ids) > len(best) and tuple(ids[: len(cached_ids)]) == cached_ids:
                 best = cached_ids
         if best:
-            context = self.gen.sampler.prefill(ids[len(best):], cfg, automata, context=self.contexts[(key, best)])
+            context = self.runner.prefill(ids[len(best):], cfg, automata, context=self.contexts[(key, best)])
         else:
-            context = self.gen.sampler.prefill(ids, cfg, automata)
+            context = self.runner.prefill(ids, cfg, automata)
         if len(self.contexts) >= MAX_CONTEXTS:
             self.contexts.pop(next(iter(self.contexts)))
         self.contexts[(key, tuple(ids))] = context

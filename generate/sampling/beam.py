@@ -184,57 +184,79 @@ class Beam:
 
 def beam_search(sampler: Sampler, prime_ids: list[int], cfg: SamplingConfig, automata: tuple[Automaton, ...]) -> list[Beam]:
     """Runs `cfg.beam` beams after `prime_ids` on `sampler`'s network; returns them best first (beams that found nothing are left out)."""
-    net, chars, compiled = sampler.net, tuple(sampler.chars), sampler.compiled
-    ops = net.ops
-    finish = finish_automaton(chars, cfg.stop, cfg.limit)
-    guided = sampler.guided(cfg)
-    key = ("beam", tuple(a.fingerprint for a in automata), finish.fingerprint, guided)
-    if key not in compiled:
-        compiled[key] = make_beam_fn(net, automata, finish, guided)
-    run = compiled[key]
-    k = cfg.beam
-    as_tensor = ops.convert_to_tensor
-    carry = {
-        "token": as_tensor(np.full((k,), prime_ids[0], np.int32)),
-        "states": [as_tensor(s) for s in sampler.with_labels(net.initial_states(k), cfg, len(prime_ids) - 1)],
-        "automata": [as_tensor(np.full((k,), a.start, np.int32)) for a in automata],
-        "finish": as_tensor(np.zeros((k,), np.int32)),
-        "finished": as_tensor(np.zeros((k,), bool)),
-        "fed_sampled": as_tensor(np.zeros((k,), bool)),
-        # Beam 0 alone is live at first, so the first choice yields K different beams.
-        "score": as_tensor(np.where(np.arange(k) == 0, 0.0, NEG_INF).astype(np.float32)),
-        "length": as_tensor(np.zeros((k,), np.int32)),
-        "fed_logprob": as_tensor(np.zeros((k,), np.float32)),
-        "origin": as_tensor(np.arange(k, dtype=np.int32)),
-    }
-    pending, sampled = list(prime_ids[1:]), 0
-    tokens = np.zeros((0, k), np.int32)
-    logprobs = np.zeros((0, k), np.float32)
-    while sampled < cfg.length:
-        n_forced = min(len(pending), CHUNK_STEPS)
-        steps = n_forced if n_forced else min(CHUNK_STEPS, cfg.length - sampled)
+    return sampler.run_job(BeamSearch(sampler, prime_ids, cfg, automata))
+
+
+class BeamSearch:
+    """A beam search as a job: `advance(steps)` runs up to `steps` more characters, so a server's engine
+    can run a few steps of it per tick beside its other streams, and end it between any two.
+
+    Its result does not depend on how the steps are cut: each call is the same compiled loop, carried on.
+    """
+
+    def __init__(self, sampler: Sampler, prime_ids: list[int], cfg: SamplingConfig, automata: tuple[Automaton, ...]):
+        net, chars, compiled = sampler.net, tuple(sampler.chars), sampler.compiled
+        self.ops, self.chars, self.cfg = net.ops, chars, cfg
+        finish = finish_automaton(chars, cfg.stop, cfg.limit)
+        guided = sampler.guided(cfg)
+        key = ("beam", tuple(a.fingerprint for a in automata), finish.fingerprint, guided)
+        if key not in compiled:
+            compiled[key] = make_beam_fn(net, automata, finish, guided)
+        self.run = compiled[key]
+        k = self.rows = cfg.beam
+        as_tensor = self.ops.convert_to_tensor
+        self.carry = {
+            "token": as_tensor(np.full((k,), prime_ids[0], np.int32)),
+            "states": [as_tensor(s) for s in sampler.with_labels(net.initial_states(k), cfg, len(prime_ids) - 1)],
+            "automata": [as_tensor(np.full((k,), a.start, np.int32)) for a in automata],
+            "finish": as_tensor(np.zeros((k,), np.int32)),
+            "finished": as_tensor(np.zeros((k,), bool)),
+            "fed_sampled": as_tensor(np.zeros((k,), bool)),
+            # Beam 0 alone is live at first, so the first choice yields K different beams.
+            "score": as_tensor(np.where(np.arange(k) == 0, 0.0, NEG_INF).astype(np.float32)),
+            "length": as_tensor(np.zeros((k,), np.int32)),
+            "fed_logprob": as_tensor(np.zeros((k,), np.float32)),
+            "origin": as_tensor(np.arange(k, dtype=np.int32)),
+        }
+        self.n_fed = len(prime_ids) - 1
+        self.pending, self.sampled, self.all_finished = list(prime_ids[1:]), 0, False
+        self.tokens = np.zeros((0, k), np.int32)
+        self.logprobs = np.zeros((0, k), np.float32)
+
+    @property
+    def done(self) -> bool:
+        return self.all_finished or (not self.pending and self.sampled >= self.cfg.length)
+
+    def advance(self, steps: int) -> None:
+        """Feeds or searches up to `steps` (at most CHUNK_STEPS) more characters: prime first, then the search."""
+        ops, k = self.ops, self.rows
+        steps = max(1, min(steps, CHUNK_STEPS))
+        n_forced = min(len(self.pending), steps)
+        steps = n_forced if n_forced else min(steps, self.cfg.length - self.sampled)
         forced = np.full((CHUNK_STEPS, k), -1, np.int32)
-        forced[:n_forced] = np.asarray(pending[:n_forced], np.int32)[:, None]
-        carry["origin"] = as_tensor(np.arange(k, dtype=np.int32))
-        carry, out_tokens, out_logprobs = run(carry, forced, np.int32(steps))
-        origin = np.asarray(ops.convert_to_numpy(carry["origin"]))
-        tokens = np.concatenate([tokens[:, origin], np.asarray(ops.convert_to_numpy(out_tokens))[:steps]])
-        logprobs = np.concatenate([logprobs[:, origin], np.asarray(ops.convert_to_numpy(out_logprobs))[:steps]])
-        pending, sampled = pending[n_forced:], sampled + (steps - n_forced)
-        if np.asarray(ops.convert_to_numpy(carry["finished"])).all():
-            break
-    score = np.asarray(ops.convert_to_numpy(carry["score"]), np.float64)
-    length = np.asarray(ops.convert_to_numpy(carry["length"]))
-    ranking = np.where(np.isfinite(score), score / np.maximum(length, 1), -np.inf)
-    n_fed = len(prime_ids) - 1
-    beams = []
-    for b in sorted(range(k), key=lambda i: (-ranking[i], i)):
-        if not np.isfinite(ranking[b]):
-            continue
-        ids = [int(i) for i in tokens[n_fed:, b] if i >= 0]
-        stream = StreamText(cfg.stop, cfg.limit, length=cfg.length)
-        stream.append("".join(chars[i] for i in ids), last=True)
-        kept = len(stream.text)
-        fed = logprobs[: n_fed + kept, b].astype(np.float64)
-        beams.append(Beam(stream.text, stream.stopped, float(ranking[b]), float(fed[n_fed:].sum()), fed.tolist()))
-    return beams
+        forced[:n_forced] = np.asarray(self.pending[:n_forced], np.int32)[:, None]
+        self.carry["origin"] = ops.convert_to_tensor(np.arange(k, dtype=np.int32))
+        self.carry, out_tokens, out_logprobs = self.run(self.carry, forced, np.int32(steps))
+        origin = np.asarray(ops.convert_to_numpy(self.carry["origin"]))
+        self.tokens = np.concatenate([self.tokens[:, origin], np.asarray(ops.convert_to_numpy(out_tokens))[:steps]])
+        self.logprobs = np.concatenate([self.logprobs[:, origin], np.asarray(ops.convert_to_numpy(out_logprobs))[:steps]])
+        self.pending, self.sampled = self.pending[n_forced:], self.sampled + (steps - n_forced)
+        self.all_finished = bool(np.asarray(ops.convert_to_numpy(self.carry["finished"])).all())
+
+    def result(self) -> list[Beam]:
+        """The beams, best first (beams that found nothing are left out)."""
+        ops, cfg = self.ops, self.cfg
+        score = np.asarray(ops.convert_to_numpy(self.carry["score"]), np.float64)
+        length = np.asarray(ops.convert_to_numpy(self.carry["length"]))
+        ranking = np.where(np.isfinite(score), score / np.maximum(length, 1), -np.inf)
+        beams = []
+        for b in sorted(range(self.rows), key=lambda i: (-ranking[i], i)):
+            if not np.isfinite(ranking[b]):
+                continue
+            ids = [int(i) for i in self.tokens[self.n_fed:, b] if i >= 0]
+            stream = StreamText(cfg.stop, cfg.limit, length=cfg.length)
+            stream.append("".join(self.chars[i] for i in ids), last=True)
+            kept = len(stream.text)
+            fed = self.logprobs[: self.n_fed + kept, b].astype(np.float64)
+            beams.append(Beam(stream.text, stream.stopped, float(ranking[b]), float(fed[self.n_fed:].sum()), fed.tolist()))
+        return beams

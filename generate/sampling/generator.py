@@ -29,7 +29,7 @@ from ..model.config import RunConfig
 from ..model.network import StepNetwork
 from ..model.rundir import RunDir, resolve_run
 from ..music import chorale, melody
-from .beam import beam_search
+from .beam import BeamSearch
 from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
 from .music_form import music_automaton
@@ -103,23 +103,20 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
         gen: the loaded run.
         cfg: settings from `gen.resolve(options)`, which verified them.
         on_text: called as (stream, text) with final text, for streaming output.
-        runner: where the model runs: by default here, on this thread; a server's `serving.engine.EngineRunner`
-            (its `generate` stands for `gen.sampler.generate`, its `call(fn)` runs other work on the model).
+        runner: where the model runs: by default `gen.sampler`, here on this thread; a server's
+            `serving.engine.EngineRunner`, whose `generate`, `prefill` and `run_job` stand for the sampler's.
     """
     prime_ids = gen.vocab.encode(cfg.prime, oov=cfg.oov, option="prime") if cfg.prime else []
     if not prime_ids:
         prime_ids = gen.vocab.encode(gen.facts.default_prime())
     rng = np.random.default_rng(cfg.seed)
     run_cfg = replace(cfg, stop=tuple(cfg.stop) + gen.facts.default_stops())
+    runner = runner if runner is not None else gen.sampler
     if cfg.beam:
-        def search():
-            return beam_search(gen.sampler, prime_ids, run_cfg, build_automata(gen.facts, cfg))
-
-        beams = runner.call(search) if runner is not None else search()
+        beams = runner.run_job(BeamSearch(gen.sampler, prime_ids, run_cfg, build_automata(gen.facts, cfg)))
         return [Sample(b.text, b.stopped, b.score, b.logprob, -float(np.mean(b.fed_logprobs)) if b.fed_logprobs else None)
                 for b in beams[: cfg.num_samples]]
-    generate = runner.generate if runner is not None else gen.sampler.generate
-    samples = generate(prime_ids, run_cfg, rng, on_text=on_text, automata=build_automata(gen.facts, cfg))
+    samples = runner.generate(prime_ids, run_cfg, rng, on_text=on_text, automata=build_automata(gen.facts, cfg))
     if cfg.poem_lines and cfg.warmup and any(not s.text for s in samples):
         log.warning("%d stream(s) wrote no blank line to start a poem after within the warm-up; "
                     "give a --prime or --no-warmup", sum(not s.text for s in samples))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -213,7 +213,12 @@ class Draw:
 
     @property
     def done(self) -> bool:
-        return self.generated >= self.budget or all(s.finished for s in self.streams)
+        return not self.pending and (self.generated >= self.budget or all(s.finished for s in self.streams))
+
+    def context(self) -> Context:
+        """Where the first stream stands now: after a prefill draw (length 0), the fed text's context."""
+        return Context(int(np.asarray(self.token)[0]), tuple(np.asarray(s)[:1] for s in self.states),
+                       tuple(int(np.asarray(s)[0]) for s in self.automaton_states))
 
     def plan(self, chunk_steps: int, want: int) -> ChunkPlan:
         """The next chunk: up to `chunk_steps` steps, at most `want` of them sampled."""
@@ -286,8 +291,12 @@ class Sampler:
         Returns:
             One `Sample` per stream.
         """
-        ops = self.net.ops
         draw = Draw(self, prime_ids, cfg, rng, automata, context, on_text)
+        self._run_draw(draw, chunk_steps)
+        return draw.samples()
+
+    def _run_draw(self, draw: Draw, chunk_steps: int) -> None:
+        ops = self.net.ops
         want = 16  # a short first chunk puts the first characters on screen sooner
         while not draw.done:
             plan = draw.plan(chunk_steps, want)
@@ -296,7 +305,6 @@ class Sampler:
                                                             plan.uniforms, np.int32(plan.steps), plan.deadline, draw.settings)
             draw.absorb(plan, np.asarray(ops.convert_to_numpy(out)), token, states, automaton_states)
             want = chunk_steps
-        return draw.samples()
 
     def prefill(self, ids: list[int], cfg: SamplingConfig, automata: tuple[Automaton, ...] = (),
                 context: Context | None = None, chunk_steps: int = CHUNK_STEPS) -> Context:
@@ -304,24 +312,23 @@ class Sampler:
 
         `generate(new_ids, ..., context=...)` then continues as if the whole prime had been given.
         """
-        ops = self.net.ops
-        if context is None:
-            if not ids:
-                raise ValueError("prefill: expected at least one id without a context")
-            context, ids = self._zero_context(ids[0], automata), ids[1:]
-        run, filters, _ = self.chunk_fn(cfg, automata)
-        settings = filter_settings(filters, 1)
-        token = ops.convert_to_tensor(np.full((1,), context.token, np.int32))
-        states = [ops.convert_to_tensor(s) for s in self.with_labels(list(context.states), cfg, len(ids))]
-        automaton_states = [ops.convert_to_tensor(np.full((1,), s, np.int32)) for s in context.automaton_states]
-        for start in range(0, len(ids), chunk_steps):
-            piece = ids[start : start + chunk_steps]
-            forced = np.full((chunk_steps, 1), -1, np.int32)
-            forced[: len(piece), 0] = piece
-            token, states, automaton_states, _ = run(token, states, automaton_states, forced, np.zeros((chunk_steps, 1), np.float32),
-                                                     np.int32(len(piece)), np.full((1,), NO_DEADLINE), settings)
-        return Context(int(ops.convert_to_numpy(token)[0]), tuple(np.asarray(ops.convert_to_numpy(s)) for s in states),
-                       tuple(int(ops.convert_to_numpy(s)[0]) for s in automaton_states))
+        draw = self.prefill_draw(ids, cfg, automata, context)
+        self._run_draw(draw, chunk_steps)
+        return draw.context()
+
+    def prefill_draw(self, ids: list[int], cfg: SamplingConfig, automata: tuple[Automaton, ...] = (),
+                     context: Context | None = None) -> Draw:
+        """A draw that only feeds `ids` to one stream: run it (alone or among others), then take its `context()`."""
+        if context is None and not ids:
+            raise ValueError("prefill: expected at least one id without a context")
+        feed = replace(cfg, num_samples=1, length=0, warmup=False, min_chars=0)
+        return Draw(self, ids, feed, np.random.default_rng(0), automata, context)  # feeding draws no random number
+
+    def run_job(self, job):
+        """Runs a job (a `beam.BeamSearch`) here to its end; a server's engine runs it a few steps a tick instead."""
+        while not job.done:
+            job.advance(CHUNK_STEPS)
+        return job.result()
 
     def _zero_context(self, first_id: int, automata: tuple[Automaton, ...]) -> Context:
         """A stream before anything was fed: zero states, every automaton at its start, `first_id` to feed."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OptionError
+from ..typed_values import check_value_types
 
 # Characters per sample when none is asked for, by the run's kind. A tune ends at its newline (or at
 # --bars/--notes) long before its bound; a chorale needs about five characters a sixteenth note.
@@ -269,7 +270,7 @@ def options_from(keys: dict, where: str = "") -> SampleOptions:
     """`SampleOptions` from keyword names (the Python API, a server's JSON); lists become tuples.
 
     Raises:
-        OptionError: an unknown name, naming the closest known one.
+        OptionError: an unknown name, naming the closest known one; a value of the wrong type, naming its key.
     """
     known = declarations()
     values = {}
@@ -279,4 +280,5 @@ def options_from(keys: dict, where: str = "") -> SampleOptions:
             expected = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
             raise OptionError(name, f"unknown option{where}; {expected}")
         values[name] = tuple(value) if isinstance(value, list) else value
+    check_value_types(SampleOptions, values)
     return SampleOptions(**values)

@@ -5,7 +5,9 @@
                            with "stream": true, text/event-stream: {"index", "text"} events, then {"index", "record"}
     WS   /v1/write         co-writing: `generate write`'s actions, one JSON message each (`cowrite.py`)
     GET  /v1/samples/ID.F  a sample made here, by the id its record carries: txt, json, mid, wav, png, musicxml, score.png
+    POST /v1/completions   OpenAI's completions API over the same engine (`openai_api.py`)
     GET  /healthz          200 once every model is loaded (no token needed)
+    GET  /livez, /readyz   probes for an orchestrator: the process runs; it takes requests (503 while draining)
     GET  /                 the studio: a page over this API (`studio/`)
     GET  /metrics          Prometheus text: requests by outcome, streams, queue, characters per second
     GET  /openapi.json     the API's OpenAPI description
@@ -15,6 +17,8 @@ A request's options are checked by the same code as the command line's
 The model runs only on its engine's thread (`engine.py`); a request's
 pipeline waits for it in a worker thread, and the event loop only relays.
 No request names a path: only the models the server was started with exist.
+Without a token, only loopback Hosts and same-origin (or no) Origins are
+answered, so a web page cannot drive a local server (`AccessGate`).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import asyncio
 import collections
 import dataclasses
 import hmac
+import itertools
 import json
 import logging
 import mimetypes
+import re
 import shlex
 import threading
 import time
@@ -37,6 +43,7 @@ from urllib.parse import parse_qs
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -62,7 +69,10 @@ STUDIO = Path(__file__).resolve().parent / "studio"
 # The studio's in-browser runtime is a JavaScript module and WebAssembly: a browser refuses either under another type.
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/wasm", ".wasm")
-PUBLIC = ("/healthz", "/")  # routes without a token: the studio's page and assets hold no data
+PUBLIC = ("/healthz", "/livez", "/readyz", "/")  # routes without a token: probes, and the studio's page and assets hold no data
+PROBES = ("/healthz", "/livez", "/readyz", "/metrics")  # answered while draining
+ACCESS = logging.getLogger("generate.serving.access")
+BODY_SECONDS = 30.0  # a body still arriving then is refused (a stalled client holds no worker)
 
 
 @dataclass
@@ -144,7 +154,25 @@ class StudioFiles(StaticFiles):
 
 
 def error_response(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"field": field, "message": message}}, status_code=status, headers=headers)
+    return JSONResponse({"error": {"field": field, "message": as_request_keys(message)}}, status_code=status, headers=headers)
+
+
+def as_request_keys(message: str) -> str:
+    """A message written for the command line, with its flags named as a request's keys (`--oov` is "oov")."""
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: '"' + m[1].replace("-", "_") + '"', message)
+
+
+def parse_json(body: bytes | str):
+    """JSON as a request may send it: no NaN or Infinity, nesting bounded. Raises ValueError saying what is wrong."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not a JSON number")
+
+    try:
+        return json.loads(body, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason})") from None
 
 
 class _Refused(Exception):
@@ -163,12 +191,16 @@ class ServingApi:
         self.threads = anyio.CapacityLimiter(len(models) * (options.max_streams + options.max_queued) + 8)
         self.relay = Relay()
         self.store = SampleStore()
+        self.draining = threading.Event()  # set at SIGTERM: new requests are refused with 503
+        self.started = int(time.time())
         for served in models.values():
             served.engine.on_tick = self.relay.flush_soon
 
     async def list_models(self, request: Request) -> Response:
+        """Each model's card under "models", and the same models in OpenAI's list shape under "data"."""
         self.metrics.count("models", "ok")
-        return JSONResponse({"models": [served.card for served in self.models.values()]})
+        listed = [{"id": name, "object": "model", "created": self.started, "owned_by": "generate"} for name in self.models]
+        return JSONResponse({"object": "list", "data": listed, "models": [served.card for served in self.models.values()]})
 
     async def step_graph(self, request: Request) -> Response:
         """A model's step graph (`model.onnx`), for a browser that steps the model itself."""
@@ -189,6 +221,14 @@ class ServingApi:
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "models": list(self.models)})
 
+    async def livez(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if self.draining.is_set():
+            return error_response(503, "the server is stopping", headers={"Retry-After": "5"})
+        return JSONResponse({"status": "ready", "models": list(self.models)})
+
     async def metrics_text(self, request: Request) -> Response:
         return PlainTextResponse(self.metrics.text(self.models), media_type="text/plain; version=0.0.4")
 
@@ -197,7 +237,7 @@ class ServingApi:
 
     async def samples(self, request: Request) -> Response:
         try:
-            served, prepared, stream = await _checked(request, self.models, self.options, self.threads)
+            served, prepared, stream = await _checked(request, self.models, self.options, self.threads, _SAMPLES_BODY)
         except _Refused as refusal:
             self.metrics.count("samples", str(refusal.response.status_code))
             return refusal.response
@@ -220,8 +260,8 @@ class ServingApi:
         """The record a client gets for one sample: its sidecar, its text, and the id its renders are fetched by."""
         sample_id = self.store.keep(output.text, output.record, prepared.settings, served.model.facts.music)
         again = dataclasses.replace(prepared.options, seed=prepared.cfg.seed if not prepared.options.beam else None)
-        command = shlex.join(command_words(served.source or served.name, again))
-        return {"id": sample_id, **output.record, "text": output.text, "command": command}
+        command = shlex.join(command_words(served.name, again))
+        return {"id": sample_id, **public_record(served, output.record), "text": output.text, "command": command}
 
     async def rendered(self, request: Request) -> Response:
         """GET /v1/samples/{id}.{format}: a sample this server made, as text, its record, MIDI, WAV, PNG or a score."""
@@ -244,26 +284,40 @@ class ServingApi:
                         headers={"Content-Disposition": f'inline; filename="{sample_id}.{fmt}"'})
 
     async def write_socket(self, websocket: WebSocket) -> None:
-        """Co-writing (`cowrite.py`): one JSON message per action, the state (or an error) in answer to each."""
+        """Co-writing (`cowrite.py`): one JSON message per action, the state (or an error) in answer to each.
+
+        Whatever a message holds, the answer is a state or an error and the session goes on.
+        """
         await websocket.accept()
         self.metrics.count("write", "opened")
         cowriting: CoWriting | None = None
         ticket = Ticket()
         try:
             while True:
-                text = await websocket.receive_text()
+                received = await websocket.receive()
+                if received["type"] == "websocket.disconnect":
+                    break
                 try:
-                    message = json.loads(text)
+                    if received.get("text") is None:
+                        raise OptionError("message", "expected a text frame holding a JSON object, received a binary frame")
+                    message = parse_json(received["text"])
                     cowriting = self._cowriting(message, cowriting, ticket)
                     reply = await anyio.to_thread.run_sync(cowriting.act, message, limiter=self.threads)
                 except ValueError as exc:  # not JSON
                     reply = {"type": "error", "error": {"field": None, "message": f"expected a JSON object ({exc})"}}
                 except OptionError as exc:
-                    reply = {"type": "error", "error": {"field": exc.option, "message": exc.problem}}
-                except GenerateError as exc:
+                    reply = {"type": "error", "error": {"field": exc.option, "message": as_request_keys(exc.problem)}}
+                except Cancelled as exc:
                     reply = {"type": "error", "error": {"field": None, "message": str(exc)}}
+                except GenerateError as exc:
+                    reply = {"type": "error", "error": {"field": None, "message": as_request_keys(str(exc))}}
+                except Exception as exc:  # a bug: logged, answered, and the session goes on
+                    log.exception("a co-writing action failed")
+                    reply = {"type": "error", "error": {"field": None, "message": f"the server failed: {type(exc).__name__}"}}
                 await websocket.send_text(json.dumps(reply, ensure_ascii=False))
         except WebSocketDisconnect:
+            pass
+        finally:
             ticket.cancel("the client went away")
             self.metrics.count("write", "closed")
 
@@ -276,16 +330,20 @@ class ServingApi:
             if not isinstance(name, str) or name not in self.models:
                 raise OptionError("model", f"expected one of the models this server runs: {', '.join(self.models)}; "
                                            f"received {name!r}")
-            return CoWriting(self.models[name], self.models[name].engine.bind(ticket), self.options.max_prime_chars)
+            return CoWriting(self.models[name], self.models[name].engine.bind(ticket), self.options)
         if current is None:
             raise OptionError("action", "expected a start action first, naming the model")
         return current
 
 
-def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Metrics | None = None) -> Starlette:
+def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Metrics | None = None,
+              api: ServingApi | None = None) -> Starlette:
     """The ASGI application serving `models` under `options` (its token, CORS origins and bounds)."""
-    api = ServingApi(models, options, metrics or Metrics())
-    middleware = [Middleware(TokenGate, token=options.token)]
+    from .openai_api import OpenAiCompletions  # the same engine, in OpenAI's shapes
+
+    api = api or ServingApi(models, options, metrics or Metrics())
+    completions = OpenAiCompletions(api)
+    middleware = [Middleware(AccessLog), Middleware(Draining, api=api), Middleware(AccessGate, options=options)]
     if options.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(options.cors_origins),
                                      allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
@@ -294,27 +352,72 @@ def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Me
         Route(f"/{API_VERSION}/models/{{name}}/model.onnx", api.step_graph, methods=["GET"]),
         Route(f"/{API_VERSION}/samples", api.samples, methods=["POST"]),
         Route(f"/{API_VERSION}/samples/{{name}}", api.rendered, methods=["GET"]),
+        Route(f"/{API_VERSION}/completions", completions.create, methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/livez", api.livez, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics_text, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
         WebSocketRoute(f"/{API_VERSION}/write", api.write_socket),
         Route("/", api.studio_page, methods=["GET"]),
         Mount("/studio", StudioFiles(directory=STUDIO)),
     ]
-    return Starlette(routes=routes, middleware=middleware)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith(f"/{API_VERSION}/completions"):
+            return completions.error(exc.status_code, exc.detail, None)
+        return error_response(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}", None,
+                              dict(exc.headers or {}))
+
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})
 
 
-async def _checked(request: Request, models: dict[str, ServedModel], options: ServeOptions, threads):
+def public_record(served: ServedModel, record: dict) -> dict:
+    """A sample's record as a client sees it: the model by its name, never the server's paths."""
+    shown = dict(record)
+    if "run" in shown:
+        shown["run"] = served.name
+    if "checkpoint" in shown:
+        shown["checkpoint"] = Path(str(shown["checkpoint"])).name
+    return shown
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 before it is read when its declared length is over `limit`, and stopped at it.
+
+    Raises:
+        _Refused: too large, or a Content-Length that is not a number.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise _Refused(400, f"Content-Length: expected a number of bytes, received {declared[:40]!r}", "content-length")
+        if int(declared) > limit:
+            raise _Refused(413, f"the request body is {declared} bytes; expected at most {limit}")
+    chunks, size = [], 0
+    with anyio.move_on_after(BODY_SECONDS) as waited:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _Refused(413, f"the request body is over {limit} bytes; expected at most {limit}")
+            chunks.append(chunk)
+    if waited.cancelled_caught:
+        raise _Refused(408, f"the request body took over {BODY_SECONDS:g} s to arrive")
+    return b"".join(chunks)
+
+
+_SAMPLES_BODY = "samples"
+
+
+async def _checked(request: Request, models: dict[str, ServedModel], options: ServeOptions, threads, kind: str = _SAMPLES_BODY):
     """(model, prepared request, stream?) for a POST /v1/samples body, checked as the command line checks options.
 
     Raises:
         _Refused: the body is not a JSON object, names no served model, or has a bad or out-of-bounds field.
     """
-    body = await request.body()
-    if len(body) > options.max_body_bytes:
-        raise _Refused(413, f"the request body is {len(body)} bytes; expected at most {options.max_body_bytes}")
+    body = await read_body(request, options.max_body_bytes)
     try:
-        keys = json.loads(body or b"null")
+        keys = parse_json(body or b"null")
     except ValueError as exc:
         raise _Refused(400, f"expected a JSON object ({exc})") from None
     if not isinstance(keys, dict):
@@ -328,8 +431,7 @@ async def _checked(request: Request, models: dict[str, ServedModel], options: Se
     served = models[name]
     try:
         sample_options = options_from({k: v for k, v in keys.items() if k not in SERVER_KEYS})
-        _within_bounds(sample_options, options)
-        prepared = await anyio.to_thread.run_sync(lambda: served.model.prepare(sample_options), limiter=threads)
+        prepared = await prepare_within_bounds(served, sample_options, options, threads)
     except OptionError as exc:
         raise _Refused(400, exc.problem, exc.option) from None
     except (UsageError, TypeError, ValueError) as exc:
@@ -337,10 +439,30 @@ async def _checked(request: Request, models: dict[str, ServedModel], options: Se
     return served, prepared, stream
 
 
+async def prepare_within_bounds(served: ServedModel, sample_options, options: ServeOptions, threads):
+    """The request prepared as the command line prepares it, then held to the server's bounds on what it costs.
+
+    A poem's lines, an acrostic or a form ask for characters as a length does: the resolved length per
+    sample is what is bounded, naming the key that asked for it. A request that asked for no length gets
+    at most the server's.
+    """
+    _within_bounds(sample_options, options)
+    prepared = await anyio.to_thread.run_sync(lambda: served.model.prepare(sample_options), limiter=threads)
+    if prepared.cfg.length <= options.max_length:
+        return prepared
+    asked = next((key for key in ("length", "lines", "acrostic", "form", "bars", "notes") if getattr(sample_options, key)), None)
+    if asked is None:
+        capped = dataclasses.replace(sample_options, length=options.max_length)
+        return await anyio.to_thread.run_sync(lambda: served.model.prepare(capped), limiter=threads)
+    raise OptionError(asked, f"asks for up to {prepared.cfg.length} characters per sample; expected at most "
+                             f"{options.max_length} on this server")
+
+
 def _within_bounds(sample_options, options: ServeOptions) -> None:
     """Raises OptionError for a request beyond the server's bounds (the option checks bound nothing so large)."""
     if sample_options.renders:
-        raise OptionError(sample_options.renders[0], "expected no render: a server returns the text and its record")
+        raise OptionError("renders", "expected no render: a server returns the text and its record, and renders by its id "
+                                     "(GET /v1/samples/ID.FORMAT)")
     prime = sample_options.prime
     if isinstance(prime, str) and len(prime) > options.max_prime_chars:
         raise OptionError("prime", f"expected at most {options.max_prime_chars} characters, received {len(prime)}")
@@ -352,6 +474,8 @@ def _within_bounds(sample_options, options: ServeOptions) -> None:
         raise OptionError("num_samples", f"expected at most {options.max_samples} on this server, received {count}")
     if sample_options.prime_file is not None:
         raise OptionError("prime_file", "expected \"prime\": a server reads no file a request names")
+    if sample_options.beam > options.max_streams:
+        raise OptionError("beam", f"expected at most {options.max_streams} beams on this server, received {sample_options.beam}")
 
 
 async def _until_disconnect(request: Request, ticket: Ticket, work, threads):
@@ -438,6 +562,8 @@ def _failure(exc: BaseException) -> tuple[str, JSONResponse]:
         return "cancelled", error_response(503, str(exc), headers={"Retry-After": "5"})
     if isinstance(exc, OptionError):
         return "400", error_response(400, exc.problem, exc.option)
+    if isinstance(exc, UnicodeError):
+        return "400", error_response(400, f"expected valid Unicode text ({exc})")
     if isinstance(exc, UsageError):
         return "400", error_response(400, str(exc))
     if isinstance(exc, GenerateError):
@@ -446,32 +572,122 @@ def _failure(exc: BaseException) -> tuple[str, JSONResponse]:
     return "500", error_response(500, f"the server failed: {type(exc).__name__}")
 
 
-class TokenGate:
-    """Requires `Authorization: Bearer TOKEN` on every route but /healthz and the studio's page, in constant time.
+class AccessGate:
+    """Who may call: with a token, `Authorization: Bearer TOKEN` on every route but the probes and the studio's page,
+    compared in constant time; without one, only loopback Hosts and same-origin (or no) Origins, or the origins
+    given to `--cors`, as local development servers do. So a web page on another site can neither post to a
+    local server (a `text/plain` POST needs no preflight) nor read it by DNS rebinding, nor open its socket.
 
     A browser cannot set the header on a WebSocket, a link or an image, so those (GETs and sockets) may
     carry `?token=TOKEN` instead.
     """
 
-    def __init__(self, app, token: str | None):
-        self.app, self.token = app, token
+    def __init__(self, app, options: ServeOptions):
+        self.app, self.token, self.cors = app, options.token, set(options.cors_origins)
 
     async def __call__(self, scope, receive, send):
-        path = scope.get("path", "")
-        if self.token is None or scope["type"] not in ("http", "websocket") or path in PUBLIC or path.startswith("/studio/"):
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        refusal = self._refusal(scope, headers)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, message, field = refusal
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4000 + status})
+            return
+        extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        await error_response(status, message, field, extra)(scope, receive, send)
+
+    def _refusal(self, scope, headers: dict) -> tuple[int, str, str] | None:
+        path = scope.get("path", "")
+        if self.token is None:
+            host = headers.get(b"host", b"").decode("latin-1")
+            if not _is_loopback_host(host):
+                return 403, f"Host {host[:80]!r}: expected a loopback host (127.0.0.1, localhost, [::1]); a server " \
+                            "without a token answers this machine only", "host"
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            if origin and origin not in self.cors and _origin_authority(origin) != host.lower():
+                return 403, f"Origin {origin[:80]!r}: expected this server's own pages, or an origin given to --cors", "origin"
+            return None
+        if path in PUBLIC or path.startswith("/studio/"):
+            return None
         given = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, value = given.partition(" ")
         if not given and (scope["type"] == "websocket" or scope.get("method") == "GET"):  # a browser's socket, link, image: ?token=
             scheme, value = "bearer", parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
         if not (scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), self.token.encode())):
+            return 401, "expected the header Authorization: Bearer TOKEN", "authorization"
+        return None
+
+
+def _is_loopback_host(host: str) -> bool:
+    name = host.lower()
+    if name.startswith("["):
+        name = name[1:name.find("]")] if "]" in name else name
+    else:
+        name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    if name in ("localhost", "::1") or name.endswith(".localhost"):
+        return True
+    parts = name.split(".")
+    return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+def _origin_authority(origin: str) -> str:
+    """`http://127.0.0.1:8000` -> `127.0.0.1:8000`; what a same-origin page's Host header says."""
+    scheme, _, rest = origin.partition("://")
+    authority = rest.split("/", 1)[0].lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme.lower())
+    return authority[: -len(default)] if default and authority.endswith(default) else authority
+
+
+class Draining:
+    """While the server stops (SIGTERM), every new request but the probes gets 503 with the JSON error."""
+
+    def __init__(self, app, api: ServingApi):
+        self.app, self.api = app, api
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and self.api.draining.is_set() and scope.get("path") not in PROBES:
             if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4401})
+                await send({"type": "websocket.close", "code": 4503})
                 return
-            response = error_response(401, "expected the header Authorization: Bearer TOKEN", "authorization",
-                                      {"WWW-Authenticate": "Bearer"})
-            await response(scope, receive, send)
+            await error_response(503, "the server is stopping; expected a request to another replica or later",
+                                 headers={"Retry-After": "5", "Connection": "close"})(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class AccessLog:
+    """One line per request on the `generate.serving.access` logger, with an id the response carries (X-Request-Id)."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, app):
+        self.app = app
+        self.prefix = f"{int(time.time()) % 100000:05d}"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = f"{self.prefix}-{next(self._ids)}"
+        started, status = time.monotonic(), [0]
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            elif message["type"] == "websocket.accept":
+                status[0] = 101
+            await send(message)
+
+        scope.setdefault("state", {})["request_id"] = request_id
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            ACCESS.info("%s %s %s %s %d %.3fs", request_id, client[0], scope.get("method", "WS"), scope.get("path", ""),
+                        status[0], time.monotonic() - started)

@@ -3,7 +3,9 @@
 The client opens `/v1/write`, starts a session, then sends actions; after
 each the server answers the whole state (text, candidates, settings, what
 undo and redo can do), so a page can draw itself from any message. Drawing
-runs on the model's engine thread (`Engine.call`), between its ticks.
+feeds the text and samples the candidates as draws among the engine's other
+streams (`EngineRunner.prefill` and `generate`), so no session holds the
+model for anyone else; each action has the server's request time.
 
     -> {"action": "start", "model": "tang", "options": {"form": "5x4", "seed": 3}}
     <- {"type": "state", "text": "", "candidates": [...], "seed": 3, ...}
@@ -19,12 +21,15 @@ text, lines, acrostic, form, key, in_key, bpm, instrument, velocity).
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 
 from ..cowriting.candidates import CandidateMaker, describe
 from ..cowriting.session import WriteSession
 from ..cowriting.write import WriteOptions, session_record, verify
 from ..errors import GenerateError, OptionError, UsageError
 from ..sampling.resolve import resolve_seed
+from ..typed_values import check_value_types, has_lone_surrogate
 
 ACTIONS = ("start", "take", "reroll", "undo", "redo", "edit", "temperature", "count", "save")
 
@@ -32,8 +37,10 @@ ACTIONS = ("start", "take", "reroll", "undo", "redo", "edit", "temperature", "co
 class CoWriting:
     """One WebSocket's session on one served model; every method runs in a worker thread, never the event loop."""
 
-    def __init__(self, served, runner, max_text: int):
-        self.served, self.runner, self.max_text = served, runner, max_text
+    def __init__(self, served, runner, options):
+        """`runner` draws on the served model's engine under one ticket; `options` are the server's bounds."""
+        self.served, self.runner, self.bounds = served, runner, options
+        self.max_text = options.max_prime_chars
         self.session: WriteSession | None = None
         self.maker: CandidateMaker | None = None
         self.options: WriteOptions | None = None
@@ -46,22 +53,26 @@ class CoWriting:
         unknown = sorted(set(options) - known)
         if unknown:
             raise OptionError(unknown[0], f"unknown option; expected one of {', '.join(sorted(known))}")
+        check_value_types(WriteOptions, options)
         try:
             write_options = WriteOptions(**options)
         except TypeError as exc:
             raise UsageError(str(exc)) from None
         self._check_text(write_options.text, "text")
+        if write_options.length > self.bounds.max_length:
+            raise OptionError("length", f"expected at most {self.bounds.max_length} on this server, received {write_options.length}")
         model = self.served.model
         shared = verify(write_options, model.facts)
-        maker = CandidateMaker(model.generator, shared, write_options.length)
+        maker = CandidateMaker(model.generator, shared, write_options.length, runner=self.runner)
         seed = resolve_seed(write_options.seed)
-        self.session = self.runner.call(lambda: WriteSession(maker, seed, write_options.starting_temperature(model.facts),
-                                                             write_options.candidates, write_options.text))
+        self.session = WriteSession(maker, seed, write_options.starting_temperature(model.facts), write_options.candidates,
+                                    write_options.text)
         self.maker, self.options = maker, write_options
         return self.state()
 
     def act(self, message: dict) -> dict:
-        """Applies one action; returns the new state (or, for save, the session's sidecar)."""
+        """Applies one action within the server's request time; returns the new state (or, for save, the sidecar)."""
+        self.runner.ticket.deadline = time.monotonic() + self.bounds.request_seconds
         action = message.get("action")
         if action not in ACTIONS:
             raise OptionError("action", f"expected one of {', '.join(ACTIONS)}, received {action!r}")
@@ -72,21 +83,25 @@ class CoWriting:
         session = self.session
         if action == "take":
             index = message.get("index")
-            if not isinstance(index, int) or not 0 <= index < len(session.candidates):
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(session.candidates):
                 raise OptionError("index", f"expected 0 to {len(session.candidates) - 1}, received {index!r}")
-            self.runner.call(lambda: session.take(index))
+            session.take(index)
         elif action == "edit":
             text = message.get("text")
             self._check_text(text, "text")
-            self.runner.call(lambda: session.edit(text))
-        elif action in ("temperature", "count"):
+            session.edit(text)
+        elif action == "temperature":
             value = message.get("value")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise OptionError("value", f"expected a number, received {value!r}")
-            change = session.set_temperature if action == "temperature" else session.set_count
-            self.runner.call(lambda: change(value if action == "temperature" else int(value)))
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise OptionError("value", f"expected a finite number, received {value!r}")
+            session.set_temperature(value)
+        elif action == "count":
+            value = message.get("value")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise OptionError("value", f"expected a whole number of candidates, received {value!r}")
+            session.set_count(value)
         elif action == "reroll":
-            self.runner.call(session.reroll)
+            session.reroll()
         elif action in ("undo", "redo"):
             (session.undo if action == "undo" else session.redo)()
         else:
@@ -106,8 +121,8 @@ class CoWriting:
         }
 
     def _check_text(self, text, field: str) -> None:
-        if not isinstance(text, str):
-            raise OptionError(field, f"expected a string, received {text!r}")
+        if not isinstance(text, str) or has_lone_surrogate(text):
+            raise OptionError(field, f"expected a string of valid Unicode, received {text!r}")
         if len(text) > self.max_text:
             raise OptionError(field, f"expected at most {self.max_text} characters, received {len(text)}")
         if self.maker is not None and text and not self.maker.poem_done(text):

@@ -11,9 +11,12 @@ each stream keeps its own settings, deadline and random generator), hands
 each stream's final text to its request, and retires draws that finished,
 were cancelled or ran out of time. A draw takes the same steps and random
 numbers whatever runs beside it, so a seeded request gives the same text
-alone or among many. The event loop never runs the model; other work on the
-model (beam search, co-writing candidates) runs on the engine thread too,
-between ticks (`Engine.call`).
+alone or among many. The event loop never runs the model. Other work on the
+model is sliced the same way: a job (`beam.BeamSearch`) advances a few steps
+per tick beside the streams (`Engine.run_job`), and a co-writing session's
+feeding and candidates are draws like any other (`Engine.prefill`). So no
+request holds the model for the others, and every kind of work ends within a
+tick of its deadline, its client leaving, or a stop.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -35,6 +39,7 @@ from ..sampling.loop import Context, Draw, Sample, Sampler
 log = logging.getLogger(__name__)
 
 TICK_STEPS = 8  # steps per tick: each stream's text arrives every tick, and new streams join at its end
+JOB_TICK_SECONDS = 0.02  # a job's share of a tick while streams run beside it
 
 
 class Busy(GenerateError):
@@ -56,11 +61,26 @@ class Ticket:
         self.cancelled = self.cancelled or reason
 
 
+class Job(Protocol):
+    """Work on the model that is not a draw, run a few steps per tick (`beam.BeamSearch`)."""
+
+    rows: int  # streams it steps at once: its cost per step
+
+    @property
+    def done(self) -> bool: ...
+
+    def advance(self, steps: int) -> None: ...
+
+    def result(self) -> object: ...
+
+
 @dataclass
 class _Entry:
-    draw: Draw | None  # None for a call
+    draw: Draw | None  # None for a job
     ticket: Ticket
-    call: Callable[[], object] | None = None
+    job: Job | None = None
+    prefill: bool = False  # a draw that only feeds text: its result is its context
+    seconds_per_step: float = 0.0  # a job's recent cost per step, which sizes its slice of a tick
     finished: threading.Event = field(default_factory=threading.Event)
     result: object = None
     error: BaseException | None = None
@@ -120,9 +140,14 @@ class Engine:
         draw = Draw(self.sampler, prime_ids, cfg, rng, automata, context, on_text)
         return self._submit(_Entry(draw, ticket))
 
-    def call(self, fn: Callable[[], object], ticket: Ticket):
-        """Runs `fn` on the engine thread between ticks (work on the model that is not a draw); returns its result."""
-        return self._submit(_Entry(None, ticket, fn))
+    def prefill(self, ids: list[int], cfg: SamplingConfig, automata: tuple[Automaton, ...] = (),
+                context: Context | None = None, *, ticket: Ticket) -> Context:
+        """`Sampler.prefill`, fed among the engine's other streams; blocks until it is done."""
+        return self._submit(_Entry(self.sampler.prefill_draw(ids, cfg, automata, context), ticket, prefill=True))
+
+    def run_job(self, job: Job, ticket: Ticket):
+        """Runs `job` a few steps per tick beside the streams; blocks until it is done and returns its result."""
+        return self._submit(_Entry(None, ticket, job))
 
     def drain(self) -> None:
         """Refuses new work from now on; what is queued or running goes on to its end (or to `stop`)."""
@@ -168,10 +193,7 @@ class Engine:
                 if self._stopping:
                     self._end_all(Cancelled("the server is stopping"))
                     return
-                admitted = self._admit()
-            for entry in admitted:
-                if entry.call is not None:
-                    self._run_call(entry)
+                self._admit()
             self._retire()
             try:
                 self._tick()
@@ -183,54 +205,63 @@ class Engine:
                     self._finish(entry, error=GenerateError(f"the sampler failed: {exc}"))
                 self._active = []
 
-    def _admit(self) -> list[_Entry]:
-        """Moves queued entries into the batch while there is room; calls are returned to run now."""
-        admitted, streams = [], sum(e.draw.n for e in self._active)
+    def _admit(self) -> None:
+        """Moves queued entries into the batch while there is room: a job counts its rows as streams."""
+        streams = sum(_width(e) for e in self._active)
         while self._queue:
             entry = self._queue[0]
-            width = entry.draw.n if entry.draw is not None else 0
-            if entry.draw is not None and streams and streams + width > self.max_streams:
+            width = _width(entry)
+            if streams and streams + width > self.max_streams:
                 break
             self._queue.popleft()
-            admitted.append(entry)
-            if entry.draw is not None:
-                self._active.append(entry)
-                streams += width
+            self._active.append(entry)
+            streams += width
         self.stats.queued, self.stats.active_streams = len(self._queue), streams
-        return admitted
-
-    def _run_call(self, entry: _Entry) -> None:
-        if entry.ticket.cancelled:
-            self._finish(entry, error=Cancelled(entry.ticket.cancelled))
-            return
-        try:
-            self._finish(entry, result=entry.call())
-        except Exception as exc:  # handed to the request that asked for it
-            self._finish(entry, error=exc)
 
     def _retire(self) -> None:
         """Ends draws that are done, cancelled, or past their request's time."""
         now, keep = time.monotonic(), []
         for entry in self._active:
+            if entry.finished.is_set():  # its job failed during the tick
+                continue
             if now > entry.ticket.deadline:
                 entry.ticket.cancel("the request ran out of time")
             if entry.ticket.cancelled:
                 self._finish(entry, error=Cancelled(entry.ticket.cancelled))
-            elif entry.draw.done:
-                self._finish(entry, result=entry.draw.samples())
+            elif entry.job is not None and entry.job.done:
+                self._finish(entry, result=entry.job.result())
+            elif entry.draw is not None and entry.draw.done:
+                self._finish(entry, result=entry.draw.context() if entry.prefill else entry.draw.samples())
             else:
                 keep.append(entry)
         self._active = keep
-        self.stats.active_streams = sum(e.draw.n for e in keep)
+        self.stats.active_streams = sum(_width(e) for e in keep)
 
     def _tick(self) -> None:
         """One chunk for every active draw: one batched loop per key (chain of filter shapes and automata)."""
         groups: dict[tuple, list[Draw]] = {}
         for entry in self._active:
-            groups.setdefault(entry.draw.key, []).append(entry.draw)
+            if entry.draw is not None:
+                groups.setdefault(entry.draw.key, []).append(entry.draw)
         delivered = 0
         for draws in groups.values():
             delivered += self._step_together(draws)
+        for entry in self._active:
+            if entry.job is not None:
+                # Beside streams, a job gets about JOB_TICK_SECONDS of steps a tick (never none), so a wide beam
+                # slows no stream's tick; alone, it runs longer slices, still ending within a fraction of a second.
+                if groups:
+                    steps = max(1, min(self.tick_steps, int(JOB_TICK_SECONDS / max(entry.seconds_per_step, 1e-6))))
+                else:
+                    steps = max(1, min(4 * self.tick_steps, int(4 * JOB_TICK_SECONDS / max(entry.seconds_per_step, 1e-6))))
+                started = time.perf_counter()
+                try:
+                    entry.job.advance(steps)
+                except Exception as exc:  # handed to the request that asked for it; the other streams go on
+                    entry.ticket.cancel("its job failed")
+                    self._finish(entry, error=exc)
+                entry.seconds_per_step = 0.5 * entry.seconds_per_step + 0.5 * (time.perf_counter() - started) / steps
+                delivered += steps * entry.job.rows
         self.stats.ticks += 1
         self.stats.chars += delivered
         self.stats.recent.append((time.monotonic(), delivered))
@@ -270,7 +301,7 @@ class Engine:
 
 @dataclass(frozen=True)
 class EngineRunner:
-    """An engine as one request sees it: `generate` (as `Sampler.generate`) and `call`, under its ticket."""
+    """An engine as one request sees it: `generate`, `prefill` and `run_job` (as a `Sampler`'s), under its ticket."""
 
     engine: Engine
     ticket: Ticket
@@ -278,5 +309,12 @@ class EngineRunner:
     def generate(self, prime_ids, cfg, rng, on_text=None, automata=(), context=None) -> list[Sample]:
         return self.engine.generate(prime_ids, cfg, rng, on_text, automata, context, ticket=self.ticket)
 
-    def call(self, fn: Callable[[], object]):
-        return self.engine.call(fn, self.ticket)
+    def prefill(self, ids, cfg, automata=(), context=None) -> Context:
+        return self.engine.prefill(ids, cfg, automata, context, ticket=self.ticket)
+
+    def run_job(self, job: Job):
+        return self.engine.run_job(job, self.ticket)
+
+
+def _width(entry: _Entry) -> int:
+    return entry.draw.n if entry.draw is not None else entry.job.rows

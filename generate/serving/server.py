@@ -1,9 +1,14 @@
 """`generate serve`: load each model once, give it an engine, and run the API on uvicorn until stopped.
 
-SIGTERM stops admitting requests at once; streams in flight run on for the
-grace period, after which each still running ends with a final event saying
-so, and the process exits 0. A model that cannot load stops the start-up
-with one line naming it.
+SIGTERM stops admitting requests at once (503, and /readyz says so); work in
+flight runs on for the grace period (less, if it all ends sooner), after which
+each stream still running ends with a final event saying so, and the process
+exits 0 within the grace period and a second. A model that cannot load stops
+the start-up with one line naming it.
+
+Connections are bounded: a client has HEADER_SECONDS to send its request's
+headers (and `app.BODY_SECONDS` its body), idle keep-alive connections close
+after KEEP_ALIVE_SECONDS, and at most `connection_limit` are open at once.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 
 from ..data.labels import NONE
 from ..errors import GenerateError, UsageError
@@ -20,11 +26,13 @@ from ..model.rundir import run_summary
 from ..pipeline.loaded import LoadedModel
 from ..sampling.loop import Sampler
 from ..units import bits
-from .app import ServedModel, build_app
+from .app import Metrics, ServedModel, ServingApi, build_app
 from .engine import Engine
 from .options import ServeOptions
 
 log = logging.getLogger(__name__)
+HEADER_SECONDS = 10.0
+KEEP_ALIVE_SECONDS = 5
 
 
 def load_models(names: list[str], options: ServeOptions) -> dict[str, ServedModel]:
@@ -104,19 +112,46 @@ def listening_socket(options: ServeOptions) -> socket.socket:
 
 
 def graceful_server(config, on_stop):
-    """uvicorn's server, with SIGTERM turned into a graceful stop that exits 0 (`on_stop` runs at the first signal)."""
+    """uvicorn's server, with SIGTERM turned into a graceful stop that exits 0 (`on_stop` runs at the first signal
+    and decides when the server exits: `server.should_exit`)."""
     import uvicorn  # the server's only import of it: `generate --help` never loads it
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):
-            if not self.should_exit:
-                on_stop()
+            first = not getattr(self, "stopping", False)
+            self.stopping = True
+            if first:
+                on_stop(self)
             if sig == signal.SIGTERM:  # a managed stop: uvicorn would raise the signal again, exiting 143
-                self.should_exit = True
                 return
             super().handle_exit(sig, frame)
 
     return Server(config)
+
+
+def header_timeout_protocol():
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers have not all arrived in HEADER_SECONDS."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._header_timer = self.loop.call_later(HEADER_SECONDS, self._headers_overdue)
+
+        def _headers_overdue(self):
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc):
+            self._header_timer.cancel()
+            super().connection_lost(exc)
+
+    return Protocol
+
+
+def connection_limit(options: ServeOptions, models: int) -> int:
+    """Open connections at once: every stream and queued request, with room for probes and pages."""
+    return models * (options.max_streams + options.max_queued) + 64
 
 
 def serve(names: list[str], options: ServeOptions, on_listening=None) -> None:
@@ -135,16 +170,29 @@ def serve(names: list[str], options: ServeOptions, on_listening=None) -> None:
     sock = listening_socket(options)
     models = load_models(names, options)
     engines = [served.engine for served in models.values()]
+    api = ServingApi(models, options, Metrics())
 
-    def stop_gracefully() -> None:
+    def stop_gracefully(server) -> None:
+        """Refuses new work at once; ends the engines and the server when the work in flight ends, or at the grace."""
+        api.draining.set()
         for engine in engines:
             engine.drain()
-        timer = threading.Timer(options.grace_seconds, lambda: [engine.stop() for engine in engines])
-        timer.daemon = True
-        timer.start()
+        deadline = time.monotonic() + options.grace_seconds
 
-    config = uvicorn.Config(build_app(models, options), log_config=None, access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=int(options.grace_seconds) + 2)
+        def watch():
+            while time.monotonic() < deadline and not all(engine.idle for engine in engines):
+                time.sleep(0.05)
+            for engine in engines:
+                engine.stop()  # what still runs gets its final "stopping" event within a tick
+            time.sleep(0.1)  # the last events reach their sockets
+            server.should_exit = True
+
+        threading.Thread(target=watch, name="drain", daemon=True).start()
+
+    config = uvicorn.Config(build_app(models, options, api=api), log_config=None, access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=1, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                            limit_concurrency=connection_limit(options, len(models)), http=header_timeout_protocol(),
+                            h11_max_incomplete_event_size=16 * 1024, ws_max_size=options.max_body_bytes)
     host, port = sock.getsockname()[:2]
     if on_listening:
         on_listening(f"http://{'[' + host + ']' if ':' in host else host}:{port}", list(models))
@@ -153,4 +201,3 @@ def serve(names: list[str], options: ServeOptions, on_listening=None) -> None:
     finally:
         for engine in engines:
             engine.stop()
-
