@@ -14,6 +14,13 @@ samples, scores and writes on onnxruntime. `--format savedmodel` and
 `model.tflite` in place of `model.onnx`), described and verified alike. Every file is checked against
 `meta.json` before a bundle is used; loading runs nothing from it but the
 graph's standard ONNX operators.
+
+A bundle reads only its own listed files: a listed file that is a symbolic
+link, or resolves outside the folder, is refused whatever its content, and
+onnxruntime is handed the graph's verified bytes (never its path), so no
+external data that `meta.json` does not list can load, on any onnxruntime
+version. The graph's inputs and outputs are checked against `meta.json`
+before anything is allocated from it.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import json
 from pathlib import Path
 
 from ..errors import CheckpointError, UsageError
-from ..fileio import sha256_file
+from ..fileio import sha256_bytes, sha256_file
 from .backend.onnxruntime_step import OnnxStepNetwork
 
 BUNDLE_FORMAT = "generate-step-onnx"  # what `generate` samples; the others are for other runtimes
@@ -30,6 +37,9 @@ BUNDLE_FORMATS = {"onnx": BUNDLE_FORMAT, "savedmodel": "generate-step-savedmodel
 BUNDLE_VERSION = 1
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
+MAX_STATE_UNITS = 16_384  # far beyond any model this package trains: a larger claim is a damaged or forged meta.json
+MAX_VOCAB_SIZE = 131_072
+MAX_LAYERS = 64
 
 
 def read_meta(directory: Path) -> dict:
@@ -90,10 +100,14 @@ def verify_bundle(directory: Path) -> dict:
 
 def _verify(directory: Path) -> dict:
     meta = read_meta(directory)
+    if (directory / META_FILE).is_symlink():
+        raise CheckpointError(f"{directory / META_FILE}: a symbolic link; expected the bundle's own file")
     for name, expected in meta["files"].items():
         path = directory / name
-        if Path(name).is_absolute() or ".." in Path(name).parts:
+        if not isinstance(name, str) or not isinstance(expected, str) or Path(name).is_absolute() or ".." in Path(name).parts:
             raise CheckpointError(f"{directory / META_FILE}: lists {name!r}, expected a file inside the bundle")
+        if path.is_symlink() or (path.exists() and not path.resolve().is_relative_to(directory)):
+            raise CheckpointError(f"{path}: a symbolic link or a file outside the bundle; expected the bundle's own file")
         if not path.is_file():
             raise CheckpointError(f"{path}: missing from the bundle (meta.json lists it)")
         if sha256_file(path) != expected:
@@ -112,17 +126,34 @@ def step_network(directory: Path):
     """
     meta = verify_bundle(directory)
     path = Path(directory) / MODEL_FILE
+    meta_path = Path(directory) / META_FILE
     try:
         architecture, graph = meta["architecture"], meta["graph"]
-        shape = (architecture["cell"], int(graph["state_units"]), int(architecture["layers"]),
-                 [name for name in graph["inputs"][1:] if name != "label"], int(architecture["vocab_size"]),
+        inputs = list(graph["inputs"])
+        shape = (str(architecture["cell"]), int(graph["state_units"]), int(architecture["layers"]),
+                 [str(name) for name in inputs[1:] if name != "label"], int(architecture["vocab_size"]),
                  int(architecture.get("label_count", 0)))
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise CheckpointError(f"{Path(directory) / META_FILE}: expected the architecture and graph of the model ({exc})") from None
+        raise CheckpointError(f"{meta_path}: expected the architecture and graph of the model ({exc})") from None
+    _, units, layers, state_names, vocab_size, labels = shape
+    for name, value, most in (("graph.state_units", units, MAX_STATE_UNITS), ("architecture.vocab_size", vocab_size, MAX_VOCAB_SIZE),
+                              ("architecture.layers", layers, MAX_LAYERS)):
+        if not 1 <= value <= most:
+            raise CheckpointError(f"{meta_path}: {name} is {value}; expected 1 to {most}")
+    if not 0 <= labels <= MAX_VOCAB_SIZE:
+        raise CheckpointError(f"{meta_path}: architecture.label_count is {labels}; expected 0 to {MAX_VOCAB_SIZE}")
+    # The bytes that were hashed are the bytes that load: onnxruntime gets no path to resolve anything beside them.
+    graph_bytes = path.read_bytes()
+    if sha256_bytes(graph_bytes) != meta["files"][str(meta.get("model_file", MODEL_FILE))]:
+        raise CheckpointError(f"{path}: changed while it was read; its sha256 differs from the one meta.json records")
     try:
-        return OnnxStepNetwork(path, *shape)
+        network = OnnxStepNetwork(graph_bytes, *shape)
     except ImportError:
         raise UsageError(f"{path}: a bundle runs on onnxruntime, which is not installed (pip install onnxruntime)") from None
     except Exception as exc:  # onnxruntime's own exception types are not importable without it
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: onnxruntime cannot load it ({first})") from None
+    problem = network.mismatch(inputs)
+    if problem:
+        raise CheckpointError(f"{meta_path}: does not describe {path.name}: {problem}")
+    return network

@@ -220,8 +220,10 @@ class BeamSearch:
         }
         self.n_fed = len(prime_ids) - 1
         self.pending, self.sampled, self.all_finished = list(prime_ids[1:]), 0, False
-        self.tokens = np.zeros((0, k), np.int32)
-        self.logprobs = np.zeros((0, k), np.float32)
+        # Per call: which beam of the call's start each beam descends from, and the characters and log-probabilities
+        # it took, joined along the descent at the end (rebuilding the history at every call made a long search
+        # quadratic, and a server's engine calls it a step or two at a time).
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     @property
     def done(self) -> bool:
@@ -238,8 +240,8 @@ class BeamSearch:
         self.carry["origin"] = ops.convert_to_tensor(np.arange(k, dtype=np.int32))
         self.carry, out_tokens, out_logprobs = self.run(self.carry, forced, np.int32(steps))
         origin = np.asarray(ops.convert_to_numpy(self.carry["origin"]))
-        self.tokens = np.concatenate([self.tokens[:, origin], np.asarray(ops.convert_to_numpy(out_tokens))[:steps]])
-        self.logprobs = np.concatenate([self.logprobs[:, origin], np.asarray(ops.convert_to_numpy(out_logprobs))[:steps]])
+        self.chunks.append((origin, np.asarray(ops.convert_to_numpy(out_tokens))[:steps],
+                            np.asarray(ops.convert_to_numpy(out_logprobs))[:steps]))
         self.pending, self.sampled = self.pending[n_forced:], self.sampled + (steps - n_forced)
         self.all_finished = bool(np.asarray(ops.convert_to_numpy(self.carry["finished"])).all())
 
@@ -249,14 +251,27 @@ class BeamSearch:
         score = np.asarray(ops.convert_to_numpy(self.carry["score"]), np.float64)
         length = np.asarray(ops.convert_to_numpy(self.carry["length"]))
         ranking = np.where(np.isfinite(score), score / np.maximum(length, 1), -np.inf)
+        tokens, logprobs = self._histories()
         beams = []
         for b in sorted(range(self.rows), key=lambda i: (-ranking[i], i)):
             if not np.isfinite(ranking[b]):
                 continue
-            ids = [int(i) for i in self.tokens[self.n_fed:, b] if i >= 0]
+            ids = [int(i) for i in tokens[self.n_fed:, b] if i >= 0]
             stream = StreamText(cfg.stop, cfg.limit, length=cfg.length)
             stream.append("".join(self.chars[i] for i in ids), last=True)
             kept = len(stream.text)
-            fed = self.logprobs[: self.n_fed + kept, b].astype(np.float64)
+            fed = logprobs[: self.n_fed + kept, b].astype(np.float64)
             beams.append(Beam(stream.text, stream.stopped, float(ranking[b]), float(fed[self.n_fed:].sum()), fed.tolist()))
         return beams
+
+    def _histories(self) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, K) characters and log-probabilities, column k being final beam k's whole history."""
+        lineage = np.arange(self.rows)
+        tokens, logprobs = [], []
+        for origin, out_tokens, out_logprobs in reversed(self.chunks):
+            tokens.append(out_tokens[:, lineage])
+            logprobs.append(out_logprobs[:, lineage])
+            lineage = origin[lineage]
+        if not tokens:
+            return np.zeros((0, self.rows), np.int32), np.zeros((0, self.rows), np.float32)
+        return np.concatenate(tokens[::-1]), np.concatenate(logprobs[::-1])

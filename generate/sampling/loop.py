@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..data.labels import NONE
+from ..errors import CheckpointError
 from ..model.label_schedule import needs_guidance, schedule_rows
 from ..model.network import StepNetwork
 from .config import SamplingConfig
@@ -250,6 +251,9 @@ class Sampler:
     """Generates `num_samples` streams at once from a StepNetwork."""
 
     def __init__(self, net: StepNetwork, chars: tuple[str, ...], labels: tuple[str, ...] = ()):
+        if len(chars) != net.vocab_size:  # a bundle whose vocab.json does not fit its graph
+            raise CheckpointError(f"the model's vocabulary has {len(chars)} characters, and its network predicts "
+                                  f"{net.vocab_size}; expected the vocabulary it was trained with")
         self.net = net.prepare()
         self.chars = np.array(chars, dtype=object)
         self.labels = {name: i for i, name in enumerate(labels)}

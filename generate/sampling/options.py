@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OptionError
-from ..typed_values import check_value_types
+from ..typed_values import has_lone_surrogate
 
 # Characters per sample when none is asked for, by the run's kind. A tune ends at its newline (or at
 # --bars/--notes) long before its bound; a chorale needs about five characters a sixteenth note.
@@ -196,7 +197,9 @@ class Kind:
         values = value if self.sequence else (value,)
         if self.sequence and not isinstance(value, (list, tuple)):
             return False
-        return all(isinstance(v, self.types) and not (isinstance(v, bool) and bool not in self.types) for v in values)
+        return all(isinstance(v, self.types) and not (isinstance(v, bool) and bool not in self.types)
+                   and not (isinstance(v, float) and not math.isfinite(v)) and not (isinstance(v, str) and has_lone_surrogate(v))
+                   for v in values)
 
     def describe(self) -> str:
         names = " or ".join("a path" if t is Path else t.__name__ for t in self.types)
@@ -270,7 +273,7 @@ def options_from(keys: dict, where: str = "") -> SampleOptions:
     """`SampleOptions` from keyword names (the Python API, a server's JSON); lists become tuples.
 
     Raises:
-        OptionError: an unknown name, naming the closest known one; a value of the wrong type, naming its key.
+        OptionError: an unknown name, naming the closest known one (`verify_declared` checks the values).
     """
     known = declarations()
     values = {}
@@ -280,5 +283,4 @@ def options_from(keys: dict, where: str = "") -> SampleOptions:
             expected = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
             raise OptionError(name, f"unknown option{where}; {expected}")
         values[name] = tuple(value) if isinstance(value, list) else value
-    check_value_types(SampleOptions, values)
     return SampleOptions(**values)

@@ -31,14 +31,12 @@ import itertools
 import json
 import logging
 import mimetypes
-import re
 import shlex
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
@@ -55,8 +53,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..errors import GenerateError, OptionError, UsageError
 from ..pipeline.loaded import LoadedModel
 from ..sampling.options import command_words, options_from
+from .checks import Refused, as_request_keys, background_tasks, error_response, parse_json, prepare_within_bounds, read_body, until_disconnect
 from .cowrite import CoWriting
 from .engine import Busy, Cancelled, Engine, Ticket
+from .openai_api import OpenAiCompletions
 from .openapi import openapi_document
 from .options import ServeOptions
 from .renders import MissingTool, SampleStore, render
@@ -64,7 +64,6 @@ from .renders import MissingTool, SampleStore, render
 log = logging.getLogger(__name__)
 API_VERSION = "v1"
 SERVER_KEYS = ("model", "stream")  # a request's keys that are not sample options
-_background: set = set()  # streamed requests' worker tasks, kept referenced until they end
 STUDIO = Path(__file__).resolve().parent / "studio"
 # The studio's in-browser runtime is a JavaScript module and WebAssembly: a browser refuses either under another type.
 mimetypes.add_type("text/javascript", ".mjs")
@@ -72,7 +71,6 @@ mimetypes.add_type("application/wasm", ".wasm")
 PUBLIC = ("/healthz", "/livez", "/readyz", "/")  # routes without a token: probes, and the studio's page and assets hold no data
 PROBES = ("/healthz", "/livez", "/readyz", "/metrics")  # answered while draining
 ACCESS = logging.getLogger("generate.serving.access")
-BODY_SECONDS = 30.0  # a body still arriving then is refused (a stalled client holds no worker)
 
 
 @dataclass
@@ -153,36 +151,6 @@ class StudioFiles(StaticFiles):
         return await super().get_response(path, scope)
 
 
-def error_response(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"field": field, "message": as_request_keys(message)}}, status_code=status, headers=headers)
-
-
-def as_request_keys(message: str) -> str:
-    """A message written for the command line, with its flags named as a request's keys (`--oov` is "oov")."""
-    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: '"' + m[1].replace("-", "_") + '"', message)
-
-
-def parse_json(body: bytes | str):
-    """JSON as a request may send it: no NaN or Infinity, nesting bounded. Raises ValueError saying what is wrong."""
-    def refuse(constant):
-        raise ValueError(f"{constant} is not a JSON number")
-
-    try:
-        return json.loads(body, parse_constant=refuse)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 ({exc.reason})") from None
-
-
-class _Refused(Exception):
-    """A request answered with a 4xx error before anything ran."""
-
-    def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None):
-        super().__init__(message)
-        self.response = error_response(status, message, field, headers)
-
-
 class ServingApi:
     """The routes' handlers over the served models, with what they share: bounds, metrics, threads, the relay."""
 
@@ -238,7 +206,7 @@ class ServingApi:
     async def samples(self, request: Request) -> Response:
         try:
             served, prepared, stream = await _checked(request, self.models, self.options, self.threads, _SAMPLES_BODY)
-        except _Refused as refusal:
+        except Refused as refusal:
             self.metrics.count("samples", str(refusal.response.status_code))
             return refusal.response
         ticket = Ticket(deadline=time.monotonic() + self.options.request_seconds)
@@ -248,7 +216,7 @@ class ServingApi:
             self.relay.loop = asyncio.get_running_loop()
             return _event_stream(served, prepared, ticket, runner, self.metrics, self.threads, self.relay, keep)
         try:
-            result = await _until_disconnect(request, ticket, lambda: served.model.run(prepared, runner=runner), self.threads)
+            result = await until_disconnect(request, ticket, lambda: served.model.run(prepared, runner=runner), self.threads)
         except Exception as exc:  # every failure is answered as JSON, and counted
             status, response = _failure(exc)
             self.metrics.count("samples", status)
@@ -339,8 +307,6 @@ class ServingApi:
 def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Metrics | None = None,
               api: ServingApi | None = None) -> Starlette:
     """The ASGI application serving `models` under `options` (its token, CORS origins and bounds)."""
-    from .openai_api import OpenAiCompletions  # the same engine, in OpenAI's shapes
-
     api = api or ServingApi(models, options, metrics or Metrics())
     completions = OpenAiCompletions(api)
     middleware = [Middleware(AccessLog), Middleware(Draining, api=api), Middleware(AccessGate, options=options)]
@@ -382,30 +348,6 @@ def public_record(served: ServedModel, record: dict) -> dict:
     return shown
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 before it is read when its declared length is over `limit`, and stopped at it.
-
-    Raises:
-        _Refused: too large, or a Content-Length that is not a number.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise _Refused(400, f"Content-Length: expected a number of bytes, received {declared[:40]!r}", "content-length")
-        if int(declared) > limit:
-            raise _Refused(413, f"the request body is {declared} bytes; expected at most {limit}")
-    chunks, size = [], 0
-    with anyio.move_on_after(BODY_SECONDS) as waited:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _Refused(413, f"the request body is over {limit} bytes; expected at most {limit}")
-            chunks.append(chunk)
-    if waited.cancelled_caught:
-        raise _Refused(408, f"the request body took over {BODY_SECONDS:g} s to arrive")
-    return b"".join(chunks)
-
-
 _SAMPLES_BODY = "samples"
 
 
@@ -413,95 +355,30 @@ async def _checked(request: Request, models: dict[str, ServedModel], options: Se
     """(model, prepared request, stream?) for a POST /v1/samples body, checked as the command line checks options.
 
     Raises:
-        _Refused: the body is not a JSON object, names no served model, or has a bad or out-of-bounds field.
+        Refused: the body is not a JSON object, names no served model, or has a bad or out-of-bounds field.
     """
     body = await read_body(request, options.max_body_bytes)
     try:
         keys = parse_json(body or b"null")
     except ValueError as exc:
-        raise _Refused(400, f"expected a JSON object ({exc})") from None
+        raise Refused(400, f"expected a JSON object ({exc})") from None
     if not isinstance(keys, dict):
-        raise _Refused(400, f"expected a JSON object, received {type(keys).__name__}")
+        raise Refused(400, f"expected a JSON object, received {type(keys).__name__}")
     name = keys.get("model")
     if not isinstance(name, str) or name not in models:
-        raise _Refused(400, f"expected one of the models this server runs: {', '.join(models)}; received {name!r}", "model")
+        raise Refused(400, f"expected one of the models this server runs: {', '.join(models)}; received {name!r}", "model")
     stream = keys.get("stream", False)
     if not isinstance(stream, bool):
-        raise _Refused(400, f"expected true or false, received {stream!r}", "stream")
+        raise Refused(400, f"expected true or false, received {stream!r}", "stream")
     served = models[name]
     try:
         sample_options = options_from({k: v for k, v in keys.items() if k not in SERVER_KEYS})
         prepared = await prepare_within_bounds(served, sample_options, options, threads)
     except OptionError as exc:
-        raise _Refused(400, exc.problem, exc.option) from None
+        raise Refused(400, exc.problem, exc.option) from None
     except (UsageError, TypeError, ValueError) as exc:
-        raise _Refused(400, str(exc)) from None
+        raise Refused(400, str(exc)) from None
     return served, prepared, stream
-
-
-async def prepare_within_bounds(served: ServedModel, sample_options, options: ServeOptions, threads):
-    """The request prepared as the command line prepares it, then held to the server's bounds on what it costs.
-
-    A poem's lines, an acrostic or a form ask for characters as a length does: the resolved length per
-    sample is what is bounded, naming the key that asked for it. A request that asked for no length gets
-    at most the server's.
-    """
-    _within_bounds(sample_options, options)
-    prepared = await anyio.to_thread.run_sync(lambda: served.model.prepare(sample_options), limiter=threads)
-    if prepared.cfg.length <= options.max_length:
-        return prepared
-    asked = next((key for key in ("length", "lines", "acrostic", "form", "bars", "notes") if getattr(sample_options, key)), None)
-    if asked is None:
-        capped = dataclasses.replace(sample_options, length=options.max_length)
-        return await anyio.to_thread.run_sync(lambda: served.model.prepare(capped), limiter=threads)
-    raise OptionError(asked, f"asks for up to {prepared.cfg.length} characters per sample; expected at most "
-                             f"{options.max_length} on this server")
-
-
-def _within_bounds(sample_options, options: ServeOptions) -> None:
-    """Raises OptionError for a request beyond the server's bounds (the option checks bound nothing so large)."""
-    if sample_options.renders:
-        raise OptionError("renders", "expected no render: a server returns the text and its record, and renders by its id "
-                                     "(GET /v1/samples/ID.FORMAT)")
-    prime = sample_options.prime
-    if isinstance(prime, str) and len(prime) > options.max_prime_chars:
-        raise OptionError("prime", f"expected at most {options.max_prime_chars} characters, received {len(prime)}")
-    length = sample_options.length
-    if isinstance(length, int) and length > options.max_length:
-        raise OptionError("length", f"expected at most {options.max_length} on this server, received {length}")
-    count = sample_options.num_samples
-    if isinstance(count, int) and count > options.max_samples:
-        raise OptionError("num_samples", f"expected at most {options.max_samples} on this server, received {count}")
-    if sample_options.prime_file is not None:
-        raise OptionError("prime_file", "expected \"prime\": a server reads no file a request names")
-    if sample_options.beam > options.max_streams:
-        raise OptionError("beam", f"expected at most {options.max_streams} beams on this server, received {sample_options.beam}")
-
-
-async def _until_disconnect(request: Request, ticket: Ticket, work, threads):
-    """Runs `work` in a worker thread; a client that leaves first cancels its ticket (its streams end within a tick)."""
-    result: list[Any] = []
-    failure: list[BaseException] = []
-
-    async def run_work(scope):
-        try:
-            result.append(await anyio.to_thread.run_sync(work, limiter=threads))
-        except Exception as exc:  # raised below, outside the task group
-            failure.append(exc)
-        scope.cancel()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(run_work, group.cancel_scope)
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                ticket.cancel("the client went away")
-                break
-    if failure:
-        raise failure[0]
-    if not result:
-        raise Cancelled("the client went away")
-    return result[0]
 
 
 def _event_stream(served: ServedModel, prepared, ticket: Ticket, runner, metrics: Metrics, threads,
@@ -524,8 +401,8 @@ def _event_stream(served: ServedModel, prepared, ticket: Ticket, runner, metrics
     async def sse():
         outcome = "cancelled"
         worker = asyncio.ensure_future(anyio.to_thread.run_sync(work, limiter=threads))
-        _background.add(worker)  # it ends within a tick of the ticket's cancelling; nothing waits for it
-        worker.add_done_callback(_background.discard)
+        background_tasks.add(worker)  # it ends within a tick of the ticket's cancelling; nothing waits for it
+        worker.add_done_callback(background_tasks.discard)
         try:
             while True:
                 event = await events.get()

@@ -39,7 +39,8 @@ from ..sampling.loop import Context, Draw, Sample, Sampler
 log = logging.getLogger(__name__)
 
 TICK_STEPS = 8  # steps per tick: each stream's text arrives every tick, and new streams join at its end
-JOB_TICK_SECONDS = 0.02  # a job's share of a tick while streams run beside it
+JOB_TICK_SECONDS = 0.02  # a job's slice of a tick when no stream runs beside it is about 4x this
+TICK_PAUSE_SECONDS = 0.0005
 
 
 class Busy(GenerateError):
@@ -199,6 +200,9 @@ class Engine:
                 self._tick()
                 if self.on_tick is not None:
                     self.on_tick()
+                # Let the request threads and the event loop in between ticks: a thread that only waits for
+                # the GIL would otherwise get it once per switch interval while a long job runs tick after tick.
+                time.sleep(TICK_PAUSE_SECONDS)
             except Exception as exc:  # a bug in a loop must not take every other request's stream with it
                 log.exception("model %s: a tick failed", self.name)
                 for entry in self._active:
@@ -206,17 +210,23 @@ class Engine:
                 self._active = []
 
     def _admit(self) -> None:
-        """Moves queued entries into the batch while there is room: a job counts its rows as streams."""
-        streams = sum(_width(e) for e in self._active)
-        while self._queue:
-            entry = self._queue[0]
-            width = _width(entry)
-            if streams and streams + width > self.max_streams:
-                break
-            self._queue.popleft()
+        """Moves queued entries in while there is room: draws up to `max_streams` streams in the batch, and jobs
+        (which run beside it, not in it) up to `max_streams` rows of their own, each kind in its queue order;
+        so a wide beam never keeps a short request waiting."""
+        used = {True: sum(_width(e) for e in self._active if e.job is not None),
+                False: sum(_width(e) for e in self._active if e.job is None)}
+        blocked = {True: False, False: False}
+        waiting: collections.deque[_Entry] = collections.deque()
+        for entry in self._queue:
+            kind, width = entry.job is not None, _width(entry)
+            if blocked[kind] or (used[kind] and used[kind] + width > self.max_streams):
+                blocked[kind] = True  # later entries of its kind wait behind it
+                waiting.append(entry)
+                continue
             self._active.append(entry)
-            streams += width
-        self.stats.queued, self.stats.active_streams = len(self._queue), streams
+            used[kind] += width
+        self._queue = waiting
+        self.stats.queued, self.stats.active_streams = len(self._queue), used[True] + used[False]
 
     def _retire(self) -> None:
         """Ends draws that are done, cancelled, or past their request's time."""
@@ -243,15 +253,18 @@ class Engine:
         for entry in self._active:
             if entry.draw is not None:
                 groups.setdefault(entry.draw.key, []).append(entry.draw)
-        delivered = 0
+        delivered, started = 0, time.perf_counter()
         for draws in groups.values():
             delivered += self._step_together(draws)
+        draws_seconds = time.perf_counter() - started
         for entry in self._active:
             if entry.job is not None:
-                # Beside streams, a job gets about JOB_TICK_SECONDS of steps a tick (never none), so a wide beam
-                # slows no stream's tick; alone, it runs longer slices, still ending within a fraction of a second.
+                # Beside streams, a job gets about as long as the streams' own part of the tick (never no step),
+                # so a wide beam at most doubles a stream's tick; alone, it runs longer slices, still ending within
+                # a fraction of a second.
                 if groups:
-                    steps = max(1, min(self.tick_steps, int(JOB_TICK_SECONDS / max(entry.seconds_per_step, 1e-6))))
+                    budget = max(draws_seconds, 0.002)
+                    steps = max(1, min(self.tick_steps, int(budget / max(entry.seconds_per_step, 1e-6))))
                 else:
                     steps = max(1, min(4 * self.tick_steps, int(4 * JOB_TICK_SECONDS / max(entry.seconds_per_step, 1e-6))))
                 started = time.perf_counter()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import time
 import uuid
 
@@ -32,8 +33,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..errors import GenerateError, OptionError, UsageError
 from ..sampling.options import options_from
+from .checks import Refused, as_request_keys, background_tasks, parse_json, prepare_within_bounds, read_body, until_disconnect
 from .engine import Busy, Cancelled, Ticket
 
+log = logging.getLogger(__name__)
 MAX_LOGPROBS = 5  # alternatives per position, as OpenAI allows
 MAX_STOPS = 4
 OPENAI_KEYS = ("model", "prompt", "max_tokens", "temperature", "top_p", "seed", "n", "stop", "stream", "stream_options",
@@ -99,8 +102,6 @@ class OpenAiCompletions:
 
     def error(self, status: int, message: str, param: str | None, code: str | None = None,
               headers: dict | None = None) -> JSONResponse:
-        from .app import as_request_keys
-
         body = {"error": {"message": as_request_keys(str(message)), "type": TYPES.get(status, "server_error"), "param": param,
                           "code": code}}
         if status in (429, 503):
@@ -118,10 +119,8 @@ class OpenAiCompletions:
         if shape["stream"]:
             self.api.relay.loop = asyncio.get_running_loop()
             return self._stream(served, requests, shape, ticket)
-        from .app import _until_disconnect
-
         try:
-            choices = await _until_disconnect(request, ticket, lambda: self._complete(served, requests, shape, ticket),
+            choices = await until_disconnect(request, ticket, lambda: self._complete(served, requests, shape, ticket),
                                               self.api.threads)
         except Exception as exc:  # every failure in OpenAI's shape, and counted
             status, response = self._failure(exc)
@@ -133,11 +132,9 @@ class OpenAiCompletions:
     # ------------------------------------------------------------ checking
 
     async def _body(self, request: Request) -> dict:
-        from .app import _Refused, parse_json, read_body
-
         try:
             body = await read_body(request, self.api.options.max_body_bytes)
-        except _Refused as refusal:
+        except Refused as refusal:
             payload = json.loads(refusal.response.body)["error"]
             raise OpenAiError(refusal.response.status_code, payload["message"], payload["field"]) from None
         try:
@@ -150,8 +147,6 @@ class OpenAiCompletions:
 
     async def _prepare(self, keys: dict):
         """(served model, one prepared request per prompt, the response's shape), or OpenAiError naming the key."""
-        from .app import prepare_within_bounds
-
         models = self.api.models
         name = keys.get("model")
         if not isinstance(name, str):
@@ -302,12 +297,10 @@ class OpenAiCompletions:
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         async def sse():
-            from .app import _background
-
             outcome = "cancelled"
             worker = asyncio.ensure_future(anyio.to_thread.run_sync(work, limiter=self.api.threads))
-            _background.add(worker)
-            worker.add_done_callback(_background.discard)
+            background_tasks.add(worker)
+            worker.add_done_callback(background_tasks.discard)
             sent: dict[int, int] = {}
             try:
                 while True:
@@ -349,9 +342,7 @@ class OpenAiCompletions:
             return "400", self.error(400, str(exc), None)
         if isinstance(exc, GenerateError):
             return "500", self.error(500, str(exc), None)
-        import logging
-
-        logging.getLogger(__name__).exception("a completion failed", exc_info=exc)
+        log.exception("a completion failed", exc_info=exc)
         return "500", self.error(500, f"the server failed: {type(exc).__name__}", None)
 
 

@@ -7,7 +7,7 @@ exits 0 within the grace period and a second. A model that cannot load stops
 the start-up with one line naming it.
 
 Connections are bounded: a client has HEADER_SECONDS to send its request's
-headers (and `app.BODY_SECONDS` its body), idle keep-alive connections close
+headers (and `checks.BODY_SECONDS` its body), idle keep-alive connections close
 after KEEP_ALIVE_SECONDS, and at most `connection_limit` are open at once.
 """
 
@@ -70,6 +70,9 @@ def model_card(model: LoadedModel) -> dict:
     rows = [row for row in summary["history"] if row.get("val_loss")]
     val_loss = best.get("best_val_loss") or best.get("val_loss") or (float(rows[-1]["val_loss"]) if rows else None)
     card_file = model.run_dir.path / "README.md"
+    # Published to every client: only the model's own file, never a link out of its folder.
+    if card_file.is_symlink() or not card_file.resolve().is_relative_to(model.run_dir.path.resolve()):
+        card_file = model.run_dir.path / ".no-card"
     return {
         "name": model.name,
         "kind": model.facts.kind,
@@ -131,7 +134,7 @@ def graceful_server(config, on_stop):
 
 def header_timeout_protocol():
     """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers have not all arrived in HEADER_SECONDS."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # uvicorn loads only when serving: `generate --help` never does
 
     class Protocol(H11Protocol):
         def connection_made(self, transport):

@@ -216,3 +216,42 @@ def test_savedmodel_and_litert_exports_step_as_the_bundle_does(trained_run, bund
     one_line_error(runner.invoke(cli, ["sample", str(dest)]), 1, f"a --format {kind} export", "ONNX bundles")
     one_line_error(runner.invoke(cli, ["export", str(trained_run), str(tmp_path / "half"), "--format", kind, "--float16"]),
                    2, "--float16: expected --format onnx or keras")
+
+
+def test_a_bundle_reads_only_its_own_files_and_a_meta_that_does_not_fit_its_graph_is_one_line(bundle, tmp_path):
+    from generate.pipeline.loaded import LoadedModel
+    from generate.serving.server import model_card
+
+    runner = CliRunner()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in ("vocab.json", "model.onnx"):
+        linked = tmp_path / f"linked-{name}"
+        shutil.copytree(bundle, linked)
+        shutil.copyfile(bundle / name, outside / name)
+        (linked / name).unlink()
+        (linked / name).symlink_to(outside / name)  # the same bytes, so the hash alone would pass it
+        for command in (["sample", str(linked)], ["info", str(linked)]):
+            one_line_error(runner.invoke(cli, command), 1, str(linked / name), "symbolic link")
+    card = tmp_path / "card"
+    shutil.copytree(bundle, card)
+    (outside / "secret.txt").write_text("not for the world")
+    (card / "README.md").unlink(missing_ok=True)
+    (card / "README.md").symlink_to(outside / "secret.txt")
+    assert model_card(LoadedModel(str(card)))["card"] is None
+
+    meta = json.loads((bundle / "meta.json").read_text())
+    graph, architecture = meta["graph"], meta["architecture"]
+    for edit, needle in (
+        ({"graph": {**graph, "inputs": ["ids", "state0"]}}, "inputs"),
+        ({"graph": {**graph, "inputs": [*graph["inputs"], "state9"]}}, "inputs"),
+        ({"architecture": {**architecture, "label_count": 3}}, "inputs"),
+        ({"graph": {**graph, "state_units": 10**13}}, "state_units"),
+        ({"graph": {**graph, "state_units": 10**9}}, "state_units"),
+        ({"architecture": {**architecture, "vocab_size": 1_000_000}}, "vocab_size"),
+        ({"graph": {**graph, "state_units": graph["state_units"] + 1}}, "state_units"),
+    ):
+        forged = tmp_path / f"forged-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(bundle, forged)
+        (forged / "meta.json").write_text(json.dumps({**meta, **edit}))
+        one_line_error(runner.invoke(cli, ["sample", str(forged), "--length", "5"]), 1, "meta.json", needle)

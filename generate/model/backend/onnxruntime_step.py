@@ -51,6 +51,24 @@ class OnnxStepNetwork:
         source = model if isinstance(model, bytes) else str(model)
         self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
+    def mismatch(self, meta_inputs: list[str]) -> str:
+        """What the graph's own inputs and outputs say against its description (meta.json's), or "" if they agree."""
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        outputs = self.session.get_outputs()
+        expected = ["ids", *self.state_names, *(["label"] if self.labels else [])]
+        if list(meta_inputs) != [name for name in meta_inputs if name in inputs] or sorted(inputs) != sorted(expected):
+            return f"the graph's inputs are {', '.join(sorted(inputs))}; meta.json describes {', '.join(expected)}"
+        for name in self.state_names:
+            width = inputs[name][-1] if inputs[name] else None
+            if isinstance(width, int) and width != self.units:
+                return f"state {name!r} is {width} wide in the graph; meta.json says state_units {self.units}"
+        width = outputs[0].shape[-1] if outputs and outputs[0].shape else None
+        if isinstance(width, int) and width != self._vocab_size:
+            return f"the graph's logits are {width} wide; meta.json says vocab_size {self._vocab_size}"
+        if len(outputs) != 1 + len(self.state_names):
+            return f"the graph has {len(outputs)} outputs; expected the logits and {len(self.state_names)} states"
+        return ""
+
     def graph_bytes(self) -> bytes:
         """The step graph this network runs, as bytes (what a browser's onnxruntime loads)."""
         return self.graph if isinstance(self.graph, bytes) else Path(self.graph).read_bytes()
