@@ -1,6 +1,6 @@
 """`generate serve` under load, on loopback: throughput beside `generate sample -N 32`, latency, and a soak.
 
-    python benchmarks/serve.py [--model shakespeare] [--clients 32] [--length 1000] [--soak-seconds 600]
+    python benchmarks/serve.py [--model shakespeare] [--clients 32] [--length 1000] [--soak-seconds 600] [--mix]
 
 1. Load: `--clients` streaming clients at once (prime "ROMEO:", seeds 1..N),
    each over its own bare asyncio connection (a client this light leaves the
@@ -10,6 +10,9 @@
    this run: the same model and length as one `-N 32` batch through the
    command line's pipeline (`LoadedModel.samples`), model loaded once, and
    `generate sample -N 32` itself, start-up included.
+   With `--mix`, two beam searches (16 beams, 300 characters) and two
+   co-writing sessions run again and again beside the streams for the whole
+   load phase; their completions are counted.
 2. Warm single request: time to the first sampled character, 20 requests.
 3. Soak (`--soak-seconds`, 0 to skip): 8 clients send a mix of streamed,
    plain, cancelled-mid-stream and bad requests, and co-writing sessions
@@ -111,14 +114,52 @@ async def raw_stream(address: str, body: dict) -> dict:
     return received.result(status)
 
 
-async def load(address: str, model: str, clients: int, length: int) -> dict:
+async def co_write_session(address: str, model: str, seed: int) -> str:
+    from websockets.asyncio.client import connect
+
+    async with connect(address.replace("http://", "ws://") + "/v1/write") as socket:
+        for message in ({"action": "start", "model": model, "options": {"seed": seed, "text": "ROMEO:"}},
+                        {"action": "take", "index": 0}, {"action": "reroll"}, {"action": "undo"},
+                        {"action": "take", "index": 1}, {"action": "save"}):
+            await socket.send(json.dumps(message))
+            reply = json.loads(await socket.recv())
+            if reply["type"] == "error":
+                return "write error"
+    return "write ok"
+
+
+async def mixed_work(address: str, model: str, done: asyncio.Event, counts: Counter) -> None:
+    """Beams and co-writing sessions, again and again, until `done`."""
+    async def beams(http: httpx.AsyncClient, number: int) -> None:
+        while not done.is_set():
+            response = await http.post("/v1/samples", json={"model": model, "prime": "ROMEO:", "length": 300, "beam": 16})
+            counts[f"beam {response.status_code}"] += 1
+
+    async def writing(number: int) -> None:
+        seed = number * 1000
+        while not done.is_set():
+            counts[await co_write_session(address, model, seed)] += 1
+            seed += 1
+
+    async with httpx.AsyncClient(base_url=address, timeout=300) as http:
+        await asyncio.gather(beams(http, 0), beams(http, 1), writing(0), writing(1))
+
+
+async def load(address: str, model: str, clients: int, length: int, mix: bool = False) -> dict:
     limits = httpx.Limits(max_connections=clients + 4)
     async with httpx.AsyncClient(base_url=address, timeout=300, limits=limits) as http:
         await stream_one(http, {"model": model, "prime": "ROMEO:", "length": 20, "seed": 0})  # warm
+        done, mixed = asyncio.Event(), Counter()
+        beside = asyncio.ensure_future(mixed_work(address, model, done, mixed)) if mix else None
+        if mix:
+            await asyncio.sleep(2)  # the beams and sessions under way first
         started = time.perf_counter()
         results = await asyncio.gather(*(raw_stream(address, {"model": model, "prime": "ROMEO:", "length": length, "seed": seed})
                                          for seed in range(1, clients + 1)))
         wall = time.perf_counter() - started
+        if beside is not None:
+            done.set()
+            await beside
         singles = []
         for seed in range(20):
             result = await raw_stream(address, {"model": model, "prime": "ROMEO:", "length": 50, "seed": 1000 + seed})
@@ -128,7 +169,7 @@ async def load(address: str, model: str, clients: int, length: int) -> dict:
     chars = sum(n for r in results for _, n in r["deliveries"])
     return {"chars_per_s": chars / wall, "first_max": max(firsts), "first_median": statistics.median(firsts),
             "gap_p99": gaps[int(0.99 * (len(gaps) - 1))], "gap_max": gaps[-1], "single_first_median": statistics.median(singles),
-            "single_first_max": max(singles), "wall": wall, "chars": chars}
+            "single_first_max": max(singles), "wall": wall, "chars": chars, "mixed": dict(mixed)}
 
 
 def baseline(model: str, clients: int, length: int) -> dict:
@@ -218,11 +259,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--length", type=int, default=1000)
     parser.add_argument("--soak-seconds", type=float, default=600)
+    parser.add_argument("--mix", action="store_true", help="beams and co-writing sessions beside the streams")
     args = parser.parse_args()
     base = baseline(args.model, args.clients, args.length)
     child, address = start_server(args.model)
     try:
-        measured = asyncio.run(load(address, args.model, args.clients, args.length))
+        measured = asyncio.run(load(address, args.model, args.clients, args.length, args.mix))
         print(f"{args.clients} streaming clients, {args.length} characters each: {measured['chars_per_s']:,.0f} chars/s "
               f"({measured['chars']} in {measured['wall']:.2f} s)")
         print(f"  the pipeline, -N {args.clients} in one batch: {base['pipeline_chars_per_s']:,.0f} chars/s; served/pipeline "
@@ -232,6 +274,8 @@ def main() -> None:
         print(f"  first character: median {measured['first_median'] * 1000:.0f} ms, slowest {measured['first_max'] * 1000:.0f} ms")
         print(f"  gap between deliveries to one client: p99 {measured['gap_p99'] * 1000:.0f} ms, "
               f"longest {measured['gap_max'] * 1000:.0f} ms")
+        if args.mix:
+            print(f"  beside them, run again and again: {measured['mixed']}")
         print(f"warm single request, first character: median {measured['single_first_median'] * 1000:.1f} ms, "
               f"slowest {measured['single_first_max'] * 1000:.1f} ms (20 requests)")
         if args.soak_seconds > 0:

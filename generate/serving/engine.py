@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 TICK_STEPS = 8  # steps per tick: each stream's text arrives every tick, and new streams join at its end
 JOB_TICK_SECONDS = 0.02  # a job's slice of a tick when no stream runs beside it is about 4x this
+JOB_SHARE = 0.3  # beside streams, the jobs' part of a tick against the streams' own
 TICK_PAUSE_SECONDS = 0.0005
 
 
@@ -257,13 +258,14 @@ class Engine:
         for draws in groups.values():
             delivered += self._step_together(draws)
         draws_seconds = time.perf_counter() - started
+        jobs = sum(entry.job is not None for entry in self._active)
         for entry in self._active:
             if entry.job is not None:
-                # Beside streams, a job gets about as long as the streams' own part of the tick (never no step),
-                # so a wide beam at most doubles a stream's tick; alone, it runs longer slices, still ending within
-                # a fraction of a second.
+                # Beside streams, the jobs share JOB_SHARE of the streams' own part of the tick (each at least one
+                # step), so beams and co-writing slow no stream much; alone, a job runs longer slices, still ending
+                # within a fraction of a second.
                 if groups:
-                    budget = max(draws_seconds, 0.002)
+                    budget = max(JOB_SHARE * draws_seconds / jobs, 0.001)
                     steps = max(1, min(self.tick_steps, int(budget / max(entry.seconds_per_step, 1e-6))))
                 else:
                     steps = max(1, min(4 * self.tick_steps, int(4 * JOB_TICK_SECONDS / max(entry.seconds_per_step, 1e-6))))
