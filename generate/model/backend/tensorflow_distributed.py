@@ -84,10 +84,29 @@ def make_strategy(multi_worker: bool, device_count: int | None):
         # No timeout_seconds here (see COLLECTIVE_TIMEOUT_S): a dead peer is found by the
         # strategy's own health checks, a stuck one by the watchdog.
         _WATCHDOG.start()
+        _fixed_instance_keys()
         with _engine_errors():
             return tf.distribute.MultiWorkerMirroredStrategy()
     devices = [f"/{kind.lower()}:{i}" for i in range(wanted)]
     return tf.distribute.MirroredStrategy(devices=devices)
+
+
+def _fixed_instance_keys() -> None:
+    """Gives each collective in a traced step one instance key for good, instead of a new one at every call.
+
+    With a new key per call (TensorFlow's default in eager programs), the engine keeps every key's
+    parameters: a worker's memory grew by about 9 KB a step, 30 MB a minute on a small model, for as
+    long as it trained (benchmarks/distributed_soak.py). Keys fixed when a step is traced need every
+    worker to trace the same functions in the same order, which they do: each runs the same steps, and
+    a step's shapes never change within a run.
+    """
+    from tensorflow.python.distribute import cross_device_utils  # the switch has no public API
+
+    launcher = getattr(cross_device_utils, "CollectiveReplicaLauncher", None)
+    if launcher is not None and hasattr(launcher, "_prefer_unique_instance_key"):
+        launcher._prefer_unique_instance_key = False
+    else:
+        log.warning("this TensorFlow has no fixed collective keys; a distributed run's memory may grow by a few KB a step")
 
 
 def check_supported(model_cfg: ModelConfig, policy: str) -> None:
