@@ -7,6 +7,8 @@ a broken checkpoint, a failed write).
 
 from __future__ import annotations
 
+import re
+
 
 class GenerateError(Exception):
     """A failure caused by the user's data or environment, not by a bug."""
@@ -36,6 +38,17 @@ class OptionError(UsageError):
         super().__init__(f"--{option.replace('_', '-')}: {problem}")
         self.option = option
         self.problem = problem
+
+    def as_keyword(self) -> OptionError:
+        """The same error in the Python API's and a server's terms: `top_k: ...`, its advice naming keys, not flags."""
+        renamed = OptionError(self.option, self.problem)
+        renamed.args = (f"{self.option}: {flags_as_keys(self.problem)}",)
+        return renamed
+
+
+def flags_as_keys(message: str) -> str:
+    """A message written for the command line with its flags named as keys: `--oov drop` is `"oov" drop`."""
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: '"' + m[1].replace("-", "_") + '"', message)
 
 
 class CorpusError(GenerateError):

@@ -124,8 +124,11 @@ class LoadedModel:
             OptionError: an unknown or bad option, named.
             UsageError: an output that exists.
         """
-        request = self.prepare(options_from(options), Path(output) if output is not None else None, overwrite,
-                               with_records=True)
+        try:
+            request = self.prepare(options_from(options), Path(output) if output is not None else None, overwrite,
+                                   with_records=True)
+        except OptionError as exc:  # named as the keyword the caller wrote, not as a flag
+            raise exc.as_keyword() from None
         return self.run(request).outputs
 
     def sample(self, **options) -> str:
@@ -135,11 +138,11 @@ class LoadedModel:
             OptionError: a bad option, or `num_samples` other than 1 (use `samples`).
         """
         if options.get("num_samples", 1) != 1:
-            raise OptionError("num_samples", "expected 1 for sample(); samples() returns several")
+            raise OptionError("num_samples", "expected 1 for sample(); samples() returns several").as_keyword()
         outputs = self.samples(**options)
         if not outputs:
             raise OptionError("min_length" if options.get("min_length") else "valid_only",
-                              "no sample passed the filters; try other options or another seed")
+                              "no sample passed the filters; try other options or another seed").as_keyword()
         return outputs[0].text
 
     def score(self, text: str, oov: str = "error"):

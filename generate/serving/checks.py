@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from typing import Any
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..errors import OptionError
+from ..errors import OptionError, flags_as_keys
 from ..sampling.options import verify_declared
 from .engine import Cancelled, Ticket
 from .options import ServeOptions
@@ -27,7 +26,7 @@ def error_response(status: int, message: str, field: str | None = None, headers:
 
 def as_request_keys(message: str) -> str:
     """A message written for the command line, with its flags named as a request's keys (`--oov` is "oov")."""
-    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: '"' + m[1].replace("-", "_") + '"', message)
+    return flags_as_keys(message)
 
 
 def parse_json(body: bytes | str):

@@ -180,8 +180,10 @@ class OpenAiCompletions:
         for key, harmless in (("suffix", ("",)), ("best_of", (1,)), ("logit_bias", ({},))):
             if keys.get(key) is not None and keys[key] not in harmless:
                 raise OpenAiError(400, "not supported by this server; expected it left out", key)
-        max_tokens = _typed(keys, "max_tokens", int, 16)
-        if max_tokens < 0:
+        # OpenAI's default of 16 characters, unless a poem's own keys set its length (lines, a form, an acrostic).
+        poem = any(keys.get(k) for k in ("lines", "form", "acrostic"))
+        max_tokens = _typed(keys, "max_tokens", int, None if poem else 16)
+        if max_tokens is not None and max_tokens < 0:
             raise OpenAiError(400, f"expected a whole number >= 0, received {max_tokens}", "max_tokens")
         stop = keys.get("stop")
         stop = [stop] if isinstance(stop, str) else (stop or [])
@@ -201,7 +203,8 @@ class OpenAiCompletions:
         try:
             base = options_from(sample_keys)
             for prompt in prompts:
-                request_options = dataclasses.replace(base, prime=prompt or None, length=max(max_tokens, 1))
+                length = None if max_tokens is None else max(max_tokens, 1)
+                request_options = dataclasses.replace(base, prime=prompt or None, length=length)
                 requests.append((prompt, max_tokens, await prepare_within_bounds(served, request_options, self.api.options,
                                                                                  self.api.threads)))
         except OptionError as exc:

@@ -14,6 +14,7 @@ after KEEP_ALIVE_SECONDS, and at most `connection_limit` are open at once.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
@@ -31,7 +32,7 @@ from .engine import Engine
 from .options import ServeOptions
 
 log = logging.getLogger(__name__)
-HEADER_SECONDS = 10.0
+HEADER_SECONDS = float(os.environ.get("GENERATE_SERVE_HEADER_SECONDS", "10"))  # the environment: tests only
 KEEP_ALIVE_SECONDS = 5
 
 
@@ -133,17 +134,27 @@ def graceful_server(config, on_stop):
 
 
 def header_timeout_protocol():
-    """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers have not all arrived in HEADER_SECONDS."""
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose next request has not begun within HEADER_SECONDS of
+    its opening or of its last response (a client that trickles its headers holds nothing for long)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol  # uvicorn loads only when serving: `generate --help` never does
 
     class Protocol(H11Protocol):
         def connection_made(self, transport):
             super().connection_made(transport)
-            self._header_timer = self.loop.call_later(HEADER_SECONDS, self._headers_overdue)
+            self._arm_header_timer()
 
-        def _headers_overdue(self):
-            if self.cycle is None and not self.transport.is_closing():
+        def _arm_header_timer(self):
+            waiting_after = self.cycle
+            self._header_timer = self.loop.call_later(HEADER_SECONDS, self._headers_overdue, waiting_after)
+
+        def _headers_overdue(self, waiting_after):
+            if self.cycle is waiting_after and not self.transport.is_closing():
                 self.transport.close()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            self._header_timer.cancel()
+            self._arm_header_timer()
 
         def connection_lost(self, exc):
             self._header_timer.cancel()

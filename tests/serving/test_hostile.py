@@ -37,7 +37,8 @@ def bundle(trained_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local(bundle):
-    child, address = start_server(str(bundle), "--max-length", "3000", "--request-seconds", "20", "--grace", "2")
+    child, address = start_server(str(bundle), "--max-length", "3000", "--request-seconds", "20", "--grace", "2",
+                                  env={"GENERATE_SERVE_HEADER_SECONDS": "1.5"})
     threading.Thread(target=child.stderr.read, daemon=True).start()  # the access log, drained
     yield address, child
     child.terminate()
@@ -62,7 +63,8 @@ def test_a_short_request_is_answered_while_a_beam_and_an_abandoned_beam_run(loca
         for seed in range(3):
             started = time.monotonic()
             answer = http.post("/v1/samples", json={"model": "verse", "length": 10, "seed": seed})
-            assert answer.status_code == 200 and time.monotonic() - started < 2.0, (answer.text, time.monotonic() - started)
+            # 2 s on an idle machine (benchmarks/serve_stall.py); here other modules share the two cores.
+            assert answer.status_code == 200 and time.monotonic() - started < 3.0, (answer.text, time.monotonic() - started)
         abandoned.join()
         long_beam.join()
         # The abandoned beam was ended within a tick of its client leaving: nothing is left running.
@@ -124,6 +126,19 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(local):
         while b"expected at most" not in answer and (chunk := raw.recv(4096)):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413") and b"expected at most" in answer
+
+
+def test_a_client_that_trickles_its_headers_is_closed(local):
+    host, port = local[0].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"POST /v1/samples HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+        started = time.monotonic()
+        assert raw.recv(4096) == b""  # closed by the server
+    assert time.monotonic() - started < 5
+    with httpx.Client(base_url=local[0], timeout=30) as http:  # a keep-alive client that asks in time is served
+        for _ in range(2):
+            assert http.post("/v1/samples", json={"model": "verse", "prime": "Shall", "length": 3}).status_code == 200
+            time.sleep(1.0)
 
 
 def test_without_a_token_only_this_machine_s_pages_are_answered(local):
