@@ -10,9 +10,9 @@
    this run: the same model and length as one `-N 32` batch through the
    command line's pipeline (`LoadedModel.samples`), model loaded once, and
    `generate sample -N 32` itself, start-up included.
-   With `--mix`, two beam searches (16 beams, 300 characters) and two
-   co-writing sessions run again and again beside the streams for the whole
-   load phase; their completions are counted.
+   With `--mix`, a beam search (16 beams, 300 characters) and a co-writing
+   session (start, take, reroll, undo, take, save) run again and again
+   beside the streams for the whole load phase; their completions are counted.
 2. Warm single request: time to the first sampled character, 20 requests.
 3. Soak (`--soak-seconds`, 0 to skip): 8 clients send a mix of streamed,
    plain, cancelled-mid-stream and bad requests, and co-writing sessions
@@ -142,7 +142,7 @@ async def mixed_work(address: str, model: str, done: asyncio.Event, counts: Coun
             seed += 1
 
     async with httpx.AsyncClient(base_url=address, timeout=300) as http:
-        await asyncio.gather(beams(http, 0), beams(http, 1), writing(0), writing(1))
+        await asyncio.gather(beams(http, 0), writing(0))
 
 
 async def load(address: str, model: str, clients: int, length: int, mix: bool = False) -> dict:

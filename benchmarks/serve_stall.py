@@ -8,7 +8,8 @@ fresh server on loopback:
 
 1. A client asks for a beam of 256 x 3000 and leaves after 1.5 s; then a
    10-character request is timed (given up at 25 s).
-2. On a server with `--request-seconds 5`, a beam of 256 x 300: when does it answer?
+   Then five 10-character requests are timed while a 256 x 3000 beam runs.
+2. On a server with `--request-seconds 5`, beams of 256 x 300 and 256 x 3000: when do they answer?
 3. `--grace 2`, a beam of 256 x 3000 in flight, SIGTERM: how long until the process exits, and does
    `/readyz` (where there is one) say 503 meanwhile?
 """
@@ -46,6 +47,8 @@ def post(address: str, body: dict, timeout: float):
         return response.status_code, time.perf_counter() - started
     except httpx.TimeoutException:
         return "timed out", time.perf_counter() - started
+    except httpx.HTTPError as exc:  # the server was stopped under it
+        return type(exc).__name__, time.perf_counter() - started
 
 
 def main() -> None:
@@ -65,14 +68,21 @@ def main() -> None:
         leaver.join()
         status, seconds = post(address, {"model": model, "length": 10, "seed": 1}, 25)
         print(f"1. after a client left a 256 x 3000 beam: a 10-character request answered {status} in {seconds:.2f} s")
+        staying = threading.Thread(target=post, args=(address, {"model": model, "length": 3000, "beam": 256}, 120), daemon=True)
+        staying.start()
+        time.sleep(1.0)
+        timings = [post(address, {"model": model, "length": 10, "seed": seed}, 25) for seed in range(5)]
+        print("   while a 256 x 3000 beam runs: five 10-character requests answered "
+              + ", ".join(f"{status} in {seconds:.2f} s" for status, seconds in timings))
     finally:
         child.kill()
         child.wait()
 
     child, address = start(model, args.source, "--max-streams", "256", "--request-seconds", "5")
     try:
-        status, seconds = post(address, {"model": model, "length": 300, "beam": 256}, 60)
-        print(f"2. --request-seconds 5, a 256 x 300 beam: answered {status} after {seconds:.2f} s")
+        for length in (300, 3000):
+            status, seconds = post(address, {"model": model, "length": length, "beam": 256}, 60)
+            print(f"2. --request-seconds 5, a 256 x {length} beam: answered {status} after {seconds:.2f} s")
     finally:
         child.kill()
         child.wait()

@@ -40,8 +40,7 @@ log = logging.getLogger(__name__)
 
 TICK_STEPS = 8  # steps per tick: each stream's text arrives every tick, and new streams join at its end
 JOB_TICK_SECONDS = 0.02  # a job's slice of a tick when no stream runs beside it is about 4x this
-JOB_SHARE = 0.3  # beside streams, the jobs' part of a tick against the streams' own
-TICK_PAUSE_SECONDS = 0.0005
+JOB_SHARE = 0.15  # beside streams, the jobs' part of a tick against the streams' own
 
 
 class Busy(GenerateError):
@@ -201,9 +200,6 @@ class Engine:
                 self._tick()
                 if self.on_tick is not None:
                     self.on_tick()
-                # Let the request threads and the event loop in between ticks: a thread that only waits for
-                # the GIL would otherwise get it once per switch interval while a long job runs tick after tick.
-                time.sleep(TICK_PAUSE_SECONDS)
             except Exception as exc:  # a bug in a loop must not take every other request's stream with it
                 log.exception("model %s: a tick failed", self.name)
                 for entry in self._active:
