@@ -83,6 +83,7 @@ def _abandon(address: str, body: dict, after: float) -> None:
 
 @pytest.mark.parametrize("body, field", [
     ({"model": "verse", "lines": 40}, "lines"),
+    ({"model": "verse", "acrostic": "S" * 40}, "acrostic"),
     ({"model": "verse", "length": 3001}, "length"),
     ({"model": "verse", "beam": 65}, "beam"),
     ({"model": "verse", "renders": {"png": 1}}, "renders"),
@@ -112,7 +113,9 @@ def test_malformed_bodies_are_json_errors_never_500s(local):
         for method, path, status in (("GET", "/nowhere", 404), ("GET", "/v1/samples", 405), ("DELETE", "/v1/models", 405)):
             answer = http.request(method, path)
             assert answer.status_code == status and answer.json()["error"]["message"], answer.text
-        record = http.post("/v1/samples", json={"model": "verse", "length": 5, "seed": 1}).json()["samples"][0]
+        answered = http.post("/v1/samples", json={"model": "verse", "length": 5, "seed": 1})
+        assert answered.headers["x-request-id"] != http.get("/livez").headers["x-request-id"]  # one id per request
+        record = answered.json()["samples"][0]
         assert record["run"] == "verse" and "/" not in record["checkpoint"] and "/" not in record["command"].split()[2]
         assert http.get("/livez").status_code == 200 and http.get("/readyz").json()["status"] == "ready"
 
