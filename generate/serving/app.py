@@ -53,7 +53,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..errors import GenerateError, OptionError, UsageError
 from ..pipeline.loaded import LoadedModel
 from ..sampling.options import command_words, options_from
-from .checks import Refused, as_request_keys, background_tasks, error_response, parse_json, prepare_within_bounds, read_body, until_disconnect
+from .checks import Refused, as_request_keys, background_tasks, error_response, parse_json, prepare_within_bounds, public_record, read_body, until_disconnect
 from .cowrite import CoWriting
 from .engine import Busy, Cancelled, Engine, Ticket
 from .openai_api import OpenAiCompletions
@@ -160,6 +160,7 @@ class ServingApi:
         self.relay = Relay()
         self.store = SampleStore()
         self.draining = threading.Event()  # set at SIGTERM: new requests are refused with 503
+        self.in_flight = 0  # requests and sockets being answered (counted on the event loop)
         self.started = int(time.time())
         for served in models.values():
             served.engine.on_tick = self.relay.flush_soon
@@ -338,16 +339,6 @@ def build_app(models: dict[str, ServedModel], options: ServeOptions, metrics: Me
     return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})
 
 
-def public_record(served: ServedModel, record: dict) -> dict:
-    """A sample's record as a client sees it: the model by its name, never the server's paths."""
-    shown = dict(record)
-    if "run" in shown:
-        shown["run"] = served.name
-    if "checkpoint" in shown:
-        shown["checkpoint"] = Path(str(shown["checkpoint"])).name
-    return shown
-
-
 _SAMPLES_BODY = "samples"
 
 
@@ -521,13 +512,24 @@ def _origin_authority(origin: str) -> str:
 
 
 class Draining:
-    """While the server stops (SIGTERM), every new request but the probes gets 503 with the JSON error."""
+    """While the server stops (SIGTERM), every new request but the probes gets 503 with the JSON error; and it counts
+    the requests in flight, so a stop can wait for their last events to be sent."""
 
     def __init__(self, app, api: ServingApi):
         self.app, self.api = app, api
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] in ("http", "websocket") and self.api.draining.is_set() and scope.get("path") not in PROBES:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        self.api.in_flight += 1
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            self.api.in_flight -= 1
+
+    async def _answer(self, scope, receive, send):
+        if self.api.draining.is_set() and scope.get("path") not in PROBES:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4503})
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -134,3 +135,13 @@ async def until_disconnect(request: Request, ticket: Ticket, work, threads):
     if not result:
         raise Cancelled("the client went away")
     return result[0]
+
+
+def public_record(served, record: dict) -> dict:
+    """A sample's record as a client sees it: the model by its name, never the server's paths."""
+    shown = dict(record)
+    if "run" in shown:
+        shown["run"] = served.name
+    if "checkpoint" in shown:
+        shown["checkpoint"] = Path(str(shown["checkpoint"])).name
+    return shown

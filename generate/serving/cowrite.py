@@ -30,6 +30,7 @@ from ..cowriting.write import WriteOptions, session_record, verify
 from ..errors import GenerateError, OptionError, UsageError
 from ..sampling.resolve import resolve_seed
 from ..typed_values import check_value_types, has_lone_surrogate
+from .checks import public_record
 
 ACTIONS = ("start", "take", "reroll", "undo", "redo", "edit", "temperature", "count", "save")
 
@@ -106,7 +107,8 @@ class CoWriting:
             (session.undo if action == "undo" else session.redo)()
         else:
             model = self.served.model
-            return {"type": "saved", "record": session_record(session, model.generator, model.name, self.options)}
+            record = session_record(session, model.generator, model.name, self.options)
+            return {"type": "saved", "record": public_record(self.served, record)}  # the model by name, no server path
         return self.state()
 
     def state(self) -> dict:

@@ -198,7 +198,9 @@ def serve(names: list[str], options: ServeOptions, on_listening=None) -> None:
                 time.sleep(0.05)
             for engine in engines:
                 engine.stop()  # what still runs gets its final "stopping" event within a tick
-            time.sleep(0.1)  # the last events reach their sockets
+            flushed = time.monotonic() + 0.6
+            while api.in_flight and time.monotonic() < flushed:  # the last events reach their sockets
+                time.sleep(0.02)
             server.should_exit = True
 
         threading.Thread(target=watch, name="drain", daemon=True).start()

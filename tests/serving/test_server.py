@@ -167,7 +167,7 @@ def test_sigterm_under_load_ends_each_stream_with_a_final_event_and_exits_0(bund
     assert child.wait(timeout=30) == 0
 
 
-def test_co_writing_over_a_websocket_takes_undoes_redoes_edits_saves_and_replays(server, tmp_path):
+def test_co_writing_over_a_websocket_takes_undoes_redoes_edits_saves_and_replays(server, bundle, tmp_path):
     from websockets.sync.client import connect
 
     url = server.replace("http://", "ws://") + f"/v1/write?token={TOKEN}"
@@ -194,8 +194,9 @@ def test_co_writing_over_a_websocket_takes_undoes_redoes_edits_saves_and_replays
         final = send({"action": "take", "index": 0})
         saved = send({"action": "save"})
         assert saved["type"] == "saved" and saved["record"]["session"]["text"] == final["text"]
+    assert saved["record"]["run"] == "verse" and "/" not in saved["record"]["checkpoint"]  # no server path
     sidecar = tmp_path / "session.txt.json"
-    sidecar.write_text(json.dumps(saved["record"]))
+    sidecar.write_text(json.dumps({**saved["record"], "run": str(bundle)}))  # replayed with the client's copy of the model
     replayed = CliRunner().invoke(cli, ["write", "--replay", str(sidecar)])
     assert replayed.exit_code == 0, replayed.stderr
     assert replayed.stdout.rstrip("\n") == final["text"].rstrip("\n")
