@@ -232,6 +232,9 @@ def verify_declared(options: SampleOptions) -> None:
     for name, declaration in declarations().items():
         value, kind = getattr(options, name), field_kinds[name]
         if not kind.accepts(value):
+            texts = value if kind.sequence and isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(t, str) and has_lone_surrogate(t) for t in texts):
+                raise OptionError(name, f"expected valid Unicode text, received {value!r} (a lone surrogate)")
             raise OptionError(name, f"expected {kind.describe()}, received {type(value).__name__} {value!r}")
         if value is None:
             continue
