@@ -255,3 +255,29 @@ def test_a_bundle_reads_only_its_own_files_and_a_meta_that_does_not_fit_its_grap
         shutil.copytree(bundle, forged)
         (forged / "meta.json").write_text(json.dumps({**meta, **edit}))
         one_line_error(runner.invoke(cli, ["sample", str(forged), "--length", "5"]), 1, "meta.json", needle)
+
+
+@pytest.mark.parametrize("location", ["weights.bin", "../outside-weights.bin"])
+def test_external_data_that_meta_json_does_not_list_never_loads(bundle, tmp_path, location):
+    onnx = pytest.importorskip("onnx")
+    import hashlib
+
+    forged = tmp_path / "forged" / "bundle"
+    shutil.copytree(bundle, forged)
+    # The weights move to a file beside (or outside) the bundle; meta.json is rewritten to hash the new graph,
+    # as anyone can, but lists no such file.
+    onnx.save_model(onnx.load(str(bundle / "model.onnx")), str(forged / "model.onnx"), save_as_external_data=True,
+                    location="weights.bin", size_threshold=0)
+    graph = onnx.load(str(forged / "model.onnx"), load_external_data=False)
+    if location != "weights.bin":
+        (forged / "weights.bin").rename(forged / location)
+        for tensor in graph.graph.initializer:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = location
+        (forged / "model.onnx").write_bytes(graph.SerializeToString())
+    assert (forged / location).resolve().is_file() and len(graph.graph.initializer[0].external_data)
+    meta = json.loads((forged / "meta.json").read_text())
+    meta["files"]["model.onnx"] = hashlib.sha256((forged / "model.onnx").read_bytes()).hexdigest()
+    (forged / "meta.json").write_text(json.dumps(meta))
+    one_line_error(CliRunner().invoke(cli, ["sample", str(forged), "--length", "5"]), 1, str(forged / "model.onnx"))
