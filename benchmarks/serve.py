@@ -194,24 +194,11 @@ async def soak(address: str, model: str, seconds: float, pid: int) -> dict:
                   {"model": model, "temprature": 1}, {"model": model, "prime": "§"}]
     end = time.monotonic() + seconds
 
-    async def co_write(seed: int) -> str:
-        from websockets.asyncio.client import connect
-
-        async with connect(address.replace("http://", "ws://") + "/v1/write") as socket:
-            for message in ({"action": "start", "model": model, "options": {"seed": seed, "text": "ROMEO:"}},
-                            {"action": "take", "index": 0}, {"action": "reroll"}, {"action": "undo"},
-                            {"action": "take", "index": 1}, {"action": "save"}):
-                await socket.send(json.dumps(message))
-                reply = json.loads(await socket.recv())
-                if reply["type"] == "error":
-                    return "write error"
-        return "write ok"
-
     async def worker(http: httpx.AsyncClient, number: int) -> None:
         while time.monotonic() < end:
             kind = rng.choice(["stream", "stream", "plain", "cancel", "bad", "write"])
             if kind == "write":
-                outcomes[await co_write(rng.randint(0, 10**6))] += 1
+                outcomes[await co_write_session(address, model, rng.randint(0, 10**6))] += 1
                 continue
             body = {"model": model, "prime": rng.choice(["ROMEO:", "JULIET:", "\n"]), "length": rng.randint(50, 600),
                     "seed": rng.randint(0, 10**6), "temperature": rng.choice([0.6, 0.8, 1.0]), "top_k": rng.choice([0, 20])}

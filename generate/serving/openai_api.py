@@ -147,6 +147,24 @@ class OpenAiCompletions:
 
     async def _prepare(self, keys: dict):
         """(served model, one prepared request per prompt, the response's shape), or OpenAiError naming the key."""
+        served = self._model(keys)
+        shape = self._shape(keys, served.name)
+        max_tokens, sample_keys = self._sample_keys(keys, shape)
+        requests = []
+        try:
+            base = options_from(sample_keys)
+            for prompt in shape["prompts"]:
+                length = None if max_tokens is None else max(max_tokens, 1)
+                request_options = dataclasses.replace(base, prime=prompt or None, length=length)
+                requests.append((prompt, max_tokens, await prepare_within_bounds(served, request_options, self.api.options,
+                                                                                 self.api.threads)))
+        except OptionError as exc:
+            raise OpenAiError(400, exc.problem, _openai_key(exc.option)) from None
+        except (UsageError, TypeError, ValueError) as exc:
+            raise OpenAiError(400, str(exc)) from None
+        return served, requests, shape
+
+    def _model(self, keys: dict):
         models = self.api.models
         name = keys.get("model")
         if not isinstance(name, str):
@@ -154,14 +172,18 @@ class OpenAiCompletions:
         if name not in models:
             raise OpenAiError(404, f"The model '{name}' does not exist; expected one of {', '.join(models)}", "model",
                               "model_not_found")
+        return models[name]
+
+    def _shape(self, keys: dict, name: str) -> dict:
+        """What the response holds and how it is sent: its prompts, n, echo, logprobs, streaming and usage."""
         prompts = keys.get("prompt", "")
         prompts = [prompts] if isinstance(prompts, str) else prompts
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise OpenAiError(400, "expected a string or a list of strings (a token is a character: token ids are "
                                    f"not taken); received {_shown(keys.get('prompt'))}", "prompt")
-        max_prompts = self.api.options.max_samples
-        if len(prompts) > max_prompts:
-            raise OpenAiError(400, f"expected at most {max_prompts} prompts on this server, received {len(prompts)}", "prompt")
+        most = self.api.options.max_samples
+        if len(prompts) > most:
+            raise OpenAiError(400, f"expected at most {most} prompts on this server, received {len(prompts)}", "prompt")
         shape = {
             "model": name, "id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()),
             "stream": _typed(keys, "stream", bool, False), "echo": _typed(keys, "echo", bool, False),
@@ -175,8 +197,13 @@ class OpenAiCompletions:
             shape["include_usage"] = options.get("include_usage", False)
         if shape["logprobs"] is not None and not 0 <= shape["logprobs"] <= MAX_LOGPROBS:
             raise OpenAiError(400, f"expected 0 to {MAX_LOGPROBS}, received {shape['logprobs']}", "logprobs")
-        if not 1 <= shape["n"] <= self.api.options.max_samples:
-            raise OpenAiError(400, f"expected 1 to {self.api.options.max_samples}, received {shape['n']}", "n")
+        if not 1 <= shape["n"] <= most:
+            raise OpenAiError(400, f"expected 1 to {most}, received {shape['n']}", "n")
+        return shape
+
+    @staticmethod
+    def _sample_keys(keys: dict, shape: dict) -> tuple[int | None, dict]:
+        """(max_tokens, the sample options' keys) for a completion: OpenAI's keys as `generate sample`'s, and the rest."""
         for key, harmless in (("suffix", ("",)), ("best_of", (1,)), ("logit_bias", ({},))):
             if keys.get(key) is not None and keys[key] not in harmless:
                 raise OpenAiError(400, "not supported by this server; expected it left out", key)
@@ -195,23 +222,8 @@ class OpenAiCompletions:
             if key in own:
                 raise OpenAiError(400, f"a completion asks for this with \"{instead}\"; expected \"{key}\" left out", key)
         sample_keys = {**own, "num_samples": shape["n"], "drop_prime": True, "stop": stop}
-        for key in ("temperature", "top_p", "seed"):
-            if keys.get(key) is not None:
-                sample_keys[key] = keys[key]
-        served = models[name]
-        requests = []
-        try:
-            base = options_from(sample_keys)
-            for prompt in prompts:
-                length = None if max_tokens is None else max(max_tokens, 1)
-                request_options = dataclasses.replace(base, prime=prompt or None, length=length)
-                requests.append((prompt, max_tokens, await prepare_within_bounds(served, request_options, self.api.options,
-                                                                                 self.api.threads)))
-        except OptionError as exc:
-            raise OpenAiError(400, exc.problem, _openai_key(exc.option)) from None
-        except (UsageError, TypeError, ValueError) as exc:
-            raise OpenAiError(400, str(exc)) from None
-        return served, requests, shape
+        sample_keys.update({key: keys[key] for key in ("temperature", "top_p", "seed") if keys.get(key) is not None})
+        return max_tokens, sample_keys
 
     # ------------------------------------------------------------ running
 
@@ -281,18 +293,8 @@ class OpenAiCompletions:
             relay.put(events, {"index": index, "text": text})
 
         def work():
-            try:
-                if shape["echo"]:
-                    for prompt_index, (prompt, _, _) in enumerate(requests):
-                        for j in range(shape["n"]):
-                            if prompt:
-                                loop.call_soon_threadsafe(events.put_nowait, {"index": prompt_index * shape["n"] + j,
-                                                                              "text": prompt})
-                choices = self._complete(served, requests, shape, ticket, on_text)
-            except Exception as exc:  # relayed to the client as the last event
-                loop.call_soon_threadsafe(events.put_nowait, {"failure": exc})
-                return
-            loop.call_soon_threadsafe(events.put_nowait, {"choices": choices})
+            self._stream_work(served, requests, shape, ticket, on_text,
+                              lambda event: loop.call_soon_threadsafe(events.put_nowait, event))
 
         def chunk(choices: list[dict], usage=None) -> str:
             body = {"id": shape["id"], "object": "text_completion", "created": shape["created"], "model": shape["model"],
@@ -333,6 +335,20 @@ class OpenAiCompletions:
 
         return StreamingResponse(sse(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def _stream_work(self, served, requests, shape, ticket: Ticket, on_text, put) -> None:
+        """A streamed completion's work, in a worker thread: echoed prompts first, then the choices, or the failure."""
+        try:
+            if shape["echo"]:
+                for prompt_index, (prompt, _, _) in enumerate(requests):
+                    for j in range(shape["n"]):
+                        if prompt:
+                            put({"index": prompt_index * shape["n"] + j, "text": prompt})
+            choices = self._complete(served, requests, shape, ticket, on_text)
+        except Exception as exc:  # relayed to the client as the last event
+            put({"failure": exc})
+            return
+        put({"choices": choices})
 
     def _failure(self, exc: BaseException) -> tuple[str, JSONResponse]:
         if isinstance(exc, Busy):
