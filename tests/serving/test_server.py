@@ -156,9 +156,10 @@ def test_unsafe_binds_and_models_that_cannot_load_stop_the_start_in_one_line(tmp
 
 
 def test_sigterm_under_load_ends_each_stream_with_a_final_event_and_exits_0(bundle):
-    child, address = start_server(str(bundle), "--grace", "1")
+    # Long enough that the tiny model cannot finish within the grace, however fast the machine.
+    child, address = start_server(str(bundle), "--grace", "1", "--max-length", "200000")
     with client(address, token=None) as http, http.stream("POST", "/v1/samples", json={
-            "model": "verse", "length": 10000, "seed": 2, "stream": True}) as response:
+            "model": "verse", "length": 200000, "seed": 2, "stream": True}) as response:
         lines = response.iter_lines()
         next(line for line in lines if line.startswith("data: "))
         child.send_signal(signal.SIGTERM)
