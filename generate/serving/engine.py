@@ -226,7 +226,7 @@ class Engine:
         self.stats.queued, self.stats.active_streams = len(self._queue), used[True] + used[False]
 
     def _retire(self) -> None:
-        """Ends draws that are done, cancelled, or past their request's time."""
+        """Ends draws and jobs that are done, cancelled, or past their request's time."""
         now, keep = time.monotonic(), []
         for entry in self._active:
             if entry.finished.is_set():  # its job failed during the tick
@@ -245,7 +245,8 @@ class Engine:
         self.stats.active_streams = sum(_width(e) for e in keep)
 
     def _tick(self) -> None:
-        """One chunk for every active draw: one batched loop per key (chain of filter shapes and automata)."""
+        """One chunk for every active draw (one batched loop per key: chain of filter shapes and automata), then a
+        slice of every active job."""
         groups: dict[tuple, list[Draw]] = {}
         for entry in self._active:
             if entry.draw is not None:
