@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
 import typing
@@ -206,8 +207,9 @@ class Kind:
         return f"a list of {names}" if self.sequence else names
 
 
+@functools.cache
 def kinds() -> dict[str, Kind]:
-    """Each field's `Kind`, read from its annotation."""
+    """Each field's `Kind`, read from its annotation (once: every request's checks ask for it)."""
     hints = typing.get_type_hints(SampleOptions)
     found = {}
     for name, hint in hints.items():

@@ -53,7 +53,17 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..errors import GenerateError, OptionError, UsageError
 from ..pipeline.loaded import LoadedModel
 from ..sampling.options import command_words, options_from
-from .checks import Refused, as_request_keys, background_tasks, error_response, parse_json, prepare_within_bounds, public_record, read_body, until_disconnect
+from .checks import (
+    Refused,
+    as_request_keys,
+    background_tasks,
+    error_response,
+    parse_json,
+    prepare_within_bounds,
+    public_record,
+    read_json_object,
+    until_disconnect,
+)
 from .cowrite import CoWriting
 from .engine import Busy, Cancelled, Engine, Ticket
 from .openai_api import OpenAiCompletions
@@ -348,13 +358,7 @@ async def _checked(request: Request, models: dict[str, ServedModel], options: Se
     Raises:
         Refused: the body is not a JSON object, names no served model, or has a bad or out-of-bounds field.
     """
-    body = await read_body(request, options.max_body_bytes)
-    try:
-        keys = parse_json(body or b"null")
-    except ValueError as exc:
-        raise Refused(400, f"expected a JSON object ({exc})") from None
-    if not isinstance(keys, dict):
-        raise Refused(400, f"expected a JSON object, received {type(keys).__name__}")
+    keys = await read_json_object(request, options.max_body_bytes)
     name = keys.get("model")
     if not isinstance(name, str) or name not in models:
         raise Refused(400, f"expected one of the models this server runs: {', '.join(models)}; received {name!r}", "model")

@@ -49,6 +49,22 @@ class Refused(Exception):
         super().__init__(message)
         self.response = error_response(status, message, field, headers)
 
+async def read_json_object(request: Request, limit: int) -> dict:
+    """The body as a JSON object, read within `limit` (`read_body`).
+
+    Raises:
+        Refused: too large or too slow (413, 408), not JSON, or not an object (400).
+    """
+    body = await read_body(request, limit)
+    try:
+        keys = parse_json(body or b"null")
+    except ValueError as exc:
+        raise Refused(400, f"expected a JSON object ({exc})") from None
+    if not isinstance(keys, dict):
+        raise Refused(400, f"expected a JSON object, received {type(keys).__name__}")
+    return keys
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 before it is read when its declared length is over `limit`, and stopped at it.
 

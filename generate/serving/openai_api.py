@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..errors import GenerateError, OptionError, UsageError
 from ..sampling.options import options_from
-from .checks import Refused, as_request_keys, background_tasks, parse_json, prepare_within_bounds, read_body, until_disconnect
+from .checks import Refused, as_request_keys, background_tasks, prepare_within_bounds, read_json_object, until_disconnect
 from .engine import Busy, Cancelled, Ticket
 
 log = logging.getLogger(__name__)
@@ -132,18 +132,12 @@ class OpenAiCompletions:
     # ------------------------------------------------------------ checking
 
     async def _body(self, request: Request) -> dict:
+        """The request's JSON object (`checks.read_json_object`), its refusals in OpenAI's terms."""
         try:
-            body = await read_body(request, self.api.options.max_body_bytes)
+            return await read_json_object(request, self.api.options.max_body_bytes)
         except Refused as refusal:
             payload = json.loads(refusal.response.body)["error"]
             raise OpenAiError(refusal.response.status_code, payload["message"], payload["field"]) from None
-        try:
-            keys = parse_json(body or b"null")
-        except ValueError as exc:
-            raise OpenAiError(400, f"expected a JSON object ({exc})") from None
-        if not isinstance(keys, dict):
-            raise OpenAiError(400, f"expected a JSON object, received {type(keys).__name__}")
-        return keys
 
     async def _prepare(self, keys: dict):
         """(served model, one prepared request per prompt, the response's shape), or OpenAiError naming the key."""

@@ -14,16 +14,6 @@ from generate.serving.engine import Busy, Cancelled, Engine, Ticket
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def bundle(trained_run, tmp_path_factory):
-    from generate.model.export import export_bundle
-    from generate.model.rundir import RunDir
-
-    dest = tmp_path_factory.mktemp("served") / "verse"
-    export_bundle(RunDir(trained_run), dest)
-    return dest
-
-
 # What the 31 others ask: other seeds, temperatures, filters, lengths, primes, poem constraints and stops.
 OTHERS = [dict(seed=100 + i, length=40 + 7 * i, temperature=0.6 + 0.05 * (i % 9), num_samples=1 + i % 3,
                top_k=(0, 5, 12)[i % 3], prime=("Shall ", "Thou art", "")[i % 3])

@@ -26,16 +26,6 @@ pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def bundle(trained_run, tmp_path_factory):
-    from generate.model.export import export_bundle
-    from generate.model.rundir import RunDir
-
-    dest = tmp_path_factory.mktemp("hostile") / "verse"
-    export_bundle(RunDir(trained_run), dest)
-    return dest
-
-
-@pytest.fixture(scope="module")
 def local(bundle):
     child, address = start_server(str(bundle), "--max-length", "3000", "--request-seconds", "20", "--grace", "2",
                                   env={"GENERATE_SERVE_HEADER_SECONDS": "1.5"})

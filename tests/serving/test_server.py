@@ -22,16 +22,6 @@ pytest.importorskip("onnxruntime")
 TOKEN = "a-test-token-of-some-length"
 
 
-@pytest.fixture(scope="module")
-def bundle(trained_run, tmp_path_factory):
-    from generate.model.export import export_bundle
-    from generate.model.rundir import RunDir
-
-    dest = tmp_path_factory.mktemp("served") / "verse"
-    export_bundle(RunDir(trained_run), dest)
-    return dest
-
-
 def start_server(*args: str, env: dict | None = None):
     """`generate serve ARGS --port 0` in a process of its own; returns it and its address once it listens."""
     child = subprocess.Popen([sys.executable, "-m", "generate", "serve", *args, "--port", "0"], stderr=subprocess.PIPE,
