@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .base import cli, logging_options
 from .corpus import corpus_group
+from .evaluate import evaluate
 from .jobs import run_command, runs_group
 from .sample import render, sample
 from .score import score
@@ -23,7 +24,7 @@ def _with_logging_options(command):
     return logging_options(command)
 
 
-for command in (train, sample, write, render, score, info, list_runs, export, serve, corpus_group, run_command, runs_group):
+for command in (train, sample, write, render, score, evaluate, info, list_runs, export, serve, corpus_group, run_command, runs_group):
     cli.add_command(_with_logging_options(command))
 
 

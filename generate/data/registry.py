@@ -31,7 +31,7 @@ from .vocab import HAN
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("url", "file", "stdlib", "music21")
+SOURCES = ("url", "file", "local", "stdlib", "music21")
 PREFIX = "corpus:"
 
 
@@ -40,7 +40,7 @@ class CorpusEntry:
     name: str  # how `corpus:NAME` and `generate corpus build NAME` refer to it
     kind: str  # text, code or music
     description: str
-    source: str  # url, file, stdlib or music21
+    source: str  # url, file, local (a file given with --from), stdlib or music21
     license: str
     clean: list[str] = field(default_factory=list)  # clean-up steps, in order
     url: str = ""  # source = url: where to download it
@@ -132,10 +132,29 @@ def quatrains_5x4(text: str) -> str:
     return "".join("\n".join(poem) + "\n\n" for poem in poems)
 
 
+_REGULATED_LINE = re.compile(f"[{HAN}]{{5}}|[{HAN}]{{7}}")
+
+
+def regulated_verse(text: str) -> str:
+    """Keeps the four regulated forms (5 or 7 characters a line, 4 or 8 lines, `，。` in turn), one verse per line.
+
+    Drops every other poem: a line of another length, mixed lengths, missing characters, other punctuation.
+    """
+    kept = []
+    for poem in text.splitlines():
+        lines = re.findall(r"[^，。]*[，。]", poem.strip())
+        if (len(lines) in (4, 8) and "".join(lines) == poem.strip()
+                and all(line[-1] == "，。"[i % 2] and _REGULATED_LINE.fullmatch(line[:-1]) for i, line in enumerate(lines))
+                and len({len(line) for line in lines}) == 1):
+            kept.append("\n".join(lines) + "\n\n")
+    return "".join(kept)
+
+
 CLEANERS: dict[str, Callable[[str], str]] = {
     "normalize-newlines": normalize_newlines,
     "drop-titles": drop_titles,
     "quatrains-5x4": quatrains_5x4,
+    "regulated-verse": regulated_verse,
 }
 # Steps that describe what a source-specific builder does, for the listing.
 DESCRIBED_STEPS = {
@@ -175,6 +194,9 @@ def fetch(entry: CorpusEntry, local: Path | None = None) -> bytes:
     """
     if entry.source == "file":
         local = local or corpora_dir() / entry.path
+    if local is None and entry.source == "local":
+        raise CorpusError(f"corpus {entry.name!r}: build it from a local copy of its source "
+                          f"(sha256 {entry.sha256}): generate corpus build {entry.name} --from PATH")
     if local is not None:
         try:
             data = Path(local).read_bytes()
@@ -211,7 +233,7 @@ def build(name: str, local: Path | None = None, force: bool = False, show_progre
         CorpusError: the source is unavailable, fails its hash, or cleans to nothing.
     """
     entry = get_entry(name)
-    if local is not None and entry.source != "url":
+    if local is not None and entry.source not in ("url", "local"):
         raise UsageError(f"--from: corpus {entry.name!r} comes from {entry.source}, expected no --from")
     if entry.kind == "music":
         return encode_music_corpus([PREFIX + entry.name], entry.encoding, show_progress, collections=music_collections())
@@ -258,9 +280,9 @@ def resolve_source(source: str, show_progress: bool = True) -> Path:
         UsageError: an unknown name, or a downloadable corpus that is not built yet.
     """
     entry = get_entry(source)
-    if entry.kind != "music" and entry.source == "url" and entry.build_info() is None:
-        raise UsageError(f"corpus source {source!r}: not built yet; run `generate corpus build {entry.name}` "
-                         f"(or add --from PATH with a local copy of {entry.url})")
+    if entry.kind != "music" and entry.source in ("url", "local") and entry.build_info() is None:
+        how = f"(or add --from PATH with a local copy of {entry.url})" if entry.url else "--from PATH"
+        raise UsageError(f"corpus source {source!r}: not built yet; run `generate corpus build {entry.name}` {how}")
     return build(entry.name, show_progress=show_progress)
 
 

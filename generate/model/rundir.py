@@ -162,6 +162,31 @@ class RunDir:
                              f"{[low, high]} and median {median}")
         return PieceBars(low, median, high)
 
+    def piece_meters(self) -> dict | None:
+        """Music: the meters the training corpus's pieces use, counted (`music.sampling.piece_meters`), or None
+        when not recorded (a run trained before meters were).
+
+        Raises:
+            UsageError: a `meters` entry that does not hold `{"meters": {METER: PIECES}, "min_pieces": N}`.
+        """
+        try:
+            record = json.loads(self.pieces.read_text(encoding="utf-8")).get("meters")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, AttributeError) as exc:
+            raise UsageError(f"{self.pieces}: expected a JSON object ({exc})") from None
+        if record is None:
+            return None
+        try:
+            valid = (all(isinstance(n, int) and n > 0 for n in record["meters"].values()) and record["meters"]
+                     and isinstance(record["min_pieces"], int)
+                     and all(isinstance(m, dict) for m in record.get("by_label", {}).values()))
+        except (KeyError, TypeError, AttributeError):
+            valid = False
+        if not valid:
+            raise UsageError(f"{self.pieces}: meters: expected {{\"meters\": {{METER: PIECES}}, \"min_pieces\": N}}")
+        return record
+
     def sampling_defaults(self) -> dict:
         """The run's own default sampling settings (`sampling.json`, e.g. {"temperature": 0.7}); {} when none.
 

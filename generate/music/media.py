@@ -66,8 +66,13 @@ def find_soundfont() -> Path:
                         "(apt-get install fluidsynth) or set GENERATE_SOUNDFONT to an .sf2 file")
 
 
-def render_wav(midi_path: Path, wav_path: Path, sample_rate: int = 44100) -> None:
-    """Synthesises a MIDI file to WAV with fluidsynth.
+WAV_PEAK_DBFS = -1.0  # where a WAV's loudest sample lands: loud, with a decibel of room for a player's resampling
+
+
+def render_wav(midi_path: Path, wav_path: Path, sample_rate: int = 44100, gain: float = 0.0) -> None:
+    """Synthesises a MIDI file to WAV with fluidsynth, its peak brought to -1 dBFS plus `gain` decibels.
+
+    fluidsynth's own level leaves a solo line near -30 dBFS, too quiet to hear beside other audio.
 
     Raises:
         GenerateError: fluidsynth or a soundfont is missing, or synthesis failed.
@@ -83,6 +88,31 @@ def render_wav(midi_path: Path, wav_path: Path, sample_rate: int = 44100) -> Non
         )
         if done.returncode != 0 or tmp.stat().st_size <= 44:
             raise GenerateError(f"--wav: fluidsynth failed on {midi_path}: {(done.stderr or done.stdout).strip()[:200]}")
+        normalise_wav(tmp, WAV_PEAK_DBFS + gain)
+
+
+def normalise_wav(path: Path, peak_dbfs: float) -> float:
+    """Scales a 16-bit PCM WAV file in place so that its loudest sample sits at `peak_dbfs`; returns the old peak.
+
+    Silence stays silent.
+    """
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path), "rb") as source:
+        params = source.getparams()
+        frames = source.readframes(params.nframes)
+    if params.sampwidth != 2:
+        raise GenerateError(f"--wav: expected 16-bit samples from fluidsynth, found {8 * params.sampwidth}-bit")
+    samples = np.frombuffer(frames, "<i2").astype(np.float64)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > 0:
+        scaled = samples * (32767 * 10 ** (min(peak_dbfs, 0.0) / 20) / peak)
+        with wave.open(str(path), "wb") as target:
+            target.setparams(params)
+            target.writeframes(np.clip(np.round(scaled), -32768, 32767).astype("<i2").tobytes())
+    return 20 * np.log10(peak / 32768) if peak > 0 else float("-inf")
 
 
 def build_score(voices: list[list[Event]], meter: str, sharps: int, title: str, fermatas: list | None = None):

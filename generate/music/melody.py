@@ -248,6 +248,12 @@ def _parse_header(header: str, report: DecodeReport) -> tuple[str, int]:
     return meter, sharps
 
 
+def meter_quarters(meter: str) -> Fraction:
+    """How many quarter notes a bar of `meter` ("6/8") holds."""
+    top, _, bottom = meter.partition("/")
+    return Fraction(4 * int(top), int(bottom))
+
+
 def _valid_meter(text: str) -> bool:
     top, _, bottom = text.partition("/")
     return top.isdigit() and bottom in ("1", "2", "4", "8", "16", "32") and 0 < int(top) <= 32

@@ -71,7 +71,7 @@ def decode_music(text: str, encoding: str = "melody") -> DecodedMusic:
 
 
 def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 120.0, program: int = 0,
-                 velocity: int = 80, renders: tuple[str, ...] = ()) -> dict:
+                 velocity: int = 80, renders: tuple[str, ...] = (), gain: float = 0.0) -> dict:
     """Decodes every piece in `text` and writes them one after another as MIDI.
 
     Melodies become one track; chorales one track per voice. Each of
@@ -96,7 +96,7 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
         "png": lambda target: render_png(target, voices, bar_lines, title=f"{path.name}: {meter}, {facts['notes']} notes"),
         "musicxml": lambda target: render_musicxml(target, voices, meter, sharps, title=path.stem, fermatas=fermatas),
         "score": lambda target: render_score_png(target, voices, meter, sharps, title=path.stem, fermatas=fermatas),
-        "wav": lambda target: render_wav(path, target),
+        "wav": lambda target: render_wav(path, target, gain=gain),
     }
     for name in (n for n in makers if n in renders):
         try:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..limits import Limit
 from . import chorale, melody
+from .melody import BAR
 
 MIN_MUSIC_CHARS = 100  # a sampled tune or piece shorter than this (a failed header, say) is replaced by the next
 # Nats off out-of-key pitch logits by default, per encoding: enough to keep a model's melodies in key
@@ -21,6 +22,11 @@ MIN_MUSIC_CHARS = 100  # a sampled tune or piece shorter than this (a failed hea
 # possible; chorales get less, since Bach's harmony needs its leading tones.
 DEFAULT_KEY_PENALTY = {"melody": 1.5, "chorale": 1.0}
 PIECE_PERCENTILES = (5, 95)  # a sampled piece runs from the corpus's 5th to its 95th percentile of bars
+# A sampled header names only a meter the corpus uses: one at least this many of its pieces have (O'Neill's
+# single tune in 1/4 is a transcription's quirk, not a meter to write in) ...
+METER_MIN_PIECES = 3
+# ... and, with a label, one at least this share of the label's pieces have (a jig in 2/4 is a mislabelled tune).
+LABEL_METER_SHARE = 0.02
 
 
 def piece_lengths(ids: np.ndarray, bar_id: int | None, newline_id: int | None) -> dict | None:
@@ -43,6 +49,55 @@ def piece_lengths(ids: np.ndarray, bar_id: int | None, newline_id: int | None) -
     low, high = np.percentile(bars, PIECE_PERCENTILES)
     return {"bars": [max(int(math.floor(low)), 1), int(math.ceil(high))], "percentiles": list(PIECE_PERCENTILES),
             "median": int(round(float(np.median(bars)))), "pieces": int(len(bars))}
+
+
+def piece_meters(ids: np.ndarray, chars: tuple[str, ...], piece_labels: list[str] | None = None) -> dict | None:
+    """The meters a music corpus's pieces are written in, counted, from its ids: what a sampled header may name.
+
+    Args:
+        ids: the corpus, one piece per line, each opening with its `M:<meter> K:<sharps>|` header.
+        chars: the vocabulary, in id order.
+        piece_labels: a labelled corpus's label for each line, in order (`<none>` for none).
+
+    Returns `{"meters": {meter: pieces}, "min_pieces": n}` (with `"by_label": {label: {meter: pieces}}` and
+    `"label_share"` for labels), or None for ids with no header.
+    """
+    newline = chars.index("\n") if "\n" in chars else None
+    if newline is None or BAR not in chars:
+        return None
+    starts = np.concatenate([[0], np.flatnonzero(ids == newline) + 1])
+    counts: dict[str, int] = {}
+    by_label: dict[str, dict[str, int]] = {}
+    for piece, start in enumerate(starts[:-1]):
+        header = "".join(chars[i] for i in ids[start:start + 16])
+        meter = header.split(" ", 1)[0].removeprefix("M:") if header.startswith("M:") and BAR in header else ""
+        if not meter:
+            continue
+        counts[meter] = counts.get(meter, 0) + 1
+        if piece_labels is not None:
+            label = by_label.setdefault(piece_labels[piece], {})
+            label[meter] = label.get(meter, 0) + 1
+    if not counts:
+        return None
+    record: dict = {"meters": dict(sorted(counts.items(), key=lambda kv: -kv[1])), "min_pieces": METER_MIN_PIECES}
+    if piece_labels is not None:
+        record["by_label"] = {label: dict(sorted(m.items(), key=lambda kv: -kv[1])) for label, m in sorted(by_label.items())}
+        record["label_share"] = LABEL_METER_SHARE
+    return record
+
+
+def usual_meters(record: dict, label: str = "") -> tuple[str, ...]:
+    """The meters a sampled header may name: the corpus's (`piece_meters`), or those of `label`'s pieces.
+
+    A label none of whose meters is common enough (or one with no pieces) falls back to the corpus's.
+    """
+    common = tuple(m for m, n in record["meters"].items() if n >= record["min_pieces"]) or tuple(record["meters"])
+    pieces = record.get("by_label", {}).get(label) if label else None
+    if pieces:
+        total = sum(pieces.values())
+        own = tuple(m for m, n in pieces.items() if n >= max(2, record["label_share"] * total) and m in common)
+        return own or common
+    return common
 
 
 def limit_for(encoding: str, bars: int | None, notes: int | None, primed_header: bool) -> Limit | None:

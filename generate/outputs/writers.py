@@ -30,12 +30,13 @@ class RenderSettings:
     velocity: int = 80
     renders: tuple[str, ...] = ()  # names from music.RENDER_SUFFIXES, beside each MIDI file
     title: str = ""  # a Markdown output's heading
+    gain: float = 0.0  # a WAV's peak, in decibels from -1 dBFS
 
     @classmethod
     def of(cls, options, encoding: str, title: str = "") -> RenderSettings:
         """From a `SampleOptions` (or anything with bpm, instrument, velocity and renders), checked once."""
         return cls(encoding, float(options.bpm), instrument_program(options.instrument), options.velocity,
-                   tuple(getattr(options, "renders", ())), title)
+                   tuple(getattr(options, "renders", ())), title, float(getattr(options, "gain", 0.0)))
 
     def facts(self, instrument: str | int) -> dict:
         """What a music sidecar records of these settings."""
@@ -81,7 +82,7 @@ def write_json(path: Path, text: str, record: dict, settings: RenderSettings) ->
 def write_midi_file(path: Path, text: str, record: dict, settings: RenderSettings) -> dict:
     """Music text to MIDI, with the renders `settings` asks for beside it."""
     return render_music(text, path, encoding=settings.encoding, bpm=settings.bpm, program=settings.program,
-                        velocity=settings.velocity, renders=settings.renders)
+                        velocity=settings.velocity, renders=settings.renders, gain=settings.gain)
 
 
 def _json(record: dict) -> str:

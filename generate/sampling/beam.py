@@ -25,8 +25,8 @@ import numpy as np
 from ..limits import Limit
 from ..model.network import StepNetwork
 from .config import SamplingConfig
-from .constraints import Automaton
-from .loop import AutomatonTensors, Sampler
+from .constraints import Automaton, stream_states
+from .loop import Sampler
 from .streams import StreamText
 
 CHUNK_STEPS = 256  # steps per compiled call, fixed so the loop traces once
@@ -104,7 +104,7 @@ def make_beam_fn(net: StepNetwork, automata: tuple[Automaton, ...], finish: Fini
     """
     ops = net.ops
     vocab_size = net.vocab_size
-    tables = [AutomatonTensors(a, vocab_size, ops) for a in automata]
+    tables = [a.tensors(vocab_size, ops) for a in automata]
     finish_moves = ops.convert_to_tensor(finish.transitions.reshape(-1))
     finish_accepting = ops.convert_to_tensor(finish.accepting)
 
@@ -208,7 +208,7 @@ class BeamSearch:
         self.carry = {
             "token": as_tensor(np.full((k,), prime_ids[0], np.int32)),
             "states": [as_tensor(s) for s in sampler.with_labels(net.initial_states(k), cfg, len(prime_ids) - 1)],
-            "automata": [as_tensor(np.full((k,), a.start, np.int32)) for a in automata],
+            "automata": [as_tensor(stream_states(a.start, k)) for a in automata],
             "finish": as_tensor(np.zeros((k,), np.int32)),
             "finished": as_tensor(np.zeros((k,), bool)),
             "fed_sampled": as_tensor(np.zeros((k,), bool)),

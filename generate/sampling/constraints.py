@@ -73,12 +73,59 @@ class Automaton:
     def next_state(self, state: int, char_id: int) -> int:
         return int(self.transitions[state, char_id if self.columns is None else self.columns[char_id]])
 
+    def tensors(self, vocab_size: int, ops) -> AutomatonTensors:
+        """Its tables as backend tensors, for the compiled loops."""
+        return AutomatonTensors(self, vocab_size, ops)
+
     def run(self, ids: list[int], state: int | None = None) -> int:
         """The state after feeding `ids` from `state` (default: the start), in NumPy."""
         state = self.start if state is None else state
         for i in ids:
             state = self.next_state(state, i)
         return state
+
+
+class AutomatonTensors:
+    """An automaton's tables as backend tensors, with the lookups the compiled loops make in them."""
+
+    def __init__(self, automaton: Automaton, vocab_size: int, ops):
+        self.ops = ops
+        self.classes = automaton.transitions.shape[1]
+        self.moves = ops.convert_to_tensor(automaton.transitions.reshape(-1))
+        self.bias = ops.convert_to_tensor(automaton.bias)
+        columns = np.arange(vocab_size, dtype=np.int32) if automaton.columns is None else automaton.columns
+        self.columns = ops.convert_to_tensor(columns.astype(np.int32))
+        self.per_character = automaton.columns is None  # the tables already have a column per character
+
+    def step(self, states, tokens):
+        """(N,) states after feeding each stream its token."""
+        ops = self.ops
+        if self.per_character:
+            return ops.take(self.moves, states * self.classes + tokens, axis=0)
+        return ops.take(self.moves, states * self.classes + ops.take(self.columns, tokens, axis=0), axis=0)
+
+    def char_bias(self, states):
+        """(N, V) what each stream's state adds to every character's logit."""
+        ops = self.ops
+        rows = ops.take(self.bias, states, axis=0)
+        return rows if self.per_character else ops.take(rows, self.columns, axis=1)
+
+    def next_states(self, states):
+        """(N, V) the state each stream would reach on every character."""
+        ops = self.ops
+        return ops.take(self.moves, states[:, None] * self.classes + self.columns[None, :], axis=0)
+
+
+def stream_states(start, n: int) -> np.ndarray:
+    """`n` streams' copies of one state: (n,) for an automaton's, (n, K) for a tracker's vector."""
+    start = np.asarray(start, np.int32)
+    return np.tile(start, (n, 1)) if start.ndim else np.full((n,), start, np.int32)
+
+
+def stream_state(states: np.ndarray, row: int) -> int | tuple[int, ...]:
+    """Stream `row`'s state, as `stream_states` takes it back."""
+    state = np.asarray(states)[row]
+    return tuple(int(x) for x in state) if state.ndim else int(state)
 
 
 UNREACHABLE = np.iinfo(np.int32).max // 2  # the distance of a state from which no allowed path ends

@@ -29,13 +29,15 @@ from ..model.config import RunConfig
 from ..model.network import StepNetwork
 from ..model.rundir import RunDir, resolve_run
 from ..music import chorale, melody
+from ..music.sampling import usual_meters
 from .beam import BeamSearch
 from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
-from .music_form import music_automaton
+from .music_form import bar_automaton, music_automaton
 from .options import SampleOptions
 from .python import python_automata
 from .resolve import RunFacts, resolve_options
+from .voice_leading import VoiceLeading
 
 log = logging.getLogger(__name__)
 # Syntax plug-ins: `SamplingConfig.syntax` names one, which builds its automata for a vocabulary.
@@ -123,7 +125,7 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
     return samples
 
 
-def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton, ...]:
+def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton | VoiceLeading, ...]:
     """The constraints that `cfg` asks for, as automata over the run's vocabulary."""
     automata = []
     if run.music and (cfg.key_penalty or cfg.key is not None):
@@ -139,6 +141,10 @@ def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton, ...]:
         lengths = run.piece_bars if cfg.limit is None else None
         bounds = (lengths.low, lengths.high, lengths.median) if lengths else ()
         automata.append(music_automaton(run.vocab.chars, run.encoding, *bounds))
+        if run.meters:
+            automata.append(bar_automaton(run.vocab.chars, run.encoding, usual_meters(run.meters, cfg.label)))
+        if run.encoding == "chorale":
+            automata.append(VoiceLeading(run.vocab.chars))
     elif cfg.syntax:
         automata.extend(SYNTAX_AUTOMATA[cfg.syntax](run.vocab.chars))
     return tuple(automata)

@@ -29,7 +29,7 @@ from ..errors import CheckpointError
 from ..model.label_schedule import needs_guidance, schedule_rows
 from ..model.network import StepNetwork
 from .config import SamplingConfig
-from .constraints import Automaton
+from .constraints import Automaton, stream_state, stream_states
 from .filters import LogitFilter, build_filters, filter_settings
 from .streams import WARMUP_MAX_CHARS, StreamText
 
@@ -59,7 +59,7 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     each stream with and without its label (`label_schedule.guided_step`).
     """
     ops = net.ops
-    tables = [AutomatonTensors(a, net.vocab_size, ops) for a in automata]
+    tables = [a.tensors(net.vocab_size, ops) for a in automata]
     endings = [(i, ops.convert_to_tensor(a.distance)) for i, a in enumerate(automata) if a.distance is not None]
 
     def keep_some(logits, constrained):
@@ -120,37 +120,6 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
     return net.compile(run)
 
 
-class AutomatonTensors:
-    """An automaton's tables as backend tensors, with the lookups the compiled loops make in them."""
-
-    def __init__(self, automaton: Automaton, vocab_size: int, ops):
-        self.ops = ops
-        self.classes = automaton.transitions.shape[1]
-        self.moves = ops.convert_to_tensor(automaton.transitions.reshape(-1))
-        self.bias = ops.convert_to_tensor(automaton.bias)
-        columns = np.arange(vocab_size, dtype=np.int32) if automaton.columns is None else automaton.columns
-        self.columns = ops.convert_to_tensor(columns.astype(np.int32))
-        self.per_character = automaton.columns is None  # the tables already have a column per character
-
-    def step(self, states, tokens):
-        """(N,) states after feeding each stream its token."""
-        ops = self.ops
-        if self.per_character:
-            return ops.take(self.moves, states * self.classes + tokens, axis=0)
-        return ops.take(self.moves, states * self.classes + ops.take(self.columns, tokens, axis=0), axis=0)
-
-    def char_bias(self, states):
-        """(N, V) what each stream's state adds to every character's logit."""
-        ops = self.ops
-        rows = ops.take(self.bias, states, axis=0)
-        return rows if self.per_character else ops.take(rows, self.columns, axis=1)
-
-    def next_states(self, states):
-        """(N, V) the state each stream would reach on every character."""
-        ops = self.ops
-        return ops.take(self.moves, states[:, None] * self.classes + self.columns[None, :], axis=0)
-
-
 @dataclass(frozen=True)
 class Context:
     """One stream after a prime: the character to feed next and every state, ready to continue from.
@@ -161,7 +130,7 @@ class Context:
 
     token: int  # the prime's last character, fed on the next step
     states: tuple[np.ndarray, ...]  # the network's states, one row each
-    automaton_states: tuple[int, ...]  # one per automaton, in order
+    automaton_states: tuple[int | tuple[int, ...], ...]  # one per automaton, in order (a tracker's is a vector)
 
 
 @dataclass
@@ -207,7 +176,7 @@ class Draw:
         self.pending, self.generated = list(prime_ids), 0
         self.states = sampler.with_labels([np.repeat(np.asarray(s), self.n, axis=0) for s in context.states], cfg,
                                           len(self.pending))
-        self.automaton_states = [np.full((self.n,), s, np.int32) for s in context.automaton_states]
+        self.automaton_states = [stream_states(s, self.n) for s in context.automaton_states]
         strict = bool(cfg.poem_lines)  # the poem automaton starts at the boundary itself
         self.streams = [StreamText(cfg.stop, cfg.limit, cfg.warmup, cfg.length, cfg.min_chars, strict) for _ in range(self.n)]
         self.budget = cfg.length + (WARMUP_MAX_CHARS if cfg.warmup else 0)  # steps, the warm-up included
@@ -219,7 +188,7 @@ class Draw:
     def context(self) -> Context:
         """Where the first stream stands now: after a prefill draw (length 0), the fed text's context."""
         return Context(int(np.asarray(self.token)[0]), tuple(np.asarray(s)[:1] for s in self.states),
-                       tuple(int(np.asarray(s)[0]) for s in self.automaton_states))
+                       tuple(stream_state(s, 0) for s in self.automaton_states))
 
     def plan(self, chunk_steps: int, want: int) -> ChunkPlan:
         """The next chunk: up to `chunk_steps` steps, at most `want` of them sampled."""

@@ -30,7 +30,7 @@ import functools
 import numpy as np
 
 from ..music import chorale, melody
-from .constraints import Automaton, AutomatonBuilder, distances_to_end
+from .constraints import Automaton, AutomatonBuilder, distances_to_end, explore
 
 METER_DENOMINATORS = ("1", "2", "4", "8", "16", "32")
 MAX_METER_NUMERATOR = 32
@@ -190,3 +190,105 @@ def _voice_moves(b: AutomatonBuilder, state: object, pitches: str, sounding: int
     b.move(state, pitches, (*then, sounding | bit))
     b.move(state, chorale.REST, (*then, sounding & ~bit))
     b.move(state, chorale.HOLD, (*then, sounding))
+
+
+# ---------------------------------------------------------------- meters and full bars
+
+_UNITS_PER_QUARTER = 24  # every melody duration is a whole number of 1/24 quarter notes
+_MELODY_UNITS = {c: int(v * _UNITS_PER_QUARTER) for c, v in melody.DURATIONS.items()}
+# Header characters the bar automaton reads; in a piece's body some of them are pitches or durations.
+_HEADER_CHARS = frozenset("M:/ K-0123456789")
+
+
+def bar_length(meter: str, unit: int) -> int:
+    """A bar of `meter` ("6/8") in units of 1/`unit` quarter notes; 0 if it is not a whole number of them."""
+    length = melody.meter_quarters(meter) * unit
+    return int(length) if length.denominator == 1 else 0
+
+
+@functools.lru_cache(maxsize=16)
+def bar_automaton(chars: tuple[str, ...], encoding: str, meters: tuple[str, ...]) -> Automaton:
+    """Headers that name one of `meters`, and bars that hold exactly their meter's length.
+
+    A bar line comes only when the bar is full, and no note overflows it (a
+    longer note is carried across by a tie, as the corpus writes it); the first
+    bar alone may be shorter, a pickup. In a melody the lengths are the
+    duration characters' (in 1/24 quarters); in a chorale, frames (sixteenths).
+    Runs beside `music_automaton`, which keeps the syntax and the piece's length.
+
+    Args:
+        chars: the vocabulary, in id order.
+        encoding: `melody` or `chorale`.
+        meters: the meters a header may name (`music.sampling.usual_meters`).
+    """
+    unit = _UNITS_PER_QUARTER if encoding == "melody" else 4
+    lengths = {m: bar_length(m, unit) for m in meters}
+    lengths = {m: n for m, n in lengths.items() if n > 0}
+    if not lengths:
+        raise ValueError(f"meters: expected at least one whose bar is a whole number of 1/{unit} quarters, received {meters}")
+    durations = _MELODY_UNITS
+    notes = set(melody.PITCH_CHARS + melody.REST + melody.TIE) if encoding == "melody" else \
+        set(chorale.PITCH_CHARS + chorale.REST + chorale.HOLD)
+    frame_ends = chorale.FRAME_END + chorale.FERMATA_END
+
+    def char_class(c: str) -> str:
+        if c in _HEADER_CHARS or c in "|\n" or (encoding == "melody" and c in durations) or c in frame_ends:
+            return c
+        return "note" if c in notes else "other"
+
+    def fits(length: int, position: int, duration: int) -> bool:
+        left = length - position - duration
+        return left >= 0 and left != 1  # one 1/24 quarter is no duration: a bar left that short could not be filled
+
+    def forbids(state, c):
+        kind = state[0]
+        if kind == "header":
+            typed = state[1]
+            if len(typed) < 2:
+                return False  # `M:` is the music automaton's to insist on
+            meter = typed[2:]
+            return not (any(m.startswith(meter + c) for m in lengths) or (c == " " and meter in lengths))
+        if kind != "body":
+            return False  # the key, or a header the meters do not cover (a primed one): no constraint
+        _, length, position, first, phase = state
+        if c == "\n":
+            return not (phase == "start" and not first)
+        if c == "|":
+            ready = phase in ("duration", "between")
+            return not (ready and (position == length or (first and 0 < position < length)))
+        if encoding == "melody":
+            if c in durations:
+                return phase == "start" or not fits(length, position, durations[c])
+            return c in notes and (phase == "note" or length - position < 2)
+        if c in frame_ends:
+            return phase != "frame"
+        return c in notes and phase != "frame" and position >= length  # a new frame only in a bar with room
+
+    def step(state, c):
+        if c == "\n":
+            return ("header", "")
+        if forbids(state, c):
+            # Only a forced character (a prime's) takes a forbidden move: the rest of its piece is left free.
+            return ("free",)
+        kind = state[0]
+        if kind == "header":
+            typed, meter = state[1] + c, state[1][2:]
+            if len(typed) <= 2:
+                return ("header", typed) if "M:".startswith(typed) else ("free",)
+            return ("key", meter) if c == " " else ("header", typed)
+        if kind in ("key", "free"):
+            return ("body", lengths[state[1]], 0, True, "start") if c == "|" and kind == "key" else state
+        _, length, position, first, phase = state
+        if c == "|":
+            return ("body", length, 0, False, "start")
+        if encoding == "melody":
+            if c in durations and phase != "start":
+                return ("body", length, position + durations[c], first, "duration")
+            return ("body", length, position, first, "note") if c in notes else state
+        if c in notes:
+            return ("body", length, position, first, "frame")
+        return ("body", length, position + 1, first, "between") if c in frame_ends else state
+
+    settings = {"meters": list(lengths)}
+    return explore(f"bars({encoding})", chars, ("header", ""), step, forbids, settings,
+                   ends=lambda state: state == ("header", ""), char_class=char_class)

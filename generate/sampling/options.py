@@ -166,6 +166,8 @@ class SampleOptions:
     bpm: float = option(120.0, "Music: tempo of MIDI output.", minimum=1, maximum=1000, music=True)
     instrument: str | int = option("piano", "Music: a General MIDI program number or name (fiddle, flute, ...).", music=True)
     velocity: int = option(80, "Music: MIDI note velocity (loudness).", minimum=1, maximum=127, music=True)
+    gain: float = option(0.0, "Music with --wav: decibels added to the WAV's peak, which is set to -1 dBFS "
+                              "(-6 for a quieter file; at most 1, a full-scale peak).", minimum=-60, maximum=1, music=True)
     renders: tuple[str, ...] = option((), "Music: files rendered beside each MIDI output.", choices=RENDER_NAMES,
                                       cli=False, job=False, music=True,
                                       why="one flag per render (--wav, --png, --musicxml, --score); a job's `formats` names them")

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +61,7 @@ class RunFacts:
     sampling_defaults: tuple[tuple[str, float], ...] = ()  # the run's own defaults for settings left unset
     piece_bars: PieceBars | None = None  # music: the corpus's usual bars per piece (`RunDir.piece_bars`)
     labels: tuple[str, ...] = ()  # a labelled model's label names in id order, `<none>` first
+    meters: dict | None = field(default=None, hash=False)  # music: the corpus's meters, counted (`RunDir.piece_meters`)
 
     @classmethod
     def of(cls, run: RunDir) -> RunFacts:
@@ -81,7 +82,8 @@ class RunFacts:
                 raise UsageError(f"{run.sampling}: {name}: expected {declared.expected(False)}, received {value!r}")
         return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab(), is_python_corpus(config.corpus),
                    tuple(sorted((name, float(value)) for name, value in defaults.items())),
-                   run.piece_bars() if config.corpus.kind == "music" else None, run.label_names())
+                   run.piece_bars() if config.corpus.kind == "music" else None, run.label_names(),
+                   run.piece_meters() if config.corpus.kind == "music" else None)
 
     def default_setting(self, name: str):
         """A drawing setting left unset: the run's recorded default, else the declared fallback."""

@@ -26,7 +26,7 @@ from ..model.checkpoint import read_training_state
 from ..model.config import ARCHITECTURE_FIELDS, ModelConfig, RunConfig, TrainConfig, auto_batch_size
 from ..model.rundir import RunDir, resolve_run, resume_point
 from ..music.melody import BAR
-from ..music.sampling import piece_lengths
+from ..music.sampling import piece_lengths, piece_meters
 
 log = logging.getLogger(__name__)
 # Options a resumed run may change; everything else shapes the model or data.
@@ -129,8 +129,21 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
         corpus_sha256=corpus.sha256, vocab_sha256=vocab.sha256,
         corpus_chars=corpus.n_chars, train_chars=len(train_ids), val_chars=len(val_ids),
     )
-    pieces = piece_lengths(ids, vocab.id_of(BAR), vocab.id_of("\n")) if corpus_cfg.kind == "music" else None
+    pieces = music_pieces(ids, vocab, labelling) if corpus_cfg.kind == "music" else None
     return Plan(run, config, vocab, train_ids, val_ids, create=True, pieces=pieces, labelling=labelling)
+
+
+def music_pieces(ids: np.ndarray, vocab: Vocab, labelling: Labelling | None) -> dict | None:
+    """What `pieces.json` records of a music corpus: its pieces' lengths in bars and the meters they use."""
+    pieces = piece_lengths(ids, vocab.id_of(BAR), vocab.id_of("\n"))
+    if pieces is None:
+        return None
+    piece_labels = None
+    if labelling is not None:
+        line_starts = np.concatenate([[0], np.flatnonzero(ids == vocab.id_of("\n")) + 1])
+        piece_labels = [labelling.names[i] for i in labelling.spans.at(line_starts)]
+    meters = piece_meters(ids, vocab.chars, piece_labels)
+    return {**pieces, **({"meters": meters} if meters else {})}
 
 
 def _labels(corpus, corpus_cfg: CorpusConfig, model_cfg: ModelConfig) -> tuple[Labelling | None, ModelConfig]:

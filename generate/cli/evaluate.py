@@ -1,0 +1,46 @@
+"""`generate eval`: a model's writing judged as a reader of its kind would, beside its corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("eval")
+@click.argument("model")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-N", "--num-samples", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Samples to draw and judge (one batch), when no FILES are given.")
+@click.option("--seed", type=int, default=1, show_default=True, help="The samples' seed.")
+@click.option("--label", default="", help="A labelled model: sample in this style, and judge the style's meters too.")
+@click.option("--temperature", "-t", type=float, default=None, help="Sampling temperature [default: the model's own].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: every measure, for the samples and the corpus.")
+def evaluate(model: str, files: tuple[Path, ...], num_samples: int, seed: int, label: str,
+             temperature: float | None, as_json: bool) -> None:
+    """Judge MODEL's writing (fresh samples, or FILES of it) beside its corpus.
+
+    Music: whether headers name the corpus's meters, bars that add up,
+    endings on the tonic; for chorales, parallel fifths and octaves, spacing,
+    crossings and ranges; and Yang & Lerch's comparison of pitch and rhythm
+    distributions with the corpus's (overlap area, 1 is best; KL, 0 is best).
+    """
+    from ..critics.evaluate import evaluate as judge
+
+    options = {"temperature": temperature} if temperature is not None else {}
+    result = judge(model, list(files), num_samples, seed, label, **options)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    corpus = f"its corpus ({result.corpus_source}, {result.corpus.count:,} pieces)" if result.corpus else "its corpus (not at hand)"
+    click.echo(f"{result.model}: {result.source}{f' with --label {label}' if label else ''}, beside {corpus}")
+    rows = [("measure", "samples", "corpus")] + result.rows()
+    width = max(len(row[0]) for row in rows)
+    for what, mine, theirs in rows:
+        click.echo(f"  {what:<{width}}  {mine:>8}  {theirs:>8}")
+    if result.similarity:
+        click.echo("distributions beside the corpus's (Yang & Lerch: overlap area, 1 best; KL divergence, 0 best)")
+        for name, values in result.similarity.items():
+            shown = f"overlap {values['overlap']:.3f}  KL {values['kl']:.3f}" if values else "-"
+            click.echo(f"  {name:<{width}}  {shown}")

@@ -1,0 +1,39 @@
+"""Critics: samples judged as a reader of their kind would judge them, beside the same measures on the corpus.
+
+One critic per kind of writing, in one registry (`CRITICS`): a new kind's
+critic is a class and a line. `generate eval` (`critics.evaluate`) samples a
+model, or reads files, and prints each measure for the samples beside the
+same measure on the run's own corpus.
+"""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from .base import Critic, Measure
+from .music import ChoraleCritic, MelodyCritic
+
+# Keyed by what a run writes: a music run's encoding, else its corpus's kind.
+CRITICS: dict[str, type[Critic]] = {
+    "melody": MelodyCritic,
+    "chorale": ChoraleCritic,
+}
+
+
+def critic_key(kind: str, encoding: str) -> str:
+    return encoding if kind == "music" else kind
+
+
+def critic_for(kind: str, encoding: str = "") -> type[Critic]:
+    """The critic class for a run of `kind` (and music `encoding`).
+
+    Raises:
+        UsageError: no critic judges that kind yet.
+    """
+    key = critic_key(kind, encoding)
+    if key not in CRITICS:
+        raise UsageError(f"generate eval: no critic judges {key!r} yet; expected a model that writes "
+                         f"{' or '.join(sorted(CRITICS))}")
+    return CRITICS[key]
+
+
+__all__ = ["CRITICS", "Critic", "Measure", "critic_for", "critic_key"]

@@ -1,0 +1,151 @@
+"""`generate eval`: sample a model (or read files of its writing) and judge the pieces beside its corpus."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CorpusError, UsageError
+from ..model.rundir import RunDir
+from . import critic_for
+from .base import Critic, Judged, similarity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    """One model's pieces judged, beside the same measures on its corpus."""
+
+    model: str
+    critic: Critic
+    source: str  # where the judged pieces came from, in words
+    samples: Judged
+    corpus: Judged | None  # None when the corpus is not at hand
+    corpus_source: str = ""
+    similarity: dict[str, dict[str, float] | None] = field(default_factory=dict)  # feature -> overlap and KL
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(what is measured, the samples' value, the corpus's value) for each measure that applies."""
+        rows = []
+        for measure in self.critic.measures:
+            mine = self.samples.values.get(measure.key)
+            theirs = self.corpus.values.get(measure.key) if self.corpus else None
+            if mine is None and theirs is None:
+                continue
+            rows.append((measure.what, measure.format(mine), measure.format(theirs)))
+        return rows
+
+    def as_dict(self) -> dict:
+        def measures(judged: Judged | None) -> dict | None:
+            if judged is None:
+                return None
+            return {m.key: judged.values.get(m.key) for m in self.critic.measures}
+
+        return {
+            "model": self.model, "critic": self.critic.key, "label": self.critic.label or None,
+            "samples": {"source": self.source, "pieces": self.samples.count, "measures": measures(self.samples)},
+            "corpus": None if self.corpus is None else {"source": self.corpus_source, "pieces": self.corpus.count,
+                                                        "measures": measures(self.corpus)},
+            "distribution": self.similarity or None,
+        }
+
+
+def evaluate(model: str, files: list[Path] | None = None, num_samples: int = 100, seed: int = 1, label: str = "",
+             **options) -> Evaluation:
+    """Judges `files` (the model's encoding, as `generate sample` prints it), or `num_samples` fresh samples.
+
+    Args:
+        model: a run directory or a shipped model's name.
+        files: text files to judge instead of sampling.
+        num_samples: how many samples to draw, in one batch.
+        seed: the samples' seed.
+        label: a labelled model: sample with this label, and judge the label's meters too.
+        **options: other `generate sample` settings, as the API takes them (temperature=0.9, ...).
+
+    Raises:
+        UsageError: a model no critic judges, unreadable files, or no piece to judge.
+    """
+    from ..pipeline.loaded import load  # a model loads only when one is judged
+
+    loaded = load(model)
+    facts = loaded.facts
+    critic = critic_for(facts.kind, facts.encoding)(facts.meters, label)
+    if files:
+        text = "\n".join(_read(path) for path in files)
+        source = f"{len(files)} file(s)"
+    else:
+        if label:
+            options["label"] = label
+        outputs = loaded.samples(num_samples=num_samples, seed=seed, **options)
+        text = "\n".join(output.text for output in outputs)
+        source = f"{num_samples} samples at seed {seed}"
+    pieces = critic.pieces(text)
+    if not pieces:
+        where = "the files" if files else "the samples"
+        raise UsageError(f"generate eval: {where} hold no piece a {critic.key} critic can judge")
+    judged = critic.judge(pieces)
+    corpus, corpus_source = corpus_reference(loaded.run_dir, critic)
+    evaluation = Evaluation(loaded.name, critic, source, judged, corpus, corpus_source)
+    if corpus is not None:
+        critic.relative(judged, corpus)
+        evaluation.similarity = {name: similarity(corpus.features.get(name, []), judged.features.get(name, []))
+                                 for name in critic.features}
+    return evaluation
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: expected a UTF-8 text file of the model's writing ({exc})") from None
+
+
+REFERENCE_KEY = "critique"  # where a shipped music model's `pieces.json` keeps its corpus's measures
+
+
+def corpus_reference(run: RunDir, critic: Critic) -> tuple[Judged | None, str]:
+    """The corpus's measures: recorded in the run (a shipped model), or taken from its corpus when at hand."""
+    import json
+
+    try:
+        recorded = json.loads(run.pieces.read_text(encoding="utf-8")).get(REFERENCE_KEY)
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded and recorded.get("critic") == critic.key:
+        values = dict(recorded["values"])
+        if critic.label:
+            values.update(recorded.get("by_label", {}).get(critic.label, {}))
+        return Judged(recorded["pieces"], values, recorded["features"]), recorded["source"]
+    pieces = corpus_pieces(run, critic)
+    if pieces is None:
+        return None, ""
+    config = run.load_config()
+    return critic.reference(pieces), ", ".join(config.corpus.sources)
+
+
+def corpus_pieces(run: RunDir, critic: Critic) -> list[str] | None:
+    """The pieces of the run's training corpus, or None when it is not built here (nothing is built to judge)."""
+    from ..data.corpus import load_corpus
+
+    config = run.load_config()
+    try:
+        corpus = load_corpus(config.corpus, show_progress=False, build=False)
+        text = "\n".join(path.read_text(encoding="utf-8") for path in corpus.files)
+    except (CorpusError, OSError, UnicodeDecodeError) as exc:
+        log.warning("the corpus of %s is not at hand (%s): its measures are left out", run.path, exc)
+        return None
+    return critic.pieces(text)
+
+
+def reference_record(critic: Critic, pieces: list[str], source: str,
+                     pieces_by_label: dict[str, list[str]] | None = None) -> dict:
+    """What a shipped music model's `pieces.json` keeps under `critique`: its corpus's measures and features,
+    so that `generate eval` needs no corpus on a fresh machine."""
+    judged = critic.reference(pieces)
+    by_label = {}
+    for label, own in (pieces_by_label or {}).items():
+        by_label[label] = {"label_meter": type(critic)(critic.meters, label).judge(own).values["label_meter"]}
+    return {"critic": critic.key, "source": source, "pieces": judged.count, "values": judged.values,
+            "by_label": by_label, "features": judged.features}

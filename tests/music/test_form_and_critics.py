@@ -1,0 +1,134 @@
+"""Meters and full bars by construction, chorales without parallels, and the critics that judge them."""
+
+import numpy as np
+import pytest
+
+from generate.critics.music import ChoraleCritic, MelodyCritic, count_parallels, sounding_frames
+from generate.model.backend import numpy_ops
+from generate.music import chorale, melody
+from generate.music.sampling import piece_meters, usual_meters
+from generate.sampling.music_form import bar_automaton
+from generate.sampling.voice_leading import VoiceLeading
+
+MELODY_CHARS = tuple(sorted(set(melody.PITCH_CHARS + melody.REST + melody.TIE + melody.BAR + "".join(melody.DURATIONS)
+                                + "M:/ K-\n")))
+CHORALE_CHARS = tuple(sorted(set(chorale.PITCH_CHARS + ":_.,|M/ K-0123456789\n")))
+
+
+def allowed(automaton, chars, text):
+    index = {c: i for i, c in enumerate(chars)}
+    state = automaton.run([index[c] for c in text])
+    return {c for i, c in enumerate(chars) if np.isfinite(automaton.char_bias(state)[i])}
+
+
+def test_a_header_names_only_the_given_meters():
+    bars = bar_automaton(MELODY_CHARS, "melody", ("6/8", "12/8", "2/4"))
+    assert allowed(bars, MELODY_CHARS, "\nM:") == {"6", "1", "2"}
+    assert allowed(bars, MELODY_CHARS, "\nM:1") == {"2"}  # 12/8, never 1/4 or 16/8
+    assert allowed(bars, MELODY_CHARS, "\nM:6/") == {"8"}
+    assert allowed(bars, MELODY_CHARS, "\nM:6/8") == {" "} and allowed(bars, MELODY_CHARS, "\nM:2/") == {"4"}
+
+
+def test_a_melody_bar_line_comes_only_when_the_bar_is_full_and_no_note_overflows_it():
+    bars = bar_automaton(MELODY_CHARS, "melody", ("6/8",))  # 3 quarters a bar
+    head = "\nM:6/8 K:0|"
+    assert "|" in allowed(bars, MELODY_CHARS, head + "a9")  # a pickup: the first bar may be short
+    full = head + "a9|a>b>|"
+    assert "|" not in allowed(bars, MELODY_CHARS, full + "a9")  # an inner bar must fill its meter
+    after_a_half = allowed(bars, MELODY_CHARS, full + "a?")  # two quarters of three
+    assert "9" in after_a_half and "?" not in after_a_half and "@" not in after_a_half and "|" not in after_a_half
+    ended = allowed(bars, MELODY_CHARS, full + "a?b9")
+    assert "|" in ended and not ended & set(melody.PITCH_CHARS)  # full: a bar line, no further note
+    assert "\n" in allowed(bars, MELODY_CHARS, full + "a?b9|")
+    tight = allowed(bars, MELODY_CHARS, full + "a?b81")  # 69 of 72 units
+    assert "1" in tight and "0" not in tight  # 2 units more would leave 1/24 quarter, which no note can fill
+    assert not ({"|", "\n"} & allowed(bars, MELODY_CHARS, head))  # no empty bar, no empty tune
+
+
+def test_a_primed_header_in_another_meter_leaves_the_body_free():
+    bars = bar_automaton(MELODY_CHARS, "melody", ("6/8",))
+    free = allowed(bars, MELODY_CHARS, "\nM:5/4 K:0|a9b9")
+    assert "|" in free and "{" in free  # a meter the corpus lacks: nothing to count against
+
+
+def test_a_chorale_bar_holds_its_meter_in_sixteenths():
+    bars = bar_automaton(CHORALE_CHARS, "chorale", ("3/4",))  # twelve frames a bar
+    head = "\nM:3/4 K:0|" + "aaaa.|"  # a one-frame pickup
+    eleven = head + "aaaa." + "::::." * 10
+    assert "|" not in allowed(bars, CHORALE_CHARS, eleven) and "a" in allowed(bars, CHORALE_CHARS, eleven)
+    twelve = eleven + "::::."
+    assert allowed(bars, CHORALE_CHARS, twelve) & {"a", ":", "_"} == set() and "|" in allowed(bars, CHORALE_CHARS, twelve)
+
+
+def tracker_bias(text):
+    tracker = VoiceLeading(CHORALE_CHARS)
+    tables = tracker.tensors(len(CHORALE_CHARS), numpy_ops)
+    index = {c: i for i, c in enumerate(CHORALE_CHARS)}
+    state = np.asarray([tracker.start], np.int32)
+    for c in text:
+        state = tables.step(state, np.asarray([index[c]], np.int32))
+    bias = tables.char_bias(state)[0]
+    return {c for i, c in enumerate(CHORALE_CHARS) if not np.isfinite(bias[i])}
+
+
+def pitch(midi):
+    return chorale.PITCH_CHARS[midi - chorale.LOWEST_PITCH]
+
+
+def test_voice_leading_forbids_the_note_that_would_make_parallel_fifths():
+    # S C5, A F4 (a fifth), T C4, B F3; then the soprano steps up to D5.
+    first = pitch(72) + pitch(65) + pitch(60) + pitch(53) + "."
+    forbidden = tracker_bias("\nM:4/4 K:0|" + first + pitch(74))
+    assert pitch(67) in forbidden  # G4 under D5: a fifth again, both moving up
+    assert pitch(66) not in forbidden and ":" not in forbidden and pitch(64) not in forbidden  # F#4, a hold, E4 (down)
+    # The same chord with the soprano held: nothing moves together with it.
+    assert pitch(67) not in tracker_bias("\nM:4/4 K:0|" + first + ":")
+    # Soprano and bass a compound fifth apart (C5, F3): G3 under D5 is forbidden, A3 is not.
+    bass = tracker_bias("\nM:4/4 K:0|" + first + pitch(74) + "::")
+    assert pitch(55) in bass and pitch(57) not in bass
+    # Octaves between soprano and bass: C5 over C3, then D5 over D3 is forbidden.
+    octave = pitch(72) + pitch(67) + pitch(64) + pitch(48) + "."
+    assert pitch(50) in tracker_bias("\nM:4/4 K:0|" + octave + pitch(74) + ":" + ":")
+
+
+def test_voice_leading_keeps_the_alto_within_an_octave_of_the_soprano():
+    forbidden = tracker_bias("\nM:4/4 K:0|" + pitch(79))
+    assert pitch(66) in forbidden and pitch(67) not in forbidden  # G5: F#4 is 13 semitones below, G4 12
+
+
+def test_count_parallels_by_the_rule():
+    assert count_parallels((72, 65, 60, 53), (74, 67, 62, 55)) == 5  # every pair but the fourth A-T
+    assert count_parallels((72, 65, 60, 53), (74, 65, 60, 53)) == 0  # only the soprano moves
+    assert count_parallels((72, 65, 60, 48), (71, 67, 62, 47)) == 1  # S-B octaves, both down; the rest do not
+    frames = sounding_frames(pitch(72) + "___." + "::::.")
+    assert frames == [((72, None, None, None), (True, False, False, False))] * 1 + [((72, None, None, None), (False,) * 4)]
+
+
+def test_the_melody_critic_counts_full_bars_tonic_endings_and_meters():
+    meters = {"meters": {"6/8": 10, "2/4": 4}, "min_pieces": 3, "by_label": {"jig": {"6/8": 9}}, "label_share": 0.02}
+    critic = MelodyCritic(meters, "jig")
+    # G major (K:1): the first ends on G, the second on D; the second's inner bar is short.
+    pieces = ["M:6/8 K:1|a9|a>b>|a>b>|T@|", "M:2/4 K:1|a?|a9|a?|X?|", "M:2/4 K:1|a?|b?|"]
+    judged = critic.judge(pieces)
+    assert judged.values["known_meter"] == 1.0 and judged.values["label_meter"] == pytest.approx(1 / 3)
+    assert judged.values["inner_bars_full"] == pytest.approx(3 / 4)  # 2 + 2 + 0 inner bars; one short
+    assert judged.values["pieces_all_bars_full"] == pytest.approx(2 / 3)
+    assert judged.values["tonic_ending"] == pytest.approx(1 / 3)  # T (G4) is the tonic; X (B4) and b (D#5) are not
+    assert usual_meters(meters) == ("6/8", "2/4") and usual_meters(meters, "jig") == ("6/8",)
+
+
+def test_the_chorale_critic_counts_parallels_per_hundred_onsets():
+    line = "M:4/4 K:0|" + pitch(72) + pitch(65) + pitch(60) + pitch(53) + "." + pitch(74) + pitch(67) + pitch(62) \
+        + pitch(55) + "." + "::::." * 14 + "|"
+    judged = ChoraleCritic().judge([line])
+    assert judged.values["parallels"] == pytest.approx(250.0)  # five parallels over two onsets
+    assert judged.values["inner_bars_full"] is None  # one bar: no inner bar to judge
+
+
+def test_piece_meters_counts_each_labels_meters():
+    chars = MELODY_CHARS
+    index = {c: i for i, c in enumerate(chars)}
+    text = "M:6/8 K:0|a>b>|\nM:6/8 K:1|a>b>|\nM:2/4 K:0|a?|\n"
+    record = piece_meters(np.array([index[c] for c in text]), chars, ["jig", "jig", "reel", "<none>"])
+    assert record["meters"] == {"6/8": 2, "2/4": 1}
+    assert record["by_label"] == {"jig": {"6/8": 2}, "reel": {"2/4": 1}}
