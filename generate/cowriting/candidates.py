@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data.config import FILE_SEPARATOR
 from ..music import chorale, melody
+from ..music.keys import key_words
 from ..sampling.generator import Generator, build_automata, derived_seed
 from ..sampling.loop import Context
 from ..sampling.options import SampleOptions
@@ -54,7 +55,9 @@ class CandidateMaker:
         """The resolved settings for a draw after `text`; raises `OptionError` for text the run cannot continue."""
         cfg = self.gen.resolve(replace(self.options, prime=text or None, num_samples=count, temperature=temperature,
                                        seed=seed))
-        return replace(cfg, length=self.length)  # a candidate is a line or so, whatever the whole piece's length
+        # A candidate is a line or a bar, whatever the whole piece's length; and no candidate is too short to
+        # keep (a sample's minimum, which drops a failed tune, would drop every header and bar).
+        return replace(cfg, length=self.length, min_chars=0)
 
     def poem_done(self, text: str) -> bool:
         """Whether `text` already holds every line of the poem the options ask for."""
@@ -186,11 +189,20 @@ def describe(text_so_far: str, candidate: str, encoding: str) -> str:
     before, after = events(line), events(line + candidate.rstrip("\n"))
     names = [note_name(e.pitch) for e in after[len(before):]]
     if not names:  # a header (meter and key), or the end of the piece
-        return f"{candidate.rstrip(chr(10))}  (header)" if candidate.strip("\n") else "(end of the piece)"
+        return f"{header_words(candidate)}  (header)" if candidate.strip("\n") else "(end of the piece)"
     return " ".join(names) + (" |" if candidate.endswith(melody.BAR) else "")
 
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def header_words(header: str) -> str:
+    """A music header in words: `M:6/8 K:1|` is `6/8, G major or E minor (1 sharp)`."""
+    parts = dict(token.partition(":")[::2] for token in header.strip().rstrip(melody.BAR).split())
+    meter, sharps = parts.get("M", "?"), parts.get("K", "")
+    if not sharps.lstrip("-").isdigit() or abs(int(sharps)) > 7:
+        return f"{meter}, key {sharps or '?'}"
+    return f"{meter}, {key_words(int(sharps))}"
 
 
 def note_name(pitch: int | None) -> str:

@@ -37,6 +37,7 @@ class Judged:
     count: int  # pieces judged
     values: dict[str, float | None]
     features: dict[str, list[list[float]]] = field(default_factory=dict)  # feature -> one vector per piece
+    details: dict = field(default_factory=dict, repr=False)  # what `Critic.relative` reads; never recorded
 
 
 class Critic:

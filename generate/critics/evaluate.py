@@ -126,12 +126,13 @@ def corpus_reference(run: RunDir, critic: Critic) -> tuple[Judged | None, str]:
 
 
 def corpus_pieces(run: RunDir, critic: Critic) -> list[str] | None:
-    """The pieces of the run's training corpus, or None when it is not built here (nothing is built to judge)."""
+    """The pieces of the run's training corpus (read, or encoded again as training did), or None when it
+    cannot be had here (a download that fails, files since moved)."""
     from ..data.corpus import load_corpus
 
     config = run.load_config()
     try:
-        corpus = load_corpus(config.corpus, show_progress=False, build=False)
+        corpus = load_corpus(config.corpus, show_progress=False)
         text = "\n".join(path.read_text(encoding="utf-8") for path in corpus.files)
     except (CorpusError, OSError, UnicodeDecodeError) as exc:
         log.warning("the corpus of %s is not at hand (%s): its measures are left out", run.path, exc)

@@ -223,22 +223,18 @@ class ChoraleCritic(_MusicCritic):
                        "crossings": _rate(crossed, chords),
                        "ranges": [[lo, hi] for lo, hi in zip(lows, highs)] if chords else None,
                        "median_bars": float(statistics.median(bar_counts)) if bar_counts else None})
-        values["notes_by_voice"] = _notes_by_voice(pieces)
-        return Judged(len(pieces), values, features)
+        return Judged(len(pieces), values, features, {"notes_by_voice": _notes_by_voice(pieces)})
 
     @staticmethod
     def relative(samples: Judged, corpus: Judged) -> None:
         """Notes outside each voice's range in the corpus."""
-        ranges = corpus.values.get("ranges")
-        for judged in (samples, corpus):
-            notes = judged.values.get("notes_by_voice")
-            if not ranges or notes is None:
-                judged.values["out_of_range"] = None
-                continue
-            outside = sum(not lo <= p <= hi for (lo, hi), voice in zip(ranges, notes) for p in voice)
-            judged.values["out_of_range"] = _share(outside, sum(len(v) for v in notes))
-        for judged in (samples, corpus):
-            judged.values.pop("notes_by_voice", None)
+        ranges, notes = corpus.values.get("ranges"), samples.details.get("notes_by_voice")
+        corpus.values["out_of_range"] = 0.0 if ranges else None  # the ranges are the corpus's own
+        if not ranges or notes is None:
+            samples.values["out_of_range"] = None
+            return
+        outside = sum(not lo <= p <= hi for (lo, hi), voice in zip(ranges, notes) for p in voice)
+        samples.values["out_of_range"] = _share(outside, sum(len(v) for v in notes))
 
 
 def _notes_by_voice(pieces: list[str]) -> list[list[int]]:

@@ -62,6 +62,17 @@ def transpositions(sharps: int, mode: str) -> list[int]:
     return [0]
 
 
+MAJOR_KEYS = ("C", "G", "D", "A", "E", "B", "F#", "C#", "Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F")  # by sharps, mod 15
+MINOR_KEYS = ("A", "E", "B", "F#", "C#", "G#", "D#", "A#", "Ab", "Eb", "Bb", "F", "C", "G", "D")
+
+
+def key_words(sharps: int) -> str:
+    """A key signature in words: 1 is `G major or E minor (1 sharp)`."""
+    signature = "no sharps or flats" if sharps == 0 else \
+        f"{abs(sharps)} {'sharp' if sharps > 0 else 'flat'}{'s' if abs(sharps) > 1 else ''}"
+    return f"{MAJOR_KEYS[sharps % 15]} major or {MINOR_KEYS[sharps % 15]} minor ({signature})"
+
+
 _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 

@@ -12,11 +12,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 from ..errors import GenerateError
 from ..fileio import atomic_path
-from .melody import Event
+from .melody import Event, meter_quarters
 
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/TimGM6mb.sf2",
@@ -50,6 +51,7 @@ def render_png(path: Path, voices: list[list[Event]], bar_lines: list, title: st
     octaves = range((low // 12 + 1) * 12, high, 12)
     axes.set_yticks(list(octaves), [f"C{c // 12 - 1}" for c in octaves])
     axes.set_xlabel("quarter notes")
+    axes.set_ylabel("pitch")
     axes.set_title(title, fontsize=9)
     figure.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
@@ -115,18 +117,29 @@ def normalise_wav(path: Path, peak_dbfs: float) -> float:
     return 20 * np.log10(peak / 32768) if peak > 0 else float("-inf")
 
 
-def build_score(voices: list[list[Event]], meter: str, sharps: int, title: str, fermatas: list | None = None):
+VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
+
+
+def build_score(voices: list[list[Event]], meter: str, sharps: int, title: str, fermatas: list | None = None,
+                pickup: Fraction = Fraction(0)):
     """A music21 score of the voices, with bars and ties made by music21, and fermatas where a frame holds one.
 
-    A fermata marks the note sounding at (or held through) each fermata onset.
+    A fermata marks the note sounding at (or held through) each fermata onset. With a `pickup` (the
+    quarters before the first bar line, when shorter than a bar), the first measure is that short, as
+    an anacrusis is engraved: every later bar line falls where the encoding has it.
     """
     from music21 import clef, expressions, key, metadata, note, stream  # seconds to import: only scores need it
     from music21 import meter as m21meter  # (the same)
 
+    # music21 bars from the start: the voices are moved right by what the pickup lacks of a bar, and the
+    # first measure's padding taken out again once the measures are made.
+    shift = meter_quarters(meter) - pickup if 0 < pickup < meter_quarters(meter) else Fraction(0)
     score = stream.Score()
     score.insert(0, metadata.Metadata(title=title))
     for index, events in enumerate(voices):
         part = stream.Part()
+        if len(voices) == len(VOICE_NAMES):
+            part.partName = VOICE_NAMES[index]
         part.insert(0, m21meter.TimeSignature(meter))
         part.insert(0, key.KeySignature(max(-7, min(7, sharps))))
         if len(voices) == 4 and index >= 2:
@@ -136,22 +149,35 @@ def build_score(voices: list[list[Event]], meter: str, sharps: int, title: str, 
             element.quarterLength = event.duration
             if any(event.onset <= f < event.onset + event.duration for f in fermatas or ()):
                 element.expressions.append(expressions.Fermata())
-            part.insert(event.onset, element)
+            part.insert(event.onset + shift, element)
         score.insert(0, part)
     score.makeNotation(inPlace=True)
+    if shift:
+        for part in score.parts:
+            _drop_padding(part.getElementsByClass(stream.Measure).first(), float(shift))
     return score
 
 
+def _drop_padding(measure, shift: float) -> None:
+    """Turns a first measure that starts `shift` quarters late into a pickup measure of what follows."""
+    for element in list(measure.notesAndRests):
+        if element.offset < shift:
+            measure.remove(element)
+        else:
+            measure.setElementOffset(element, element.offset - shift)
+    measure.paddingLeft = shift
+
+
 def render_musicxml(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "",
-                    fermatas: list | None = None) -> None:
+                    fermatas: list | None = None, pickup: Fraction = Fraction(0)) -> None:
     """Writes the voices as a MusicXML score."""
-    score = build_score(voices, meter, sharps, title or path.stem, fermatas)
+    score = build_score(voices, meter, sharps, title or path.stem, fermatas, pickup)
     with atomic_path(path, suffix=".musicxml") as tmp:
         score.write("musicxml", fp=str(tmp))
 
 
 def render_score_png(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "",
-                     fermatas: list | None = None) -> None:
+                     fermatas: list | None = None, pickup: Fraction = Fraction(0)) -> None:
     """Engraves the voices with LilyPond into a cropped PNG.
 
     music21's own `lily.png` path fails with LilyPond 2.24, so this writes
@@ -164,7 +190,7 @@ def render_score_png(path: Path, voices: list[list[Event]], meter: str, sharps: 
     program = shutil.which("lilypond")
     if program is None:
         raise GenerateError("--score: the lilypond program is not installed; install Debian's lilypond package (apt-get install lilypond)")
-    score = build_score(voices, meter, sharps, title or path.stem, fermatas)
+    score = build_score(voices, meter, sharps, title or path.stem, fermatas, pickup)
     with tempfile.TemporaryDirectory() as folder:
         written = Path(score.write("lily", fp=str(Path(folder) / "score.ly")))
         source = "\n".join(line for line in written.read_text(encoding="utf-8").splitlines() if "lilypond-book-preamble" not in line)

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import GenerateError
 from . import RENDER_SUFFIXES
 from .chorale import VOICES, decode_chorale
+from .keys import key_words
 from .media import render_musicxml, render_png, render_score_png, render_wav
 from .melody import Event, decode_tune
 from .midi import write_midi
@@ -92,10 +93,13 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
              "notes": sum(e.pitch is not None for v in voices for e in v), "dropped_chars": dropped}
     if facts["notes"] == 0:
         log.warning("%s: the sample decoded to no notes, so the file holds silence (--valid-only redraws such samples)", path)
+    pickup = bar_lines[0] if bar_lines else 0  # the first piece's: the score engraves it as an anacrusis
     makers = {
-        "png": lambda target: render_png(target, voices, bar_lines, title=f"{path.name}: {meter}, {facts['notes']} notes"),
-        "musicxml": lambda target: render_musicxml(target, voices, meter, sharps, title=path.stem, fermatas=fermatas),
-        "score": lambda target: render_score_png(target, voices, meter, sharps, title=path.stem, fermatas=fermatas),
+        "png": lambda target: render_png(target, voices, bar_lines, title=f"{path.name}: {meter}, {key_words(sharps)}, {facts['notes']} notes"),
+        "musicxml": lambda target: render_musicxml(target, voices, meter, sharps, title=path.stem, fermatas=fermatas,
+                                                   pickup=pickup),
+        "score": lambda target: render_score_png(target, voices, meter, sharps, title=path.stem, fermatas=fermatas,
+                                                 pickup=pickup),
         "wav": lambda target: render_wav(path, target, gain=gain),
     }
     for name in (n for n in makers if n in renders):

@@ -33,7 +33,7 @@ from ..music.sampling import usual_meters
 from .beam import BeamSearch
 from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
-from .music_form import bar_automaton, music_automaton
+from .music_form import bar_automaton, cadence_automaton, ending_automaton, music_automaton
 from .options import SampleOptions
 from .python import python_automata
 from .resolve import RunFacts, resolve_options
@@ -144,7 +144,9 @@ def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton | Voic
         if run.meters:
             automata.append(bar_automaton(run.vocab.chars, run.encoding, usual_meters(run.meters, cfg.label)))
         if run.encoding == "chorale":
-            automata.append(VoiceLeading(run.vocab.chars))
+            automata.extend((cadence_automaton(run.vocab.chars), VoiceLeading(run.vocab.chars)))
+        else:
+            automata.append(ending_automaton(run.vocab.chars))
     elif cfg.syntax:
         automata.extend(SYNTAX_AUTOMATA[cfg.syntax](run.vocab.chars))
     return tuple(automata)

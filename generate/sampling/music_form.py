@@ -292,3 +292,69 @@ def bar_automaton(chars: tuple[str, ...], encoding: str, meters: tuple[str, ...]
     settings = {"meters": list(lengths)}
     return explore(f"bars({encoding})", chars, ("header", ""), step, forbids, settings,
                    ends=lambda state: state == ("header", ""), char_class=char_class)
+
+
+# ---------------------------------------------------------------- endings
+
+# Nats off a tune's newline when its last note is not the key's tonic, and onto it when it is: tunes end
+# on the tonic more often than the corpus's do (97% against 78%), and run to its median length (17 bars).
+TONIC_ENDING_PENALTY = 3.0
+TONIC_ENDING_BONUS = 4.0
+
+
+@functools.lru_cache(maxsize=16)
+def ending_automaton(chars: tuple[str, ...], penalty: float = TONIC_ENDING_PENALTY,
+                     bonus: float = TONIC_ENDING_BONUS) -> Automaton:
+    """Tunes that end on their key's tonic: the newline after a last note that is not one is discouraged.
+
+    The tonic is the major key's of the header's signature or its relative minor's, as a folk player reads
+    `K:`. A discouragement, not a rule: a tune that must end (its longest usual length) still can.
+    """
+    b = AutomatonBuilder(chars)
+    for name in ("header", "K", "K:", "K:-"):
+        b.default(name, "header")
+        b.move(name, "\n", "header")
+        b.move(name, melody.BAR, "free")
+        b.move(name, "K", "K")
+    b.move("K", ":", "K:")
+    b.move("K:", "-", "K:-")
+    for digit in range(MAX_SHARPS + 1):
+        for sign, state in ((1, "K:"), (-1, "K:-")):
+            sharps = sign * digit
+            b.move(state, str(digit), ("keyed", sharps))
+            b.default(("keyed", sharps), ("keyed", sharps))
+            b.move(("keyed", sharps), "\n", "header")
+            major = (7 * sharps) % 12
+            tonic_chars = "".join(c for i, c in enumerate(melody.PITCH_CHARS)
+                                  if (melody.LOWEST_PITCH + i) % 12 in (major, (major + 9) % 12))
+            other_pitches = "".join(c for c in melody.PITCH_CHARS if c not in tonic_chars)
+            for on_tonic in (False, True):
+                state = ("body", sharps, on_tonic)
+                b.move(state, tonic_chars, ("body", sharps, True))
+                b.move(state, other_pitches, ("body", sharps, False))
+                b.move(state, "\n", "header")
+                b.default(state, state)
+                b.penalize(state, "\n", -bonus if on_tonic else penalty)
+            b.move(("keyed", sharps), melody.BAR, ("body", sharps, False))
+    b.default("free", "free")
+    b.move("free", "\n", "header")
+    return b.build("ending", "header", {"tonic_ending_penalty": penalty, "tonic_ending_bonus": bonus})
+
+
+@functools.lru_cache(maxsize=16)
+def cadence_automaton(chars: tuple[str, ...], penalty: float = TONIC_ENDING_PENALTY,
+                      bonus: float = TONIC_ENDING_BONUS) -> Automaton:
+    """Chorales that end on a fermata, as Bach's end on the last phrase's: the newline after a fermata chord
+    (held, or followed by silence, to the bar line) is encouraged, any other discouraged."""
+    b = AutomatonBuilder(chars)
+    b.default("header", "header")
+    b.move("header", chorale.BAR, ("body", False))
+    for held in (False, True):
+        state = ("body", held)
+        b.default(state, state)
+        b.move(state, chorale.FERMATA_END, ("body", True))
+        b.move(state, chorale.PITCH_CHARS, ("body", False))  # a new note after the fermata: the phrase goes on
+        b.move(state, "\n", "header")
+        b.penalize(state, "\n", -bonus if held else penalty)
+    b.move("header", "\n", "header")
+    return b.build("cadence", "header", {"fermata_ending_penalty": penalty, "fermata_ending_bonus": bonus})

@@ -33,6 +33,7 @@ class StreamText:
         self.emitted = 0
         self.stopped = False  # a stop string or limit ended it
         self.full = False  # it reached `length`
+        self.short = ""  # the last whole piece dropped as too short: kept if only a fragment follows it
 
     @property
     def finished(self) -> bool:
@@ -61,7 +62,7 @@ class StreamText:
             # Too short to keep (a failed tune, say): drop it and carry on from after its stop.
             cut = min(hits)
             stop = next(s for s in self.stops if self.text.startswith(s, cut))
-            self.text = self.text[cut + len(stop):]
+            self.short, self.text = self.text[:cut], self.text[cut + len(stop):]
             hits = [i for i in (self.text.find(s) for s in self.stops) if i >= 0]
         if hits:
             self.text, self.stopped = self.text[: min(hits)], True
@@ -75,6 +76,9 @@ class StreamText:
                 self.text, self.stopped = self.text[:cut], True
         if self.length is not None and len(self.text) >= self.length and not self.stopped:
             self.text, self.full = self.text[: self.length], True
+        if (self.full or last) and not self.stopped and self.short and len(self.text) < self.min_chars and not self.emitted:
+            # The budget ran out inside the piece after a short one: a short whole piece beats a fragment.
+            self.text, self.stopped, self.full = self.short, True, False
         final = len(self.text) if self.finished or last else max(len(self.text) - self.hold, 0)
         if len(self.text) < self.min_chars and not (self.finished or last):
             final = 0  # it may still be dropped

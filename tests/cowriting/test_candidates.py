@@ -37,7 +37,7 @@ def test_statement_end_skips_brackets_strings_and_comments():
 
 def test_music_candidates_read_as_note_names():
     assert describe("M:4/4 K:0|", "O4P4|", "melody") == "D4 Eb4 |"  # O and P are MIDI 62 and 63
-    assert describe("", "M:6/8 K:2|", "melody") == "M:6/8 K:2|  (header)"
+    assert describe("", "M:6/8 K:2|", "melody") == "6/8, D major or B minor (2 sharps)  (header)"  # a header in words
     assert describe("M:4/4 K:0|O4|", "\n", "melody") == "(end of the piece)"
 
 
@@ -181,4 +181,5 @@ def test_candidates_are_never_empty_or_repeated_and_a_line_has_something_on_it(m
 def test_music_text_so_far_reads_as_notes_like_the_candidates():
     from generate.cowriting.candidates import describe_piece
 
-    assert describe_piece("M:4/4 K:0|O4P4|Q4|\nM:6/8 K:2|O2", "melody") == "M:4/4 K:0| D4 Eb4 | E4 |\nM:6/8 K:2| D4"
+    assert describe_piece("M:4/4 K:0|O4P4|Q4|\nM:6/8 K:2|O2", "melody") == (
+        "4/4, C major or A minor (no sharps or flats) D4 Eb4 | E4 |\n6/8, D major or B minor (2 sharps) D4")

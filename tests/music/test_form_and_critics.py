@@ -132,3 +132,34 @@ def test_piece_meters_counts_each_labels_meters():
     record = piece_meters(np.array([index[c] for c in text]), chars, ["jig", "jig", "reel", "<none>"])
     assert record["meters"] == {"6/8": 2, "2/4": 1}
     assert record["by_label"] == {"jig": {"6/8": 2}, "reel": {"2/4": 1}}
+
+
+def test_a_wav_is_brought_to_its_peak(tmp_path):
+    import wave
+
+    from generate.music.media import normalise_wav
+
+    path = tmp_path / "quiet.wav"
+    quiet = (np.sin(np.linspace(0, 200, 4000)) * 900).astype("<i2")  # about -31 dBFS, as fluidsynth leaves a tune
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000), out.writeframes(quiet.tobytes())
+    before = normalise_wav(path, -1.0)
+    with wave.open(str(path), "rb") as read:
+        samples = np.frombuffer(read.readframes(read.getnframes()), "<i2").astype(float)
+    assert -32 < before < -30 and abs(20 * np.log10(np.abs(samples).max() / 32768) + 1.0) < 0.01
+    assert np.corrcoef(samples, quiet)[0, 1] > 0.9999  # louder, not changed
+
+
+def test_music_candidates_open_on_whole_headers_in_words():
+    from generate.cowriting.candidates import CandidateMaker, describe
+    from generate.sampling.generator import load_generator
+    from generate.sampling.options import SampleOptions
+
+    maker = CandidateMaker(load_generator("folk"), SampleOptions())
+    headers = maker("", 4, 1.0, 1)
+    meters = set(__import__("json").loads((maker.gen.run.pieces).read_text())["meters"]["meters"])
+    assert len(headers) == 4 and all(h.startswith("M:") and h.endswith("|") for h in headers), headers
+    assert all(h[2:].split(" ")[0] in meters for h in headers)
+    assert all(" major or " in describe("", h, "melody") for h in headers)
+    bars = maker(headers[0], 4, 1.0, 2)
+    assert bars and all(b.endswith("|") and not b.startswith("M") for b in bars), bars

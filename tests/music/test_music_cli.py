@@ -255,3 +255,44 @@ def test_a_music_run_records_its_piece_lengths_and_samples_decode_without_repair
     free = runner.invoke(cli, ["sample", str(run), "-N", "4", "--seed", "4", "-t", "1.5", "--json", "--no-syntax"])
     texts = [json.loads(line)["text"] for line in free.stdout.splitlines()]
     assert texts != [json.loads(line)["text"] for line in formed.stdout.splitlines()]  # the automaton changed them
+
+
+def test_a_music_run_records_its_meters_and_eval_judges_its_samples_beside_its_corpus(folk_run, tmp_path):
+    run, _ = folk_run
+    recorded = json.loads((run / "pieces.json").read_text())["meters"]
+    assert recorded["meters"] == {"4/4": 25}  # the ABC tunes and the MIDI scale are all in 4/4
+    runner = CliRunner()
+    judged = runner.invoke(cli, ["eval", str(run), "-N", "6", "--seed", "3", "--json"])
+    assert judged.exit_code == 0, judged.stderr
+    report = json.loads(judged.stdout)
+    assert report["corpus"] is not None, judged.stderr
+    samples, corpus = report["samples"]["measures"], report["corpus"]["measures"]
+    assert report["critic"] == "melody" and report["samples"]["pieces"] == 6 and report["corpus"]["pieces"] == 25
+    assert samples["known_meter"] == 1.0 and samples["inner_bars_full"] == 1.0  # by construction
+    assert corpus["inner_bars_full"] == 1.0 and corpus["tonic_ending"] == 24 / 25  # the tunes end on G, the scale not
+    assert set(report["distribution"]) == {"pitch classes", "note lengths", "pitch range", "mean interval", "note count"}
+    table = runner.invoke(cli, ["eval", str(run), "-N", "2", "--seed", "3"])
+    assert "inner bars whose notes fill the meter" in table.stdout and "overlap" in table.stdout
+    # Files of the model's writing are judged as they are: a short inner bar counts against them.
+    written = tmp_path / "tunes.txt"
+    written.write_text("M:4/4 K:1|T9T9T9T9|T9T9|T?T?|T^|\n")
+    from_files = json.loads(runner.invoke(cli, ["eval", str(run), str(written), "--json"]).stdout)
+    assert from_files["samples"]["measures"]["inner_bars_full"] == 0.5 and from_files["samples"]["pieces"] == 1
+
+
+def test_eval_of_a_model_no_critic_judges_is_one_line(trained_run, tmp_path):
+    result = CliRunner().invoke(cli, ["eval", str(trained_run), "-N", "2"])
+    assert one_line_error(result, 2, "no critic judges 'text'", "chorale or melody")
+
+
+def test_a_pickup_stays_a_pickup_in_musicxml(tmp_path):
+    from music21 import converter
+
+    source = tmp_path / "pickup.txt"
+    source.write_text("M:6/8 K:1|a6|a>b>|a9b?|c@|a>-6a9|\n")  # an eighth's pickup, then full bars
+    result = CliRunner().invoke(cli, ["render", str(source), "-o", str(tmp_path / "tune.mid"), "--musicxml"])
+    assert result.exit_code == 0, result.stderr
+    measures = list(converter.parse(str(tmp_path / "tune.musicxml")).parts[0].getElementsByClass("Measure"))
+    assert measures[0].duration.quarterLength == 0.5  # the pickup, not a bar padded at its start
+    assert [m.duration.quarterLength for m in measures[1:5]] == [3.0] * 4
+    assert not [n for m in measures for n in m.notes if n.tie is not None]  # no bar line cuts a note in two
