@@ -11,7 +11,7 @@ import generate
 
 PACKAGE = Path(generate.__file__).resolve().parent
 # Each room may import only rooms ranked below it, and itself; the utilities rank lowest.
-RANKS = {"cli": 10, "serving": 9, "cowriting": 8, "jobs": 8, "pipeline": 7, "training": 6, "sampling": 5, "outputs": 4, "model": 3, "data": 2, "music": 1}
+RANKS = {"cli": 10, "serving": 9, "cowriting": 8, "critics": 8, "jobs": 8, "pipeline": 7, "training": 6, "sampling": 5, "outputs": 4, "model": 3, "data": 2, "music": 1}
 UTILITIES = 0  # generate/*.py: errors, fileio, paths, progress, units
 
 

@@ -26,7 +26,7 @@ def evaluate(model: str, files: tuple[Path, ...], num_samples: int, seed: int, l
     crossings and ranges; and Yang & Lerch's comparison of pitch and rhythm
     distributions with the corpus's (overlap area, 1 is best; KL, 0 is best).
     """
-    from ..critics.evaluate import evaluate as judge
+    from ..critics.evaluate import evaluate as judge  # NumPy and the model load here, not for --help
 
     options = {"temperature": temperature} if temperature is not None else {}
     result = judge(model, list(files), num_samples, seed, label, **options)

@@ -19,6 +19,7 @@ RENDER_HELP = {
     "png": "Music with -o: also a piano-roll PNG beside each MIDI file.",
     "musicxml": "Music with -o: also a MusicXML score beside each MIDI file.",
     "score": "Music with -o: also an engraved score, NAME.score.png (needs LilyPond).",
+    "abc": "Music with -o: also the tune in ABC notation, NAME.abc.",
 }
 
 

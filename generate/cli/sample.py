@@ -82,6 +82,7 @@ def _unescape(text: str) -> str:
 @click.option("--png", is_flag=True, help="Also a piano-roll PNG beside the MIDI file.")
 @click.option("--musicxml", is_flag=True, help="Also a MusicXML score beside the MIDI file.")
 @click.option("--score", is_flag=True, help="Also an engraved score, NAME.score.png (needs Debian's lilypond).")
+@click.option("--abc", is_flag=True, help="Also the music in ABC notation, NAME.abc.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def render(source: Path, output: Path, bpm: float, instrument: str, encoding: str | None, overwrite: bool, **flags) -> None:
     """Render encoded music text (a .txt, or a sample's .json sidecar) to MIDI.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.corpus import load_corpus
 from ..errors import CorpusError, UsageError
 from ..model.rundir import RunDir
 from . import critic_for
@@ -102,13 +104,12 @@ def _read(path: Path) -> str:
         raise UsageError(f"{path}: expected a UTF-8 text file of the model's writing ({exc})") from None
 
 
-REFERENCE_KEY = "critique"  # where a shipped music model's `pieces.json` keeps its corpus's measures
+REFERENCE_KEY = "critique"
+LABEL_MEASURES = ("label_meter", "repeated_part", "tonic_ending", "median_bars")  # what a label's own tunes set  # where a shipped music model's `pieces.json` keeps its corpus's measures
 
 
 def corpus_reference(run: RunDir, critic: Critic) -> tuple[Judged | None, str]:
     """The corpus's measures: recorded in the run (a shipped model), or taken from its corpus when at hand."""
-    import json
-
     try:
         recorded = json.loads(run.pieces.read_text(encoding="utf-8")).get(REFERENCE_KEY)
     except (OSError, ValueError, AttributeError):
@@ -128,8 +129,6 @@ def corpus_reference(run: RunDir, critic: Critic) -> tuple[Judged | None, str]:
 def corpus_pieces(run: RunDir, critic: Critic) -> list[str] | None:
     """The pieces of the run's training corpus (read, or encoded again as training did), or None when it
     cannot be had here (a download that fails, files since moved)."""
-    from ..data.corpus import load_corpus
-
     config = run.load_config()
     try:
         corpus = load_corpus(config.corpus, show_progress=False)
@@ -147,6 +146,7 @@ def reference_record(critic: Critic, pieces: list[str], source: str,
     judged = critic.reference(pieces)
     by_label = {}
     for label, own in (pieces_by_label or {}).items():
-        by_label[label] = {"label_meter": type(critic)(critic.meters, label).judge(own).values["label_meter"]}
+        values = type(critic)(critic.meters, label).judge(own).values
+        by_label[label] = {key: values.get(key) for key in LABEL_MEASURES if values.get(key) is not None}
     return {"critic": critic.key, "source": source, "pieces": judged.count, "values": judged.values,
             "by_label": by_label, "features": judged.features}

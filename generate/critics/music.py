@@ -38,6 +38,22 @@ def header_of(piece: str) -> tuple[str, int | None, str]:
     return meter, sharps, body
 
 
+MIN_PART_BARS = 4  # a repeated part is at least this long: a repeated bar or two is a motif, not a part
+
+
+def repeats_a_part(body: str, shortest: int = MIN_PART_BARS) -> bool:
+    """Whether some passage of at least `shortest` bars is played twice in a row, note for note.
+
+    The corpus's repeats are written out (`repeats-expanded`), so a tune in AABB form has its A twice.
+    """
+    bars = [bar for bar in body.rstrip("\n").split(BAR) if bar]
+    for length in range(shortest, len(bars) // 2 + 1):
+        for start in range(len(bars) - 2 * length + 1):
+            if bars[start:start + length] == bars[start + length:start + 2 * length]:
+                return True
+    return False
+
+
 def tonics(sharps: int) -> tuple[int, int]:
     """The pitch classes of the major key with this signature and of its relative minor."""
     major = (7 * sharps) % 12
@@ -125,6 +141,7 @@ class MelodyCritic(_MusicCritic):
     key = "melody"
     measures = _METER_MEASURES + (
         Measure("tonic_ending", "ends on the key's tonic (major or relative minor)"),
+        Measure("repeated_part", f"plays a part of {MIN_PART_BARS}+ bars twice in a row (AABB)", better="closer"),
         Measure("pitch_class_overlap", "pitch-class histogram overlapping the corpus's"),
         Measure("median_bars", "median length in bars", unit="value", better="closer"),
     )
@@ -157,6 +174,7 @@ class MelodyCritic(_MusicCritic):
             for name, vector in _pitch_features(pitches, lengths, tonic).items():
                 features[name].append(vector)
         values["tonic_ending"] = _share(endings, keyed)
+        values["repeated_part"] = _share(sum(repeats_a_part(header_of(p)[2]) for p in pieces), len(pieces))
         values["pitch_classes"] = (weights / weights.sum()).round(5).tolist() if weights.sum() else None
         values["median_bars"] = float(statistics.median(bar_counts)) if bar_counts else None
         return Judged(len(pieces), values, features)

@@ -11,4 +11,4 @@ ENCODINGS = ("melody", "chorale")  # how notes are written as text: one line per
 TRANSPOSE_MODES = ("none", "common", "all")  # augmentation: as written, to C/Am, or into every key in range
 MUSIC_SUFFIXES = (".mid", ".midi", ".abc", ".xml", ".mxl", ".musicxml", ".krn")  # files music21 reads
 # What can be rendered beside a MIDI file, and the suffix that replaces `.mid` for it (`render.render_music`).
-RENDER_SUFFIXES = {"wav": ".wav", "png": ".png", "musicxml": ".musicxml", "score": ".score.png"}
+RENDER_SUFFIXES = {"wav": ".wav", "png": ".png", "musicxml": ".musicxml", "score": ".score.png", "abc": ".abc"}

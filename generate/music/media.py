@@ -98,9 +98,9 @@ def normalise_wav(path: Path, peak_dbfs: float) -> float:
 
     Silence stays silent.
     """
-    import wave
+    import wave  # only WAV files need these
 
-    import numpy as np
+    import numpy as np  # (the same)
 
     with wave.open(str(path), "rb") as source:
         params = source.getparams()
@@ -166,6 +166,14 @@ def _drop_padding(measure, shift: float) -> None:
         else:
             measure.setElementOffset(element, element.offset - shift)
     measure.paddingLeft = shift
+
+
+def render_abc(path: Path, voices: list[list[Event]], meter: str, sharps: int, bar_lines: list, title: str = "") -> None:
+    """Writes the voices in ABC notation."""
+    from .abc import to_abc  # only ABC files need it
+
+    with atomic_path(path, suffix=".abc") as tmp:
+        tmp.write_text(to_abc(voices, meter, sharps, bar_lines, title or path.stem), encoding="utf-8")
 
 
 def render_musicxml(path: Path, voices: list[list[Event]], meter: str, sharps: int, title: str = "",

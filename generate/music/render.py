@@ -11,7 +11,7 @@ from ..errors import GenerateError
 from . import RENDER_SUFFIXES
 from .chorale import VOICES, decode_chorale
 from .keys import key_words
-from .media import render_musicxml, render_png, render_score_png, render_wav
+from .media import render_abc, render_musicxml, render_png, render_score_png, render_wav
 from .melody import Event, decode_tune
 from .midi import write_midi
 
@@ -101,6 +101,7 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
         "score": lambda target: render_score_png(target, voices, meter, sharps, title=path.stem, fermatas=fermatas,
                                                  pickup=pickup),
         "wav": lambda target: render_wav(path, target, gain=gain),
+        "abc": lambda target: render_abc(target, voices, meter, sharps, bar_lines, title=path.stem),
     }
     for name in (n for n in makers if n in renders):
         try:

@@ -35,7 +35,7 @@ MAX_BEAM = 256
 MAX_TEMPERATURE = 3.0  # the highest temperature taken; the co-writing screen stops at 2
 OOV_CHOICES = ("error", "drop", "unk")  # data.config.OOV_POLICIES, which a test keeps equal
 MAX_LABEL_STRENGTH = 10.0  # guidance far above this writes noise
-RENDER_NAMES = ("wav", "png", "musicxml", "score")  # music.RENDER_SUFFIXES' keys, which a test keeps equal
+RENDER_NAMES = ("wav", "png", "musicxml", "score", "abc")  # music.RENDER_SUFFIXES' keys, which a test keeps equal
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class SampleOptions:
                               "(-6 for a quieter file; at most 1, a full-scale peak).", minimum=-60, maximum=1, music=True)
     renders: tuple[str, ...] = option((), "Music: files rendered beside each MIDI output.", choices=RENDER_NAMES,
                                       cli=False, job=False, music=True,
-                                      why="one flag per render (--wav, --png, --musicxml, --score); a job's `formats` names them")
+                                      why="one flag per render (--wav, --png, --musicxml, --score, --abc); a job's `formats` names them")
 
 
 def declarations() -> dict[str, Declaration]:

@@ -25,8 +25,8 @@ from ..outputs.writers import RenderSettings, write_midi_file
 TEXT_FORMATS = {"txt": "text/plain; charset=utf-8", "json": "application/json"}
 NOTES_FORMAT = "notes.json"  # music as events a page can draw and play: {"voices": [[[onset, duration, pitch], ...]], ...}
 MUSIC_FORMATS = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png", "musicxml": "application/vnd.recordare.musicxml+xml",
-                 "score.png": "image/png"}
-_RENDER_OF = {"wav": "wav", "png": "png", "musicxml": "musicxml", "score.png": "score"}
+                 "score.png": "image/png", "abc": "text/vnd.abc; charset=utf-8"}
+_RENDER_OF = {"wav": "wav", "png": "png", "musicxml": "musicxml", "score.png": "score", "abc": "abc"}
 
 
 class MissingTool(GenerateError):

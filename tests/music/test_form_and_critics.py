@@ -163,3 +163,11 @@ def test_music_candidates_open_on_whole_headers_in_words():
     assert all(" major or " in describe("", h, "melody") for h in headers)
     bars = maker(headers[0], 4, 1.0, 2)
     assert bars and all(b.endswith("|") and not b.startswith("M") for b in bars), bars
+
+
+def test_a_part_played_twice_is_found():
+    from generate.critics.music import repeats_a_part
+
+    a, b = "a9a9a9|b9b9b9|c9c9c9|d9d9d9|", "e9e9e9|f9f9f9|g9g9g9|h9h9h9|"
+    assert repeats_a_part(a + a + b + b) and repeats_a_part("a?a9|" + a + a)
+    assert not repeats_a_part(a + b + a + b[:-7] + "|") and not repeats_a_part("a9a9a9|" * 3)  # three bars alike: a motif

@@ -296,3 +296,19 @@ def test_a_pickup_stays_a_pickup_in_musicxml(tmp_path):
     assert measures[0].duration.quarterLength == 0.5  # the pickup, not a bar padded at its start
     assert [m.duration.quarterLength for m in measures[1:5]] == [3.0] * 4
     assert not [n for m in measures for n in m.notes if n.tie is not None]  # no bar line cuts a note in two
+
+
+def test_abc_output_reads_back_as_the_midi_file(tmp_path):
+    from music21 import converter
+
+    # D major (K:2): a pickup, C natural after a C sharp in one bar, a note tied across a bar line, a rest.
+    source = tmp_path / "tune.txt"
+    source.write_text("M:6/8 K:2|V6|X6Y6Z6a9_6|Y@|-9Y>W6|\n")
+    result = CliRunner().invoke(cli, ["render", str(source), "-o", str(tmp_path / "tune.mid"), "--abc"])
+    assert result.exit_code == 0, result.stderr
+    abc = (tmp_path / "tune.abc").read_text()
+    assert "M:6/8" in abc and "K:D" in abc and "-" in abc  # the tie across the bar line
+    notes = converter.parse(str(tmp_path / "tune.abc"), format="abc").stripTies().flatten().notes
+    read = [(n.pitch.midi, Fraction(n.offset).limit_denominator(24), Fraction(n.quarterLength).limit_denominator(24))
+            for n in notes]
+    assert read == [(pitch, onset, length) for onset, pitch, length in read_midi_notes(tmp_path / "tune.mid")[0]]
