@@ -16,19 +16,24 @@ import click
 @click.option("--seed", type=int, default=1, show_default=True, help="The samples' seed.")
 @click.option("--label", default="", help="A labelled model: sample in this style, and judge the style's meters too.")
 @click.option("--temperature", "-t", type=float, default=None, help="Sampling temperature [default: the model's own].")
+@click.option("--form", default="", help="Chinese verse: sample this form (5x4, 7x4, 5x8, 7x8, ...).")
+@click.option("--regulated", is_flag=True, help="Chinese verse: sample with --regulated (tones and rhymes by construction).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: every measure, for the samples and the corpus.")
 def evaluate(model: str, files: tuple[Path, ...], num_samples: int, seed: int, label: str,
-             temperature: float | None, as_json: bool) -> None:
+             temperature: float | None, form: str, regulated: bool, as_json: bool) -> None:
     """Judge MODEL's writing (fresh samples, or FILES of it) beside its corpus.
 
     Music: whether headers name the corpus's meters, bars that add up,
     endings on the tonic; for chorales, parallel fifths and octaves, spacing,
     crossings and ranges; and Yang & Lerch's comparison of pitch and rhythm
     distributions with the corpus's (overlap area, 1 is best; KL, 0 is best).
+    Chinese verse: regulated shape, rhyme and tones by the Pingshui tables,
+    and poems with a line copied from the corpus.
     """
     from ..critics.evaluate import evaluate as judge  # NumPy and the model load here, not for --help
 
     options = {"temperature": temperature} if temperature is not None else {}
+    options.update({"form": form} if form else {}, **({"regulated": True} if regulated else {}))
     result = judge(model, list(files), num_samples, seed, label, **options)
     if as_json:
         click.echo(json.dumps(result.as_dict(), ensure_ascii=False))

@@ -11,25 +11,31 @@ from __future__ import annotations
 from ..errors import UsageError
 from .base import Critic, Measure
 from .music import ChoraleCritic, MelodyCritic
+from .verse import ChineseVerseCritic
 
-# Keyed by what a run writes: a music run's encoding, else its corpus's kind.
+# Keyed by what a run writes: a music run's encoding, Chinese verse, else its corpus's kind.
 CRITICS: dict[str, type[Critic]] = {
     "melody": MelodyCritic,
     "chorale": ChoraleCritic,
+    "chinese verse": ChineseVerseCritic,
 }
 
 
-def critic_key(kind: str, encoding: str) -> str:
-    return encoding if kind == "music" else kind
+def critic_key(kind: str, encoding: str, chars: tuple[str, ...] = ()) -> str:
+    if kind == "music":
+        return encoding
+    if kind == "text" and "，" in chars and any("\u4e00" <= c <= "\u9fff" for c in chars):
+        return "chinese verse"
+    return kind
 
 
-def critic_for(kind: str, encoding: str = "") -> type[Critic]:
-    """The critic class for a run of `kind` (and music `encoding`).
+def critic_for(kind: str, encoding: str = "", chars: tuple[str, ...] = ()) -> type[Critic]:
+    """The critic class for a run of `kind` (and music `encoding`, or a vocabulary `chars` that writes verse).
 
     Raises:
         UsageError: no critic judges that kind yet.
     """
-    key = critic_key(kind, encoding)
+    key = critic_key(kind, encoding, chars)
     if key not in CRITICS:
         raise UsageError(f"generate eval: no critic judges {key!r} yet; expected a model that writes "
                          f"{' or '.join(sorted(CRITICS))}")

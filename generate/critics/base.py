@@ -58,6 +58,9 @@ class Critic:
     def judge(self, pieces: list[str]) -> Judged:
         raise NotImplementedError
 
+    def with_corpus(self, pieces: list[str]) -> None:
+        """Takes in the corpus's pieces before judging samples (a critic that checks copies keeps its lines)."""
+
     @staticmethod
     def relative(samples: Judged, corpus: Judged) -> None:
         """Fills in measures that compare the samples with the corpus (none by default)."""

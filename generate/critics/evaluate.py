@@ -73,22 +73,21 @@ def evaluate(model: str, files: list[Path] | None = None, num_samples: int = 100
 
     loaded = load(model)
     facts = loaded.facts
-    critic = critic_for(facts.kind, facts.encoding)(facts.meters, label)
+    critic = critic_for(facts.kind, facts.encoding, facts.vocab.chars)(facts.meters, label)
+    corpus, corpus_source = corpus_reference(loaded.run_dir, critic)  # first: a critic may judge copies against it
     if files:
-        text = "\n".join(_read(path) for path in files)
+        texts = [_read(path) for path in files]
         source = f"{len(files)} file(s)"
     else:
         if label:
             options["label"] = label
-        outputs = loaded.samples(num_samples=num_samples, seed=seed, **options)
-        text = "\n".join(output.text for output in outputs)
+        texts = [output.text for output in loaded.samples(num_samples=num_samples, seed=seed, **options)]
         source = f"{num_samples} samples at seed {seed}"
-    pieces = critic.pieces(text)
+    pieces = [piece for text in texts for piece in critic.pieces(text)]
     if not pieces:
         where = "the files" if files else "the samples"
         raise UsageError(f"generate eval: {where} hold no piece a {critic.key} critic can judge")
     judged = critic.judge(pieces)
-    corpus, corpus_source = corpus_reference(loaded.run_dir, critic)
     evaluation = Evaluation(loaded.name, critic, source, judged, corpus, corpus_source)
     if corpus is not None:
         critic.relative(judged, corpus)
@@ -122,8 +121,8 @@ def corpus_reference(run: RunDir, critic: Critic) -> tuple[Judged | None, str]:
     pieces = corpus_pieces(run, critic)
     if pieces is None:
         return None, ""
-    config = run.load_config()
-    return critic.reference(pieces), ", ".join(config.corpus.sources)
+    critic.with_corpus(pieces)
+    return critic.reference(pieces), ", ".join(run.load_config().corpus.sources)
 
 
 def corpus_pieces(run: RunDir, critic: Critic) -> list[str] | None:
@@ -133,7 +132,7 @@ def corpus_pieces(run: RunDir, critic: Critic) -> list[str] | None:
     try:
         corpus = load_corpus(config.corpus, show_progress=False)
         text = "\n".join(path.read_text(encoding="utf-8") for path in corpus.files)
-    except (CorpusError, OSError, UnicodeDecodeError) as exc:
+    except (CorpusError, UsageError, OSError, UnicodeDecodeError) as exc:  # not built here, or moved
         log.warning("the corpus of %s is not at hand (%s): its measures are left out", run.path, exc)
         return None
     return critic.pieces(text)

@@ -39,6 +39,7 @@ class ResolvedSettings:
     lines: int = 0  # a poem of this many lines, never empty ones; 0: free text
     acrostic: str = ""  # line i of the poem begins with character i
     form: str = ""  # a Chinese form, COLUMNSxLINES such as 5x4: exact line lengths and punctuation
+    regulated: bool = False  # with a regulated form: tones and rhymes by the Pingshui tables (sampling/regulated.py)
     syntax: str = ""  # "python": brackets, quotes and indentation as automata (sampling/python/); "": free
     beam: int = 0  # beam search with this many beams instead of sampling; 0: sample
     prime: str = ""  # text the samples continue; "" starts from the model's default

@@ -36,6 +36,7 @@ from .loop import Sample, Sampler, SamplingConfig
 from .music_form import bar_automaton, cadence_automaton, ending_automaton, music_automaton
 from .options import SampleOptions
 from .python import python_automata
+from .regulated import RegulatedVerse
 from .resolve import RunFacts, resolve_options
 from .voice_leading import VoiceLeading
 
@@ -125,7 +126,7 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
     return samples
 
 
-def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton | VoiceLeading, ...]:
+def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton | VoiceLeading | RegulatedVerse, ...]:
     """The constraints that `cfg` asks for, as automata over the run's vocabulary."""
     automata = []
     if run.music and (cfg.key_penalty or cfg.key is not None):
@@ -136,6 +137,8 @@ def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton | Voic
         # the warm-up boundary; a prime is the poem's own beginning.
         automata.append(poem_automaton(run.vocab.chars, cfg.poem_lines, cfg.acrostic, columns,
                                        boundary=cfg.warmup, skip_first=not cfg.prime))
+        if cfg.regulated:
+            automata.append(RegulatedVerse(run.vocab.chars, *cfg.form_shape))
     if cfg.syntax == "music":
         # A piece runs to the corpus's usual length, unless --bars or --notes (a limit) says how long.
         lengths = run.piece_bars if cfg.limit is None else None

@@ -29,6 +29,7 @@ DEFAULT_LENGTH = {"text": 500, "code": 500, "music": 8000}
 BOUNDED_MUSIC_LENGTH = 20_000  # music with --bars or --notes, which end it
 POEM_LINE_LENGTH = 400  # per line of a constrained poem, which ends at its last line: this bounds a runaway line
 MAX_POEM_LINES = 1000
+REGULATED_FORMS = ((5, 4), (7, 4), (5, 8), (7, 8))  # (columns, lines) of the four regulated Tang forms
 FORM_PATTERN = re.compile(r"([1-9][0-9]?)x([1-9][0-9]?)")  # COLUMNSxLINES, e.g. 5x4
 MAX_SEED = 2**63
 MAX_BEAM = 256
@@ -136,6 +137,8 @@ class SampleOptions:
     lines: int = option(0, "A poem of N non-empty lines, then stop.", minimum=0, maximum=MAX_POEM_LINES)
     acrostic: str = option("", "Line i of the poem begins with character i of TEXT.")
     form: str = option("", "A Chinese form COLUMNSxLINES, e.g. 5x4: a five-character quatrain with ，and 。.")
+    regulated: bool = option(False, "With --form 5x4, 7x4, 5x8 or 7x8: regulated verse by construction, each "
+                                    "character's level or oblique tone and the even lines' rhyme by the Pingshui tables.")
     bars: int | None = option(None, "Music: stop after this many bars.", minimum=1, music=True)
     notes: int | None = option(None, "Music: stop after this many notes (note onsets, for chorales).", minimum=1, music=True)
     in_key: bool = option(False, "Music: never sample a pitch outside the key its piece's header names (the prime's or "

@@ -33,6 +33,7 @@ from .options import (
     DEFAULT_LENGTH,
     FORM_PATTERN,
     POEM_LINE_LENGTH,
+    REGULATED_FORMS,
     SampleOptions,
     declarations,
     defaults,
@@ -132,11 +133,16 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
     _verify_combinations(options, run)
     prime = read_prime(options, run)
     key = _resolve_key(options, run, prime)
+    if options.regulated and not han_chars(run.vocab.chars):
+        raise OptionError("regulated", "expected a model that writes Chinese verse; this vocabulary has no Han characters")
     acrostic, form, lines = _in_the_vocabulary_script(options.acrostic, run), options.form, options.lines
     if acrostic and not (form or lines) and re.fullmatch(f"[{HAN}]+", acrostic) and run.has("，。"):
         form = f"5x{len(acrostic)}"  # a Chinese acrostic is a five-character poem unless told otherwise
         log.info("--acrostic: writing the form %s (give --form or --lines to choose another)", form)
     poem_lines = _verify_poem(run, acrostic, form, lines, prime)
+    if options.regulated and tuple(int(n) for n in (form or "0x0").split("x")) not in REGULATED_FORMS:
+        raise OptionError("regulated", f"expected --form 5x4, 7x4, 5x8 or 7x8 (or a 4- or 8-character --acrostic), "
+                                       f"received {('--form ' + form) if form else 'no form'}")
     if prime:
         run.vocab.encode(prime, oov=options.oov, option="prime")
     music_on = run.music

@@ -135,3 +135,7 @@ def fori_loop(lower, upper, body_fun: Callable, init_val):
     for i in range(int(lower), int(upper)):
         value = body_fun(i, value)
     return value
+
+
+def bitwise_and(x, y):
+    return np.bitwise_and(x, y)

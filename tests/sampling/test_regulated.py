@@ -1,0 +1,96 @@
+"""Regulated verse by construction: tones, rhymes and unrepeated rhymes in all four forms, checked against the tables."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from generate.cli import cli
+from generate.data.pingshui import pingshui
+
+from ..helpers import one_line_error
+
+
+def lines_of(poem: str) -> list[str]:
+    return [line.rstrip("，。") for line in poem.strip().split("\n") if line.strip()]
+
+
+def tone(char: str) -> set[int]:
+    """The readings a character has: 1 level, 0 oblique."""
+    table = pingshui()
+    return {t for t, has in ((1, table.is_level(char)), (0, table.is_oblique(char))) if has}
+
+
+def check(poem: str, columns: int, count: int) -> None:
+    lines = lines_of(poem)
+    assert len(lines) == count and all(len(line) == columns for line in lines), poem
+    table = pingshui()
+    opening = tone(lines[0][1])
+    assert len(opening) == 1, poem  # the pattern's first tone is unambiguous
+    (first,) = opening
+    for index, line in enumerate(lines):
+        second = first if index % 4 in (0, 3) else 1 - first  # 對 within a couplet, 粘 between couplets
+        for place in range(1, columns - 1, 2):
+            wanted = second if place % 4 == 1 else 1 - second
+            assert wanted in tone(line[place]), (poem, index, place)
+        end = tone(line[-1])
+        if index % 2 == 1:
+            assert end == {1} and table.rhyme(line[-1], lines[1][-1]), (poem, index)  # level, in line 2's group
+        elif index > 0:
+            assert end == {0}, (poem, index)
+        elif end == {1}:
+            assert table.rhyme(line[-1], lines[1][-1]), poem  # a level first line rhymes
+    rhymes = [line[-1] for i, line in enumerate(lines) if i % 2 == 1 or tone(line[-1]) == {1}]
+    assert len(rhymes) == len(set(rhymes)), poem  # no rhyme character twice
+
+
+@pytest.mark.parametrize("form", ["5x4", "7x4", "5x8", "7x8"])
+def test_regulated_poems_keep_their_tones_and_rhymes(form):
+    columns, count = map(int, form.split("x"))
+    result = CliRunner().invoke(cli, ["sample", "tang", "--form", form, "--regulated", "-N", "12", "--seed", "3", "--json"])
+    assert result.exit_code == 0, result.stderr
+    poems = [json.loads(line)["text"] for line in result.stdout.splitlines()]
+    assert len(poems) == 12
+    for poem in poems:
+        check(poem, columns, count)
+
+
+def test_a_regulated_acrostic_keeps_its_heads_and_its_rules():
+    result = CliRunner().invoke(cli, ["sample", "tang", "--acrostic", "春夏秋冬", "--regulated", "-N", "8", "--seed", "2",
+                                      "--json"])
+    assert result.exit_code == 0, result.stderr
+    for line in result.stdout.splitlines():
+        poem = json.loads(line)["text"]
+        assert [row[0] for row in lines_of(poem)] == list("春夏秋冬")
+        check(poem, 5, 4)
+
+
+def test_regulated_verse_on_a_model_or_form_it_cannot_serve_is_one_line(trained_run):
+    runner = CliRunner()
+    english = runner.invoke(cli, ["sample", str(trained_run), "--regulated", "--form", "5x4"])
+    assert one_line_error(english, 2, "--regulated", "Chinese")
+    shape = runner.invoke(cli, ["sample", "tang", "--regulated", "--form", "6x4"])
+    assert one_line_error(shape, 2, "--regulated", "5x4, 7x4, 5x8 or 7x8", "6x4")
+    bare = runner.invoke(cli, ["sample", "tang", "--regulated"])
+    assert one_line_error(bare, 2, "--regulated", "no form")
+
+
+def test_the_verse_critic_reads_rhyme_tones_and_copies():
+    from generate.critics.verse import ChineseVerseCritic, follows_tones, poem_lines
+
+    jing_ye_si = "床前明月光，\n疑是地上霜。\n舉頭望明月，\n低頭思故鄉。\n"  # rhymes 霜/鄉 (七陽); 拗 in its tones
+    deng_guan_que = "白日依山盡，\n黃河入海流。\n欲窮千里目，\n更上一層樓。\n"  # regulated, 流/樓 (十一尤)
+    critic = ChineseVerseCritic()
+    critic.with_corpus([jing_ye_si])
+    judged = critic.judge(critic.pieces(jing_ye_si + "\n" + deng_guan_que + "\n" + "春風\n"))
+    assert judged.count == 3 and judged.values["regulated_shape"] == pytest.approx(2 / 3)
+    assert judged.values["rhyme"] == 1.0 and judged.values["copied_line"] == pytest.approx(1 / 3)
+    assert follows_tones(poem_lines(deng_guan_que)) and not follows_tones(poem_lines(jing_ye_si))
+
+
+def test_eval_judges_regulated_verse():
+    result = CliRunner().invoke(cli, ["eval", "tang", "-N", "10", "--seed", "4", "--form", "7x4", "--regulated", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["critic"] == "chinese verse" and report["samples"]["pieces"] == 10
+    assert report["samples"]["measures"]["rhyme"] == 1.0 and report["samples"]["measures"]["tones"] == 1.0
