@@ -41,17 +41,32 @@ def instrument_program(name: str | int) -> int:
 
 
 def write_midi(path: Path, voices: list[list[Event]], bpm: float = 120.0, program: int = 0, velocity: int = 80,
-               meter: str = "4/4", sharps: int = 0) -> None:
-    """Writes voices (each a list of events in time order) as a type-1 MIDI file."""
+               meter: str = "4/4", sharps: int = 0, pickup: Fraction = Fraction(0)) -> None:
+    """Writes voices (each a list of events in time order) as a type-1 MIDI file.
+
+    With a `pickup` (quarters before the first bar line, shorter than a bar), the file opens with a bar of
+    the pickup's own time signature (1/8 for an eighth) and changes to `meter` at the first bar line, as
+    notation programs write an anacrusis: every later bar line falls where the encoding has it.
+    """
     import mido  # only MIDI files need it, never --help
 
     numerator, _, denominator = meter.partition("/")
+    signatures = [(0, int(numerator), int(denominator))]
+    bar = Fraction(4 * int(numerator), int(denominator))
+    if 0 < pickup < bar:
+        unit = next(d for d in (1, 2, 4, 8, 16, 32, 64) if (pickup * d / 4).denominator == 1)
+        signatures = [(0, int(pickup * unit / 4), unit), (_ticks(pickup), int(numerator), int(denominator))]
+    (_, top, bottom), later = signatures[0], signatures[1:]
     conductor = mido.MidiTrack([
         mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
-        mido.MetaMessage("time_signature", numerator=int(numerator), denominator=int(denominator), time=0),
+        mido.MetaMessage("time_signature", numerator=top, denominator=bottom, time=0),
         mido.MetaMessage("key_signature", key=_key_name(sharps), time=0),
-        mido.MetaMessage("end_of_track", time=0),
     ])
+    now = 0
+    for tick, top, bottom in later:
+        conductor.append(mido.MetaMessage("time_signature", numerator=top, denominator=bottom, time=tick - now))
+        now = tick
+    conductor.append(mido.MetaMessage("end_of_track", time=0))
     midi_file = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER, tracks=[conductor])
     for channel, events in enumerate(voices):
         channel = channel if channel < 9 else channel + 1  # channel 10 is percussion

@@ -88,12 +88,12 @@ def render_music(text: str, path: Path, encoding: str = "melody", bpm: float = 1
     decoded = decode_music(text, encoding)
     voices, meter, sharps, bar_lines, fermatas = decoded.voices, decoded.meter, decoded.sharps, decoded.bar_lines, decoded.fermatas
     pieces, dropped = decoded.pieces, decoded.dropped
-    write_midi(path, voices, bpm=bpm, program=program, velocity=velocity, meter=meter, sharps=sharps)
+    pickup = bar_lines[0] if bar_lines else 0  # the first piece's: an anacrusis in the MIDI file and the scores
+    write_midi(path, voices, bpm=bpm, program=program, velocity=velocity, meter=meter, sharps=sharps, pickup=pickup)
     facts = {"encoding": encoding, "pieces": pieces, "voices": len(voices),
              "notes": sum(e.pitch is not None for v in voices for e in v), "dropped_chars": dropped}
     if facts["notes"] == 0:
         log.warning("%s: the sample decoded to no notes, so the file holds silence (--valid-only redraws such samples)", path)
-    pickup = bar_lines[0] if bar_lines else 0  # the first piece's: the score engraves it as an anacrusis
     makers = {
         "png": lambda target: render_png(target, voices, bar_lines, title=f"{path.name}: {meter}, {key_words(sharps)}, {facts['notes']} notes"),
         "musicxml": lambda target: render_musicxml(target, voices, meter, sharps, title=path.stem, fermatas=fermatas,

@@ -296,6 +296,8 @@ def test_a_pickup_stays_a_pickup_in_musicxml(tmp_path):
     assert measures[0].duration.quarterLength == 0.5  # the pickup, not a bar padded at its start
     assert [m.duration.quarterLength for m in measures[1:5]] == [3.0] * 4
     assert not [n for m in measures for n in m.notes if n.tie is not None]  # no bar line cuts a note in two
+    midi_measures = list(converter.parse(str(tmp_path / "tune.mid")).parts[0].getElementsByClass("Measure"))
+    assert [m.duration.quarterLength for m in midi_measures[:3]] == [0.5, 3.0, 3.0]  # the MIDI file's anacrusis too
 
 
 def test_abc_output_reads_back_as_the_midi_file(tmp_path):
