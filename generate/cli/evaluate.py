@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -18,9 +19,14 @@ import click
 @click.option("--temperature", "-t", type=float, default=None, help="Sampling temperature [default: the model's own].")
 @click.option("--form", default="", help="Chinese verse: sample this form (5x4, 7x4, 5x8, 7x8, ...).")
 @click.option("--regulated", is_flag=True, help="Chinese verse: sample with --regulated (tones and rhymes by construction).")
+@click.option("--lines", type=click.IntRange(1, 200), default=None, help="Verse: sample poems of N lines.")
+@click.option("--rhyme", default=None, help="English verse: the rhyme scheme the lines are judged by (AABB, ABAB, ...).")
+@click.option("--meter", type=click.Choice(["trimeter", "tetrameter", "pentameter", "hexameter"]), default=None,
+              help="English verse: the syllables a line should have (pentameter: 10, within one).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: every measure, for the samples and the corpus.")
 def evaluate(model: str, files: tuple[Path, ...], num_samples: int, seed: int, label: str,
-             temperature: float | None, form: str, regulated: bool, as_json: bool) -> None:
+             temperature: float | None, form: str, regulated: bool, lines: int | None, rhyme: str | None,
+             meter: str | None, as_json: bool) -> None:
     """Judge MODEL's writing (fresh samples, or FILES of it) beside its corpus.
 
     Music: whether headers name the corpus's meters, bars that add up,
@@ -33,8 +39,12 @@ def evaluate(model: str, files: tuple[Path, ...], num_samples: int, seed: int, l
     from ..critics.evaluate import evaluate as judge  # NumPy and the model load here, not for --help
 
     options = {"temperature": temperature} if temperature is not None else {}
-    options.update({"form": form} if form else {}, **({"regulated": True} if regulated else {}))
-    result = judge(model, list(files), num_samples, seed, label, **options)
+    options.update({"form": form} if form else {}, **({"regulated": True} if regulated else {}),
+                   **({"lines": lines} if lines else {}))
+    if rhyme is not None and not re.fullmatch(r"[A-Za-z]{2,}", rhyme):
+        raise click.BadParameter(f"expected letters such as AABB or ABAB, received {rhyme!r}", param_hint="--rhyme")
+    judging = {name: value for name, value in (("rhyme", rhyme), ("meter", meter)) if value}
+    result = judge(model, list(files), num_samples, seed, label, judging, **options)
     if as_json:
         click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         return

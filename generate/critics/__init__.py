@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from .base import Critic, Measure
+from .english import EnglishVerseCritic
 from .music import ChoraleCritic, MelodyCritic
 from .verse import ChineseVerseCritic
 
@@ -18,6 +19,7 @@ CRITICS: dict[str, type[Critic]] = {
     "melody": MelodyCritic,
     "chorale": ChoraleCritic,
     "chinese verse": ChineseVerseCritic,
+    "english verse": EnglishVerseCritic,
 }
 
 
@@ -26,6 +28,8 @@ def critic_key(kind: str, encoding: str, chars: tuple[str, ...] = ()) -> str:
         return encoding
     if kind == "text" and "，" in chars and any("\u4e00" <= c <= "\u9fff" for c in chars):
         return "chinese verse"
+    if kind == "text" and sum(c.isascii() and c.isalpha() for c in chars) >= 40:  # most of both cases
+        return "english verse"
     return kind
 
 

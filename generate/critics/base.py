@@ -46,6 +46,7 @@ class Critic:
     key: ClassVar[str]
     measures: ClassVar[tuple[Measure, ...]]
     features: ClassVar[tuple[str, ...]] = ()  # per-piece feature vectors compared as distributions (Yang & Lerch)
+    settings: ClassVar[tuple[str, ...]] = ()  # keywords its constructor takes beyond the meters and the label
 
     def __init__(self, meters: dict | None = None, label: str = ""):
         self.meters = meters  # music: the corpus's meters (`music.sampling.piece_meters`)

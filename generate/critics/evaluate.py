@@ -55,7 +55,7 @@ class Evaluation:
 
 
 def evaluate(model: str, files: list[Path] | None = None, num_samples: int = 100, seed: int = 1, label: str = "",
-             **options) -> Evaluation:
+             judging: dict | None = None, **options) -> Evaluation:
     """Judges `files` (the model's encoding, as `generate sample` prints it), or `num_samples` fresh samples.
 
     Args:
@@ -64,6 +64,7 @@ def evaluate(model: str, files: list[Path] | None = None, num_samples: int = 100
         num_samples: how many samples to draw, in one batch.
         seed: the samples' seed.
         label: a labelled model: sample with this label, and judge the label's meters too.
+        judging: the critic's own settings (English verse: `rhyme`, a scheme, and `meter`); others are refused.
         **options: other `generate sample` settings, as the API takes them (temperature=0.9, ...).
 
     Raises:
@@ -73,7 +74,11 @@ def evaluate(model: str, files: list[Path] | None = None, num_samples: int = 100
 
     loaded = load(model)
     facts = loaded.facts
-    critic = critic_for(facts.kind, facts.encoding, facts.vocab.chars)(facts.meters, label)
+    critic_class = critic_for(facts.kind, facts.encoding, facts.vocab.chars)
+    unknown = sorted(set(judging or {}) - set(critic_class.settings))
+    if unknown:
+        raise UsageError(f"--{unknown[0]}: the {critic_class.key} critic takes no such setting")
+    critic = critic_class(facts.meters, label, **(judging or {}))
     corpus, corpus_source = corpus_reference(loaded.run_dir, critic)  # first: a critic may judge copies against it
     if files:
         texts = [_read(path) for path in files]

@@ -27,7 +27,7 @@ from ..paths import cache_root
 from . import ENCODINGS, MUSIC_SUFFIXES, TRANSPOSE_MODES
 from .chorale import HIGHEST_PITCH as CHORALE_HIGH
 from .chorale import LOWEST_PITCH as CHORALE_LOW
-from .chorale import encode_chorale
+from .chorale import VOICE_RANGES, encode_chorale
 from .fast_midi import MidiSkip, chorale_from_midi, read_midi, tune_from_midi
 from .ingest import file_identity, ingest
 from .keys import transposed_sharps, transpositions
@@ -136,7 +136,8 @@ def corpus_settings(encoding: str, transpose: str, track: str) -> dict:
     """Everything that shapes a piece's text, for the cache keys: the versions of the code and the parsers too."""
     from importlib.metadata import version  # reads package metadata only, not music21 itself
 
-    return {"format": FORMAT_VERSION, "encoding": encoding, "transpose": transpose, "track": track,
+    ranges = {"voice_ranges": VOICE_RANGES} if encoding == "chorale" and transpose != "none" else {}
+    return {"format": FORMAT_VERSION, "encoding": encoding, "transpose": transpose, "track": track, **ranges,
             "music21": version("music21"), "symusic": version("symusic")}
 
 
@@ -201,6 +202,8 @@ def encode_piece(job: tuple[str, int | None], encoding: str, transpose: str = "n
             pitches = [e.pitch for v in _voices(moved) for e in v if e.pitch is not None]
             if semitones and not all(low <= p <= high for p in pitches):
                 continue  # an augmented copy must not need octave folding
+            if semitones and encoding == "chorale" and not _voices_in_range(moved):
+                continue  # nor push a voice out of the range it sings in
             text, piece_exact = encode_chorale(moved) if encoding == "chorale" else encode_tune(moved)
             lines.append(text)
             exact &= piece_exact
@@ -209,6 +212,11 @@ def encode_piece(job: tuple[str, int | None], encoding: str, transpose: str = "n
         return "", False, str(exc)
     except Exception as exc:  # music21 raises anything on malformed files
         return "", False, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
+def _voices_in_range(piece) -> bool:
+    return all(low <= e.pitch <= high for (low, high), voice in zip(VOICE_RANGES, piece.voices)
+               for e in voice if e.pitch is not None)
 
 
 def _voices(piece) -> list:

@@ -94,3 +94,21 @@ def test_eval_judges_regulated_verse():
     report = json.loads(result.stdout)
     assert report["critic"] == "chinese verse" and report["samples"]["pieces"] == 10
     assert report["samples"]["measures"]["rhyme"] == 1.0 and report["samples"]["measures"]["tones"] == 1.0
+
+
+def test_the_english_verse_critic_pairs_lines_by_the_scheme():
+    from generate.critics.english import EnglishVerseCritic, rhyme, syllables
+
+    assert rhyme("night", "light") and not rhyme("night", "day") and rhyme("night", "zzxq") is None
+    assert syllables("The curfew tolls the knell of parting day") == 10
+    poem = "ROMEO:\nThe curfew tolls the knell of parting day,\nThe lowing herd wind slowly o'er the lea,\n" \
+           "The ploughman homeward plods his weary way,\nAnd leaves the world to darkness and to me.\n"
+    judged = EnglishVerseCritic(rhyme="ABAB").judge([poem])
+    assert judged.values["judged_pairs"] == 2 and judged.values["rhymed_pairs"] == 1.0  # day/way, lea/me
+    assert judged.values["scanning_lines"] == 1.0  # ROMEO: is a speaker, not a line
+    assert EnglishVerseCritic(rhyme="AABB").judge([poem]).values["rhymed_pairs"] == 0.0
+
+
+def test_eval_refuses_a_setting_its_critic_does_not_take():
+    result = CliRunner().invoke(cli, ["eval", "folk", "-N", "2", "--rhyme", "ABAB"])
+    assert one_line_error(result, 2, "--rhyme", "melody critic")
