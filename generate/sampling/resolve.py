@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked
 
 log = logging.getLogger(__name__)
 # The fields `resolve_options` resolves; every other field `SamplingConfig` shares with `SampleOptions` is copied as given.
-RESOLVED = {"length", "stop", "seed", "limit", "warmup", "min_chars", "syntax", "key_penalty", "key", "acrostic", "form", "prime",
+RESOLVED = {"length", "stop", "seed", "limit", "warmup", "min_chars", "syntax", "key_penalty", "key", "acrostic", "form", "regulated", "prime",
             "label", "then_label", "label_strength"}
 PASSED_THROUGH = tuple(sorted(({f.name for f in dataclasses.fields(SamplingConfig)}
                                & {f.name for f in dataclasses.fields(SampleOptions)}) - RESOLVED))
@@ -174,7 +174,8 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         # A primed piece is the user's: never drop it for being short, or its continuation would lose the prime's header.
         min_chars=MIN_MUSIC_CHARS if music_on and not prime and not options.beam else 0,
         syntax=_syntax(options, run),
-        key_penalty=key_penalty, key=key, acrostic=acrostic, form=form, prime=prime, **_resolve_labels(options, run),
+        key_penalty=key_penalty, key=key, acrostic=acrostic, form=form, regulated=options.regulated, prime=prime,
+        **_resolve_labels(options, run),
     )
 
 
