@@ -21,12 +21,12 @@ _DEFAULTS = SampleOptions()
 @click.command()
 @click.argument("run", default=DEFAULT_MODEL)
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to FILE, or DIR/sample-NN.txt for several, each with a .json sidecar.")
+@click.option("-o", "--output", type=click.Path(), default=None, help="Write to FILE, or DIR/sample-NN.txt for several (or for one, given as DIR/), each with a .json sidecar.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per sample on stdout.")
 @sampling_options
 @pass_state
-def sample(state: State, run: str, checkpoint: str, output: Path | None, overwrite: bool, as_json: bool, stop: tuple[str, ...],
+def sample(state: State, run: str, checkpoint: str, output: str | None, overwrite: bool, as_json: bool, stop: tuple[str, ...],
            **options) -> None:
     """Generate text from RUN: a run directory, or a shipped model's name.
 

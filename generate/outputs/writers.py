@@ -93,16 +93,17 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def output_paths(target: Path, count: int, extension: str = ".txt") -> list[Path]:
+def output_paths(target: str | Path, count: int, extension: str = ".txt") -> list[Path]:
     """One file for a single sample, else numbered files in a directory.
 
-    A target that exists as a directory, ends with a slash, or has no suffix
-    while count > 1 is treated as a directory.
+    A target that exists as a directory, ends with a slash (given as a string: a
+    `Path` drops it), or names several samples is treated as a directory.
 
     Raises:
         UsageError: several samples asked for, and the target is a file.
     """
-    as_dir = target.is_dir() or str(target).endswith(("/", "\\")) or count > 1
+    as_dir = str(target).endswith(("/", "\\")) or Path(target).is_dir() or count > 1
+    target = Path(target)
     if not as_dir:
         return [target]
     if target.exists() and not target.is_dir():

@@ -107,7 +107,7 @@ class LoadedModel:
         return (f"<LoadedModel {self.name!r}: {self.facts.kind}, {config.layers} x {config.units} {config.cell}, "
                 f"{len(self.facts.vocab)} characters>")
 
-    def prepare(self, options: SampleOptions, output: Path | None = None, overwrite: bool = False,
+    def prepare(self, options: SampleOptions, output: str | Path | None = None, overwrite: bool = False,
                 with_records: bool = False) -> Request:
         """Checks a request against this model and the disk (see `request.prepare`)."""
         return prepare(self.run_dir, self.facts, options, output, overwrite, with_records, _title(self.name, options))
@@ -125,7 +125,7 @@ class LoadedModel:
             UsageError: an output that exists.
         """
         try:
-            request = self.prepare(options_from(options), Path(output) if output is not None else None, overwrite,
+            request = self.prepare(options_from(options), output, overwrite,
                                    with_records=True)
         except OptionError as exc:  # named as the keyword the caller wrote, not as a flag
             raise exc.as_keyword() from None
@@ -270,7 +270,7 @@ def load(name_or_path: str | Path, checkpoint: str = "best") -> LoadedModel:
     return LoadedModel(name_or_path, checkpoint)
 
 
-def sample_run(run: str | Path, options: SampleOptions, checkpoint: str = "best", output: Path | None = None,
+def sample_run(run: str | Path, options: SampleOptions, checkpoint: str = "best", output: str | Path | None = None,
                overwrite: bool = False, on_text: Callable[[str], None] | None = None,
                on_start: Callable[[int, bool], None] | None = None, with_records: bool = False) -> SampleResult:
     """`generate sample`: checks the options and outputs before the model loads, then loads it and runs them.

@@ -43,7 +43,7 @@ class Request:
         return self.options.seed is None and not self.options.beam
 
 
-def prepare(run: RunDir, facts: RunFacts, options: SampleOptions, output: Path | None = None, overwrite: bool = False,
+def prepare(run: RunDir, facts: RunFacts, options: SampleOptions, output: str | Path | None = None, overwrite: bool = False,
             with_records: bool = False, title: str = "") -> Request:
     """Checks a request as `generate sample` and the Python API make it.
 
@@ -51,7 +51,7 @@ def prepare(run: RunDir, facts: RunFacts, options: SampleOptions, output: Path |
         run: the run directory (its config says where its corpus is).
         facts: the run's kind, encoding and vocabulary.
         options: what to sample.
-        output: a file, or a directory for several samples; None returns texts only.
+        output: a file, or a directory for several samples (or one, written `out/`); None returns texts only.
         overwrite: replace existing output files.
         with_records: the caller shows records: measure each sample's longest copy from the corpus, if at hand.
         title: a Markdown output's heading.

@@ -261,3 +261,16 @@ def test_a_runs_sampling_defaults_apply_unless_told_and_are_checked(runner, trai
     one_line_error(run(runner, "sample", run_copy, "-n", "10"), 2, "sampling.json", "'temprature'", "temperature")
     (run_copy / "sampling.json").write_text('{"temperature": 9}')
     one_line_error(run(runner, "sample", run_copy, "-n", "10"), 2, "sampling.json", "temperature: expected a number in [0, 3]")
+
+
+def test_a_trailing_slash_means_a_directory_even_for_one_sample(trained_run, tmp_path):
+    import generate
+
+    target = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["sample", str(trained_run), "-n", "20", "--seed", "1", "-o", f"{target}/"])
+    assert result.exit_code == 0, result.stderr
+    assert target.is_dir() and (target / "sample-01.txt").is_file() and (target / "sample-01.txt.json").is_file()
+    outputs = generate.load(trained_run).samples(output=f"{tmp_path / 'api'}/", num_samples=1, length=20, seed=1)
+    assert outputs[0].path == tmp_path / "api" / "sample-01.txt"
+    plain = CliRunner().invoke(cli, ["sample", str(trained_run), "-n", "20", "--seed", "1", "-o", str(tmp_path / "one.txt")])
+    assert plain.exit_code == 0 and (tmp_path / "one.txt").is_file()  # a file stays a file
