@@ -94,7 +94,9 @@ def made_outputs(directory: Path) -> list[dict]:
     for sidecar in sorted(Path(directory).rglob("*.json")):
         output = sidecar.with_name(sidecar.name[: -len(".json")])
         if not output.exists():
-            continue
+            if output.suffix:  # the sidecar of an output that is gone (poem.txt.json without poem.txt)
+                continue
+            output = sidecar  # a JSON output (poem.json), its own record
         try:
             record = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -90,7 +90,8 @@ def _json(record: dict) -> str:
 
 
 def sidecar_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
+    """Where a sample's record goes: beside it, or (a JSON output, which holds its record) the file itself."""
+    return path if path.suffix.lower() == ".json" else path.with_name(path.name + ".json")
 
 
 def output_paths(target: str | Path, count: int, extension: str = ".txt") -> list[Path]:
@@ -152,7 +153,8 @@ def write_output(path: Path, text: str, record: dict, settings: RenderSettings |
             atomic_write_text(sidecar_path(path), _json(record))
         facts = write(path, text, record, settings)
         record = {**record, **facts, **({"text": text} if write is write_midi_file else {})}
-        atomic_write_bytes(sidecar_path(path), _json(record).encode("utf-8"))
+        if sidecar_path(path) != path:
+            atomic_write_bytes(sidecar_path(path), _json(record).encode("utf-8"))
         for name in RENDER_SUFFIXES:
             if facts.get(name):
                 atomic_write_text(sidecar_path(Path(facts[name])), _json({**record, "rendered_from": str(path)}))

@@ -274,3 +274,12 @@ def test_a_trailing_slash_means_a_directory_even_for_one_sample(trained_run, tmp
     assert outputs[0].path == tmp_path / "api" / "sample-01.txt"
     plain = CliRunner().invoke(cli, ["sample", str(trained_run), "-n", "20", "--seed", "1", "-o", str(tmp_path / "one.txt")])
     assert plain.exit_code == 0 and (tmp_path / "one.txt").is_file()  # a file stays a file
+
+
+def test_a_json_output_is_its_own_record(trained_run, tmp_path):
+    out = tmp_path / "sample.json"
+    result = CliRunner().invoke(cli, ["sample", str(trained_run), "-n", "20", "--seed", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample.json"]  # no sample.json.json beside it
+    record = json.loads(out.read_text())
+    assert record["seed"] == 3 and len(record["text"]) == 20

@@ -92,7 +92,7 @@ def test_run_writes_outputs_sidecars_and_manifest_and_reruns_idempotently(jobs, 
     assert len(made) == 9 and "job poem: made 9 file(s)" in first.stderr
     folder = tmp_path / "out" / "2026-11-22"
     snapshot = {p.name: p.read_bytes() for p in folder.iterdir()}
-    assert len(snapshot) == 18  # nine outputs, nine sidecars
+    assert len(snapshot) == 15  # nine outputs; six sidecars (a .json output is its own record)
     record = json.loads((folder / "poem-02.txt.json").read_text())
     assert record["prime"] == "Thou " and record["temperature"] == 1.2 and record["job"] == "poem" and record["n"] == 2
     assert (folder / "poem-02.txt").read_text() == record["text"] and record["text"].startswith("Thou ")
@@ -200,7 +200,7 @@ def test_concurrent_runs_and_kill_9_leave_only_whole_files(tmp_path, trained_run
     assert len(outputs[0][0].split()) + len(outputs[1][0].split()) <= 48
     names = sorted(p.name for p in folder.iterdir())
     assert not [n for n in names if n.startswith(".")]  # no temp files left behind
-    assert len(names) == 96  # 16 outputs x (txt, md, json), each with a sidecar
+    assert len(names) == 80  # 16 outputs x (txt, md, json); a sidecar beside each txt and md (a json is its own)
     for path in folder.glob("*.txt"):
         record = json.loads((folder / (path.name + ".json")).read_text())
         assert path.read_text() == record["text"]
