@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..music import RENDER_SUFFIXES
 from .schema import Job, resolve_path
 
 
@@ -42,6 +43,14 @@ def output_base(job: Job, clock: RunClock, n: int) -> Path:
     fields = {"date": clock.moment.strftime("%Y-%m-%d"), "time": clock.moment.strftime("%H%M%S"), "job": job.name,
               "n": n, "seed": output_seed(job, clock, n, 0), "run_id": clock.run_id}
     return resolve_path(job.out.format(**fields))
+
+
+def planned_files(job: Job, base: Path, music: bool) -> list[Path]:
+    """Every file one output makes: for music, the MIDI file and each render its formats name beside it."""
+    files = output_files(job, base, music)
+    if music:
+        files += [files[0].with_suffix(RENDER_SUFFIXES[fmt]) for fmt in job["formats"] if fmt in RENDER_SUFFIXES]
+    return files
 
 
 def output_files(job: Job, base: Path, music: bool) -> list[Path]:

@@ -23,7 +23,7 @@ from ..model.rundir import RunDir, resolve_run
 from ..paths import cache_root
 from ..sampling.options import declarations
 from ..sampling.resolve import RunFacts, resolve_options
-from .naming import RunClock, output_base, output_files
+from .naming import RunClock, output_base, planned_files
 from .runner import JobResult, run_job
 from .schema import MUSIC_FORMATS, TEXT_FORMATS, Job, load_jobs
 
@@ -132,7 +132,7 @@ def _plan(job: Job, run: RunDir, clock: RunClock, on_file) -> JobResult:
     result = JobResult(job.name)
     music = run.load_config().corpus.kind == "music"
     for n in range(1, job["count"] + 1):
-        for path in output_files(job, output_base(job, clock, n), music):
+        for path in planned_files(job, output_base(job, clock, n), music):
             if on_file:
                 on_file(path, "exists" if path.exists() else "would write")
     return result

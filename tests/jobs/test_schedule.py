@@ -206,3 +206,14 @@ def test_concurrent_runs_and_kill_9_leave_only_whole_files(tmp_path, trained_run
         assert path.read_text() == record["text"]
     made = [r for r in read_manifest(tmp_path / "out" / "manifest.jsonl") if r.get("event") == "made"]
     assert sorted({r["n"] for r in made}) == list(range(1, 17))
+
+
+def test_a_dry_run_lists_every_format_of_a_music_job(tmp_path):
+    jobs = tmp_path / "tunes.toml"
+    jobs.write_text('[[job]]\nname = "tune"\nmodel = "folk"\ncount = 2\nformats = ["mid", "png", "abc"]\n'
+                    f'out = "{tmp_path}/out/{{job}}-{{n:02}}"\n')
+    dry = CliRunner().invoke(cli, ["run", str(jobs), "--dry-run", "--run-id", "2026-12-07"])
+    assert dry.exit_code == 0, dry.stderr
+    listed = sorted(line.split()[-1].rsplit("/", 1)[-1] for line in dry.stdout.splitlines() if "would write" in line)
+    assert listed == ["tune-01.abc", "tune-01.mid", "tune-01.png", "tune-02.abc", "tune-02.mid", "tune-02.png"], dry.stdout
+    assert not (tmp_path / "out").exists()
