@@ -11,6 +11,7 @@ and returns the `SamplingConfig` the loop runs.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import re
 import secrets
@@ -203,7 +204,10 @@ def _resolve_labels(options: SampleOptions, run: RunFacts) -> dict:
         if name.lower() in ("none", NONE):
             name = ""
         elif name not in names:
-            raise OptionError(option, f"expected one of {', '.join(names)} or none, received {name!r}")
+            lowered = {n.lower(): n for n in names}
+            close = [lowered[m] for m in difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise OptionError(option, f"expected one of {', '.join(names)} or none, received {name!r}{hint}")
         resolved[option] = name
         if option == "then_label":
             resolved["label_after"] = int(at)

@@ -283,3 +283,10 @@ def test_a_json_output_is_its_own_record(trained_run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample.json"]  # no sample.json.json beside it
     record = json.loads(out.read_text())
     assert record["seed"] == 3 and len(record["text"]) == 20
+
+
+def test_a_mistyped_label_gets_a_did_you_mean():
+    result = CliRunner().invoke(cli, ["sample", "folk", "--label", "Jig"])
+    assert one_line_error(result, 2, "--label", "received 'Jig'", "did you mean 'jig'?")
+    far = CliRunner().invoke(cli, ["sample", "folk", "--label", "tango"])
+    assert one_line_error(far, 2, "--label", "received 'tango'") and "did you mean" not in far.stderr
