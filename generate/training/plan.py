@@ -22,6 +22,7 @@ from ..data.labels import Labelling
 from ..data.vocab import Vocab
 from ..errors import CheckpointError, UsageError
 from ..fileio import check_writable_location
+from ..model.backend import require_keras
 from ..model.checkpoint import read_training_state
 from ..model.config import ARCHITECTURE_FIELDS, ModelConfig, RunConfig, TrainConfig, auto_batch_size
 from ..model.rundir import RunDir, resolve_run, resume_point
@@ -90,7 +91,9 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
     Raises:
         UsageError: the directory already holds a run or other files, or an option is out of range.
         CorpusError: the corpus is unreadable, empty or too short for one batch.
+        GenerateError: Keras is not installed (said before the corpus is read or anything is printed).
     """
+    require_keras()
     run = RunDir(Path(run_path))
     if chief:
         if run.is_run():
@@ -239,6 +242,7 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
             or an override of an option that shapes the model or data.
         CheckpointError: checkpoints exist but none is intact.
     """
+    require_keras()
     run = RunDir(Path(run_path))
     if new_run is not None and sources and not run.is_run() and not (run.path.exists() and any(run.path.iterdir())):
         log.warning("run %s was never started (or was stopped before it recorded its configuration): starting it now", run.path)

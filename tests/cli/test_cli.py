@@ -290,3 +290,20 @@ def test_a_mistyped_label_gets_a_did_you_mean():
     assert one_line_error(result, 2, "--label", "received 'Jig'", "did you mean 'jig'?")
     far = CliRunner().invoke(cli, ["sample", "folk", "--label", "tango"])
     assert one_line_error(far, 2, "--label", "received 'tango'") and "did you mean" not in far.stderr
+
+
+def test_train_on_a_light_install_says_so_before_anything_else(tmp_path, verse_file):
+    # Keras hidden from the import system, as on an install without [train].
+    hide = ("import sys, importlib.abc, importlib.util\n"
+            "class Hide(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('keras', 'tensorflow'): raise ModuleNotFoundError(name)\n"
+            "found = importlib.util.find_spec\n"
+            "importlib.util.find_spec = lambda name, package=None: None if name == 'keras' else found(name, package)\n"
+            "sys.meta_path.insert(0, Hide())\n"
+            "from generate.cli import main\n"
+            f"sys.argv = ['generate', 'train', {str(tmp_path / 'run')!r}, {str(verse_file)!r}]\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr  # one line, and nothing before it
+    assert "generate[train]" in done.stderr and not (tmp_path / "run").exists()

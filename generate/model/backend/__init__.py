@@ -29,6 +29,23 @@ from ...errors import GenerateError, UsageError, WriteError
 log = logging.getLogger(__name__)
 
 
+MISSING_KERAS = ("this needs Keras and its backend, which are not installed{why}: training, export and sampling a "
+                 "run's .keras checkpoints come with pip install 'generate[train]'; bundles and the shipped models "
+                 "sample without them")
+
+
+def require_keras() -> None:
+    """Raises at once, before any work or output, where Keras is not installed (the light install).
+
+    Raises:
+        GenerateError: no Keras to import.
+    """
+    import importlib.util  # a lookup on the path, not an import of Keras
+
+    if "keras" not in sys.modules and importlib.util.find_spec("keras") is None:
+        raise GenerateError(MISSING_KERAS.format(why=""))
+
+
 def import_keras():
     """Imports Keras (and so the backend) on first use.
 
@@ -45,9 +62,7 @@ def import_keras():
         try:
             import keras  # the backend loads here: seconds, so never at module import
         except ImportError as exc:
-            raise GenerateError(f"this needs Keras and its backend, which are not installed ({exc}): training, export and "
-                                "sampling a run's .keras checkpoints come with pip install 'generate[train]'; bundles "
-                                "and the shipped models sample without them") from None
+            raise GenerateError(MISSING_KERAS.format(why=f" ({exc})")) from None
 
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf  # only the active backend is installed and loaded
