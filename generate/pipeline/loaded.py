@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import OptionError, RenderError
 from ..model.rundir import RunDir, resolve_run
 from ..outputs.writers import write_output
+from ..progress import ProgressBar
 from ..sampling.config import SamplingConfig
 from ..sampling.generator import Generator, generate_samples, load_generator, sample_record
 from ..sampling.options import SampleOptions, options_from
@@ -154,7 +155,7 @@ class LoadedModel:
         return self._scorer.score(text, oov=oov)
 
     def run(self, request: Request, on_text: Callable[[str], None] | None = None, runner=None,
-            on_sample_text: Callable[[int, str], None] | None = None) -> SampleResult:
+            on_sample_text: Callable[[int, str], None] | None = None, progress: bool = False) -> SampleResult:
         """Draws, filters, records and writes the samples `request` asks for.
 
         Args:
@@ -163,12 +164,14 @@ class LoadedModel:
             runner: where the model runs (`generator.generate_samples`): here, or a server's engine.
             on_sample_text: as `on_text`, for any number of samples: receives (index, text), each
                 sample's prime first.
+            progress: `on_sample_text` only counts the text (a progress bar), so it may see text that a
+                filter or a file output will treat otherwise; the result is not marked as streamed.
         """
         options = request.options
         streamable = not request.paths and not options.drop_prime and not redraws(request.filters) and not options.beam
         if on_sample_text is None and on_text is not None and streamable and options.num_samples == 1:
             on_sample_text = lambda _index, text: on_text(text)  # noqa: E731 - the single stream's text alone
-        elif not streamable:
+        elif not streamable and not progress:
             on_sample_text = None
         kept, tried, tested, rejected = self._draw(request, on_sample_text, runner)
         outputs, render_errors = [], []
@@ -176,7 +179,8 @@ class LoadedModel:
             output, errors = self._finish(request, sample, request.paths[i] if request.paths else ())
             outputs.append(output)
             render_errors += errors
-        return SampleResult(outputs, request.cfg.seed, request.seed_drawn, on_sample_text is not None, tuple(render_errors),
+        streamed = on_sample_text is not None and not progress
+        return SampleResult(outputs, request.cfg.seed, request.seed_drawn, streamed, tuple(render_errors),
                             tried, dict(rejected), request.options.num_samples, tested)
 
     def _draw(self, request: Request, on_text: Callable[[int, str], None] | None,
@@ -240,6 +244,23 @@ def build_record(gen: Generator, request: Request, kept: _Kept, text: str) -> di
     return record
 
 
+def _with_progress(model: LoadedModel, request: Request) -> SampleResult:
+    """Runs `request`, its characters counted on a progress bar as the streams release them (a music stream
+    that ends its tune early finishes the bar short of its length)."""
+    cfg = request.cfg
+    bar = ProgressBar(cfg.num_samples * (cfg.length + len(cfg.prime)), desc="sampling", unit="char")
+    written = [0]
+
+    def count(_index: int, text: str) -> None:
+        written[0] += len(text)
+        bar.update(written[0])
+
+    try:
+        return model.run(request, on_sample_text=count, progress=True)
+    finally:
+        bar.close()
+
+
 def _summarise(request: Request, passed: int, tested: int) -> None:
     """The filters' pass rate: of the samples they judged, the share that passed (not kept over drawn)."""
     names = [f for f in request.filters if f.name != "max_copy" or request.options.max_copy is not None]
@@ -272,11 +293,13 @@ def load(name_or_path: str | Path, checkpoint: str = "best") -> LoadedModel:
 
 def sample_run(run: str | Path, options: SampleOptions, checkpoint: str = "best", output: str | Path | None = None,
                overwrite: bool = False, on_text: Callable[[str], None] | None = None,
-               on_start: Callable[[int, bool], None] | None = None, with_records: bool = False) -> SampleResult:
+               on_start: Callable[[int, bool], None] | None = None, with_records: bool = False,
+               show_progress: bool = False) -> SampleResult:
     """`generate sample`: checks the options and outputs before the model loads, then loads it and runs them.
 
     Args:
         on_start: called with (seed, drawn) once everything is checked and the model is loaded.
+        show_progress: samples written to files (not shown as they come) report their characters on stderr.
 
     Raises:
         OptionError: a bad option, named as its field.
@@ -288,7 +311,10 @@ def sample_run(run: str | Path, options: SampleOptions, checkpoint: str = "best"
     model = LoadedModel(run_dir, checkpoint)
     if on_start:
         on_start(request.cfg.seed, request.seed_drawn)
-    result = model.run(request, on_text)
+    if show_progress and request.paths and on_text is None and not options.beam:
+        result = _with_progress(model, request)
+    else:
+        result = model.run(request, on_text)
     if model.facts.music and output is None and not with_records:
         log.info("that is %s music in this model's encoding: add -o tune.mid for a MIDI file (--wav, --png and "
                  "--score render it too), or pass the text to generate render", model.facts.encoding)

@@ -307,3 +307,12 @@ def test_train_on_a_light_install_says_so_before_anything_else(tmp_path, verse_f
     done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr  # one line, and nothing before it
     assert "generate[train]" in done.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_long_sample_to_a_file_shows_its_progress(trained_run, tmp_path):
+    out = tmp_path / "long.txt"
+    result = CliRunner().invoke(cli, ["sample", str(trained_run), "-n", "600", "--seed", "4", "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert "sampling" in result.stderr and "600/600 100%" in result.stderr
+    quiet = CliRunner().invoke(cli, ["-q", "sample", str(trained_run), "-n", "600", "--seed", "4", "-o", str(tmp_path / "q.txt")])
+    assert "sampling" not in quiet.stderr and (tmp_path / "q.txt").read_text() == out.read_text()  # the same text
