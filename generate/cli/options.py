@@ -23,6 +23,35 @@ RENDER_HELP = {
 }
 
 
+# `generate sample --help` in the groups people think in; the command reference (docs/commands.md) uses the same.
+OPTION_GROUPS = {
+    "What to write": ("checkpoint", "prime", "prime_file", "oov", "length", "num_samples", "stop", "warmup"),
+    "How to draw": ("temperature", "top_k", "top_p", "greedy", "seed", "beam"),
+    "Poems": ("lines", "acrostic", "form", "regulated"),
+    "Music": ("bars", "notes", "key", "in_key", "key_penalty", "bpm", "instrument", "velocity", "gain"),
+    "Filters and checks": ("syntax", "valid_only", "min_length", "max_copy"),
+    "Labels": ("label", "then_label", "label_strength"),
+    "Output": ("output", "overwrite", "as_json", "drop_prime", *RENDER_HELP),
+}
+
+
+class GroupedCommand(click.Command):
+    """A command whose --help lists its options in `OPTION_GROUPS`' sections, the rest under "Other options"."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        records: dict[str, list[tuple[str, str]]] = {title: [] for title in OPTION_GROUPS}
+        group_of = {name: title for title, names in OPTION_GROUPS.items() for name in names}
+        records["Other options"] = []
+        for param in (p for p in self.get_params(ctx) if isinstance(p, click.Option)):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                records[group_of.get(param.name, "Other options")].append(record)
+        for title, rows in records.items():
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
 def click_option(field: str, declaration: Declaration, kind: Kind, default: object):
     """The click option of one declared field."""
     names = [flag_name(field), *([declaration.short] if declaration.short else [])]

@@ -12,13 +12,13 @@ from ..errors import GenerateError, RenderError
 from ..music import ENCODINGS, RENDER_SUFFIXES
 from ..sampling.options import SampleOptions
 from .base import State, log, pass_state
-from .options import sampling_options
+from .options import GroupedCommand, sampling_options
 
 DEFAULT_MODEL = "shakespeare"
 _DEFAULTS = SampleOptions()
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.argument("run", default=DEFAULT_MODEL)
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
 @click.option("-o", "--output", type=click.Path(), default=None, help="Write to FILE, or DIR/sample-NN.txt for several (or for one, given as DIR/), each with a .json sidecar.")

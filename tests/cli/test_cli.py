@@ -316,3 +316,14 @@ def test_a_long_sample_to_a_file_shows_its_progress(trained_run, tmp_path):
     assert "sampling" in result.stderr and "600/600 100%" in result.stderr
     quiet = CliRunner().invoke(cli, ["-q", "sample", str(trained_run), "-n", "600", "--seed", "4", "-o", str(tmp_path / "q.txt")])
     assert "sampling" not in quiet.stderr and (tmp_path / "q.txt").read_text() == out.read_text()  # the same text
+
+
+def test_sample_help_lists_its_options_in_groups():
+    from generate.cli.options import OPTION_GROUPS
+
+    shown = CliRunner().invoke(cli, ["sample", "--help"]).stdout
+    titles = [line[:-1] for line in shown.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert titles == [*OPTION_GROUPS, "Other options"]
+    section = shown.split("Poems:")[1].split("Music:")[0]
+    assert "--acrostic" in section and "--regulated" in section and "--temperature" not in section
+    assert "--help" in shown.split("Other options:")[1]
