@@ -66,12 +66,14 @@ def atomic_path(path: Path, suffix: str = ".tmp", verify: Callable[[Path], None]
 
 
 @contextlib.contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
+def atomic_directory(path: Path, replace: bool = False) -> Iterator[Path]:
     """Yields a hidden temp directory beside `path`; renames it to `path` on success.
 
     `path` appears whole or not at all. It may exist as an empty directory,
-    which the rename replaces. Temp directories that a killed writer left
-    for the same `path` are removed first.
+    which the rename replaces; with `replace`, a full one is moved aside
+    first and removed once the new one is in place (the caller checks that it
+    may go). Temp directories that a killed writer left for the same `path`
+    are removed first.
 
     Raises:
         WriteError: an OSError while writing or renaming, naming `path`.
@@ -87,7 +89,13 @@ def atomic_directory(path: Path) -> Iterator[Path]:
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=parent))
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 directories
         yield staging
-        os.rename(staging, path)
+        if replace and path.is_dir() and any(path.iterdir()):
+            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=parent))
+            os.rename(path, aside / path.name)
+            os.rename(staging, path)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.rename(staging, path)
     except OSError as exc:
         raise WriteError.from_os_error(path, exc) from exc
     finally:

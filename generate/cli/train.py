@@ -182,9 +182,10 @@ def list_runs(directory: Path) -> None:
 
 
 @click.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run")
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--checkpoint", default="best", show_default=True, help="best, latest, or a .keras file inside the run.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in DEST (never other files).")
 @click.option("--float16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
 @click.option("--format", "kind", type=click.Choice(["onnx", "savedmodel", "litert", "keras"]), default="onnx",
               show_default=True,
@@ -192,16 +193,18 @@ def list_runs(directory: Path) -> None:
                    "file, the config and vocabulary), checked against Keras before it is written; it samples "
                    "anywhere onnxruntime runs, without TensorFlow. savedmodel, litert: the same step for TF Serving "
                    "or LiteRT (built-in operators only). keras: a sampling-only run.")
-def export(run: Path, dest: Path, checkpoint: str, float16: bool, kind: str) -> None:
-    """Export RUN to DEST for sampling only: an ONNX bundle, or weights without optimizer state.
+def export(run: str, dest: Path, checkpoint: str, overwrite: bool, float16: bool, kind: str) -> None:
+    """Export RUN (a run directory or a shipped model's name) to DEST for sampling only: an ONNX bundle, or
+    weights without optimizer state.
 
     A bundle is a model wherever a run is: `generate sample DEST`, `score`,
     `write`, job files and `info` take it, on onnxruntime.
     """
     from ..model.export import export_bundle, export_run  # NumPy loads here, not for --help
-    from ..model.rundir import RunDir  # NumPy loads here, not for --help
+    from ..model.rundir import resolve_run  # NumPy loads here, not for --help
 
+    source = resolve_run(run)
     if kind != "keras":
-        click.echo(str(export_bundle(RunDir(run).require(), dest, checkpoint, kind, float16=float16)))
+        click.echo(str(export_bundle(source, dest, checkpoint, kind, float16=float16, overwrite=overwrite)))
         return
-    click.echo(str(export_run(RunDir(run).require(), dest, checkpoint, float16=float16)))
+    click.echo(str(export_run(source, dest, checkpoint, float16=float16, overwrite=overwrite)))

@@ -29,7 +29,7 @@ from .onnx_step import IR_VERSION, OPSET, state_names, step_graph
 from .rundir import RunDir
 
 
-def export_run(run: RunDir, dest: Path, which: str = "best", float16: bool = False) -> Path:
+def export_run(run: RunDir, dest: Path, which: str = "best", float16: bool = False, overwrite: bool = False) -> Path:
     """Copies a run into `dest` for sampling only: config, vocab and weights, no optimizer.
 
     The exported `best.keras` is a third of the training checkpoint's size,
@@ -37,28 +37,28 @@ def export_run(run: RunDir, dest: Path, which: str = "best", float16: bool = Fal
     (Keras casts the stored weights back to float32 on loading).
 
     Raises:
-        UsageError: `dest` already holds files, or the checkpoint is missing.
+        UsageError: `dest` already holds files (without `overwrite`, or not an export's), or the checkpoint is missing.
     """
     source = run.checkpoint(which)
-    target = RunDir(Path(dest))
-    if target.path.exists() and any(target.path.iterdir()):
-        raise UsageError(f"export target {str(target.path)!r}: expected a new or empty directory, found files")
+    check_export_target(run, Path(dest), overwrite)
     config = run.load_config()
     model = build_model(config.model, 1)
     load_weights_into(model, source)
     state = read_training_state(source)
-    target.path.mkdir(parents=True, exist_ok=True)
-    run.load_vocab().save(target.vocab)
-    config.save(target.config)
-    save_checkpoint(model, target.best, {**state, "exported_from": str(source), "weights_dtype": "float16" if float16 else "float32"})
-    if float16:
-        _store_weights_as_float16(target.best)
-    if run.history.exists():
-        target.write_history(run.read_history())
-    for facts in (run.sampling, run.pieces, run.labels):  # its sampling defaults, pieces' lengths and labels travel with its weights
-        if facts.is_file():
-            atomic_write_text(target.path / facts.name, facts.read_text(encoding="utf-8"))
-    return target.best
+    with atomic_directory(Path(dest), replace=overwrite) as staging:
+        target = RunDir(staging)
+        run.load_vocab().save(target.vocab)
+        config.save(target.config)
+        save_checkpoint(model, target.best, {**state, "exported_from": str(source),
+                                             "weights_dtype": "float16" if float16 else "float32"})
+        if float16:
+            _store_weights_as_float16(target.best)
+        if run.history.exists():
+            target.write_history(run.read_history())
+        for facts in (run.sampling, run.pieces, run.labels):  # its sampling defaults, pieces' lengths and labels travel with its weights
+            if facts.is_file():
+                atomic_write_text(target.path / facts.name, facts.read_text(encoding="utf-8"))
+    return RunDir(Path(dest)).best
 
 
 def _store_weights_as_float16(path: Path) -> None:
@@ -96,7 +96,28 @@ SELF_CHECK_STEPS = 64  # teacher-forced steps the exported graph must match Kera
 SELF_CHECK_TOLERANCE = 1e-4
 
 
-def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onnx", float16: bool = False) -> Path:
+def check_export_target(run: RunDir, target: Path, overwrite: bool) -> None:
+    """An export goes to a new or empty directory, or (`overwrite`) replaces an earlier export; never the run itself.
+
+    Raises:
+        UsageError: the target is the run, holds files without `overwrite`, or holds files no export wrote.
+    """
+    if target.exists() and target.resolve() == run.path.resolve():
+        raise UsageError(f"export target {str(target)!r}: expected another directory than the run it exports")
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"export target {str(target)!r}: expected a directory, found a file")
+    if target.is_dir() and any(target.iterdir()):
+        if not overwrite:
+            raise UsageError(f"export target {str(target)!r}: expected a new or empty directory, found files "
+                             "(--overwrite replaces an earlier export)")
+        earlier = RunDir(target)
+        if not (earlier.is_bundle() or earlier.config.is_file()):
+            raise UsageError(f"export target {str(target)!r}: --overwrite replaces an earlier export, and this "
+                             "directory holds files no export wrote; expected a bundle or an exported run")
+
+
+def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onnx", float16: bool = False,
+                  overwrite: bool = False) -> Path:
     """Writes a bundle of `run` into `dest` (`bundle.py`): one step of the network, the run's config,
     vocabulary, sampling defaults and piece lengths, and `meta.json`.
 
@@ -116,8 +137,7 @@ def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onn
         GenerateError: the graph disagrees with Keras (a bug: nothing is written).
     """
     target = Path(dest)
-    if target.exists() and any(target.iterdir()):
-        raise UsageError(f"export target {str(target)!r}: expected a new or empty directory, found files")
+    check_export_target(run, target, overwrite)
     if float16 and kind != "onnx":
         raise UsageError(f"--float16: expected --format onnx or keras, received {kind}")
     source = run.checkpoint(which)
@@ -130,7 +150,7 @@ def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onn
     if net.labels and kind != "onnx":
         raise UsageError(f"--format {kind}: a labelled model exports as onnx (its label is one more input of the step graph)")
     ids, expected = _self_check_inputs(model, net)
-    with atomic_directory(target) as staging:
+    with atomic_directory(target, replace=overwrite) as staging:
         graph = _GRAPH_WRITERS[kind](net, staging, run.path.name, float16)
         worst = _largest_difference(graph.pop("runner"), net, ids, expected)
         if worst > SELF_CHECK_TOLERANCE:

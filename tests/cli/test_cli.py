@@ -327,3 +327,25 @@ def test_sample_help_lists_its_options_in_groups():
     section = shown.split("Poems:")[1].split("Music:")[0]
     assert "--acrostic" in section and "--regulated" in section and "--temperature" not in section
     assert "--help" in shown.split("Other options:")[1]
+
+
+def test_export_takes_a_shipped_name_and_overwrites_only_an_earlier_export(trained_run, tmp_path):
+    runner = CliRunner()
+    named = runner.invoke(cli, ["export", "tang", str(tmp_path / "tang"), "--format", "keras"])
+    assert named.exit_code == 0, named.stderr
+    assert (tmp_path / "tang" / "best.keras").is_file()
+    dest = tmp_path / "bundle"
+    assert runner.invoke(cli, ["export", str(trained_run), str(dest)]).exit_code == 0
+    again = runner.invoke(cli, ["export", str(trained_run), str(dest)])
+    assert one_line_error(again, 2, "expected a new or empty directory", "--overwrite")
+    before = (dest / "meta.json").stat().st_mtime_ns
+    replaced = runner.invoke(cli, ["export", str(trained_run), str(dest), "--overwrite"])
+    assert replaced.exit_code == 0 and (dest / "meta.json").stat().st_mtime_ns != before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left aside
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    refused = runner.invoke(cli, ["export", str(trained_run), str(mine), "--overwrite"])
+    assert one_line_error(refused, 2, "files no export wrote") and (mine / "notes.txt").read_text() == "keep me"
+    itself = runner.invoke(cli, ["export", str(trained_run), str(trained_run), "--overwrite"])
+    assert one_line_error(itself, 2, "another directory than the run")
