@@ -77,6 +77,8 @@ def load_generator(run_path: Path | str, checkpoint: str = "best", num_samples: 
     config = run.load_config()
     facts = RunFacts.of(run)
     path = run.sampling_model(checkpoint)
+    if checkpoint == "best" and path == run.latest:
+        log.warning("%s has not validated yet (no best.keras): sampling latest.keras, its newest weights", run.path)
     return Generator(run, config, facts, path, Sampler(step_network(run, path, num_samples), facts.vocab.chars, facts.labels))
 
 

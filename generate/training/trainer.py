@@ -324,9 +324,10 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Trains until the last epoch, early stopping, the time limit or a signal.
 
-        A time limit that falls mid-epoch pauses without validating, so a run
-        paused and resumed any number of times validates, checkpoints `best`
-        and logs history exactly as an uninterrupted one.
+        A time limit that falls mid-epoch pauses without validating (unless the
+        run has never validated: `_validate_at_pause`), so a run paused and
+        resumed any number of times validates, checkpoints `best` and stops
+        early exactly as an uninterrupted one.
 
         Raises:
             TrainingInterrupted: SIGINT or SIGTERM; the checkpoint was saved first.
@@ -338,6 +339,8 @@ class Trainer:
             while self.state.epoch < self.cfg.epochs and not outcome:
                 outcome = self._train_epoch(clock)
                 if outcome == "paused":
+                    if self.state.best_val_loss is None and self.val_batches is not None:
+                        self._validate_at_pause(clock)
                     self._save_latest()
                     break
                 if outcome == "":
@@ -429,6 +432,21 @@ class Trainer:
             f"continue with: generate train {self.run.path} --resume",
             self.stop_signal or signal.SIGTERM,
         )
+
+    def _validate_at_pause(self, clock: _Clock) -> None:
+        """A run paused before it ever validated: its validation loss now, and a provisional `best.keras`.
+
+        Nothing that steers training changes (the best loss, patience, the watch): the first regular
+        validation replaces this `best.keras` whatever it scores, so a run paused and resumed keeps the
+        weights, checkpoints and early stopping of one never paused. The history gains a mid-epoch row.
+        """
+        model = self.steps.synced_model()
+        val_loss = self.steps.from_chief(self.evaluate(model))
+        chars_per_s = clock.chars_per_s(self.state.step, self.batches.batch_size * self.cfg.seq_len)
+        self._log_validation(model, self.state.epoch + 1, val_loss, chars_per_s, mid_epoch=True)
+        if self.is_chief:
+            with self._saving():
+                save_checkpoint(model, self.run.best, self.state.record())
 
     def _validate(self, epoch: int, chars_per_s: float, mid_epoch: bool = False) -> bool:
         """Scores the validation split, logs a history row, saves best.keras on improvement; True to stop early.

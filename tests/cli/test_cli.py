@@ -349,3 +349,14 @@ def test_export_takes_a_shipped_name_and_overwrites_only_an_earlier_export(train
     assert one_line_error(refused, 2, "files no export wrote") and (mine / "notes.txt").read_text() == "keep me"
     itself = runner.invoke(cli, ["export", str(trained_run), str(trained_run), "--overwrite"])
     assert one_line_error(itself, 2, "another directory than the run")
+
+
+def test_sampling_a_run_that_never_validated_names_its_checkpoint(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "best.keras").unlink()
+    result = CliRunner().invoke(cli, ["sample", str(run), "-n", "20", "--seed", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert "has not validated yet" in result.stderr and "latest.keras" in result.stderr

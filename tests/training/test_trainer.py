@@ -49,10 +49,14 @@ def _train_straight_and_paused(tmp_path, verse_file, monkeypatch, **options):
 
 
 def test_pauses_change_nothing(tmp_path, verse_file, monkeypatch):
-    """A run paused by --max-minutes and resumed many times ends bit for bit like an uninterrupted one."""
+    """A run paused by --max-minutes and resumed many times ends bit for bit like an uninterrupted one.
+
+    A pause before the run has ever validated validates once (a history row and a provisional best.keras),
+    which the first regular validation replaces: weights, best and early stopping are as if never paused.
+    """
     straight, paused, pauses, (state, had_history) = _train_straight_and_paused(tmp_path, verse_file, monkeypatch)
     assert state["epoch"] == 0 and 0 < state["step"]
-    assert not had_history  # a pause does not validate
+    assert had_history  # the first pause came before any validation: it validated
     assert pauses >= 3 and paused.global_step == straight.global_step
     for name in ("latest", "best"):
         for a, b in zip(load_trainable_model(tmp_path / "straight" / f"{name}.keras").get_weights(),
@@ -60,7 +64,10 @@ def test_pauses_change_nothing(tmp_path, verse_file, monkeypatch):
             np.testing.assert_array_equal(a, b)
     columns = ("epoch", "step", "global_step", "train_loss", "val_loss", "learning_rate")
     rows = [[{k: r[k] for k in columns} for r in RunDir(tmp_path / run).read_history()] for run in ("straight", "paused")]
-    assert rows[0] == rows[1] and [r["epoch"] for r in rows[1]] == ["1", "2"]
+    at_pauses = [r for r in rows[1] if r["step"] != "0"]  # mid-epoch rows: the pauses' own, before epoch 1 ended
+    assert at_pauses and all(r["epoch"] == "1" and r["val_loss"] for r in at_pauses)
+    regular = [r for r in rows[1] if r["step"] == "0"]
+    assert rows[0] == regular and [r["epoch"] for r in regular] == ["1", "2"]
     assert float(rows[1][-1]["val_loss"]) > 0
 
 
