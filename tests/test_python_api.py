@@ -62,3 +62,30 @@ def test_import_generate_loads_no_tensorflow():
     done = subprocess.run([sys.executable, "-c", "import sys, generate; print('tensorflow' in sys.modules, callable(generate.load))"],
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_train_takes_the_commands_options_as_keywords(tmp_path, verse_file):
+    import generate
+    from generate.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"^epoch: not an option of generate.train; did you mean 'epochs'\?"):
+        generate.train(tmp_path / "run", [verse_file], epoch=1)
+    with pytest.raises(OptionError, match=r"^epochs: expected an integer >= 1"):
+        generate.train(tmp_path / "run", [verse_file], epochs=0)
+    assert not (tmp_path / "run").exists()
+    result = generate.train(tmp_path / "run", [verse_file], epochs=1, layers=1, units=16, batch_size=4, seq_len=16)
+    assert result.finished and result.epochs_done == 1 and result.best_val_loss > 0
+    more = generate.train(tmp_path / "run", resume=True, epochs=2)
+    assert more.epochs_done == 2 and more.global_step == 2 * result.global_step
+
+
+def test_stream_yields_the_sample_as_it_is_written(trained_run):
+    import generate
+
+    model = generate.load(trained_run)
+    pieces = list(model.stream(prime="The ", length=600, seed=5))
+    assert len(pieces) >= 3 and pieces[0] == "The "  # the prime first, then chunk after chunk
+    assert "".join(pieces) == model.sample(prime="The ", length=600, seed=5)
+    for index, _ in enumerate(model.stream(length=20_000, seed=5)):
+        if index == 2:
+            break  # leaving early stops the sampling (the test would take minutes otherwise)

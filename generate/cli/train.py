@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -71,21 +70,14 @@ def train(ctx: click.Context, state: State, run: Path, sources: tuple[str, ...],
     configuration, and one killed before it recorded that starts from these
     options, so the same command with --resume always continues.
     """
-    from ..data.corpus import corpus_config  # NumPy loads here, not for --help
-    from ..training import launch  # and Keras and TensorFlow
-    from ..training.cluster import ReplicaOptions  # with the rest of the library, not for --help
+    from ..training import launch  # NumPy, Keras and TensorFlow load here, not for --help
 
-    replicas = ReplicaOptions(options.pop("devices") or "", options.pop("local_workers") or 0)
-    corpus, model, training = (
-        {f.name: options[f.name] for f in fields(cls) if f.name in options} for cls in (CorpusConfig, ModelConfig, TrainConfig))
     if not resume and not sources:
         raise click.UsageError("missing SOURCES: expected one or more corpus files, directories or glob patterns", ctx)
-    # With --resume, these start a run killed before it recorded its configuration, as the same command without it would.
-    configs = (corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training)) if sources else None
     # Only options the user set count on --resume: the allowed ones apply, changes to the rest are refused.
     explicit = {name: value for name, value in options.items()
-                if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)} if resume else {}
-    request = launch.TrainRequest(run, resume, configs, tuple(sources) if resume else (), explicit, skipped_report, state.show_progress)
+                if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    request, replicas = launch.build_request(run, sources, resume, options, explicit, skipped_report, state.show_progress)
     result = launch.train(request, replicas)
     status = "finished" if result.finished else "paused (resume with --resume)"
     click.echo(f"{result.run}\tepochs {result.epochs_done}\tsteps {result.global_step}\t"

@@ -12,9 +12,12 @@ same path for a single command: check everything, then load, then run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -146,6 +149,53 @@ class LoadedModel:
                               "no sample passed the filters; try other options or another seed").as_keyword()
         return outputs[0].text
 
+    def stream(self, **options) -> Iterator[str]:
+        """One sample's text piece by piece as it is generated, the prime first: `"".join(model.stream(...))` is
+        what `sample(...)` returns. Settings that redraw (`min_length`, `valid_only`, `max_copy`) give the
+        whole text at the end. Leaving the loop early stops the sampling.
+
+        Raises:
+            OptionError: a bad option, or `num_samples` other than 1.
+        """
+        if options.get("num_samples", 1) != 1:
+            raise OptionError("num_samples", "expected 1 for stream(); samples() returns several").as_keyword()
+        try:
+            request = self.prepare(options_from(options))
+        except OptionError as exc:  # named as the keyword the caller wrote, not as a flag
+            raise exc.as_keyword() from None
+        pieces: queue.Queue = queue.Queue(maxsize=256)
+        leaving = threading.Event()
+
+        def on_text(text: str) -> None:
+            if leaving.is_set():
+                raise _Abandoned
+            pieces.put(text)
+
+        def work() -> None:
+            try:
+                result = self.run(request, on_text)
+                if not result.streamed and result.outputs:
+                    pieces.put(result.outputs[0].text)
+                pieces.put(_DONE)
+            except _Abandoned:
+                pass
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                pieces.put(exc)
+
+        worker = threading.Thread(target=work, name="generate-stream", daemon=True)
+        worker.start()
+        try:
+            while (item := pieces.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            leaving.set()
+            while worker.is_alive():  # a worker blocked on a full queue must see the caller leave
+                with contextlib.suppress(queue.Empty):
+                    pieces.get(timeout=0.05)
+            worker.join()
+
     def score(self, text: str, oov: str = "error"):
         """The mean loss of `text` read as one stream from a fresh state (`training.scoring.Score`)."""
         from ..training.scoring import TextScorer  # builds a Keras model of its own shape, once
@@ -227,6 +277,13 @@ class LoadedModel:
             except RenderError as exc:  # the MIDI file and sidecar are written; the other outputs still come
                 errors.append(f"{path}: {exc}")
         return Output(text, record, paths[0] if paths else None, paths), errors
+
+
+class _Abandoned(Exception):
+    """The caller left `LoadedModel.stream`'s loop: the sampling stops."""
+
+
+_DONE = object()  # the end of a stream's pieces
 
 
 def build_record(gen: Generator, request: Request, kept: _Kept, text: str) -> dict:

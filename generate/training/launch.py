@@ -15,6 +15,7 @@ command line. Each reports its result or error as one JSON line on stdout.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.config import CorpusConfig
-from ..errors import GenerateError, UsageError, WorkerLostError
+from ..errors import GenerateError, OptionError, UsageError, WorkerLostError
 from ..model.config import ModelConfig, TrainConfig
 from .cluster import (
     LOCAL_WORKER_ENVIRONMENT,
@@ -95,6 +96,67 @@ def plan_request(request: TrainRequest, chief: bool = True) -> Plan:
     if request.configs is None:
         raise UsageError("missing SOURCES: expected one or more corpus files, directories or glob patterns")
     return plan_new_run(request.run, *request.configs, request.show_progress, request.skipped_report, chief)
+
+
+# What a run is made of, as `generate train` and `generate.train` take it (the rest is worked out from the corpus).
+_WORKED_OUT = {"sources", "vocab_size", "label_count"}
+REPLICA_KEYWORDS = ("devices", "local_workers")
+
+
+def train_keywords() -> tuple[str, ...]:
+    """Every option of `generate train`, as a keyword (`epochs`, `units`, `kind`, ...)."""
+    names = [f.name for cls in (CorpusConfig, ModelConfig, TrainConfig) for f in dataclasses.fields(cls)]
+    return tuple(n for n in names if n not in _WORKED_OUT) + REPLICA_KEYWORDS
+
+
+def build_request(run: Path, sources: tuple[str, ...], resume: bool, options: dict, explicit: dict,
+                  skipped_report: Path | None = None, show_progress: bool = True) -> tuple[TrainRequest, ReplicaOptions]:
+    """A `TrainRequest` from `generate train`'s options, as the command line and the Python API both give them.
+
+    Args:
+        options: every option's value (the command line's defaults included).
+        explicit: the options the user set: on `resume`, those that apply (and changes to the rest are refused).
+
+    Raises:
+        OptionError: no SOURCES for a new run.
+    """
+    from ..data.corpus import corpus_config  # a new run's corpus config needs the registry
+
+    options = dict(options)
+    replicas = ReplicaOptions(options.pop("devices", None) or "", options.pop("local_workers", None) or 0)
+    corpus, model, training = ({f.name: options[f.name] for f in dataclasses.fields(cls) if f.name in options}
+                               for cls in (CorpusConfig, ModelConfig, TrainConfig))
+    if not resume and not sources:
+        raise OptionError("sources", "expected one or more corpus files, directories or glob patterns")
+    # With resume, these start a run killed before it recorded its configuration, as the same call without it would.
+    configs = (corpus_config(list(sources), **corpus), ModelConfig(**model), TrainConfig(**training)) if sources else None
+    explicit = {k: v for k, v in explicit.items() if k not in REPLICA_KEYWORDS} if resume else {}
+    return TrainRequest(Path(run), resume, configs, tuple(sources) if resume else (), explicit, skipped_report,
+                        show_progress), replicas
+
+
+def train_with_keywords(run: str | Path, sources: tuple[str, ...] | list[str] = (), resume: bool = False,
+                        show_progress: bool = False, **options) -> TrainResult:
+    """`generate train` for the Python API (`generate.train`): its options as keywords, errors naming keywords.
+
+    Raises:
+        OptionError: an unknown keyword (with the nearest one), or a bad value, named as the keyword.
+        UsageError, CorpusError: as `train`.
+    """
+    known = train_keywords()
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            raise OptionError(name, "not an option of generate.train" + (f"; did you mean {close[0]!r}?" if close else
+                                                                          f"; expected one of {', '.join(known)}")).as_keyword()
+    if isinstance(sources, str):
+        sources = (sources,)
+    try:
+        request, replicas = build_request(Path(run), tuple(str(s) for s in sources), resume, options, options,
+                                          show_progress=show_progress)
+        return train(request, replicas)
+    except OptionError as exc:  # named as the keyword the caller wrote, not as a flag
+        raise exc.as_keyword() from None
 
 
 def train(request: TrainRequest, replicas: ReplicaOptions | None = None) -> TrainResult:
