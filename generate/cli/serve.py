@@ -26,8 +26,9 @@ from .sample import DEFAULT_MODEL
 def serve(models: tuple[str, ...], **settings) -> None:
     """Serve MODELS (shipped names, runs or bundles; default shakespeare) over HTTP until stopped.
 
-    Each model loads once; requests to it are sampled together, a few
-    characters at a time, and streamed as they are written. The API is
+    Open the address it prints in a browser for the studio, a page to write
+    with the models (at /). Each model loads once; requests to it are sampled
+    together, a few characters at a time, and streamed as they are written. The API is
     under /v1 (GET /v1/models, POST /v1/samples) and described at
     /openapi.json; /healthz and /metrics are beside it. SIGTERM stops
     admitting requests, lets those in flight finish within --grace, and exits 0.
@@ -39,6 +40,7 @@ def serve(models: tuple[str, ...], **settings) -> None:
     options = ServeOptions(token=token, cors_origins=tuple(settings.pop("cors_origins")), **settings)
 
     def announce(address: str, names: list[str]) -> None:
-        click.echo(f"serving {', '.join(names)} at {address} (API under /v1, described at {address}/openapi.json)", err=True)
+        click.echo(f"serving {', '.join(names)} at {address} (the studio at {address}/, the API under /v1, "
+                   f"described at {address}/openapi.json)", err=True)
 
     run_server(list(models) or [DEFAULT_MODEL], options, announce)

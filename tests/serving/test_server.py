@@ -27,7 +27,7 @@ def start_server(*args: str, env: dict | None = None):
     child = subprocess.Popen([sys.executable, "-m", "generate", "serve", *args, "--port", "0"], stderr=subprocess.PIPE,
                              text=True, env={**os.environ, **(env or {})})
     line = child.stderr.readline()
-    found = re.search(r"at (http://\S+)", line)
+    found = re.search(r"at (http://\S+) \(the studio at \1/,", line)  # the startup line names the studio page
     assert found, line + child.stderr.read()
     return child, found.group(1)
 
