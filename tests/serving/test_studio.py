@@ -105,6 +105,8 @@ def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address
     assert len(set(seen)) >= 2 and all(poem.startswith(s) for s in seen)  # it arrived in pieces, as written
     command = browser.find_element(By.CSS_SELECTOR, "#history li code").text
     assert command == "generate sample tang --seed 3 --form 5x4"
+    asked = browser.find_element(By.CSS_SELECTOR, "#history li div").text
+    assert asked == "tang: seed 3, form 5x4"  # what was asked: no length the form worked out
     browser.find_element(By.CSS_SELECTOR, "#history li button").click()
     until(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#history li button").text in ("Copied", "Selected: press Ctrl+C"))
     again = CliRunner().invoke(cli, shlex.split(command)[1:])

@@ -132,7 +132,7 @@ async function write(event) {
     }
     $("status").textContent = "done";
     if (record) {
-      addHistory(record);
+      addHistory(record, body);
       if (studio.model.kind === "music") await showMusic(record);
     }
   } catch (error) {
@@ -254,11 +254,14 @@ function shellWord(word) {
   return /^[A-Za-z0-9_.\/@%,:=+-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
 }
 
-function addHistory(record) {
+function addHistory(record, asked) {
   studio.history.push(record);
   const item = document.createElement("li");
+  // What was asked, not what it resolved to (a tune's length budget, a quatrain's line-derived length): the seed
+  // is the record's, since it is always sent or drawn.
+  const shown = { ...(asked || record), seed: record.seed };
   const settings = ["seed", "temperature", "top_p", "length", "form", "acrostic", "key", "label", "then_label"]
-    .filter((k) => record[k] !== null && record[k] !== "" && record[k] !== undefined).map((k) => `${k} ${record[k]}`);
+    .filter((k) => shown[k] !== null && shown[k] !== "" && shown[k] !== undefined).map((k) => `${k} ${shown[k]}`);
   const title = document.createElement("div");
   title.textContent = `${record.run.split("/").pop()}: ${settings.join(", ")}`;
   const command = document.createElement("code");
