@@ -13,6 +13,7 @@ after KEEP_ALIVE_SECONDS, and at most `connection_limit` are open at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -21,9 +22,12 @@ import threading
 import time
 
 from ..data.labels import NONE
-from ..errors import GenerateError, UsageError
+from ..data.registry import get_entry
+from ..data.vocab import han_chars
+from ..errors import CorpusError, GenerateError, UsageError
 from ..model.backend.onnxruntime_step import OnnxStepNetwork
 from ..model.rundir import run_summary
+from ..music.sampling import usual_meters
 from ..pipeline.loaded import LoadedModel
 from ..sampling.loop import Sampler
 from ..units import bits
@@ -84,9 +88,23 @@ def model_card(model: LoadedModel) -> dict:
         "sampling_defaults": summary["sampling_defaults"],
         "bundle": "bundle" in summary,
         "labels": [name for name in model.facts.labels if name != NONE],  # what `label` and `then_label` take; [] without labels
+        "writes": what_it_writes(model),
+        "chinese_verse": bool(han_chars(model.facts.vocab.chars)) and model.facts.has("，。"),  # form, acrostic, regulated
+        "meters": usual_meters(model.facts.meters) if model.facts.meters else [],  # what a music header may name
         "browser": browser_facts(model),
         "card": card_file.read_text(encoding="utf-8") if card_file.is_file() else None,
     }
+
+
+def what_it_writes(model: LoadedModel) -> str:
+    """A line saying what the model writes: its built-in corpus's description, else its kind and sources."""
+    corpus = model.generator.config.corpus
+    for source in corpus.sources:
+        if source.startswith("corpus:"):
+            with contextlib.suppress(UsageError, CorpusError):
+                return get_entry(source).description
+    names = ", ".join(os.path.basename(s.rstrip("/")) or s for s in corpus.sources[:3])
+    return f"{corpus.kind} like {names}" + (" and more" if len(corpus.sources) > 3 else "")
 
 
 def browser_facts(model: LoadedModel) -> dict:

@@ -206,6 +206,22 @@ def test_the_page_works_from_the_keyboard_alone(browser, address):
     until(browser, lambda d: d.execute_script("return studio.state.text") == first)
 
 
+def test_the_page_says_what_a_model_writes_and_shows_only_its_inputs(browser, address):
+    import httpx
+
+    models = {m["name"]: m for m in httpx.get(address + "/v1/models", timeout=30).json()["models"]}
+    assert models["tang"]["chinese_verse"] and not models["folk"]["chinese_verse"]
+    assert "quatrains" in models["tang"]["writes"] and "Folk melodies" in models["folk"]["writes"]
+    assert "6/8" in models["folk"]["meters"] and "1/4" not in models["folk"]["meters"]  # 2 tunes: not a meter to offer
+    open_studio(browser, address, "folk")
+    assert browser.find_element(By.ID, "card").text.startswith("Folk melodies")
+    assert not browser.find_element(By.ID, "form").is_displayed()  # no Form or Acrostic for a tune
+    offered = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "meter")).options]
+    assert offered == ["", *models["folk"]["meters"]]
+    open_studio(browser, address, "tang")
+    assert browser.find_element(By.ID, "form").is_displayed()
+
+
 def test_a_folk_tune_is_drawn_and_plays(browser, address, tmp_path):
     open_studio(browser, address, "folk")
     browser.find_element(By.ID, "seed").send_keys("7")

@@ -48,9 +48,10 @@ function choose(name) {
   studio.model = model;
   const validation = model.validation ? `, validation ${model.validation.bpc} bits per character` : "";
   const defaults = Object.entries(model.sampling_defaults || {}).map(([k, v]) => `${k} ${v}`).join(", ");
-  $("card").textContent = `${model.kind}${model.encoding ? " (" + model.encoding + ")" : ""}: ${model.architecture}, `
-    + `${model.vocab_size} characters${validation}${defaults ? "; defaults: " + defaults : ""}`;
-  document.querySelectorAll(".verse-only").forEach((el) => { el.hidden = model.kind !== "text"; });
+  $("card").textContent = `${model.writes || model.kind}. ${model.architecture}, `
+    + `${model.vocab_size} characters${validation}${defaults ? "; it writes best at " + defaults : ""}`;
+  // Only the inputs this model can use: forms and acrostics for Chinese verse, meters its corpus has.
+  document.querySelectorAll(".verse-only").forEach((el) => { el.hidden = !model.chinese_verse; });
   document.querySelectorAll(".music-only").forEach((el) => { el.hidden = model.kind !== "music"; });
   const labels = model.labels || [];
   document.querySelectorAll(".labels-only").forEach((el) => { el.hidden = labels.length === 0; });
@@ -60,6 +61,9 @@ function choose(name) {
   $("then_label").replaceChildren(new Option("no change", ""), ...styles().slice(1));
   $("temperature").placeholder = String((model.sampling_defaults || {}).temperature ?? 1);
   $("length").placeholder = model.kind === "music" ? "a piece" : "400";
+  if (model.kind === "music" && (model.meters || []).length) {
+    $("meter").replaceChildren(new Option("any", ""), ...model.meters.map((m) => new Option(m, m)));
+  }
 }
 
 // ---------------------------------------------------------------- writing
@@ -77,7 +81,7 @@ function request() {
   else if (studio.model.kind !== "music" && !text("form") && !text("acrostic")) body.length = 400;
   // A seed is always sent, so every output can be made again.
   body.seed = number("seed") ?? Math.floor(Math.random() * 2 ** 31);
-  if (studio.model.kind === "text") {
+  if (studio.model.chinese_verse) {
     if (text("form")) body.form = text("form");
     if (text("acrostic")) body.acrostic = text("acrostic");
   }
@@ -391,7 +395,7 @@ function connect() {
   if ((studio.model.labels || []).length && $("together-label").value) options.label = $("together-label").value;
   const seed = $("together-seed").value.trim();
   if (seed !== "") options.seed = Number(seed);
-  if (studio.model.kind === "text") {
+  if (studio.model.chinese_verse) {
     if ($("form").value.trim()) options.form = $("form").value.trim();
     if ($("acrostic").value.trim()) options.acrostic = $("acrostic").value.trim();
   }
