@@ -166,7 +166,20 @@ def test_co_writing_by_its_keys_takes_undoes_redoes_and_saves(browser, address, 
     browser.find_element(By.ID, "start").click()
     until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#candidates button")) == 4)
     first = browser.execute_script("return studio.state.candidates[0]")
+    assert not browser.find_element(By.CSS_SELECTOR, "#candidates button").text.startswith("1.")  # the list numbers it
     body = browser.find_element(By.TAG_NAME, "body")
+    body.click()
+    body.send_keys("N")  # more candidates, as n/N do in the terminal
+    until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#candidates button")) == 5)
+    warmth = browser.execute_script("return studio.state.temperature")
+    body.send_keys("T")
+    until(browser, lambda d: d.execute_script("return studio.state.temperature") > warmth)
+    assert float(browser.find_element(By.ID, "together-temperature").get_attribute("value")) > warmth
+    count = browser.find_element(By.ID, "together-count")
+    count.clear()
+    count.send_keys("4", Keys.TAB)  # the control does what the key does
+    until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#candidates button")) == 4)
+    first = browser.execute_script("return studio.state.candidates[0]")
     body.click()
     body.send_keys("1")
     until(browser, lambda d: d.execute_script("return studio.state.text") == first)
@@ -220,6 +233,21 @@ def test_the_page_says_what_a_model_writes_and_shows_only_its_inputs(browser, ad
     assert offered == ["", *models["folk"]["meters"]]
     open_studio(browser, address, "tang")
     assert browser.find_element(By.ID, "form").is_displayed()
+
+
+def test_an_error_reads_as_one_and_the_next_message_replaces_it(browser, address):
+    open_studio(browser, address, "tang")
+    browser.find_element(By.ID, "form").send_keys("6x4")  # a form the model can write, but not regulated: fine
+    browser.find_element(By.ID, "acrostic").send_keys("春夏")  # two heads for four lines: refused
+    browser.find_element(By.ID, "go").click()
+    status = browser.find_element(By.ID, "status")
+    until(browser, lambda d: d.find_element(By.ID, "status").text.startswith(("done", "error")))
+    assert status.text.startswith("error: acrostic") and "error" in status.get_attribute("class")
+    browser.find_element(By.ID, "acrostic").clear()
+    browser.find_element(By.ID, "form").clear()
+    browser.find_element(By.ID, "go").click()
+    until(browser, lambda d: d.find_element(By.ID, "status").text == "done")
+    assert "error" not in (status.get_attribute("class") or "")
 
 
 def test_a_folk_tune_is_drawn_and_plays(browser, address, tmp_path):

@@ -113,7 +113,7 @@ async function write(event) {
   studio.controller = new AbortController();
   $("go").disabled = true;
   $("stop").disabled = false;
-  $("status").textContent = "writing…";
+  showStatus("status", "writing…");
   let record = null;
   try {
     const response = await fetch("/v1/samples", { method: "POST", headers: headers(true), body: JSON.stringify(body),
@@ -134,13 +134,14 @@ async function write(event) {
         else if (item.text !== undefined) $("output").textContent += item.text;
       }
     }
-    $("status").textContent = "done";
+    showStatus("status", "done");
     if (record) {
       addHistory(record, body);
       if (studio.model.kind === "music") await showMusic(record);
     }
   } catch (error) {
-    $("status").textContent = error.name === "AbortError" ? "stopped" : "error: " + error.message;
+    if (error.name === "AbortError") showStatus("status", "stopped");
+    else showStatus("status", error.message, true);
   } finally {
     $("go").disabled = false;
     $("stop").disabled = true;
@@ -211,7 +212,7 @@ async function writeInBrowser() {
   $("output").textContent = "";
   $("music").hidden = true;
   if (unknown.length) {
-    $("status").textContent = `error: prime: characters outside the model's vocabulary: ${unknown.join(" ")}`;
+    showStatus("status", `prime: characters outside the model's vocabulary: ${unknown.join(" ")}`, true);
     return;
   }
   const labels = ["<none>", ...(model.labels || [])];
@@ -219,10 +220,10 @@ async function writeInBrowser() {
   studio.controller = new AbortController();
   $("go").disabled = true;
   $("stop").disabled = false;
-  $("status").textContent = "loading the model into this browser…";
+  showStatus("status", "loading the model into this browser…");
   try {
     const session = await browserModel(model);
-    $("status").textContent = "writing in this browser…";
+    showStatus("status", "writing in this browser…");
     let states = facts.states.map(() => new Float32Array(facts.state_units));
     let logits;
     for (const c of start) [logits, states] = await stepInBrowser(session, facts, index.get(c), label, states);
@@ -237,7 +238,7 @@ async function writeInBrowser() {
     }
     $("output").textContent = prime + written;
     studio.browserText = prime + written;
-    $("status").textContent = studio.controller.signal.aborted ? "stopped" : "done in this browser";
+    showStatus("status", studio.controller.signal.aborted ? "stopped" : "done in this browser");
     const greedy = !(temperature > 0);
     const words = ["generate", "sample", model.name, ...(prime ? ["--prime", prime] : []), "--length", String(length),
                    ...(label ? ["--label", labels[label], "--label-strength", "1"] : []), ...(greedy ? ["--greedy"] : []),
@@ -247,7 +248,7 @@ async function writeInBrowser() {
                  command: greedy ? words.map(shellWord).join(" ")
                    : "sampled in this browser: its random numbers are not the command line's, so no command repeats it" });
   } catch (error) {
-    $("status").textContent = "error: " + error.message;
+    showStatus("status", error.message, true);
   } finally {
     $("go").disabled = false;
     $("stop").disabled = true;
@@ -413,7 +414,7 @@ function send(message) {
 
 function receive(message) {
   if (message.type === "error") {
-    $("together-status").textContent = "error: " + problem(message.error);
+    showStatus("together-status", problem(message.error), true);
     return;
   }
   if (message.type === "saved") {
@@ -432,14 +433,16 @@ function receive(message) {
     const item = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
-    button.textContent = `${index + 1}. ${(message.described || [])[index] || candidate}`;
+    button.textContent = (message.described || [])[index] || candidate;  // the list numbers it
     button.addEventListener("click", () => send({ action: "take", index }));
     item.append(button);
     return item;
   });
   $("candidates").replaceChildren(...list);
-  $("together-status").textContent = message.done ? "the poem is complete" : `draw ${message.draw}, seed ${message.seed}`
-    + `, temperature ${message.temperature}`;
+  $("together-temperature").value = message.temperature;
+  $("together-count").value = message.count;
+  showStatus("together-status", message.done ? "the poem is complete"
+    : `draw ${message.draw}, seed ${message.seed}, temperature ${message.temperature}, ${message.count} candidates`);
 }
 
 function act(action) {
@@ -481,7 +484,24 @@ function keys(event) {
   } else if (event.key in { r: 1, u: 1, e: 1, s: 1 }) {
     event.preventDefault();
     act({ r: "reroll", u: "undo", e: "edit", s: "save" }[event.key]);
+  } else if (event.key in { t: 1, T: 1, n: 1, N: 1 } && studio.state) {
+    // As in the terminal: t and T cool and warm the draws, n and N offer fewer and more candidates.
+    event.preventDefault();
+    const temperature = event.key === "t" ? -0.1 : event.key === "T" ? 0.1 : 0;
+    if (temperature) setTogether("temperature", Math.round((studio.state.temperature + temperature) * 10) / 10);
+    else setTogether("count", studio.state.count + (event.key === "N" ? 1 : -1));
   }
+}
+
+function setTogether(action, value) {
+  const bounds = { temperature: [0.1, 3], count: [1, 9] }[action];
+  send({ action, value: Math.min(bounds[1], Math.max(bounds[0], value)) });
+}
+
+function showStatus(id, text, failed = false) {
+  // An error reads as one, and the next message replaces it.
+  $(id).textContent = failed ? "error: " + text : text;
+  $(id).classList.toggle("error", failed);
 }
 
 // ---------------------------------------------------------------- the page
@@ -495,6 +515,8 @@ function showTab(name) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("model").addEventListener("change", (event) => choose(event.target.value));
+  $("together-temperature").addEventListener("change", (e) => setTogether("temperature", Number(e.target.value)));
+  $("together-count").addEventListener("change", (e) => setTogether("count", Number(e.target.value)));
   $("write-form").addEventListener("submit", write);
   $("stop").addEventListener("click", () => studio.controller && studio.controller.abort());
   $("play").addEventListener("click", play);
