@@ -115,6 +115,14 @@ def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address
     assert browser.execute_script(CONTRAST) == []  # every visible text against its background: WCAG AA
     browser.set_window_size(375, 800)
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 375  # nothing wider than a phone
+    browser.get(browser.current_url)  # a phone opens the page: the prime and Generate come first, settings folded
+    until(browser, lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+    assert browser.execute_script("return document.getElementById('settings').open") is False
+    go, prime = browser.find_element(By.ID, "go"), browser.find_element(By.ID, "prime")
+    assert go.is_displayed() and go.location["y"] < 400 and prime.location["y"] < go.location["y"]
+    browser.find_element(By.CSS_SELECTOR, "#settings summary").click()
+    box = browser.find_element(By.ID, "in-browser").size
+    assert box["width"] >= 20 and box["height"] >= 20  # a checkbox a finger can hit
     screenshot(browser, "studio-phone", tmp_path)
 
 
