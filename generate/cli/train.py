@@ -54,6 +54,8 @@ _DEFAULT_MODEL, _DEFAULT_TRAIN, _DEFAULT_CORPUS = ModelConfig(), TrainConfig(), 
 @click.option("--seed", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.seed, show_default=True, help="Seeds initialisation and dropout.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=_DEFAULT_TRAIN.checkpoint_every, show_default=True, help="Steps between latest.keras saves (also every 2 minutes).")
 @click.option("--preview-every", type=click.IntRange(min=0), default=_DEFAULT_TRAIN.preview_every, show_default=True, help="Steps between sample previews on stderr; 0 disables.")
+@click.option("--preview-chars", type=click.IntRange(0, 10_000), default=_DEFAULT_TRAIN.preview_chars, show_default=True,
+              help="A sample of this many characters at each validation, on stderr (-q hides it) and in RUN/logs/previews.txt; 0 for none.")
 @click.option("--max-minutes", type=click.FloatRange(min=0), default=_DEFAULT_TRAIN.max_minutes, show_default=True, help="Stop resumably after this much training time; 0 = no limit.")
 @click.option("--init-from", metavar="MODEL", default=_DEFAULT_TRAIN.init_from, help="Start from the best weights of MODEL (a run or shipped model) instead of the seed: same characters; its architecture is taken.")
 @click.option("--devices", default="", help="Train on this host's GPUs as one process: all, or the first N [default: one device].")

@@ -89,6 +89,7 @@ class TrainConfig:
     checkpoint_every: int = 200  # steps between periodic `latest.keras` saves
     checkpoint_seconds: float = 120.0  # also save `latest.keras` when this much time passed
     preview_every: int = 0  # steps between sample previews on stderr; 0 disables
+    preview_chars: int = 120  # a preview of this many characters at each validation (stderr and logs/previews.txt); 0: none
     max_minutes: float = 0.0  # stop (resumably) after this much training time; 0 = no limit
     precision: str = "float32"  # training arithmetic, one of PRECISIONS; validation always runs in float32
     init_from: str = ""  # a run or shipped model whose best weights a new run starts from; "" starts from the seed
@@ -105,6 +106,7 @@ class TrainConfig:
         expect(self.patience >= 0, "patience", "an integer >= 0", self.patience)
         expect(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
         expect(self.preview_every >= 0, "preview_every", "an integer >= 0", self.preview_every)
+        expect(0 <= self.preview_chars <= 10_000, "preview_chars", "an integer from 0 to 10000", self.preview_chars)
         expect(self.val_every >= 0, "val_every", "an integer >= 0", self.val_every)
         expect(self.max_minutes >= 0, "max_minutes", "a number >= 0", self.max_minutes)
         expect(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)

@@ -31,7 +31,8 @@ from ..music.sampling import piece_lengths, piece_meters
 
 log = logging.getLogger(__name__)
 # Options a resumed run may change; everything else shapes the model or data.
-RESUMABLE_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "preview_every", "patience", "val_every")
+RESUMABLE_OVERRIDES = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_seconds", "preview_every", "preview_chars", "patience",
+                       "val_every")
 
 
 @dataclass

@@ -394,7 +394,7 @@ class Trainer:
             self._save_latest()
             clock.last_save = time.monotonic()
         if self.cfg.preview_every and self.state.global_step % self.cfg.preview_every == 0:
-            self._preview()
+            self._preview(200)
         return ""
 
     def _end_epoch(self, clock: _Clock) -> str:
@@ -444,6 +444,7 @@ class Trainer:
         val_loss = self.steps.from_chief(self.evaluate(model))
         chars_per_s = clock.chars_per_s(self.state.step, self.batches.batch_size * self.cfg.seq_len)
         self._log_validation(model, self.state.epoch + 1, val_loss, chars_per_s, mid_epoch=True)
+        self._preview_at_validation(self.state.epoch + 1, val_loss)
         if self.is_chief:
             with self._saving():
                 save_checkpoint(model, self.run.best, self.state.record())
@@ -458,6 +459,7 @@ class Trainer:
         val_loss = self.steps.from_chief(self.evaluate(model)) if self.val_batches is not None else None
         self.state.val_loss = val_loss
         self._log_validation(model, epoch, val_loss, chars_per_s, mid_epoch)
+        self._preview_at_validation(epoch, val_loss)
         metric = val_loss if val_loss is not None else self.state.train_loss
         stuck = self.watch.after_validation(metric, epoch)
         if stuck and self.is_chief:
@@ -508,15 +510,29 @@ class Trainer:
         reset_states(self.eval_model)
         return float(np.mean(losses))
 
-    def _preview(self) -> None:
+    def _preview_at_validation(self, epoch: int, val_loss: float | None) -> None:
+        if self.cfg.preview_chars:
+            loss = f": validation {bits(val_loss):.4f} bpc" if val_loss is not None else ""
+            self._preview(self.cfg.preview_chars, f"epoch {epoch}, step {self.state.global_step}{loss}")
+
+    def _preview(self, length: int, heading: str = "") -> None:
+        """A sample of `length` characters from the weights as they are: on stderr, and (`heading`, at a
+        validation) kept in `logs/previews.txt`. Its random numbers are its own: training is untouched."""
         model = self.steps.synced_model()
         if not self.is_chief:
             return
         net = StepNetwork.from_model(model, self.config.model)
         prime = self.vocab.encode("\n", oov="drop") or [0]
         rng = np.random.default_rng([self.cfg.seed, self.state.global_step])
-        text = Sampler(net, self.vocab.chars).generate(prime, SamplingConfig(length=200, temperature=0.8), rng)[0].text
+        text = Sampler(net, self.vocab.chars).generate(prime, SamplingConfig(length=length, temperature=0.8), rng)[0].text
         log.info("preview at step %d:\n%s", self.state.global_step, text)
+        if heading:
+            try:
+                self.run.logs.mkdir(exist_ok=True)
+                with self._saving(), open(self.run.logs / "previews.txt", "a", encoding="utf-8") as previews:
+                    previews.write(f"--- {heading}\n{text}\n")
+            except OSError as exc:  # a preview is a courtesy: a full disk stops the checkpoint, not this
+                log.warning("%s: the preview was not kept (%s)", self.run.logs / "previews.txt", exc.strerror or exc)
 
     def _save_latest(self) -> None:
         model = self.steps.synced_model()

@@ -135,3 +135,18 @@ def test_a_resume_without_a_time_limit_trains_to_the_end(tmp_path, verse_file, m
     assert not paused.finished
     ticks = iter(range(0, 100_000))  # the same clock: the recorded 4 minutes would pause again
     assert resume_run(tmp_path / "run", show_progress=False).finished
+
+
+def test_each_validation_shows_a_short_preview_and_keeps_it_in_the_log(tmp_path, verse_file, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="generate.training.trainer"):
+        create_run(tmp_path / "run", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL), train_cfg(epochs=2),
+                   show_progress=False)
+    kept = (tmp_path / "run" / "logs" / "previews.txt").read_text(encoding="utf-8")
+    headings = [line for line in kept.splitlines() if line.startswith("--- ")]
+    assert len(headings) == 2 and headings[0].startswith("--- epoch 1, step ") and "validation" in headings[0]
+    assert sum("preview at step" in r.getMessage() for r in caplog.records) == 2
+    quiet = create_run(tmp_path / "quiet", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL),
+                       train_cfg(epochs=1, preview_chars=0), show_progress=False)
+    assert quiet.finished and not (tmp_path / "quiet" / "logs" / "previews.txt").exists()
