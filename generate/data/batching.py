@@ -25,6 +25,38 @@ def split_train_val(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, n
     return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
 
 
+def split_run(ids: np.ndarray, val_fraction: float, spans: LabelSpans | None = None, by_label: bool = False,
+              ) -> tuple[np.ndarray, np.ndarray, LabelSpans | None, LabelSpans | None]:
+    """A run's training and validation ids, and (a labelled run) the label spans of each.
+
+    Without `by_label`, the validation split is the corpus's tail (views, no copy); with it, the tail
+    `val_fraction` of every label's own text is held out (copies), so each label is validated.
+    """
+    if spans is None or not by_label:
+        train, val = split_train_val(ids, val_fraction)
+        return train, val, spans, None if spans is None else spans.shifted(len(train))
+    n = len(ids)
+    starts, ends = np.clip(spans.starts, 0, n), np.clip(np.append(spans.starts[1:], n), 0, n)
+    held = np.zeros(n, bool)
+    for label in np.unique(spans.ids):
+        own = np.flatnonzero(spans.ids == label)
+        wanted = int((ends[own] - starts[own]).sum() * val_fraction)
+        for k in own[::-1]:  # the label's last characters, span by span from its end
+            if wanted <= 0:
+                break
+            taken = min(wanted, int(ends[k] - starts[k]))
+            held[ends[k] - taken: ends[k]] = True
+            wanted -= taken
+    label_at = spans.at(np.arange(n))
+
+    def spans_of(kept: np.ndarray) -> LabelSpans:
+        labels = label_at[kept]
+        first = np.concatenate([[0], np.flatnonzero(np.diff(labels)) + 1]).astype(np.int64)
+        return LabelSpans(first, labels[first].astype(np.int32) if len(labels) else np.zeros(1, np.int32))
+
+    return np.asarray(ids[~held]), np.asarray(ids[held]), spans_of(~held), spans_of(held)
+
+
 @dataclass
 class StreamBatches:
     """B contiguous streams of an id array, served T steps at a time.

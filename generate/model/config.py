@@ -89,6 +89,8 @@ class TrainConfig:
     checkpoint_every: int = 200  # steps between periodic `latest.keras` saves
     checkpoint_seconds: float = 120.0  # also save `latest.keras` when this much time passed
     preview_every: int = 0  # steps between sample previews on stderr; 0 disables
+    # A labelled run holds out the same share of every label (new runs); False: the corpus's tail (runs made before).
+    val_by_label: bool = False
     preview_chars: int = 120  # a preview of this many characters at each validation (stderr and logs/previews.txt); 0: none
     max_minutes: float = 0.0  # stop (resumably) after this much training time; 0 = no limit
     precision: str = "float32"  # training arithmetic, one of PRECISIONS; validation always runs in float32

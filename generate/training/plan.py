@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.batching import Labels, StreamBatches, segment_starts, split_train_val, validation_batches
+from ..data.batching import Labels, StreamBatches, segment_starts, split_run, validation_batches
 from ..data.config import CorpusConfig
 from ..data.corpus import CorpusChanged, load_corpus, load_run_corpus
 from ..data.labels import Labelling
@@ -63,16 +63,18 @@ class Plan:
     pieces: dict | None = None  # music: how many bars the corpus's pieces run to (`RunDir.pieces`)
     done: TrainResult | None = None  # nothing to train: the run already finished its epochs
     labelling: Labelling | None = None  # a labelled run: which label each character of the corpus carries
+    split_spans: tuple = ()  # a labelled run: the label spans of the training and the validation ids
 
     def batch_labels(self, split: str) -> Labels | None:
         """How the `train` or `val` split's batches carry labels; None for a run without labels."""
         if self.labelling is None:
             return None
         train = self.config.train
+        train_spans, val_spans = self.split_spans
         if split == "train":
-            return Labels(self.labelling.spans, self.config.model.vocab_size, train.label_dropout, train.seed,
+            return Labels(train_spans, self.config.model.vocab_size, train.label_dropout, train.seed,
                           segment_starts(self.train_ids, self.vocab.id_of("\n")))
-        return Labels(self.labelling.spans.shifted(len(self.train_ids)), self.config.model.vocab_size)
+        return Labels(val_spans, self.config.model.vocab_size)
 
 
 def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, show_progress: bool = True,
@@ -118,7 +120,10 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
         check_same_characters(train_cfg.init_from, source, vocab)
     labelling, model_cfg = _labels(corpus, corpus_cfg, model_cfg)
     ids = corpus.ids(vocab, show_progress)
-    train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
+    if labelling is not None:
+        train_cfg = dataclasses.replace(train_cfg, val_by_label=True)  # every label validated
+    train_ids, val_ids, *split_spans = split_run(ids, train_cfg.val_fraction, labelling and labelling.spans,
+                                                 train_cfg.val_by_label)
     if not train_cfg.batch_size:
         train_cfg = dataclasses.replace(train_cfg, batch_size=auto_batch_size(len(train_ids), train_cfg.seq_len))
         log.info("batch size %d for %d training characters (--batch-size sets it)", train_cfg.batch_size, len(train_ids))
@@ -134,7 +139,8 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
         corpus_chars=corpus.n_chars, train_chars=len(train_ids), val_chars=len(val_ids),
     )
     pieces = music_pieces(ids, vocab, labelling) if corpus_cfg.kind == "music" else None
-    return Plan(run, config, vocab, train_ids, val_ids, create=True, pieces=pieces, labelling=labelling)
+    return Plan(run, config, vocab, train_ids, val_ids, create=True, pieces=pieces, labelling=labelling,
+                split_spans=tuple(split_spans))
 
 
 def music_pieces(ids: np.ndarray, vocab: Vocab, labelling: Labelling | None) -> dict | None:
@@ -259,8 +265,9 @@ def plan_resume(run_path: Path, sources: list[str] | None = None, overrides: dic
     config = _with_overrides(config, {"max_minutes": 0.0, **(overrides or {})})
     if sources:
         config = dataclasses.replace(config, corpus=dataclasses.replace(config.corpus, sources=list(sources)))
-    train_ids, val_ids, labelling = _same_corpus_split(run, config, vocab, show_progress, skipped_report)
-    plan = Plan(run, config, vocab, train_ids, val_ids, checkpoint=checkpoint, labelling=labelling)
+    train_ids, val_ids, labelling, split_spans = _same_corpus_split(run, config, vocab, show_progress, skipped_report)
+    plan = Plan(run, config, vocab, train_ids, val_ids, checkpoint=checkpoint, labelling=labelling,
+                split_spans=split_spans)
     if checkpoint is None:
         log.warning("run %s stopped before its first checkpoint: starting it again from its recorded configuration", run.path)
         return plan
@@ -296,8 +303,9 @@ def _with_overrides(config: RunConfig, overrides: dict) -> RunConfig:
 
 
 def _same_corpus_split(run: RunDir, config: RunConfig, vocab: Vocab, show_progress: bool,
-                       skipped_report: Path | None) -> tuple[np.ndarray, np.ndarray, Labelling | None]:
-    """The run's corpus, refused if its bytes, characters or labels changed, as (train, validation) ids and its labels."""
+                       skipped_report: Path | None) -> tuple[np.ndarray, np.ndarray, Labelling | None, tuple]:
+    """The run's corpus, refused if its bytes, characters or labels changed: (train, validation) ids, its labels,
+    and each split's label spans."""
     try:
         corpus = load_run_corpus(config.corpus, config.corpus_sha256, show_progress=show_progress, skipped_report=skipped_report)
     except CorpusChanged as exc:
@@ -311,4 +319,6 @@ def _same_corpus_split(run: RunDir, config: RunConfig, vocab: Vocab, show_progre
     if labelling is not None and list(labelling.names) != list(run.label_names()):
         raise UsageError(f"labels changed: the corpus's {config.corpus.labels} labels are now {', '.join(labelling.names)}, "
                          f"not the {', '.join(run.label_names())} of {run.labels}; resuming is refused")
-    return (*split_train_val(corpus.ids(vocab, show_progress), config.train.val_fraction), labelling)
+    train_ids, val_ids, *split_spans = split_run(corpus.ids(vocab, show_progress), config.train.val_fraction,
+                                                 labelling and labelling.spans, config.train.val_by_label)
+    return train_ids, val_ids, labelling, tuple(split_spans)

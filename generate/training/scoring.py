@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.batching import Labels, StreamBatches, split_train_val, validation_batches
+from ..data.batching import Labels, StreamBatches, split_run, validation_batches
 from ..data.corpus import CorpusChanged, load_run_corpus
 from ..data.labels import NONE
 from ..errors import CorpusError, OptionError, UsageError
@@ -113,10 +113,10 @@ def score_validation_by_label(run: RunDir, which: str = "best", sources: list[st
 
 def _validation_batches(run: RunDir, config, corpus) -> StreamBatches:
     vocab = run.load_vocab()
-    train_ids, val_ids = split_train_val(corpus.ids(vocab, show_progress=False), config.train.val_fraction)
-    labels = None
-    if config.model.label_count:
-        labels = Labels(corpus.labelling(config.corpus.labels).spans.shifted(len(train_ids)), config.model.vocab_size)
+    spans = corpus.labelling(config.corpus.labels).spans if config.model.label_count else None
+    _, val_ids, _, val_spans = split_run(corpus.ids(vocab, show_progress=False), config.train.val_fraction, spans,
+                                         config.train.val_by_label)
+    labels = Labels(val_spans, config.model.vocab_size) if val_spans is not None else None
     batches = validation_batches(val_ids, config.train.batch_size, config.train.seq_len, labels)
     if batches is None:
         raise UsageError(f"run {str(run.path)!r}: has no validation split (val-fraction {config.train.val_fraction})")

@@ -131,7 +131,10 @@ def test_validation_is_scored_per_label_and_without_labels(labelled_run, labelle
         assert result.exit_code == 0, result.stderr
         rows[model] = {row["name"]: row for row in map(json.loads, result.stdout.splitlines())}
     run_rows = rows[labelled_run]
-    assert set(run_rows) == {"validation", "validation vowels", "validation without labels"}  # the tail is the last folder
+    assert set(run_rows) == {"validation", "validation caps", "validation digits", "validation vowels",
+                             "validation without labels"}  # a share of every label is held out, not the corpus's tail
+    shares = [run_rows[f"validation {name}"]["chars"] for name in ("caps", "digits", "vowels")]
+    assert max(shares) < 1.6 * min(shares)  # about the same share of each (their folders differ a little in size)
     best = min(float(row["val_loss"]) for row in RunDir(labelled_run).read_history())
     assert abs(run_rows["validation"]["nats"] - best) < 1e-4
     assert run_rows["validation"]["nats"] < run_rows["validation without labels"]["nats"]
