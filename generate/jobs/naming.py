@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..music import RENDER_SUFFIXES
-from .schema import Job, resolve_path
+from .schema import Job, out_template, resolve_path
 
 
 @dataclass
@@ -42,7 +42,7 @@ def output_seed(job: Job, clock: RunClock, n: int, attempt: int) -> int:
 def output_base(job: Job, clock: RunClock, n: int) -> Path:
     fields = {"date": clock.moment.strftime("%Y-%m-%d"), "time": clock.moment.strftime("%H%M%S"), "job": job.name,
               "n": n, "seed": output_seed(job, clock, n, 0), "run_id": clock.run_id}
-    return resolve_path(job.out.format(**fields))
+    return resolve_path(out_template(job.out).format(**fields))
 
 
 def planned_files(job: Job, base: Path, music: bool) -> list[Path]:

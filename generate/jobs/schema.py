@@ -31,7 +31,7 @@ LEGACY_OFF = {"max_copy": 0}
 JOB_KEYS: dict[str, tuple[tuple[type, ...], object, str]] = {
     "name": ((str,), None, "letters, digits, '-' and '_'; unique in the file"),
     "model": ((str,), None, "a run directory or a shipped model name"),
-    "out": ((str,), None, "output path template without extension: {date} {time} {job} {n} {seed} {run_id}"),
+    "out": ((str,), None, "output path template without extension: {date} {time} {job} {n} {seed} {run_id}; ending with / it is a directory"),
     "count": ((int,), 1, "outputs per run"),
     "formats": ((list,), ["txt"], f"output formats: {' '.join(TEXT_FORMATS)} for text and code; {' '.join(MUSIC_FORMATS)} for music"),
     "checkpoint": ((str,), "best", "best, latest or a .keras file in the run"),
@@ -62,6 +62,14 @@ def _sample_keys() -> dict[str, tuple[tuple[type, ...], object, str]]:
 
 SAMPLE_KEYS = _sample_keys()
 SCHEMA = {**JOB_KEYS, **SAMPLE_KEYS}  # every key a job file takes (docs/jobs.md's table lists them)
+DIRECTORY_NAMES = "{job}-{n:02}"  # the files of an `out` that names a directory (ends with a slash)
+
+
+def out_template(out: str) -> str:
+    """The output template `out` stands for: a trailing slash means a directory, its files named by job and number."""
+    return out + DIRECTORY_NAMES if out.endswith(("/", "\\")) else out
+
+
 REQUIRED = ("name", "model", "out")
 
 
@@ -223,7 +231,7 @@ def _check_values(path: Path, where: str, job: dict) -> None:
     if keep is not None and not ((isinstance(keep, int) and keep >= 1) or (isinstance(keep, str) and re.fullmatch(r"[1-9][0-9]*d", keep))):
         fail("keep", "a number of outputs >= 1 or a number of days such as '30d'")
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(job["out"]) if f}
+        fields = {f for _, f, _, _ in string.Formatter().parse(out_template(job["out"])) if f}
     except ValueError as exc:
         raise UsageError(f"{path}: {where}: out: expected a template such as 'out/{{date}}/{{job}}-{{n:02}}', received {job['out']!r} ({exc})") from None
     unknown = sorted({f.split(":")[0].split("!")[0] for f in fields} - set(TEMPLATE_FIELDS))

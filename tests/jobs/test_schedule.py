@@ -217,3 +217,12 @@ def test_a_dry_run_lists_every_format_of_a_music_job(tmp_path):
     listed = sorted(line.split()[-1].rsplit("/", 1)[-1] for line in dry.stdout.splitlines() if "would write" in line)
     assert listed == ["tune-01.abc", "tune-01.mid", "tune-01.png", "tune-02.abc", "tune-02.mid", "tune-02.png"], dry.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_an_out_ending_with_a_slash_is_a_directory(tmp_path, trained_run):
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'[[job]]\nname = "poem"\nmodel = "{trained_run}"\ncount = 2\nlength = 20\nout = "{tmp_path}/new/"\n')
+    result = CliRunner().invoke(cli, ["run", str(jobs), "--run-id", "2026-12-07"])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["poem-01.txt", "poem-01.txt.json", "poem-02.txt",
+                                                                   "poem-02.txt.json"]

@@ -52,6 +52,7 @@ def test_models_health_metrics_and_the_openapi_description(server):
     with client(server) as http:
         models = http.get("/v1/models").json()["models"]
         assert [m["name"] for m in models] == ["verse", "run"] and models[0]["kind"] == "text" and models[0]["bundle"]
+        assert not models[0]["chinese_verse"] and models[0]["writes"]  # the studio offers an English model no Form
         assert http.get("/openapi.json").json()["paths"]["/v1/samples"]["post"]
         assert 'generate_requests_total{route="models",outcome="ok"}' in http.get("/metrics").text
     with client(server, token=None) as anonymous:

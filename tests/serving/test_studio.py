@@ -48,6 +48,14 @@ return failures;
 """
 
 
+NARROW_CONTROLS = """
+return [...document.querySelectorAll('input, button, select, textarea, summary')]
+  .filter((el) => el.offsetParent !== null)
+  .map((el) => [el.id || el.textContent.trim(), el.getBoundingClientRect()])
+  .filter(([, box]) => box.width < 16 || box.height < 16).map(([name, box]) => `${name} ${box.width}x${box.height}`);
+"""
+
+
 @pytest.fixture(scope="module")
 def address():
     child, url = start_server("tang", "folk")
@@ -113,6 +121,7 @@ def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address
     assert again.exit_code == 0 and again.stdout.rstrip("\n") == poem.rstrip("\n")
     screenshot(browser, "studio-desktop", tmp_path)
     assert browser.execute_script(CONTRAST) == []  # every visible text against its background: WCAG AA
+    assert browser.execute_script(NARROW_CONTROLS) == []
     browser.set_window_size(375, 800)
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 375  # nothing wider than a phone
     browser.get(browser.current_url)  # a phone opens the page: the prime and Generate come first, settings folded
@@ -123,6 +132,7 @@ def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address
     browser.find_element(By.CSS_SELECTOR, "#settings summary").click()
     box = browser.find_element(By.ID, "in-browser").size
     assert box["width"] >= 20 and box["height"] >= 20  # a checkbox a finger can hit
+    assert browser.execute_script(NARROW_CONTROLS) == []
     screenshot(browser, "studio-phone", tmp_path)
 
 

@@ -517,7 +517,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("model").addEventListener("change", (event) => choose(event.target.value));
   $("together-temperature").addEventListener("change", (e) => setTogether("temperature", Number(e.target.value)));
   $("together-count").addEventListener("change", (e) => setTogether("count", Number(e.target.value)));
-  if (matchMedia("(max-width: 600px)").matches) $("settings").open = false;  // a phone: the prime and Generate first
+  if (matchMedia("(max-width: 600px)").matches) $("settings").open = false;  // a phone: the prime and Write first
   $("write-form").addEventListener("submit", write);
   $("stop").addEventListener("click", () => studio.controller && studio.controller.abort());
   $("play").addEventListener("click", play);
