@@ -49,7 +49,7 @@ def sample(state: State, run: str, checkpoint: str, output: str | None, overwrit
     # Streamed whatever stdout is, so a Ctrl-C leaves what was written in a redirected file too.
     streaming = output is None and not as_json
     result = sample_run(run, request, checkpoint, output, overwrite, show_text if streaming else None, show_seed,
-                        with_records=as_json, show_progress=state.show_progress)
+                        with_records=as_json, show_progress=state.show_progress and sys.stderr.isatty())
     if result.streamed:
         click.echo("")
     for i, out in enumerate(result.outputs if not result.streamed else []):

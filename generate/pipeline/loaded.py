@@ -356,7 +356,8 @@ def sample_run(run: str | Path, options: SampleOptions, checkpoint: str = "best"
 
     Args:
         on_start: called with (seed, drawn) once everything is checked and the model is loaded.
-        show_progress: samples written to files (not shown as they come) report their characters on stderr.
+        show_progress: text written to files (not shown as it comes) reports its characters on stderr (music
+            is not: a piece ends when it ends, so its length is no measure of how far it is).
 
     Raises:
         OptionError: a bad option, named as its field.
@@ -368,7 +369,7 @@ def sample_run(run: str | Path, options: SampleOptions, checkpoint: str = "best"
     model = LoadedModel(run_dir, checkpoint)
     if on_start:
         on_start(request.cfg.seed, request.seed_drawn)
-    if show_progress and request.paths and on_text is None and not options.beam:
+    if show_progress and request.paths and on_text is None and not options.beam and not model.facts.music:
         result = _with_progress(model, request)
     else:
         result = model.run(request, on_text)

@@ -439,8 +439,9 @@ function receive(message) {
     return item;
   });
   $("candidates").replaceChildren(...list);
-  $("together-temperature").value = message.temperature;
-  $("together-count").value = message.count;
+  // A control being typed into keeps what is typed: a state that arrives meanwhile does not overwrite it.
+  if (document.activeElement !== $("together-temperature")) $("together-temperature").value = message.temperature;
+  if (document.activeElement !== $("together-count")) $("together-count").value = message.count;
   showStatus("together-status", message.done ? "the poem is complete"
     : `draw ${message.draw}, seed ${message.seed}, temperature ${message.temperature}, ${message.count} candidates`);
 }
