@@ -14,7 +14,8 @@ to a perfect fifth, or from an octave or unison to an octave or unison
 (compound intervals count), make a parallel. When voice j is written, every
 pitch that would make one with a voice above it, already written in this
 frame, is forbidden. A hold never moves, so a voice always has a way out.
-The alto and the tenor also stay within an octave of the voice above them.
+The alto and the tenor also stay within an octave of the voice above them, and no
+voice strikes a note above the voice over it.
 """
 
 from __future__ import annotations
@@ -145,4 +146,8 @@ class VoiceLeadingTensors:
         above_now = ops.sum(ops.where(self.voices[None, :] == (voice - 1)[:, None], frame, 0), axis=1)[:, None]
         inner = ((voice == 1) | (voice == 2))[:, None] & (above_now >= 0) & (states[:, IN_BODY:IN_BODY + 1] > 0)
         forbidden = forbidden | (inner & self.is_pitch[None, :] & (candidate < above_now - MAX_SPACING))
+        # No voice struck above the one over it (a crossing); a hold may still cross, as Bach's voices now and then do.
+        lower = (voice >= 1)[:, None] & (voice < chorale.VOICES)[:, None] & (above_now >= 0) \
+            & (states[:, IN_BODY:IN_BODY + 1] > 0)
+        forbidden = forbidden | (lower & self.is_pitch[None, :] & (candidate > above_now))
         return ops.cast(ops.where(forbidden, FORBID, 0.0), "float32")

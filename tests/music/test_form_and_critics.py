@@ -171,3 +171,8 @@ def test_a_part_played_twice_is_found():
     a, b = "a9a9a9|b9b9b9|c9c9c9|d9d9d9|", "e9e9e9|f9f9f9|g9g9g9|h9h9h9|"
     assert repeats_a_part(a + a + b + b) and repeats_a_part("a?a9|" + a + a)
     assert not repeats_a_part(a + b + a + b[:-7] + "|") and not repeats_a_part("a9a9a9|" * 3)  # three bars alike: a motif
+
+
+def test_voice_leading_strikes_no_note_above_the_voice_over_it():
+    forbidden = tracker_bias("\nM:4/4 K:0|" + pitch(72) + pitch(65))  # soprano C5, alto F4: the tenor is next
+    assert pitch(66) in forbidden and pitch(65) not in forbidden and pitch(60) not in forbidden  # above the alto: no
