@@ -137,9 +137,12 @@ def test_a_resume_without_a_time_limit_trains_to_the_end(tmp_path, verse_file, m
     assert resume_run(tmp_path / "run", show_progress=False).finished
 
 
-def test_each_validation_shows_a_short_preview_and_keeps_it_in_the_log(tmp_path, verse_file, caplog):
+def test_each_validation_shows_a_short_preview_and_keeps_it_in_the_log(tmp_path, verse_file, caplog, monkeypatch):
     import logging
 
+    import generate.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "PREVIEW_GAP_S", 0.0)  # a run of seconds: a preview at every validation all the same
     with caplog.at_level(logging.INFO, logger="generate.training.trainer"):
         create_run(tmp_path / "run", CorpusConfig(sources=[str(verse_file)]), ModelConfig(**MODEL), train_cfg(epochs=2),
                    show_progress=False)
