@@ -66,7 +66,7 @@ from .state import TrainingState
 from .watch import LearningWatch
 
 log = logging.getLogger(__name__)
-PREVIEW_GAP_S = 30.0  # seconds between validation previews: each preview compiles a sampling loop (a quarter second)
+PREVIEW_GAP_S = 30.0  # seconds between validation previews (and before the first): each compiles a sampling loop
 
 
 class TrainingInterrupted(GenerateError):
@@ -318,7 +318,7 @@ class Trainer:
         self.watch = LearningWatch(train_ids, len(vocab), self.cfg.learning_rate)
         self.history = run.read_history() if self.is_chief else []
         self.tensorboard = TensorBoardLog(run.logs) if self.is_chief else None
-        self.last_preview = -float("inf")  # when a validation last showed a preview
+        self.last_preview = time.monotonic()  # when a validation last showed a preview (or training began)
         self.stop_signal: int | None = None  # the first SIGINT/SIGTERM: save, then stop
         self.stop_now = False  # a second one: stop at once, but never mid-save
         self.saving = False
@@ -513,7 +513,8 @@ class Trainer:
         return float(np.mean(losses))
 
     def _preview_at_validation(self, epoch: int, val_loss: float | None) -> None:
-        # At most one a PREVIEW_GAP_S: a long run previews at every validation, a run of seconds (a test) once.
+        # At most one a PREVIEW_GAP_S, the first that long into training: a run of minutes previews at every
+        # validation, a run of seconds (a test's) never pays for one.
         if self.cfg.preview_chars and time.monotonic() - self.last_preview >= PREVIEW_GAP_S:
             self.last_preview = time.monotonic()
             loss = f": validation {bits(val_loss):.4f} bpc" if val_loss is not None else ""
