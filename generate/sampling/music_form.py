@@ -222,32 +222,42 @@ def bar_automaton(chars: tuple[str, ...], encoding: str, meters: tuple[str, ...]
         meters: the meters a header may name (`music.sampling.usual_meters`).
     """
     unit = _UNITS_PER_QUARTER if encoding == "melody" else 4
-    lengths = {m: bar_length(m, unit) for m in meters}
-    lengths = {m: n for m, n in lengths.items() if n > 0}
+    lengths = {m: n for m in meters if (n := bar_length(m, unit)) > 0}
     if not lengths:
         raise ValueError(f"meters: expected at least one whose bar is a whole number of 1/{unit} quarters, received {meters}")
-    durations = _MELODY_UNITS
-    notes = set(melody.PITCH_CHARS + melody.REST + melody.TIE) if encoding == "melody" else \
-        set(chorale.PITCH_CHARS + chorale.REST + chorale.HOLD)
-    frame_ends = chorale.FRAME_END + chorale.FERMATA_END
+    rules = _BarRules(encoding, lengths)
+    return explore(f"bars({encoding})", chars, ("header", ""), rules.step, rules.forbids, {"meters": list(lengths)},
+                   ends=lambda state: state == ("header", ""), char_class=rules.char_class)
 
-    def char_class(c: str) -> str:
-        if c in _HEADER_CHARS or c in "|\n" or (encoding == "melody" and c in durations) or c in frame_ends:
+
+class _BarRules:
+    """`bar_automaton`'s moves over states `("header", typed)`, `("key", meter)`, `("free",)` and
+    `("body", bar length, position in it, first bar?, phase)`, for `explore` to tabulate."""
+
+    def __init__(self, encoding: str, lengths: dict[str, int]):
+        self.melody, self.lengths, self.durations = encoding == "melody", lengths, _MELODY_UNITS
+        self.notes = set(melody.PITCH_CHARS + melody.REST + melody.TIE) if self.melody else \
+            set(chorale.PITCH_CHARS + chorale.REST + chorale.HOLD)
+        self.frame_ends = chorale.FRAME_END + chorale.FERMATA_END
+
+    def char_class(self, c: str) -> str:
+        if c in _HEADER_CHARS or c in "|\n" or (self.melody and c in self.durations) or c in self.frame_ends:
             return c
-        return "note" if c in notes else "other"
+        return "note" if c in self.notes else "other"
 
+    @staticmethod
     def fits(length: int, position: int, duration: int) -> bool:
         left = length - position - duration
         return left >= 0 and left != 1  # one 1/24 quarter is no duration: a bar left that short could not be filled
 
-    def forbids(state, c):
+    def forbids(self, state, c) -> bool:
         kind = state[0]
         if kind == "header":
             typed = state[1]
             if len(typed) < 2:
                 return False  # `M:` is the music automaton's to insist on
             meter = typed[2:]
-            return not (any(m.startswith(meter + c) for m in lengths) or (c == " " and meter in lengths))
+            return not (any(m.startswith(meter + c) for m in self.lengths) or (c == " " and meter in self.lengths))
         if kind != "body":
             return False  # the key, or a header the meters do not cover (a primed one): no constraint
         _, length, position, first, phase = state
@@ -256,18 +266,18 @@ def bar_automaton(chars: tuple[str, ...], encoding: str, meters: tuple[str, ...]
         if c == "|":
             ready = phase in ("duration", "between")
             return not (ready and (position == length or (first and 0 < position < length)))
-        if encoding == "melody":
-            if c in durations:
-                return phase == "start" or not fits(length, position, durations[c])
-            return c in notes and (phase == "note" or length - position < 2)
-        if c in frame_ends:
+        if self.melody:
+            if c in self.durations:
+                return phase == "start" or not self.fits(length, position, self.durations[c])
+            return c in self.notes and (phase == "note" or length - position < 2)
+        if c in self.frame_ends:
             return phase != "frame"
-        return c in notes and phase != "frame" and position >= length  # a new frame only in a bar with room
+        return c in self.notes and phase != "frame" and position >= length  # a new frame only in a bar with room
 
-    def step(state, c):
+    def step(self, state, c):
         if c == "\n":
             return ("header", "")
-        if forbids(state, c):
+        if self.forbids(state, c):
             # Only a forced character (a prime's) takes a forbidden move: the rest of its piece is left free.
             return ("free",)
         kind = state[0]
@@ -277,21 +287,17 @@ def bar_automaton(chars: tuple[str, ...], encoding: str, meters: tuple[str, ...]
                 return ("header", typed) if "M:".startswith(typed) else ("free",)
             return ("key", meter) if c == " " else ("header", typed)
         if kind in ("key", "free"):
-            return ("body", lengths[state[1]], 0, True, "start") if c == "|" and kind == "key" else state
+            return ("body", self.lengths[state[1]], 0, True, "start") if c == "|" and kind == "key" else state
         _, length, position, first, phase = state
         if c == "|":
             return ("body", length, 0, False, "start")
-        if encoding == "melody":
-            if c in durations and phase != "start":
-                return ("body", length, position + durations[c], first, "duration")
-            return ("body", length, position, first, "note") if c in notes else state
-        if c in notes:
+        if self.melody:
+            if c in self.durations and phase != "start":
+                return ("body", length, position + self.durations[c], first, "duration")
+            return ("body", length, position, first, "note") if c in self.notes else state
+        if c in self.notes:
             return ("body", length, position, first, "frame")
-        return ("body", length, position + 1, first, "between") if c in frame_ends else state
-
-    settings = {"meters": list(lengths)}
-    return explore(f"bars({encoding})", chars, ("header", ""), step, forbids, settings,
-                   ends=lambda state: state == ("header", ""), char_class=char_class)
+        return ("body", length, position + 1, first, "between") if c in self.frame_ends else state
 
 
 # ---------------------------------------------------------------- endings
