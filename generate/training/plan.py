@@ -99,16 +99,7 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
     require_keras()
     run = RunDir(Path(run_path))
     if chief:
-        if run.is_run():
-            if not any(path.exists() for path in (run.latest, run.previous, run.best)):
-                raise UsageError(
-                    f"run {str(run.path)!r} exists but stopped before its first checkpoint: continue it with "
-                    f"'generate train {run.path} --resume', which starts it again from its recorded configuration"
-                )
-            raise UsageError(f"run {str(run.path)!r} already exists: use --resume to continue it, or choose a new directory")
-        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
-            raise UsageError(f"run {str(run.path)!r}: expected a new or empty directory, found existing files")
-        check_writable_location(run.path, "run")
+        _check_new_run_directory(run)
     for cfg in (corpus_cfg, model_cfg, train_cfg):
         cfg.validate()
     source = None
@@ -141,6 +132,24 @@ def plan_new_run(run_path: Path, corpus_cfg: CorpusConfig, model_cfg: ModelConfi
     pieces = music_pieces(ids, vocab, labelling) if corpus_cfg.kind == "music" else None
     return Plan(run, config, vocab, train_ids, val_ids, create=True, pieces=pieces, labelling=labelling,
                 split_spans=tuple(split_spans))
+
+
+def _check_new_run_directory(run: RunDir) -> None:
+    """A new run goes into a new or empty, writable directory; a run killed before its first checkpoint resumes.
+
+    Raises:
+        UsageError: a run or other files are there, or the place cannot be written.
+    """
+    if run.is_run():
+        if not any(path.exists() for path in (run.latest, run.previous, run.best)):
+            raise UsageError(
+                f"run {str(run.path)!r} exists but stopped before its first checkpoint: continue it with "
+                f"'generate train {run.path} --resume', which starts it again from its recorded configuration"
+            )
+        raise UsageError(f"run {str(run.path)!r} already exists: use --resume to continue it, or choose a new directory")
+    if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+        raise UsageError(f"run {str(run.path)!r}: expected a new or empty directory, found existing files")
+    check_writable_location(run.path, "run")
 
 
 def music_pieces(ids: np.ndarray, vocab: Vocab, labelling: Labelling | None) -> dict | None:
