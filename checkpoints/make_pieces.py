@@ -1,9 +1,9 @@
-"""Adds to a shipped music model's `pieces.json` what its corpus's pieces are like: their meters and measures.
+"""Adds to a shipped music model's `pieces.json` what its corpus's pieces are like: meters, repeats, measures.
 
     python checkpoints/make_pieces.py checkpoints/folk checkpoints/bach
 
-A run records its corpus's bar counts and meters when it is created; this
-records the meters for a model trained before they were, and, under
+A run records its corpus's bar counts, meters and repeated parts when it is
+created; this records them for a model trained before they were, and, under
 `critique`, the corpus's side of `generate eval` (its measures, and the
 features of 200 of its pieces), so that judging a shipped model needs no
 corpus on a fresh machine. The corpus is read exactly as the run's
@@ -42,7 +42,8 @@ def main() -> None:
         labelling = corpus.labelling(config.corpus.labels) if config.corpus.labels else None
         ids = corpus.ids(vocab, False)
         recorded = json.loads(run.pieces.read_text(encoding="utf-8"))
-        meters = music_pieces(ids, vocab, labelling)["meters"]
+        found = music_pieces(ids, vocab, labelling)
+        meters = found["meters"]
         critic = critic_for("music", config.corpus.encoding)(meters)
         lines = corpus.files[0].read_text(encoding="utf-8").split("\n")[:-1]
         by_label = None
@@ -51,7 +52,8 @@ def main() -> None:
             names = [labelling.names[i] for i in labelling.spans.at(starts)]
             by_label = {name: [line for line, own in zip(lines, names) if own == name] for name in labelling.names[1:]}
         reference = reference_record(critic, critic.pieces("\n".join(lines)), ", ".join(config.corpus.sources), by_label)
-        pieces = {**recorded, "meters": meters, REFERENCE_KEY: reference}
+        pieces = {**recorded, "meters": meters, **({"repeats": found["repeats"]} if "repeats" in found else {}),
+                  REFERENCE_KEY: reference}
         run.pieces.write_text(json.dumps(pieces) + "\n", encoding="utf-8")
         print(run.pieces, ", ".join(f"{m} ({n})" for m, n in meters["meters"].items()))
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..music import chorale, melody
 from ..music.melody import BAR, meter_quarters
-from ..music.sampling import usual_meters
+from ..music.sampling import MIN_PART_BARS, repeated_part_bars, usual_meters
 from .base import Critic, Judged, Measure
 
 # Yang & Lerch's twelve note-length classes, in quarter notes: whole, half, quarter, 8th, 16th; dotted half,
@@ -38,20 +38,9 @@ def header_of(piece: str) -> tuple[str, int | None, str]:
     return meter, sharps, body
 
 
-MIN_PART_BARS = 4  # a repeated part is at least this long: a repeated bar or two is a motif, not a part
-
-
 def repeats_a_part(body: str, shortest: int = MIN_PART_BARS) -> bool:
-    """Whether some passage of at least `shortest` bars is played twice in a row, note for note.
-
-    The corpus's repeats are written out (`repeats-expanded`), so a tune in AABB form has its A twice.
-    """
-    bars = [bar for bar in body.rstrip("\n").split(BAR) if bar]
-    for length in range(shortest, len(bars) // 2 + 1):
-        for start in range(len(bars) - 2 * length + 1):
-            if bars[start:start + length] == bars[start + length:start + 2 * length]:
-                return True
-    return False
+    """Whether some passage of at least `shortest` bars is played twice in a row, note for note."""
+    return repeated_part_bars(body, shortest) is not None
 
 
 def tonics(sharps: int) -> tuple[int, int]:

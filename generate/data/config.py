@@ -12,7 +12,7 @@ ENCODING_ERRORS = ("strict", "replace", "ignore", "skip")
 OOV_POLICIES = ("error", "drop", "unk")  # characters outside a vocabulary: fail, drop them, or map to unknown
 PYTHON_SUFFIXES = (".py", ".pyi", ".pyw")
 PYTHON_CORPORA = ("corpus:python",)  # built-in corpora of Python source
-LABEL_SOURCES = ("folder", "tsv:FILE", "rhythm", "mode")  # where a labelled corpus's labels come from (`labels.py`)
+LABEL_SOURCES = ("folder", "tsv:FILE", "rhythm", "mode", "rhyme")  # where a labelled corpus's labels come from (`labels.py`)
 FILE_SEPARATOR = "\x1c"  # ASCII "file separator": marks the start of each file in code corpora
 
 
@@ -54,6 +54,6 @@ def is_python_corpus(corpus: CorpusConfig) -> bool:
 
 def check_label_source(value: str) -> None:
     """Raises OptionError (as `--labels`) for anything but one of LABEL_SOURCES."""
-    if value in ("folder", "rhythm", "mode") or (value.startswith("tsv:") and len(value) > 4):
+    if value in ("folder", "rhythm", "mode", "rhyme") or (value.startswith("tsv:") and len(value) > 4):
         return
     raise OptionError("labels", f"expected one of {', '.join(LABEL_SOURCES)}, received {value!r}")

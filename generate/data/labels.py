@@ -12,6 +12,12 @@ model writes in the style asked for. Labels come from the corpus itself:
   (jig, reel, hornpipe, ...) or the mode of its `K:` field (major, minor,
   dorian, mixolydian, ...). A header label on fewer than MIN_HEADER_PIECES
   pieces is folded into `<none>`: too few to learn a style from.
+- `rhyme`: Chinese verse, poem by poem (stanzas between blank lines): the
+  Pingshui rhyme group its even lines share (東, 冬, 江, ...), or `<none>`
+  for a poem whose even lines share none. A poet picks the rhyme before
+  writing; a model told it at every step learns which characters it allows
+  far sooner than one that must carry line 2's last character to line 4.
+  Groups on fewer than MIN_HEADER_PIECES poems fold into `<none>` likewise.
 
 Label 0 is always `<none>`: what unlabelled text carries, and what training
 drops a label to now and then (`TrainConfig.label_dropout`), so the same
@@ -39,7 +45,9 @@ from .config import check_label_source
 log = logging.getLogger(__name__)
 
 NONE = "<none>"
+ANY = "any"  # `--label any`: each sample draws its own label, in proportion to the corpus's (`label_schedule.drawn_labels`)
 HEADER_SOURCES = ("rhythm", "mode")
+PIECE_SOURCES = (*HEADER_SOURCES, "rhyme")  # labels read from each piece itself, counted in pieces
 MIN_HEADER_PIECES = 30
 LABEL_FILE = "labels.json"
 
@@ -115,15 +123,20 @@ def label_corpus(source: str, kind: str, sources: list[str], files: list[Path], 
     if source in HEADER_SOURCES and kind != "music":
         raise UsageError(f"--labels {source}: a music header field, expected a music corpus (this one is {kind}); "
                          "use folder or tsv:FILE")
-    if kind == "music":
+    if source == "rhyme":
+        if kind != "text":
+            raise UsageError(f"--labels rhyme: Chinese verse, expected a text corpus (this one is {kind})")
+        files, file_chars, labels = _poems_by_rhyme(files, file_chars)
+        units, repeats = [(str(path), None) for path in files], [1] * len(files)
+    elif kind == "music":
         units = [(path, number) for path, number, _ in music_index or []]
         repeats = [lines for _, _, lines in music_index or []]
     else:
         units, repeats = [(str(path), None) for path in files], [1] * len(files)
     by_path = _tsv_labels(source[4:]) if source.startswith("tsv:") else None
     headers: dict[str, dict[int | None, dict[str, str]]] = {}
-    labels = []
-    for path, number in units:
+    labels = labels if source == "rhyme" else []
+    for path, number in units if source != "rhyme" else ():
         if source == "folder":
             labels.append(_folder_label(Path(path), sources))
         elif by_path is not None:
@@ -133,7 +146,7 @@ def label_corpus(source: str, kind: str, sources: list[str], files: list[Path], 
                 headers[path] = _abc_headers(Path(path))
             labels.append(_header_label(source, headers[path].get(number, {})))
     counts = Counter(labels)
-    if source in HEADER_SOURCES:
+    if source in PIECE_SOURCES:
         rare = {name for name, n in counts.items() if name != NONE and n < MIN_HEADER_PIECES}
         if rare:
             log.info("labels on fewer than %d pieces count as %s: %s", MIN_HEADER_PIECES, NONE,
@@ -141,8 +154,13 @@ def label_corpus(source: str, kind: str, sources: list[str], files: list[Path], 
             labels = [NONE if name in rare else name for name in labels]
             counts = Counter(labels)
     names = (NONE, *sorted(name for name in counts if name != NONE))
+    reserved = [name for name in names[1:] if name.lower() in (ANY, "none")]
+    if reserved:
+        raise CorpusError(f"--labels {source}: a label may not be named {reserved[0]!r} (sampling's --label {ANY} "
+                          "draws a label and --label none writes without one); rename it")
+    unit = "pieces" if source in PIECE_SOURCES else _unit(kind)
     if len(names) == 1:
-        raise CorpusError(f"--labels {source}: none of the corpus's {len(labels)} {_unit(kind)} has a label"
+        raise CorpusError(f"--labels {source}: none of the corpus's {len(labels)} {unit} has a label"
                           + (" (expected files in folders under a source directory)" if source == "folder" else ""))
     index = {name: i for i, name in enumerate(names)}
     per_unit = np.repeat(np.array([index[name] for name in labels], np.int32), repeats)
@@ -154,11 +172,60 @@ def label_corpus(source: str, kind: str, sources: list[str], files: list[Path], 
     keep = np.concatenate([[True], per_unit[1:] != per_unit[:-1]]) if len(per_unit) else np.zeros(0, bool)
     spans = LabelSpans(starts[keep], per_unit[keep])
     unit_counts = {name: counts.get(name, 0) for name in names}
-    return Labelling(source, names, spans, unit_counts, _unit(kind))
+    return Labelling(source, names, spans, unit_counts, unit)
 
 
 def _unit(kind: str) -> str:
     return "pieces" if kind == "music" else "files"
+
+
+_STANZA = re.compile(r".*?(?:\n[ \t]*\n\s*|\Z)", re.S)  # a poem and the blank lines after it
+
+
+def _poems_by_rhyme(files: list[Path], file_chars: list[int]) -> tuple[list[Path], list[int], list[str]]:
+    """Each poem of each file (one unit per poem, in stream order), its characters, and its rhyme group."""
+    units, lengths, labels = [], [], []
+    for path, chars in zip(files, file_chars):
+        text = Path(path).read_text(encoding="utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+        if text and not text.endswith("\n"):
+            text += "\n"  # as the stream adds one
+        poems = [match.group(0) for match in _STANZA.finditer(text) if match.group(0)]
+        if sum(map(len, poems)) != chars:
+            raise CorpusError(f"--labels rhyme: {path} holds {sum(map(len, poems))} characters, the corpus index "
+                              f"{chars}; rebuild it with `generate corpus build`")
+        for poem in poems:
+            units.append(path)
+            lengths.append(len(poem))
+            labels.append(rhyme_group(poem) or NONE)
+    return units, lengths, labels
+
+
+_LINE_END = "，。、；：？！,.;:?!"
+
+
+def rhyme_group(poem: str) -> str | None:
+    """The level rhyme group (東, 冬, ...) every even line's last character belongs to, else `<none>`;
+    None before a second line is written.
+
+    A poem's lines are those ended by a newline or by punctuation, so a line still being written
+    (a prime that stops mid-line) does not count. A character in several groups rhymes by the first
+    group the others share.
+    """
+    from .pingshui import pingshui  # the tables load only where rhymes are asked about
+
+    table = pingshui()
+    lines = [line.strip() for line in poem.split("\n")]
+    if lines and not lines[-1].endswith(tuple(_LINE_END)):
+        lines.pop()
+    ends = [line.rstrip(_LINE_END + " \t")[-1:] for line in lines if line][1::2]
+    shared = -1
+    for char in ends:
+        shared &= table.level.get(char, 0)
+    if not ends:
+        return None
+    if shared <= 0:
+        return NONE
+    return table.groups[(shared & -shared).bit_length() - 1][-1]  # 上平聲一東 -> 東
 
 
 def _folder_label(path: Path, sources: list[str]) -> str:

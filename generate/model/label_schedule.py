@@ -34,6 +34,22 @@ def schedule_rows(n: int, label: int = 0, then_label: int | None = None, after_s
     return np.tile(np.array([[label, later, steps, strength]], np.float32), (n, 1))
 
 
+_DRAW_TAG = 0x1abe1
+
+
+def drawn_labels(seed: int, n: int, shares: tuple[tuple[str, float], ...]) -> list[str]:
+    """The labels `n` streams draw under `--label any`: each one in proportion to its share of the corpus.
+
+    Drawn from the seed alone, one uniform per stream in order, so stream i draws the same label whatever
+    follows it in the batch, and a sample's record can name the label it drew.
+    """
+    names = [name for name, _ in shares]
+    weights = np.array([share for _, share in shares], np.float64)
+    uniforms = np.random.default_rng([seed, _DRAW_TAG]).random(n)
+    picks = np.searchsorted(np.cumsum(weights / weights.sum()), uniforms, side="right")
+    return [names[min(i, len(names) - 1)] for i in picks]
+
+
 def fixed_labels(labels: np.ndarray) -> np.ndarray:
     """(N, WIDTH): each stream's own label for good, at strength 1 (teacher-forced scoring, self-checks)."""
     labels = np.asarray(labels, np.float32)

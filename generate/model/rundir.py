@@ -187,6 +187,31 @@ class RunDir:
             raise UsageError(f"{self.pieces}: meters: expected {{\"meters\": {{METER: PIECES}}, \"min_pieces\": N}}")
         return record
 
+    def piece_repeats(self) -> dict | None:
+        """Music: how often the training corpus's tunes repeat a part, and how long their parts run
+        (`music.sampling.piece_repeats`), or None when not recorded.
+
+        Raises:
+            UsageError: a `repeats` entry without shares between 0 and 1.
+        """
+        try:
+            record = json.loads(self.pieces.read_text(encoding="utf-8")).get("repeats")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, AttributeError) as exc:
+            raise UsageError(f"{self.pieces}: expected a JSON object ({exc})") from None
+        if record is None:
+            return None
+        try:
+            valid = all(0 <= float(entry[key]) <= 1 and int(entry["pieces"]) >= 0
+                        for entry in (record, *record.get("by_label", {}).values()) for key in ("share", "short_share"))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            valid = False
+        if not valid:
+            raise UsageError(f"{self.pieces}: repeats: expected {{\"share\": S, \"short_share\": T, \"pieces\": N}} "
+                             "with shares between 0 and 1")
+        return record
+
     def sampling_defaults(self) -> dict:
         """The run's own default sampling settings (`sampling.json`, e.g. {"temperature": 0.7}); {} when none.
 

@@ -86,6 +86,63 @@ def piece_meters(ids: np.ndarray, chars: tuple[str, ...], piece_labels: list[str
     return record
 
 
+MIN_PART_BARS = 4  # a repeated part is at least this long: a repeated bar or two is a motif, not a part
+SHORT_PART_MAX_BARS = 6  # a repeated part of at most this many bars counts as a short (4-bar) one, else a long (8-bar)
+
+
+def repeated_part_bars(body: str, shortest: int = MIN_PART_BARS) -> int | None:
+    """The bars of the first passage of at least `shortest` bars played twice in a row, note for note; None
+    for a tune that repeats none. `body` is a tune after its header; a collection's repeats are written out
+    (`repeats-expanded`), so a tune in AABB form holds its A twice."""
+    bars = [bar for bar in body.rstrip("\n").split(BAR) if bar]
+    for start in range(len(bars)):
+        for length in range(shortest, (len(bars) - start) // 2 + 1):
+            if bars[start:start + length] == bars[start + length:start + 2 * length]:
+                return length
+    return None
+
+
+def piece_repeats(ids: np.ndarray, chars: tuple[str, ...], piece_labels: list[str] | None = None) -> dict | None:
+    """How often a melody corpus's tunes play a part twice in a row, and how long their parts run.
+
+    Returns `{"share": s, "short_share": t, "pieces": n}` (with `"by_label": {label: {...}}` for labels),
+    where `short_share` is the share of repeating tunes whose first repeated part has at most
+    SHORT_PART_MAX_BARS bars (a pickup counts as a bar); None for ids with no tune.
+    """
+    if "\n" not in chars or BAR not in chars:
+        return None
+    text = "".join(np.asarray(chars, dtype=object)[ids])
+    found: dict[str, list] = {}
+    for number, line in enumerate(text.split("\n")[:-1]):
+        if BAR not in line:
+            continue
+        bars = repeated_part_bars(line.split(BAR, 1)[1])
+        label = piece_labels[number] if piece_labels is not None else ""
+        for key in {"", label}:
+            found.setdefault(key, []).append(bars)
+    if not found:
+        return None
+
+    def summary(parts: list) -> dict:
+        repeating = [bars for bars in parts if bars is not None]
+        short = sum(bars <= SHORT_PART_MAX_BARS for bars in repeating)
+        return {"share": round(len(repeating) / len(parts), 4),
+                "short_share": round(short / len(repeating), 4) if repeating else 0.0, "pieces": len(parts)}
+
+    record = summary(found.pop(""))
+    if piece_labels is not None:
+        record["by_label"] = {label: summary(parts) for label, parts in sorted(found.items())}
+    return record
+
+
+def repeat_shares(record: dict, label: str = "") -> tuple[float, float]:
+    """(share of tunes that repeat their parts, share of those whose parts are short) for `label`'s tunes,
+    or the corpus's (a label with too few tunes to say: the corpus's)."""
+    own = record.get("by_label", {}).get(label) if label else None
+    chosen = own if own and own["pieces"] >= METER_MIN_PIECES * 10 else record
+    return chosen["share"], chosen["short_share"]
+
+
 def usual_meters(record: dict, label: str = "") -> tuple[str, ...]:
     """The meters a sampled header may name: the corpus's (`piece_meters`), or those of `label`'s pieces.
 

@@ -26,7 +26,7 @@ from ..limits import Limit
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton, stream_states
-from .loop import Sampler
+from .loop import Sampler, one_label
 from .streams import StreamText
 
 CHUNK_STEPS = 256  # steps per compiled call, fixed so the loop traces once
@@ -207,7 +207,8 @@ class BeamSearch:
         as_tensor = self.ops.convert_to_tensor
         self.carry = {
             "token": as_tensor(np.full((k,), prime_ids[0], np.int32)),
-            "states": [as_tensor(s) for s in sampler.with_labels(net.initial_states(k), cfg, len(prime_ids) - 1)],
+            # Beams compete for one text, so under --label any they share the label the first stream draws.
+            "states": [as_tensor(s) for s in sampler.with_labels(net.initial_states(k), one_label(cfg), len(prime_ids) - 1)],
             "automata": [as_tensor(stream_states(a.start, k)) for a in automata],
             "finish": as_tensor(np.zeros((k,), np.int32)),
             "finished": as_tensor(np.zeros((k,), bool)),

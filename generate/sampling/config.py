@@ -44,7 +44,8 @@ class ResolvedSettings:
     beam: int = 0  # beam search with this many beams instead of sampling; 0: sample
     prime: str = ""  # text the samples continue; "" starts from the model's default
     oov: str = "error"  # prime characters outside the vocabulary: error, drop or unk
-    label: str = ""  # a labelled model: the label every character is written with; "": <none>
+    label: str = ""  # a labelled model: the label every character is written with; "": <none>; "any": drawn per stream
+    label_shares: tuple[tuple[str, float], ...] = ()  # with label "any": each label's share of the corpus's pieces
     then_label: str = ""  # a labelled model: the label written with after `label_after` sampled characters; "": no change
     label_after: int = 0  # sampled characters written with `label` before `then_label`
     label_strength: float = 2.0  # guidance: logits are none + strength * (label - none); 1 is the labelled model's own

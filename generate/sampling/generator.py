@@ -21,15 +21,17 @@ import numpy as np
 
 from .. import __version__
 from ..data.config import FILE_SEPARATOR
+from ..data.labels import ANY
 from ..fileio import sha256_file
 from ..model import bundle
 from ..model.builder import build_model
 from ..model.checkpoint import load_weights_into
 from ..model.config import RunConfig
+from ..model.label_schedule import drawn_labels
 from ..model.network import StepNetwork
 from ..model.rundir import RunDir, resolve_run
 from ..music import chorale, melody
-from ..music.sampling import usual_meters
+from ..music.sampling import repeat_shares, usual_meters
 from .beam import BeamSearch
 from .constraints import Automaton, key_automaton, poem_automaton
 from .loop import Sample, Sampler, SamplingConfig
@@ -37,6 +39,7 @@ from .music_form import bar_automaton, cadence_automaton, ending_automaton, musi
 from .options import SampleOptions
 from .python import python_automata
 from .regulated import RegulatedVerse
+from .repeats import RepeatedParts
 from .resolve import RunFacts, resolve_options
 from .voice_leading import VoiceLeading
 
@@ -128,7 +131,7 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
     return samples
 
 
-def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton | VoiceLeading | RegulatedVerse, ...]:
+def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton | VoiceLeading | RegulatedVerse | RepeatedParts, ...]:
     """The constraints that `cfg` asks for, as automata over the run's vocabulary."""
     automata = []
     if run.music and (cfg.key_penalty or cfg.key is not None):
@@ -145,9 +148,14 @@ def build_automata(run: RunFacts, cfg: SamplingConfig) -> tuple[Automaton | Voic
         # A piece runs to the corpus's usual length, unless --bars or --notes (a limit) says how long.
         lengths = run.piece_bars if cfg.limit is None else None
         bounds = (lengths.low, lengths.high, lengths.median) if lengths else ()
+        label = cfg.label if cfg.label != ANY else ""
+        if run.repeats and run.encoding == "melody" and cfg.limit is None:
+            # Before the form's rules, so that a part played back wins over any rule that would now decide otherwise.
+            automata.append(RepeatedParts(run.vocab.chars, *repeat_shares(run.repeats, label),
+                                           lengths.high if lengths else None))
         automata.append(music_automaton(run.vocab.chars, run.encoding, *bounds))
         if run.meters:
-            automata.append(bar_automaton(run.vocab.chars, run.encoding, usual_meters(run.meters, cfg.label)))
+            automata.append(bar_automaton(run.vocab.chars, run.encoding, usual_meters(run.meters, label)))
         if run.encoding == "chorale":
             automata.extend((cadence_automaton(run.vocab.chars), VoiceLeading(run.vocab.chars)))
         else:
@@ -190,6 +198,7 @@ def sample_record(gen: Generator, cfg: SamplingConfig, index: int, sample: Sampl
         "checkpoint_sha256": _checkpoint_hash(gen.checkpoint),
         "sample_index": index,
         **_settings_record(cfg),
+        **({"drawn_label": drawn_labels(cfg.seed, cfg.num_samples, cfg.label_shares)[0 if cfg.beam else index]} if cfg.label == ANY else {}),
         "stopped": sample.stopped,
         "chars": len(sample.text),
         **({"beam_score": sample.beam_score, "logprob": sample.logprob, "fed_nats": sample.fed_nats} if cfg.beam else {}),
@@ -205,7 +214,8 @@ _RECORDED_AS = {
     "beam": lambda cfg: cfg.beam or None,
     "syntax": lambda cfg: cfg.syntax or None,
 }
-_NOT_RECORDED = ("banned", "oov")  # internal, or a choice about the prime that the recorded prime already reflects
+# Internal, a choice about the prime that the recorded prime already reflects, or the model's own label counts.
+_NOT_RECORDED = ("banned", "oov", "label_shares")
 
 
 def _settings_record(cfg: SamplingConfig) -> dict:

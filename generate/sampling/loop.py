@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..data.labels import NONE
+from ..data.labels import ANY, NONE
 from ..errors import CheckpointError
-from ..model.label_schedule import needs_guidance, schedule_rows
+from ..model.label_schedule import drawn_labels, needs_guidance, schedule_rows
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton, stream_state, stream_states
@@ -216,6 +216,13 @@ class Draw:
         return [Sample(s.text, s.stopped) for s in self.streams]
 
 
+def one_label(cfg: SamplingConfig) -> SamplingConfig:
+    """`cfg` with `--label any` resolved to the label its first stream draws: for streams that write one text."""
+    if cfg.label != ANY:
+        return cfg
+    return replace(cfg, label=drawn_labels(cfg.seed, 1, cfg.label_shares)[0], label_shares=())
+
+
 class Sampler:
     """Generates `num_samples` streams at once from a StepNetwork."""
 
@@ -234,9 +241,16 @@ class Sampler:
         A network without labels gets `states` back as they are."""
         if not self.net.labels:
             return states
-        label = self.labels.get(cfg.label or NONE, 0)
+        rows = len(states[0])
         later = self.labels[cfg.then_label or NONE] if cfg.then_label or cfg.label_after else None
-        return [*states[:-1], schedule_rows(len(states[0]), label, later, prime_steps + cfg.label_after, cfg.label_strength)]
+        if cfg.label != ANY:
+            label = self.labels.get(cfg.label or NONE, 0)
+            return [*states[:-1], schedule_rows(rows, label, later, prime_steps + cfg.label_after, cfg.label_strength)]
+        schedule = schedule_rows(rows, 0, later, prime_steps + cfg.label_after, cfg.label_strength)
+        schedule[:, 0] = [self.labels[name] for name in drawn_labels(cfg.seed, rows, cfg.label_shares)]
+        if later is None:
+            schedule[:, 1] = schedule[:, 0]
+        return [*states[:-1], schedule]
 
     def generate(
         self,

@@ -158,7 +158,8 @@ class SampleOptions:
     max_copy: int | None = option(None, "Redraw samples that copy more than this many characters in a row from the "
                                         "training corpus, with derived, recorded seeds.", minimum=1)
     label: str | None = option(None, "Write in this style: one of the labels a labelled model was trained with "
-                                     "(`generate info` lists them), or none.")
+                                     "(`generate info` lists them), none, or any (each sample draws one, as often "
+                                     "as the corpus has it; what a model labelled by rhyme does unless told).")
     then_label: str | None = option(None, "Change style partway: LABEL@N switches to LABEL after N characters of the "
                                           "sample, e.g. reel@400.")
     label_strength: float | None = option(None, "How hard a label steers: 1 is the model's own distribution given the "

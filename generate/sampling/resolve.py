@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..data.config import FILE_SEPARATOR, is_python_corpus
-from ..data.labels import NONE
+from ..data.labels import ANY, NONE, rhyme_group
 from ..data.vocab import HAN, Vocab, han_chars
 from ..errors import OptionError, UsageError, expect
 from ..limits import Limit
@@ -64,6 +64,9 @@ class RunFacts:
     piece_bars: PieceBars | None = None  # music: the corpus's usual bars per piece (`RunDir.piece_bars`)
     labels: tuple[str, ...] = ()  # a labelled model's label names in id order, `<none>` first
     meters: dict | None = field(default=None, hash=False)  # music: the corpus's meters, counted (`RunDir.piece_meters`)
+    repeats: dict | None = field(default=None, hash=False)  # music: how often the corpus's tunes repeat a part
+    label_source: str = ""  # where a labelled model's labels came from (`--labels`: folder, rhythm, rhyme, ...)
+    label_shares: tuple[tuple[str, float], ...] = ()  # each label's pieces (or files), `<none>` left out
 
     @classmethod
     def of(cls, run: RunDir) -> RunFacts:
@@ -82,10 +85,16 @@ class RunFacts:
                                  f"{', '.join(settable)}")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not declared.holds(value):
                 raise UsageError(f"{run.sampling}: {name}: expected {declared.expected(False)}, received {value!r}")
+        labels = run.label_record() or {}
+        counts = labels.get("counts", {})
+        shares = tuple((name, float(counts.get(name, {}).get(labels.get("unit", "files"), 0)))
+                       for name in labels.get("names", ())[1:])
         return cls(config.corpus.kind, config.corpus.encoding, run.load_vocab(), is_python_corpus(config.corpus),
                    tuple(sorted((name, float(value)) for name, value in defaults.items())),
                    run.piece_bars() if config.corpus.kind == "music" else None, run.label_names(),
-                   run.piece_meters() if config.corpus.kind == "music" else None)
+                   run.piece_meters() if config.corpus.kind == "music" else None,
+                   run.piece_repeats() if config.corpus.kind == "music" else None,
+                   labels.get("from", ""), tuple((name, n) for name, n in shares if n > 0))
 
     def default_setting(self, name: str):
         """A drawing setting left unset: the run's recorded default, else the declared fallback."""
@@ -176,11 +185,11 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         min_chars=MIN_MUSIC_CHARS if music_on and not prime and not options.beam else 0,
         syntax=_syntax(options, run),
         key_penalty=key_penalty, key=key, acrostic=acrostic, form=form, regulated=options.regulated, prime=prime,
-        **_resolve_labels(options, run),
+        **_resolve_labels(options, run, prime),
     )
 
 
-def _resolve_labels(options: SampleOptions, run: RunFacts) -> dict:
+def _resolve_labels(options: SampleOptions, run: RunFacts, prime: str) -> dict:
     """`label`, `then_label`, `label_after` and `label_strength` (as given, else the run's default) for the loop,
     checked against the model's labels.
 
@@ -189,11 +198,17 @@ def _resolve_labels(options: SampleOptions, run: RunFacts) -> dict:
             `then_label` that is not LABEL@N.
     """
     names = [name for name in run.labels if name != NONE]
+    label = options.label
+    if run.label_source == "rhyme" and (label is None or label.lower() == ANY):
+        # A poem rhymes in a group chosen before it is written, as a poet's does; a prime whose second
+        # line is written has chosen it already (or rhymes in no group the model knows: no label).
+        chosen = rhyme_group(prime)
+        label = ANY if chosen is None else chosen if chosen in run.labels else "none"
     if options.label_strength is not None and not run.labels:
         raise OptionError("label_strength", "this model was trained without labels (generate train --labels makes one that has them)")
     resolved = {"label_strength": float(options.label_strength if options.label_strength is not None
                                         else run.default_setting("label_strength"))}
-    for option, value in (("label", options.label), ("then_label", options.then_label)):
+    for option, value in (("label", label), ("then_label", options.then_label)):
         if value is None:
             continue
         name, at = (value.rpartition("@")[0], value.rpartition("@")[2]) if option == "then_label" else (value, "0")
@@ -203,6 +218,11 @@ def _resolve_labels(options: SampleOptions, run: RunFacts) -> dict:
             raise OptionError(option, "this model was trained without labels (generate train --labels makes one that has them)")
         if name.lower() in ("none", NONE):
             name = ""
+        elif option == "label" and name.lower() == ANY:
+            if not run.label_shares:
+                raise OptionError(option, "any: expected a model whose labels.json counts its labels' pieces")
+            name = ANY
+            resolved["label_shares"] = run.label_shares
         elif name not in names:
             lowered = {n.lower(): n for n in names}
             close = [lowered[m] for m in difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)]

@@ -27,7 +27,7 @@ from ..model.checkpoint import read_training_state
 from ..model.config import ARCHITECTURE_FIELDS, ModelConfig, RunConfig, TrainConfig, auto_batch_size
 from ..model.rundir import RunDir, resolve_run, resume_point
 from ..music.melody import BAR
-from ..music.sampling import piece_lengths, piece_meters
+from ..music.sampling import piece_lengths, piece_meters, piece_repeats
 
 log = logging.getLogger(__name__)
 # Options a resumed run may change; everything else shapes the model or data.
@@ -153,7 +153,8 @@ def _check_new_run_directory(run: RunDir) -> None:
 
 
 def music_pieces(ids: np.ndarray, vocab: Vocab, labelling: Labelling | None) -> dict | None:
-    """What `pieces.json` records of a music corpus: its pieces' lengths in bars and the meters they use."""
+    """What `pieces.json` records of a music corpus: its pieces' lengths in bars, the meters they use, and how
+    often they repeat a part."""
     pieces = piece_lengths(ids, vocab.id_of(BAR), vocab.id_of("\n"))
     if pieces is None:
         return None
@@ -162,7 +163,8 @@ def music_pieces(ids: np.ndarray, vocab: Vocab, labelling: Labelling | None) -> 
         line_starts = np.concatenate([[0], np.flatnonzero(ids == vocab.id_of("\n")) + 1])
         piece_labels = [labelling.names[i] for i in labelling.spans.at(line_starts)]
     meters = piece_meters(ids, vocab.chars, piece_labels)
-    return {**pieces, **({"meters": meters} if meters else {})}
+    repeats = piece_repeats(ids, vocab.chars, piece_labels) if meters else None
+    return {**pieces, **({"meters": meters} if meters else {}), **({"repeats": repeats} if repeats else {})}
 
 
 def _labels(corpus, corpus_cfg: CorpusConfig, model_cfg: ModelConfig) -> tuple[Labelling | None, ModelConfig]:

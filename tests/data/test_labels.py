@@ -129,3 +129,41 @@ def test_batches_carry_the_label_of_the_character_each_input_predicts():
     assert labels[0].tolist() == [1, 2, 2, 2]  # positions 9..12: the label changes where the target's file starts
     dropped = StreamBatches(ids, 2, 4, Labels(spans, 5, dropout=0.999, seed=1)).batch(2, epoch=0)[0]
     assert np.array_equal(dropped, StreamBatches(ids, 2, 4).batch(2)[0])  # every row at <none>: plain ids
+
+
+JINGYESI = "床前明月光，\n疑是地上霜。\n舉頭望明月，\n低頭思故鄉。\n"  # rhymes in 陽
+DENG_GUANQUE = "白日依山盡，\n黃河入海流。\n欲窮千里目，\n更上一層樓。\n"  # rhymes in 尤
+CHUNXIAO = "春眠不覺曉，\n處處聞啼鳥。\n夜來風雨聲，\n花落知多少。\n"  # an oblique rhyme: no level group
+
+
+def test_rhyme_labels_name_each_poem_by_its_pingshui_group(tmp_path):
+    from generate.data.labels import rhyme_group
+
+    poems = [JINGYESI] * MIN_HEADER_PIECES + [CHUNXIAO] + [DENG_GUANQUE] * MIN_HEADER_PIECES
+    write(tmp_path / "a.txt", "\n".join(poems[:40]))
+    write(tmp_path / "b.txt", "\n".join(poems[40:]))  # no final blank line: the stream's newline ends it
+    corpus = load_corpus(CorpusConfig(sources=[str(tmp_path / "*.txt")]), show_progress=False)
+    labelling = corpus.labelling("rhyme")
+    assert labelling.names == (NONE, "尤", "陽") and labelling.unit == "pieces"
+    assert labelling.units == {NONE: 1, "尤": MIN_HEADER_PIECES, "陽": MIN_HEADER_PIECES}
+    letters = {JINGYESI: "陽", DENG_GUANQUE: "尤", CHUNXIAO: "<"}
+    expected = "".join(letters[poem] * (len(poem) + 1) for poem in poems[:40])[:-1]  # the file's last has no blank line
+    expected += "".join(letters[poem] * (len(poem) + 1) for poem in poems[40:])[:-1]
+    assert labels_per_char(corpus, labelling) == expected
+    # Too few poems in a group to learn it from: the group folds into <none>.
+    write(tmp_path / "b.txt", DENG_GUANQUE)
+    small = load_corpus(CorpusConfig(sources=[str(tmp_path / "*.txt")]), show_progress=False).labelling("rhyme")
+    assert small.names == (NONE, "陽") and small.units[NONE] == 1 + 10  # 春曉 and ten poems in 尤
+    assert rhyme_group("床前明月光，\n疑是地上") is None  # the second line is not written yet
+    assert (rhyme_group(JINGYESI), rhyme_group(CHUNXIAO)) == ("陽", NONE)
+
+
+def test_rhyme_labels_are_for_verse_in_text_corpora(tmp_path):
+    write(tmp_path / "a.py", "x = 1\n")
+    corpus = load_corpus(CorpusConfig(sources=[str(tmp_path)], kind="code"), show_progress=False)
+    with pytest.raises(UsageError, match="--labels rhyme: Chinese verse, expected a text corpus"):
+        corpus.labelling("rhyme")
+    write(tmp_path / "t" / "a.txt", "no verse here\n\nnor here\n")
+    corpus = load_corpus(CorpusConfig(sources=[str(tmp_path / "t")]), show_progress=False)
+    with pytest.raises(CorpusError, match="none of the corpus's 2 pieces has a label"):
+        corpus.labelling("rhyme")

@@ -112,6 +112,23 @@ def test_a_bundle_writes_the_same_bytes_with_labels_and_switches(labelled_run, l
             loaded["run"].sample(length=120, warmup=False, **options), options
 
 
+def test_label_any_draws_each_sample_s_label_from_the_seed_and_writes_in_it(labelled_run, loaded):
+    from generate.model.label_schedule import drawn_labels
+
+    outputs = loaded["run"].samples(label="any", seed=11, num_samples=8, length=200, warmup=False)
+    drawn = [output.record["drawn_label"] for output in outputs]
+    shares = (("caps", 3.0), ("digits", 3.0), ("vowels", 3.0))  # three files each
+    assert drawn == drawn_labels(11, 8, shares) and len(set(drawn)) > 1, drawn
+    for output, style in zip(outputs, drawn):
+        assert share_in(output.text[20:], style) >= 0.9, (style, output.text)
+    assert drawn_labels(11, 3, shares) == drawn[:3]  # stream i's draw does not depend on the batch after it
+    bundle = loaded["bundle"].samples(label="any", seed=11, num_samples=8, length=200, warmup=False)
+    assert [o.text for o in bundle] == [o.text for o in outputs]
+    beams = loaded["run"].samples(label="any", seed=11, beam=3, num_samples=2, length=60, warmup=False)
+    assert {o.record["drawn_label"] for o in beams} == {drawn[0]}  # beams share one label
+    assert all(share_in(o.text[20:], drawn[0]) >= 0.9 for o in beams), [o.text for o in beams]
+
+
 def test_a_keras_export_keeps_the_labels(labelled_run, tmp_path):
     import generate
 

@@ -176,3 +176,56 @@ def test_a_part_played_twice_is_found():
 def test_voice_leading_strikes_no_note_above_the_voice_over_it():
     forbidden = tracker_bias("\nM:4/4 K:0|" + pitch(72) + pitch(65))  # soprano C5, alto F4: the tenor is next
     assert pitch(66) in forbidden and pitch(65) not in forbidden and pitch(60) not in forbidden  # above the alto: no
+
+
+def drive(tracker, text, chars=MELODY_CHARS):
+    """Feeds `text` through a tracker on NumPy, and returns, before each character, the characters it allows."""
+    index = {c: i for i, c in enumerate(chars)}
+    tables = tracker.tensors(len(chars), numpy_ops)
+    state = np.asarray([tracker.start], np.int32)
+    allowed_before = []
+    for c in text:
+        bias = np.asarray(tables.char_bias(state))[0]
+        allowed_before.append({chars[i] for i in np.flatnonzero(np.isfinite(bias))})
+        state = np.asarray(tables.step(state, np.asarray([index[c]], np.int32)))
+    return allowed_before
+
+
+def test_a_tune_drawn_to_repeat_plays_each_part_back_note_for_note():
+    from generate.sampling.repeats import RepeatedParts
+
+    head, lead = "\nM:3/4 K:0|", "a9|"
+    a, b = "a9a9a9|b9b9b9|c9c9c9|d9d9d9|", "e9e9e9|f9f9f9|g9g9g9|h9h9h9|"
+    tune = head + lead + a + a + b + b + "a9|\n"
+    before = drive(RepeatedParts(MELODY_CHARS, share=1.0, short_share=1.0), tune)
+    played_back = [i for i, allowed_set in enumerate(before) if len(allowed_set) == 1]
+    start_a, start_b = len(head + lead + a), len(head + lead + a + a + b)
+    assert played_back == [*range(start_a, start_a + len(a)), *range(start_b, start_b + len(b))]
+    assert all(before[i] == {tune[i]} for i in played_back)
+    recording = range(len(head + lead), start_a)
+    assert all("\n" not in before[i] and len(before[i]) > 1 for i in recording)  # the tune may not end mid-part
+    assert "\n" in before[-1]  # after BB the model ends the tune as it likes
+    # A second tune starts over; a tracker drawn never to repeat constrains nothing.
+    again = drive(RepeatedParts(MELODY_CHARS, share=1.0, short_share=1.0), tune + tune[1:])
+    assert [i for i, s in enumerate(again) if len(s) == 1] == played_back + [len(tune) - 1 + i for i in played_back]
+    never = drive(RepeatedParts(MELODY_CHARS, share=0.0, short_share=1.0), tune)
+    assert all(len(s) > 1 for s in never) and "\n" in never[start_a + 3]
+    long_parts = drive(RepeatedParts(MELODY_CHARS, share=1.0, short_share=0.0), head + lead + a + b + a + b)
+    assert [i for i, s in enumerate(long_parts) if len(s) == 1][:2] == [start_a + len(b), start_a + len(b) + 1]
+    # Parts that would make the tune longer than the corpus's tunes run are not played: 8-bar parts need 33 bars.
+    assert RepeatedParts(MELODY_CHARS, share=1.0, short_share=0.0, max_bars=20).settings == {"repeated_parts": 1.0,
+                                                                                            "short_parts": 1.0}
+    assert RepeatedParts(MELODY_CHARS, share=1.0, short_share=0.0, max_bars=16).settings["repeated_parts"] == 0.0
+
+
+def test_piece_repeats_counts_each_label_s_repeating_tunes():
+    from generate.music.sampling import piece_repeats, repeat_shares
+
+    a, b = "a9a9a9|b9b9b9|c9c9c9|d9d9d9|", "e9e9e9|f9f9f9|g9g9g9|h9h9h9|"
+    tunes = ["M:3/4 K:0|" + a + a + b + b, "M:3/4 K:0|" + a + b, "M:3/4 K:0|" + a + b + a + b]
+    index = {c: i for i, c in enumerate(MELODY_CHARS)}
+    ids = np.array([index[c] for c in "\n".join(tunes) + "\n"])
+    record = piece_repeats(ids, MELODY_CHARS, ["reel", "jig", "reel"])
+    assert record["share"] == round(2 / 3, 4) and record["short_share"] == 0.5  # the third plays 8 bars twice
+    assert record["by_label"]["reel"]["share"] == 1.0 and record["by_label"]["jig"]["share"] == 0.0
+    assert repeat_shares(record, "reel") == (round(2 / 3, 4), 0.5)  # two tunes are too few to say: the corpus's

@@ -109,7 +109,7 @@ def test_a_setting_reaches_the_loop_and_every_record_without_code_of_its_own(tra
     cfg = resolve_options(SampleOptions(**given), RunFacts.of(RunDir(trained_run)))
     assert {name: getattr(cfg, name) for name in given} == given
     record = generate.load(trained_run).samples(seed=1, **given)[0].record  # a poem: its lines set its length
-    recorded = {f.name for f in dataclasses.fields(SamplingConfig)} - {"banned", "oov"}
+    recorded = {f.name for f in dataclasses.fields(SamplingConfig)} - {"banned", "oov", "label_shares"}
     assert recorded <= set(record) and record["top_k"] == 5 and record["top_p"] == 0.9
 
 

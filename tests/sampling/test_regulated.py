@@ -112,3 +112,28 @@ def test_the_english_verse_critic_pairs_lines_by_the_scheme():
 def test_eval_refuses_a_setting_its_critic_does_not_take():
     result = CliRunner().invoke(cli, ["eval", "folk", "-N", "2", "--rhyme", "ABAB"])
     assert one_line_error(result, 2, "--rhyme", "melody critic")
+
+
+def test_a_model_labelled_by_rhyme_draws_a_group_unless_the_poem_has_chosen_one():
+    from generate.data.labels import NONE
+    from generate.data.vocab import Vocab
+    from generate.sampling.options import SampleOptions
+    from generate.sampling.resolve import RunFacts, resolve_options
+
+    chars = sorted(set("\n，。床前明月光疑是地上霜舉頭望低思故鄉春眠不覺曉處聞啼鳥白日依山盡"))
+    facts = RunFacts("text", "melody", Vocab(chars), labels=(NONE, "尤", "陽"), label_source="rhyme",
+                     label_shares=(("尤", 40.0), ("陽", 60.0)))
+
+    def label(**options):
+        cfg = resolve_options(SampleOptions(**options), facts)
+        return cfg.label, cfg.label_shares
+
+    assert label() == ("any", (("尤", 40.0), ("陽", 60.0)))  # no label asked: each poem draws its group
+    assert label(prime="床前明月光，\n疑是地上") == ("any", (("尤", 40.0), ("陽", 60.0)))  # line 2 not yet written
+    assert label(prime="床前明月光，\n疑是地上霜。\n") == ("陽", ())  # line 2 chose 陽: the poem keeps it
+    assert label(prime="春眠不覺曉，\n處處聞啼鳥。", label="any") == ("", ())  # an oblique rhyme: no group steers
+    assert label(label="尤") == ("尤", ())
+    assert label(label="none") == ("", ())
+    plain = RunFacts("text", "melody", Vocab(chars), labels=(NONE, "尤", "陽"), label_source="folder",
+                     label_shares=(("尤", 1.0), ("陽", 1.0)))
+    assert resolve_options(SampleOptions(), plain).label == ""  # other labelled models write unlabelled unless asked
