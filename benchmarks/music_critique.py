@@ -2,8 +2,8 @@
 
     python benchmarks/music_critique.py [--source OLD_CHECKOUT] [--seeds 101 102]
 
-Samples 100 `folk` tunes, 60 `bach` chorales and 40 `folk --label jig` tunes
-per seed at default settings, with this checkout or (with `--source`) with
+Samples 100 `folk` tunes, 60 `bach` chorales and 40 `folk --label jig` (and
+reel, and hornpipe) tunes per seed at default settings, with this checkout or (with `--source`) with
 another checkout's code and shipped models, and judges them all with this
 checkout's critics beside the corpus's own figures. Prints one line per
 model, seed and measure.
@@ -20,7 +20,8 @@ from pathlib import Path
 
 from generate.critics.evaluate import evaluate
 
-CASES = (("folk", 100, ()), ("bach", 60, ()), ("folk", 40, ("--label", "jig")))
+CASES = (("folk", 100, ()), ("bach", 60, ()), ("folk", 40, ("--label", "jig")), ("folk", 40, ("--label", "reel")),
+         ("folk", 40, ("--label", "hornpipe")))
 
 
 def main() -> None:

@@ -11,63 +11,11 @@ and what follows), as `pronouncing` reads the dictionary.
 
 from __future__ import annotations
 
-import functools
 import re
 from statistics import fmean
 
+from ..data.prosody import METERS, SYLLABLE_TOLERANCE, last_word, rhyme, syllables, verse_lines
 from .base import Critic, Judged, Measure
-
-METERS = {"trimeter": 6, "tetrameter": 8, "pentameter": 10, "hexameter": 12}  # syllables a line
-SYLLABLE_TOLERANCE = 1  # a pentameter line of 9 to 11 syllables scans (a feminine ending, an elision)
-SONNET = "ABABCDCDEFEFGG"
-_SPEAKER = re.compile(r"^[A-Z][A-Za-z' ]*:$")
-_STAGE = re.compile(r"^\s*(\[.*\]|(Enter|Exit|Exeunt|Re-enter)\b.*)$")
-_WORD = re.compile(r"[A-Za-z']+")
-
-
-@functools.cache
-def _dictionary():
-    import pronouncing  # the dictionary loads once, and only when verse is judged
-
-    pronouncing.init_cmu()
-    return pronouncing
-
-
-def pronunciations(word: str) -> list[str]:
-    return _dictionary().phones_for_word(word.lower().strip("'"))
-
-
-def rhyme(a: str, b: str) -> bool | None:
-    """Whether two words rhyme; None when either is not in the dictionary. A word does not rhyme with itself."""
-    first, second = pronunciations(a), pronunciations(b)
-    if not first or not second:
-        return None
-    if a.lower() == b.lower():
-        return False
-    parts = _dictionary().rhyming_part
-    return bool({parts(p) for p in first} & {parts(p) for p in second})
-
-
-def syllables(line: str) -> int | None:
-    """A line's syllables by the dictionary (each word's first pronunciation); None if a word is unknown."""
-    count = 0
-    for word in _WORD.findall(line):
-        found = pronunciations(word)
-        if not found:
-            return None
-        count += _dictionary().syllable_count(found[0])
-    return count
-
-
-def verse_lines(block: str) -> list[str]:
-    """A block's lines of verse: without speaker names, stage lines or empty lines."""
-    return [line.strip() for line in block.splitlines()
-            if line.strip() and not _SPEAKER.match(line.strip()) and not _STAGE.match(line)]
-
-
-def last_word(line: str) -> str:
-    words = _WORD.findall(line)
-    return words[-1] if words else ""
 
 
 class EnglishVerseCritic(Critic):

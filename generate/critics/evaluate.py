@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.corpus import load_corpus
+from ..data.prosody import SONNET
 from ..errors import CorpusError, UsageError
 from ..model.rundir import RunDir
 from . import critic_for
 from .base import Critic, Judged, similarity
+from .english import EnglishVerseCritic
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,13 @@ def evaluate(model: str, files: list[Path] | None = None, num_samples: int = 100
     unknown = sorted(set(judging or {}) - set(critic_class.settings))
     if unknown:
         raise UsageError(f"--{unknown[0]}: the {critic_class.key} critic takes no such setting")
-    critic = critic_class(facts.meters, label, **(judging or {}))
+    judging = dict(judging or {})
+    if critic_class.key == EnglishVerseCritic.key:
+        if str(options.get("form", "")).lower() == "sonnet":
+            judging = {"rhyme": SONNET, "meter": "pentameter", **judging}
+        if not files:
+            options.update(judging)  # the samples are written in the scheme and meter they are judged by
+    critic = critic_class(facts.meters, label, **judging)
     corpus, corpus_source = corpus_reference(loaded.run_dir, critic)  # first: a critic may judge copies against it
     if files:
         texts = [_read(path) for path in files]

@@ -38,6 +38,9 @@ class ResolvedSettings:
     key: int | None = None  # music: every sampled header names this key signature (sharps; negative: flats)
     lines: int = 0  # a poem of this many lines, never empty ones; 0: free text
     acrostic: str = ""  # line i of the poem begins with character i
+    rhyme: str = ""  # English verse: the rhyme scheme, a letter a line, repeated stanza by stanza (`english_verse`)
+    meter: str = ""  # English verse: a meter of `prosody.METERS`, the syllables a line holds (within one)
+    verse_lines: int = 0  # English verse: the poem's lines; 0 for anything else
     form: str = ""  # a Chinese form, COLUMNSxLINES such as 5x4: exact line lengths and punctuation
     regulated: bool = False  # with a regulated form: tones and rhymes by the Pingshui tables (sampling/regulated.py)
     syntax: str = ""  # "python": brackets, quotes and indentation as automata (sampling/python/); "": free

@@ -34,6 +34,7 @@ from ..music import chorale, melody
 from ..music.sampling import repeat_shares, usual_meters
 from .beam import BeamSearch
 from .constraints import Automaton, key_automaton, poem_automaton
+from .english_verse import write_verse
 from .loop import Sample, Sampler, SamplingConfig
 from .music_form import bar_automaton, cadence_automaton, ending_automaton, music_automaton
 from .options import SampleOptions
@@ -120,6 +121,10 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
     rng = np.random.default_rng(cfg.seed)
     run_cfg = replace(cfg, stop=tuple(cfg.stop) + gen.facts.default_stops())
     runner = runner if runner is not None else gen.sampler
+    if cfg.verse_lines:
+        return [Sample(write_verse(gen.sampler, gen.vocab, run_cfg, prime_ids, index, runner=runner,
+                                   on_line=(lambda text, i=index: on_text(i, text)) if on_text else None), True)
+                for index in range(cfg.num_samples)]
     if cfg.beam:
         beams = runner.run_job(BeamSearch(gen.sampler, prime_ids, run_cfg, build_automata(gen.facts, cfg)))
         return [Sample(b.text, b.stopped, b.score, b.logprob, -float(np.mean(b.fed_logprobs)) if b.fed_logprobs else None)

@@ -136,9 +136,15 @@ class SampleOptions:
     warmup: bool = option(True, "Without a prime, start each sample after a first tune, file or paragraph.")
     lines: int = option(0, "A poem of N non-empty lines, then stop.", minimum=0, maximum=MAX_POEM_LINES)
     acrostic: str = option("", "Line i of the poem begins with character i of TEXT.")
-    form: str = option("", "A Chinese form COLUMNSxLINES, e.g. 5x4: a five-character quatrain with ，and 。.")
+    form: str = option("", "A Chinese form COLUMNSxLINES, e.g. 5x4: a five-character quatrain with ，and 。; or "
+                           "sonnet: 14 English lines, ABAB CDCD EFEF GG, in pentameter.")
     regulated: bool = option(False, "With --form 5x4, 7x4, 5x8 or 7x8: regulated verse by construction, each "
                                     "character's level or oblique tone and the even lines' rhyme by the Pingshui tables.")
+    rhyme: str = option("", "English verse: the lines' rhyme scheme, one letter a line (AABB, ABAB, ABCB, "
+                            "ABABCDCDEFEFGG); lines with one letter end on words that rhyme by the CMU dictionary. "
+                            "With more --lines, the scheme repeats with new rhymes.")
+    meter: str = option("", "English verse: lines of this many syllables, within one (trimeter 6, tetrameter 8, "
+                            "pentameter 10, hexameter 12).")
     bars: int | None = option(None, "Music: stop after this many bars.", minimum=1, music=True)
     notes: int | None = option(None, "Music: stop after this many notes (note onsets, for chorales).", minimum=1, music=True)
     in_key: bool = option(False, "Music: never sample a pitch outside the key its piece's header names (the prime's or "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..data.config import FILE_SEPARATOR, is_python_corpus
 from ..data.labels import ANY, NONE, rhyme_group
+from ..data.prosody import METERS, SONNET
 from ..data.vocab import HAN, Vocab, han_chars
 from ..errors import OptionError, UsageError, expect
 from ..limits import Limit
@@ -47,7 +48,7 @@ if TYPE_CHECKING:  # a run directory's module imports NumPy; options are checked
 log = logging.getLogger(__name__)
 # The fields `resolve_options` resolves; every other field `SamplingConfig` shares with `SampleOptions` is copied as given.
 RESOLVED = {"length", "stop", "seed", "limit", "warmup", "min_chars", "syntax", "key_penalty", "key", "acrostic", "form", "regulated", "prime",
-            "label", "then_label", "label_strength"}
+            "label", "then_label", "label_strength", "rhyme", "meter"}
 PASSED_THROUGH = tuple(sorted(({f.name for f in dataclasses.fields(SamplingConfig)}
                                & {f.name for f in dataclasses.fields(SampleOptions)}) - RESOLVED))
 
@@ -145,7 +146,10 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
     key = _resolve_key(options, run, prime)
     if options.regulated and not han_chars(run.vocab.chars):
         raise OptionError("regulated", "expected a model that writes Chinese verse; this vocabulary has no Han characters")
+    verse = _resolve_english_verse(options, run)
     acrostic, form, lines = _in_the_vocabulary_script(options.acrostic, run), options.form, options.lines
+    if verse:
+        form, lines = "", 0  # English verse is written line by line (`english_verse`), not by the poem automaton
     if acrostic and not (form or lines) and re.fullmatch(f"[{HAN}]+", acrostic) and run.has("，。"):
         form = f"5x{len(acrostic)}"  # a Chinese acrostic is a five-character poem unless told otherwise
         log.info("--acrostic: writing the form %s (give --form or --lines to choose another)", form)
@@ -157,6 +161,8 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         run.vocab.encode(prime, oov=options.oov, option="prime")
     music_on = run.music
     length = options.length
+    if length is None and verse:
+        length = POEM_LINE_LENGTH * verse["verse_lines"]
     if length is None:
         bounded = music_on and (options.bars or options.notes)
         length = POEM_LINE_LENGTH * poem_lines if poem_lines else (
@@ -185,7 +191,7 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
         min_chars=MIN_MUSIC_CHARS if music_on and not prime and not options.beam else 0,
         syntax=_syntax(options, run),
         key_penalty=key_penalty, key=key, acrostic=acrostic, form=form, regulated=options.regulated, prime=prime,
-        **_resolve_labels(options, run, prime),
+        **_resolve_labels(options, run, prime), **verse,
     )
 
 
@@ -296,8 +302,43 @@ def _verify_ranges(options: SampleOptions, vocab_size: int) -> None:
     expect(options.length is None or options.min_length <= options.length, "min_length",
            f"at most --length ({options.length})", options.min_length)
     expect(all(options.stop), "stop", "non-empty strings", options.stop)
-    expect(not options.form or FORM_PATTERN.fullmatch(options.form), "form", "COLUMNSxLINES, e.g. 5x4 or 7x8", options.form)
+    expect(not options.form or options.form.lower() == "sonnet" or FORM_PATTERN.fullmatch(options.form), "form",
+           "COLUMNSxLINES, e.g. 5x4 or 7x8, or sonnet", options.form)
     instrument_program(options.instrument)
+
+
+def _resolve_english_verse(options: SampleOptions, run: RunFacts) -> dict:
+    """`rhyme`, `meter` and `verse_lines` for English verse (`--rhyme`, `--meter`, `--form sonnet`); {} without.
+
+    Raises:
+        OptionError: a scheme that is not letters, an unknown meter, a model that writes no English lines,
+            or an option English verse cannot take with them.
+    """
+    sonnet = options.form.lower() == "sonnet"
+    asked = [name for name, given in (("form", sonnet), ("rhyme", options.rhyme), ("meter", options.meter)) if given]
+    if not asked:
+        return {}
+    first = asked[0]
+    letters = sum(c.isascii() and c.isalpha() for c in run.vocab.chars)
+    if run.kind != "text" or letters < 40 or not run.has("\n "):
+        what = "music" if run.music else "code" if run.kind == "code" else "no English words (its vocabulary has " \
+            f"{letters} Latin letters)"
+        raise OptionError(first, f"expected a model that writes English lines; this one writes {what}")
+    scheme = options.rhyme.upper()
+    if scheme and not re.fullmatch(r"[A-Z]{1,64}", scheme):
+        raise OptionError("rhyme", f"expected a scheme of letters, one a line, such as AABB or ABAB, received {options.rhyme!r}")
+    if options.meter and options.meter not in METERS:
+        raise OptionError("meter", f"expected one of {', '.join(METERS)}, received {options.meter!r}")
+    if sonnet and scheme and scheme != SONNET:
+        raise OptionError("rhyme", f"expected none with --form sonnet (its scheme is {SONNET}), received {scheme}")
+    lines = options.lines or (len(SONNET) if sonnet else 0) or len(scheme) or 4
+    if sonnet and lines != len(SONNET):
+        raise OptionError("lines", f"expected {len(SONNET)} to match form sonnet, received {lines}")
+    for name in ("acrostic", "regulated", "beam"):
+        if getattr(options, name):
+            raise OptionError(name, f"expected none with --{first} (English verse is drawn line by line)")
+    return {"rhyme": SONNET if sonnet else scheme, "meter": options.meter or ("pentameter" if sonnet else ""),
+            "verse_lines": lines}
 
 
 def _verify_combinations(options: SampleOptions, run: RunFacts) -> None:
