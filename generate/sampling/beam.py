@@ -26,7 +26,7 @@ from ..limits import Limit
 from ..model.network import StepNetwork
 from .config import SamplingConfig
 from .constraints import Automaton, stream_states
-from .loop import Sampler, one_label
+from .loop import Sampler, fingerprint, one_label
 from .streams import StreamText
 
 CHUNK_STEPS = 256  # steps per compiled call, fixed so the loop traces once
@@ -199,7 +199,7 @@ class BeamSearch:
         self.ops, self.chars, self.cfg = net.ops, chars, cfg
         finish = finish_automaton(chars, cfg.stop, cfg.limit)
         guided = sampler.guided(cfg)
-        key = ("beam", tuple(a.fingerprint for a in automata), finish.fingerprint, guided)
+        key = ("beam", tuple(fingerprint(a) for a in automata), fingerprint(finish), guided)
         if key not in compiled:
             compiled[key] = make_beam_fn(net, automata, finish, guided)
         self.run = compiled[key]

@@ -39,6 +39,7 @@ from .loop import Sample, Sampler, SamplingConfig
 from .music_form import bar_automaton, cadence_automaton, ending_automaton, music_automaton
 from .options import SampleOptions
 from .python import python_automata
+from .python.lines import mend
 from .regulated import RegulatedVerse
 from .repeats import RepeatedParts
 from .resolve import RunFacts, resolve_options
@@ -129,7 +130,15 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
         beams = runner.run_job(BeamSearch(gen.sampler, prime_ids, run_cfg, build_automata(gen.facts, cfg)))
         return [Sample(b.text, b.stopped, b.score, b.logprob, -float(np.mean(b.fed_logprobs)) if b.fed_logprobs else None)
                 for b in beams[: cfg.num_samples]]
-    samples = runner.generate(prime_ids, run_cfg, rng, on_text=on_text, automata=build_automata(gen.facts, cfg))
+    automata = build_automata(gen.facts, cfg)
+    if cfg.syntax == "python":  # each sample read by Python's parser, and drawn again from a line that breaks it
+        samples = runner.generate(prime_ids, run_cfg, rng, automata=automata)
+        samples = [mend(runner, gen.vocab, run_cfg, cfg.prime, prime_ids, i, s, automata) for i, s in enumerate(samples)]
+        for index, sample in enumerate(samples):
+            if on_text and sample.text:
+                on_text(index, sample.text)
+        return samples
+    samples = runner.generate(prime_ids, run_cfg, rng, on_text=on_text, automata=automata)
     if cfg.poem_lines and cfg.warmup and any(not s.text for s in samples):
         log.warning("%d stream(s) wrote no blank line to start a poem after within the warm-up; "
                     "give a --prime or --no-warmup", sum(not s.text for s in samples))

@@ -19,6 +19,7 @@ depends only on the seed and settings, never on how steps are chunked.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -216,6 +217,21 @@ class Draw:
         return [Sample(s.text, s.stopped) for s in self.streams]
 
 
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def fingerprint(automaton) -> str:
+    """`automaton.fingerprint`, hashed once per automaton: the Python tables run to megabytes, and every draw
+    (a line of code or verse is one) looks its compiled loop up by them."""
+    try:
+        found = _FINGERPRINTS.get(automaton)
+    except TypeError:  # a value-hashed one (a beam's finish automaton): small, hashed each time
+        return automaton.fingerprint
+    if found is None:
+        found = _FINGERPRINTS[automaton] = automaton.fingerprint
+    return found
+
+
 def one_label(cfg: SamplingConfig) -> SamplingConfig:
     """`cfg` with `--label any` resolved to the label its first stream draws: for streams that write one text."""
     if cfg.label != ANY:
@@ -329,7 +345,7 @@ class Sampler:
         """
         filters = build_filters(cfg)
         guided = self.guided(cfg)
-        key = (tuple(f.shape for f in filters), cfg.is_greedy, tuple(a.fingerprint for a in automata), guided)
+        key = (tuple(f.shape for f in filters), cfg.is_greedy, tuple(fingerprint(a) for a in automata), guided)
         if key not in self.compiled:
             self.compiled[key] = make_chunk_fn(self.net, filters, cfg.is_greedy, automata, guided)
         return self.compiled[key], filters, key

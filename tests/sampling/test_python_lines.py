@@ -1,0 +1,33 @@
+"""Python read by Python's parser as it is sampled: a sample is drawn again from the line that breaks it."""
+
+import ast
+import json
+
+from click.testing import CliRunner
+
+from generate.cli import cli
+from generate.sampling.python.lines import restart_point
+
+
+def test_the_redraw_starts_at_the_line_that_breaks_the_code_or_after_the_last_whole_one():
+    prime = "def f(x):\n"
+    assert restart_point(prime, "    return x\n") is None  # it parses
+    body = "    y = x + 1\n    z = y if x\n    return z\n"
+    assert restart_point(prime, body) == len("    y = x + 1\n")  # `y if x` owes an else: no line after saves it
+    open_end = "    y = x + 1\n    s = '''a docstring\n    that goes on"
+    assert restart_point(prime, open_end) == len("    y = x + 1\n")  # whole up to there; the string never closes
+    assert restart_point("", "try:\n    pass\n") == 0  # a try cut off before its handler: from the start
+
+
+def test_sampled_functions_parse_and_the_same_seed_writes_the_same_code():
+    args = ["sample", "python", "--prime", "def ", "-t", "0.7", "-N", "12", "--seed", "4", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+    texts = [json.loads(line)["text"] for line in result.stdout.splitlines()]
+    assert len(texts) == 12
+    for text in texts:
+        ast.parse(text.replace("\x1c", ""))
+    again = CliRunner().invoke(cli, args)
+    assert [json.loads(line)["text"] for line in again.stdout.splitlines()] == texts
+    unchecked = CliRunner().invoke(cli, [*args[:-1], "--no-syntax", "--json"])
+    assert unchecked.exit_code == 0 and unchecked.stdout != result.stdout  # --no-syntax: the model alone
