@@ -27,7 +27,7 @@ RENDER_HELP = {
 OPTION_GROUPS = {
     "What to write": ("checkpoint", "prime", "prime_file", "oov", "length", "num_samples", "stop", "warmup"),
     "How to draw": ("temperature", "top_k", "top_p", "greedy", "seed", "beam"),
-    "Poems": ("lines", "acrostic", "form", "regulated", "rhyme", "meter"),
+    "Poems": ("lines", "acrostic", "form", "regulated", "new_lines", "rhyme", "meter"),
     "Music": ("bars", "notes", "key", "in_key", "key_penalty", "bpm", "instrument", "velocity", "gain"),
     "Filters and checks": ("syntax", "valid_only", "min_length", "max_copy"),
     "Labels": ("label", "then_label", "label_strength"),

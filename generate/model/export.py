@@ -55,7 +55,7 @@ def export_run(run: RunDir, dest: Path, which: str = "best", float16: bool = Fal
             _store_weights_as_float16(target.best)
         if run.history.exists():
             target.write_history(run.read_history())
-        for facts in (run.sampling, run.pieces, run.labels):  # its sampling defaults, pieces' lengths and labels travel with its weights
+        for facts in (run.sampling, run.pieces, run.labels, run.lines):  # its sampling defaults, pieces' lengths, labels and verse lines travel with its weights
             if facts.is_file():
                 atomic_write_text(target.path / facts.name, facts.read_text(encoding="utf-8"))
     return RunDir(Path(dest)).best
@@ -157,7 +157,7 @@ def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onn
             raise GenerateError(f"the {kind} graph of {run.path} differs from Keras by {worst:.2e} in a logit (expected at "
                                 f"most {SELF_CHECK_TOLERANCE:g}); nothing was written: please report it")
         graph["self_check"] = {"steps": SELF_CHECK_STEPS, "largest_logit_difference": worst}
-        for facts in (run.config, run.vocab, run.sampling, run.pieces, run.labels):  # as they are: the run reads them already
+        for facts in (run.config, run.vocab, run.sampling, run.pieces, run.labels, run.lines):  # as they are: the run reads them already
             if facts.is_file():
                 atomic_write_text(staging / facts.name, facts.read_text(encoding="utf-8"))
         meta = _bundle_meta(run, config, source, graph, float16)

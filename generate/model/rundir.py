@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from ..data.corpus_lines import read_lines
 from ..data.labels import LABEL_FILE, read_labels
 from ..data.vocab import Vocab
 from ..errors import CheckpointError, CorpusError, GenerateError, UsageError
@@ -98,6 +99,18 @@ class RunDir:
     @property
     def labels(self) -> Path:
         return self.path / LABEL_FILE
+
+    @property
+    def lines(self) -> Path:
+        return self.path / "lines.json"
+
+    def corpus_line_hashes(self):
+        """Chinese verse: the hashes of the corpus's lines (`data.corpus_lines`), or None when the folder has none.
+
+        Raises:
+            CheckpointError: a damaged `lines.json`.
+        """
+        return read_lines(self.lines)
 
     @property
     def meta(self) -> Path:

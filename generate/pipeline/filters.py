@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from ..data.corpus_lines import copied_lines
 from ..errors import OptionError
 from ..sampling import novelty
 from ..sampling.generator import is_valid
@@ -81,6 +82,21 @@ class CopyMeasure(SampleFilter):
 
 
 @dataclass
+class NewLines(SampleFilter):
+    """Rejects a poem with a line of five or seven characters that its model's corpus has (`data.corpus_lines`),
+    as Jiuge refuses copied lines. A prime's lines are the writer's own, and not judged."""
+
+    hashes: object  # the corpus's line hashes, sorted (`RunFacts.corpus_lines`)
+    name = "new_lines"
+    goal = "copy no line of the corpus"
+
+    def rejects(self, candidate: Candidate) -> bool:
+        copied = copied_lines(candidate.text, self.hashes)
+        candidate.notes["copied_lines"] = len(copied)
+        return bool(copied)
+
+
+@dataclass
 class Dedupe(SampleFilter):
     """Rejects a sample identical, or at least `threshold` similar, to an earlier one (a job's outputs)."""
 
@@ -122,6 +138,8 @@ def build_filters(options: SampleOptions, facts: RunFacts, index=None, dedupe: f
         filters.append(MinLength(options.min_length))
     if options.valid_only:
         filters.append(ValidOnly(facts))
+    if options.new_lines and facts.corpus_lines is not None:
+        filters.append(NewLines(facts.corpus_lines))
     if index is not None:
         filters.append(CopyMeasure(facts, index, options.max_copy))
     threshold = DEDUPE_DEFAULT if dedupe is True else float(dedupe or 0)

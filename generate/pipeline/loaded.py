@@ -292,6 +292,8 @@ def build_record(gen: Generator, request: Request, kept: _Kept, text: str) -> di
     record["attempt"] = kept.attempt
     record["max_copy"] = request.options.max_copy
     record["longest_copy"] = kept.candidate.notes.get("longest_copy")
+    if "copied_lines" in kept.candidate.notes:
+        record["copied_lines"] = kept.candidate.notes["copied_lines"]
     if request.copy_unavailable:
         record["longest_copy_unavailable"] = request.copy_unavailable
     if gen.facts.music:

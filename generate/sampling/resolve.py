@@ -66,6 +66,7 @@ class RunFacts:
     labels: tuple[str, ...] = ()  # a labelled model's label names in id order, `<none>` first
     meters: dict | None = field(default=None, hash=False)  # music: the corpus's meters, counted (`RunDir.piece_meters`)
     repeats: dict | None = field(default=None, hash=False)  # music: how often the corpus's tunes repeat a part
+    corpus_lines: object = field(default=None, hash=False, compare=False)  # Chinese verse: hashes of the corpus's lines
     label_source: str = ""  # where a labelled model's labels came from (`--labels`: folder, rhythm, rhyme, ...)
     label_shares: tuple[tuple[str, float], ...] = ()  # each label's pieces (or files), `<none>` left out
 
@@ -95,7 +96,7 @@ class RunFacts:
                    run.piece_bars() if config.corpus.kind == "music" else None, run.label_names(),
                    run.piece_meters() if config.corpus.kind == "music" else None,
                    run.piece_repeats() if config.corpus.kind == "music" else None,
-                   labels.get("from", ""), tuple((name, n) for name, n in shares if n > 0))
+                   run.corpus_line_hashes(), labels.get("from", ""), tuple((name, n) for name, n in shares if n > 0))
 
     def default_setting(self, name: str):
         """A drawing setting left unset: the run's recorded default, else the declared fallback."""

@@ -167,3 +167,21 @@ def test_rhyme_labels_are_for_verse_in_text_corpora(tmp_path):
     corpus = load_corpus(CorpusConfig(sources=[str(tmp_path / "t")]), show_progress=False)
     with pytest.raises(CorpusError, match="none of the corpus's 2 pieces has a label"):
         corpus.labelling("rhyme")
+
+
+def test_a_corpus_s_lines_are_kept_as_hashes_and_a_copied_line_is_found(tmp_path):
+    from generate.data.corpus_lines import copied_lines, read_lines, verse_lines, write_lines
+    from generate.errors import CheckpointError
+
+    assert verse_lines(JINGYESI) == ["床前明月光", "疑是地上霜", "舉頭望明月", "低頭思故鄉"]
+    assert verse_lines("登鸛雀樓:白日依山盡，黃河入海流。") == ["白日依山盡", "黃河入海流"]  # the title is no line of 5 or 7
+    path = tmp_path / "lines.json"
+    assert write_lines(path, [JINGYESI, DENG_GUANQUE + JINGYESI], "two poems") == 8
+    hashes = read_lines(path)
+    assert len(hashes) == 8 and list(hashes) == sorted(hashes)
+    assert copied_lines("春眠不覺曉，\n疑是地上霜。\n", hashes) == ["疑是地上霜"]
+    assert copied_lines("春眠不覺曉，\n處處聞啼鳥。\n", hashes) == []
+    assert read_lines(tmp_path / "none.json") is None
+    path.write_text('{"lines": 3, "hashes": "AAAAAA=="}')  # one hash, not three
+    with pytest.raises(CheckpointError, match="lines.json: expected 3 sorted hashes"):
+        read_lines(path)
