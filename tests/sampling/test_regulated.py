@@ -137,3 +137,25 @@ def test_a_model_labelled_by_rhyme_draws_a_group_unless_the_poem_has_chosen_one(
     plain = RunFacts("text", "melody", Vocab(chars), labels=(NONE, "尤", "陽"), label_source="folder",
                      label_shares=(("尤", 1.0), ("陽", 1.0)))
     assert resolve_options(SampleOptions(), plain).label == ""  # other labelled models write unlabelled unless asked
+
+
+def test_a_poem_that_copies_a_line_of_the_corpus_is_drawn_again(tmp_path):
+    import shutil
+
+    from generate.data.corpus_lines import copied_lines, read_lines, write_lines
+    from generate.model.rundir import resolve_run
+
+    shipped = resolve_run("tang")
+    assert len(read_lines(shipped.lines)) > 250_000  # both corpora's lines travel with the model
+    folder = tmp_path / "tang"  # a copy whose "corpus" is the poem its seed writes
+    shutil.copytree(shipped.path, folder, ignore=shutil.ignore_patterns("meta.json", "model.onnx", "lines.json", "*.md"))
+    runner = CliRunner()
+    args = ["sample", str(folder), "--form", "5x4", "--seed", "1", "--json"]
+    free = json.loads(runner.invoke(cli, [*args, "--no-new-lines"]).stdout)
+    write_lines(folder / "lines.json", [free["text"]], "its own poem")
+    kept = runner.invoke(cli, args)
+    assert kept.exit_code == 0, kept.stderr
+    record = json.loads(kept.stdout)
+    assert record["text"] != free["text"] and record["attempt"] >= 1 and record["copied_lines"] == 0
+    assert not copied_lines(record["text"], read_lines(folder / "lines.json"))
+    assert "--new-lines" in kept.stderr  # the redraws are said
