@@ -58,7 +58,8 @@ def main() -> None:
     scored = score_validation(run)
     extra = {"temperature": 0.8, **json.loads(args.sampling)}
     gen = load_generator(run.path, num_samples=args.samples)
-    options = SampleOptions(length=extra.pop("length", 8000 if cfg.corpus.kind == "music" else 400),
+    poem = any(extra.get(name) for name in ("form", "lines", "acrostic", "rhyme"))  # a poem's lines set its length
+    options = SampleOptions(length=extra.pop("length", None if poem else 8000 if cfg.corpus.kind == "music" else 400),
                             num_samples=args.samples, seed=1, prime=args.prime or None, **extra)
     samples = gen.sample(options)
     m, t = cfg.model, cfg.train

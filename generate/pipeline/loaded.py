@@ -262,7 +262,8 @@ class LoadedModel:
                     kept.append(_Kept(batch_cfg, index, attempt, candidate))
             if len(kept) >= wanted:
                 break
-        if redrawing and not request.claim:
+        # A filter on by default (a verse model's new lines) is said only when it redrew something.
+        if redrawing and not request.claim and (rejected or any(f.name != "new_lines" for f in request.filters)):
             _summarise(request, tested - sum(rejected.values()), tested)
         return kept, tried, tested, rejected
 
