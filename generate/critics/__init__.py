@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from .base import Critic, Measure
+from .code import CodeCritic
 from .english import EnglishVerseCritic
 from .music import ChoraleCritic, MelodyCritic
+from .text import TextCritic
 from .verse import ChineseVerseCritic
 
 # Keyed by what a run writes: a music run's encoding, Chinese verse, else its corpus's kind.
@@ -20,6 +22,8 @@ CRITICS: dict[str, type[Critic]] = {
     "chorale": ChoraleCritic,
     "chinese verse": ChineseVerseCritic,
     "english verse": EnglishVerseCritic,
+    "code": CodeCritic,
+    "text": TextCritic,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from ..data.corpus import load_corpus
 from ..data.prosody import SONNET
 from ..errors import CorpusError, UsageError
 from ..model.rundir import RunDir
+from ..sampling import novelty
 from . import critic_for
-from .base import Critic, Judged, similarity
+from .base import Critic, Judged, Measure, similarity
+from .code import CodeCritic
 from .english import EnglishVerseCritic
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ class Evaluation:
     def rows(self) -> list[tuple[str, str, str]]:
         """(what is measured, the samples' value, the corpus's value) for each measure that applies."""
         rows = []
-        for measure in self.critic.measures:
+        for measure in (*self.critic.measures, BPC):
             mine = self.samples.values.get(measure.key)
             theirs = self.corpus.values.get(measure.key) if self.corpus else None
             if mine is None and theirs is None:
@@ -45,7 +48,8 @@ class Evaluation:
         def measures(judged: Judged | None) -> dict | None:
             if judged is None:
                 return None
-            return {m.key: judged.values.get(m.key) for m in self.critic.measures}
+            return {m.key: judged.values.get(m.key) for m in (*self.critic.measures, BPC) if m is not BPC
+                    or "bpc" in judged.values}
 
         return {
             "model": self.model, "critic": self.critic.key, "label": self.critic.label or None,
@@ -88,6 +92,12 @@ def evaluate(model: str, files: list[Path] | None = None, num_samples: int = 100
             options.update(judging)  # the samples are written in the scheme and meter they are judged by
     critic = critic_class(facts.meters, label, **judging)
     corpus, corpus_source = corpus_reference(loaded.run_dir, critic)  # first: a critic may judge copies against it
+    if isinstance(critic, CodeCritic):  # after the corpus is read (and built, where it can be)
+        index, why = novelty.optional_copy_index(loaded.run_dir.load_config(), facts.vocab)
+        if index is not None:
+            critic.copied = lambda text: novelty.longest_copy(facts.vocab, index, text)
+        else:
+            log.warning("the corpus of %s is not at hand (%s): copied stretches are left out", loaded.name, why)
     if files:
         texts = [_read(path) for path in files]
         source = f"{len(files)} file(s)"
@@ -101,12 +111,32 @@ def evaluate(model: str, files: list[Path] | None = None, num_samples: int = 100
         where = "the files" if files else "the samples"
         raise UsageError(f"generate eval: {where} hold no piece a {critic.key} critic can judge")
     judged = critic.judge(pieces)
+    if facts.kind != "music":  # any text: how likely the model finds what it wrote, beside its validation split
+        judged.values["bpc"], corpus_bpc = _bits_per_character(loaded.run_dir, texts, label)
+        if corpus is not None:
+            corpus.values["bpc"] = corpus_bpc
     evaluation = Evaluation(loaded.name, critic, source, judged, corpus, corpus_source)
     if corpus is not None:
         critic.relative(judged, corpus)
         evaluation.similarity = {name: similarity(corpus.features.get(name, []), judged.features.get(name, []))
                                  for name in critic.features}
     return evaluation
+
+
+def _bits_per_character(run: RunDir, texts: list[str], label: str) -> tuple[float | None, float | None]:
+    """The model's bits per character over `texts` (each a stream from a fresh state, characters outside its
+    vocabulary skipped), and its best validation figure as training recorded it."""
+    from ..training.scoring import TextScorer  # the scorer loads the network: only for text that is judged
+
+    scorer = TextScorer(run, label=label or None)
+    nats = chars = 0.0
+    for text in texts:
+        if len(text) > 1:
+            score = scorer.score(text, oov="drop")
+            nats, chars = nats + score.nats * score.chars, chars + score.chars
+    history = [row for row in run.read_history() if row.get("val_bpc")] if run.history.is_file() else []
+    best = min((float(row["val_bpc"]) for row in history), default=None)
+    return (nats / chars / math.log(2) if chars else None), best
 
 
 def _read(path: Path) -> str:
@@ -117,6 +147,9 @@ def _read(path: Path) -> str:
 
 
 REFERENCE_KEY = "critique"
+# Any text's: the model's bits per character over its samples, beside its validation split (a sample far likelier
+# than the corpus is a model repeating itself; far less likely, one that wandered off).
+BPC = Measure("bpc", "bits per character under the model (the corpus: validation)", unit="value", better="closer")
 LABEL_MEASURES = ("label_meter", "repeated_part", "tonic_ending", "median_bars")  # what a label's own tunes set  # where a shipped music model's `pieces.json` keeps its corpus's measures
 
 

@@ -138,7 +138,7 @@ def build_filters(options: SampleOptions, facts: RunFacts, index=None, dedupe: f
         filters.append(MinLength(options.min_length))
     if options.valid_only:
         filters.append(ValidOnly(facts))
-    if options.new_lines and facts.corpus_lines is not None:
+    if options.new_lines and facts.corpus_lines is not None and (options.form or options.lines or options.acrostic):
         filters.append(NewLines(facts.corpus_lines))
     if index is not None:
         filters.append(CopyMeasure(facts, index, options.max_copy))

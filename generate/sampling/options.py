@@ -145,9 +145,9 @@ class SampleOptions:
                             "With more --lines, the scheme repeats with new rhymes.")
     meter: str = option("", "English verse: lines of this many syllables, within one (trimeter 6, tetrameter 8, "
                             "pentameter 10, hexameter 12).")
-    new_lines: bool = option(True, "Chinese verse: redraw a poem that copies a line of five or seven characters "
-                                   "from the corpus, with derived, recorded seeds (for models that carry their "
-                                   "corpus's lines: lines.json).")
+    new_lines: bool = option(True, "Chinese verse: redraw a poem (--form, --lines or --acrostic) that copies a line "
+                                   "of five or seven characters from the corpus, with derived, recorded seeds (for "
+                                   "models that carry their corpus's lines: lines.json).")
     bars: int | None = option(None, "Music: stop after this many bars.", minimum=1, music=True)
     notes: int | None = option(None, "Music: stop after this many notes (note onsets, for chorales).", minimum=1, music=True)
     in_key: bool = option(False, "Music: never sample a pitch outside the key its piece's header names (the prime's or "

@@ -88,6 +88,7 @@ def model_card(model: LoadedModel) -> dict:
         "sampling_defaults": summary["sampling_defaults"],
         "bundle": "bundle" in summary,
         "labels": [name for name in model.facts.labels if name != NONE],  # what `label` and `then_label` take; [] without labels
+        "label_drawn": model.facts.label_source == "rhyme",  # without a label, each sample draws one (`--label any`)
         "writes": what_it_writes(model),
         "chinese_verse": bool(han_chars(model.facts.vocab.chars)) and model.facts.has("，。"),  # form, acrostic, regulated
         "meters": usual_meters(model.facts.meters) if model.facts.meters else [],  # what a music header may name

@@ -31,3 +31,29 @@ def test_sampled_functions_parse_and_the_same_seed_writes_the_same_code():
     assert [json.loads(line)["text"] for line in again.stdout.splitlines()] == texts
     unchecked = CliRunner().invoke(cli, [*args[:-1], "--no-syntax", "--json"])
     assert unchecked.exit_code == 0 and unchecked.stdout != result.stdout  # --no-syntax: the model alone
+
+
+def test_the_code_critic_judges_each_definition_and_eval_adds_bits_per_character():
+    from generate.critics import critic_for
+    from generate.critics.code import CodeCritic
+
+    assert critic_for("code") is CodeCritic
+    critic = CodeCritic()
+    text = "import os\n\n\ndef good(x):\n    return x\n\n\n@cache\ndef bad(x:\n    return x\n\n\nclass A:\n    pass\n"
+    pieces = critic.pieces(text)
+    assert [p.split("\n")[0] for p in pieces] == ["import os", "def good(x):", "@cache", "class A:"]
+    judged = critic.judge(pieces)
+    assert judged.values["parses"] == 0.75 and judged.values["longest_copy"] is None
+    critic.copied = len  # a stand-in for the corpus index: every character copied
+    assert critic.judge(pieces[:1]).values["longest_copy"] == len("import os")
+    assert critic.reference(pieces).values["longest_copy"] is None  # the corpus copies itself: no measure
+
+
+def test_eval_gives_any_text_its_bits_per_character_beside_validation(trained_run):
+    result = CliRunner().invoke(cli, ["eval", str(trained_run), "-N", "3", "--seed", "2", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    samples, corpus = report["samples"]["measures"]["bpc"], report["corpus"]["measures"]["bpc"]
+    assert 0.5 < samples < 8 and 0.5 < corpus < 8  # the tiny model's samples, and its best validation
+    music = CliRunner().invoke(cli, ["eval", "folk", "-N", "2", "--seed", "2", "--json"])
+    assert "bpc" not in json.loads(music.stdout)["samples"]["measures"]  # music is judged as music

@@ -55,7 +55,10 @@ function choose(name) {
   document.querySelectorAll(".music-only").forEach((el) => { el.hidden = model.kind !== "music"; });
   const labels = model.labels || [];
   document.querySelectorAll(".labels-only").forEach((el) => { el.hidden = labels.length === 0; });
-  const styles = () => [new Option("none", ""), ...labels.map((name) => new Option(name, name))];
+  // A model labelled by rhyme draws each poem's group unless told: "drawn" is its default, and "none" a choice.
+  const styles = () => [new Option(model.label_drawn ? "drawn, as its corpus's" : "none", ""),
+                        ...(model.label_drawn ? [new Option("none", "none")] : []),
+                        ...labels.map((name) => new Option(name, name))];
   $("label").replaceChildren(...styles());
   $("together-label").replaceChildren(...styles());
   $("then_label").replaceChildren(new Option("no change", ""), ...styles().slice(1));
@@ -241,7 +244,9 @@ async function writeInBrowser() {
     showStatus("status", studio.controller.signal.aborted ? "stopped" : "done in this browser");
     const greedy = !(temperature > 0);
     const words = ["generate", "sample", model.name, ...(prime ? ["--prime", prime] : []), "--length", String(length),
-                   ...(label ? ["--label", labels[label], "--label-strength", "1"] : []), ...(greedy ? ["--greedy"] : []),
+                   // The browser cannot draw a label as the command line does: without one it writes with none.
+                   ...(label ? ["--label", labels[label], "--label-strength", "1"] : model.label_drawn ? ["--label", "none"] : []),
+                   ...(greedy ? ["--greedy"] : []),
                    // The browser steps the bare model: no well-formedness automata, no pull towards the key.
                    ...(model.kind === "music" ? ["--no-syntax", "--key-penalty", "0"] : [])];
     addHistory({ run: model.name, temperature, length, label: label ? labels[label] : "", in_browser: true,
