@@ -31,8 +31,8 @@ def pairs(lines: list[str], scheme: str) -> list[tuple[str, str]]:
 
 
 def test_a_sonnet_rhymes_abab_cdcd_efef_gg_in_pentameter():
-    written = poems("--form", "sonnet", "-N", "2", "--seed", "5")
-    assert len(written) == 2
+    written = poems("--form", "sonnet", "--seed", "5")
+    assert len(written) == 1
     for record in written:
         lines = record["text"].split("\n")
         assert len(lines) == 14 and verse_lines(record["text"]) == [line.strip() for line in lines], record["text"]
@@ -55,9 +55,9 @@ def test_a_scheme_repeats_stanza_by_stanza_with_new_rhymes():
 
 
 def test_the_same_seed_writes_the_same_poem():
-    first = poems("--rhyme", "ABAB", "--seed", "9")[0]["text"]
-    assert poems("--rhyme", "ABAB", "--seed", "9")[0]["text"] == first
-    assert poems("--rhyme", "ABAB", "--seed", "10")[0]["text"] != first
+    first = poems("--rhyme", "AA", "--seed", "9")[0]["text"]
+    assert poems("--rhyme", "AA", "--seed", "9")[0]["text"] == first
+    assert poems("--rhyme", "AA", "--seed", "10")[0]["text"] != first
 
 
 @pytest.mark.parametrize("model, option, needles", [
