@@ -133,7 +133,9 @@ def generate_samples(gen: Generator, cfg: SamplingConfig, on_text: Callable[[int
     automata = build_automata(gen.facts, cfg)
     if cfg.syntax == "python":  # each sample read by Python's parser, and drawn again from a line that breaks it
         samples = runner.generate(prime_ids, run_cfg, rng, automata=automata)
-        samples = [mend(runner, gen.vocab, run_cfg, cfg.prime, prime_ids, i, s, automata) for i, s in enumerate(samples)]
+        budget = [cfg.length * cfg.num_samples]
+        samples = [mend(runner, gen.vocab, run_cfg, cfg.prime, prime_ids, i, s, automata, budget)
+                   for i, s in enumerate(samples)]
         for index, sample in enumerate(samples):
             if on_text and sample.text:
                 on_text(index, sample.text)

@@ -32,7 +32,7 @@ from ..config import SamplingConfig
 from ..loop import Sample
 
 log = logging.getLogger(__name__)
-ATTEMPTS = 6  # redraws of a sample's rest before it is kept as it is
+ATTEMPTS = 4  # redraws of a sample's rest before it is kept as it is
 
 
 def parses(source: str) -> bool:
@@ -76,14 +76,18 @@ def restart_point(prime: str, text: str) -> int | None:
 
 
 def mend(runner, vocab, cfg: SamplingConfig, prime: str, prime_ids: list[int], index: int, sample: Sample,
-         automata: tuple) -> Sample:
-    """`sample` (stream `index` of `cfg`'s draw) as it is if it parses, else drawn again from where it broke."""
+         automata: tuple, budget: list[int]) -> Sample:
+    """`sample` (stream `index` of `cfg`'s draw) as it is if it parses, else drawn again from where it broke.
+
+    `budget` holds the characters the draw's redraws may still sample (one list for the draw's samples, taken
+    in order): redrawing costs a draw at most as much again as drawing, whatever the model."""
     text, stopped = sample.text, sample.stopped
     for attempt in range(ATTEMPTS):
         at = restart_point(prime, text)
-        if at is None:
+        if at is None or budget[0] < cfg.length - at:
             return Sample(text, stopped)
         kept = text[:at]
+        budget[0] -= cfg.length - at
         context = runner.prefill(prime_ids + vocab.encode(kept), replace(cfg, num_samples=1), automata)
         rest_cfg = replace(cfg, num_samples=1, length=max(cfg.length - len(kept), 1), warmup="", min_chars=0)
         rng = np.random.default_rng([cfg.seed, index, attempt, 0xc0de])
