@@ -47,10 +47,10 @@ def check(poem: str, columns: int, count: int) -> None:
 @pytest.mark.parametrize("form", ["5x4", "7x4", "5x8", "7x8"])
 def test_regulated_poems_keep_their_tones_and_rhymes(form):
     columns, count = map(int, form.split("x"))
-    result = CliRunner().invoke(cli, ["sample", "tang", "--form", form, "--regulated", "-N", "12", "--seed", "3", "--json"])
+    result = CliRunner().invoke(cli, ["sample", "tang", "--form", form, "--regulated", "-N", "6", "--seed", "3", "--json"])
     assert result.exit_code == 0, result.stderr
     poems = [json.loads(line)["text"] for line in result.stdout.splitlines()]
-    assert len(poems) == 12
+    assert len(poems) == 6
     for poem in poems:
         check(poem, columns, count)
 
@@ -89,10 +89,10 @@ def test_the_verse_critic_reads_rhyme_tones_and_copies():
 
 
 def test_eval_judges_regulated_verse():
-    result = CliRunner().invoke(cli, ["eval", "tang", "-N", "10", "--seed", "4", "--form", "7x4", "--regulated", "--json"])
+    result = CliRunner().invoke(cli, ["eval", "tang", "-N", "6", "--seed", "4", "--form", "7x4", "--regulated", "--json"])
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["critic"] == "chinese verse" and report["samples"]["pieces"] == 10
+    assert report["critic"] == "chinese verse" and report["samples"]["pieces"] == 6
     assert report["samples"]["measures"]["rhyme"] == 1.0 and report["samples"]["measures"]["tones"] == 1.0
 
 
