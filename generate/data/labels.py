@@ -127,24 +127,9 @@ def label_corpus(source: str, kind: str, sources: list[str], files: list[Path], 
         if kind != "text":
             raise UsageError(f"--labels rhyme: Chinese verse, expected a text corpus (this one is {kind})")
         files, file_chars, labels = _poems_by_rhyme(files, file_chars)
-        units, repeats = [(str(path), None) for path in files], [1] * len(files)
-    elif kind == "music":
-        units = [(path, number) for path, number, _ in music_index or []]
-        repeats = [lines for _, _, lines in music_index or []]
+        repeats = [1] * len(files)
     else:
-        units, repeats = [(str(path), None) for path in files], [1] * len(files)
-    by_path = _tsv_labels(source[4:]) if source.startswith("tsv:") else None
-    headers: dict[str, dict[int | None, dict[str, str]]] = {}
-    labels = labels if source == "rhyme" else []
-    for path, number in units if source != "rhyme" else ():
-        if source == "folder":
-            labels.append(_folder_label(Path(path), sources))
-        elif by_path is not None:
-            labels.append(by_path.get(os.path.realpath(path)) or by_path.get(Path(path).name) or NONE)
-        else:
-            if path not in headers:
-                headers[path] = _abc_headers(Path(path))
-            labels.append(_header_label(source, headers[path].get(number, {})))
+        labels, repeats = _unit_labels(source, kind, sources, files, music_index)
     counts = Counter(labels)
     if source in PIECE_SOURCES:
         rare = {name for name, n in counts.items() if name != NONE and n < MIN_HEADER_PIECES}
@@ -173,6 +158,29 @@ def label_corpus(source: str, kind: str, sources: list[str], files: list[Path], 
     spans = LabelSpans(starts[keep], per_unit[keep])
     unit_counts = {name: counts.get(name, 0) for name in names}
     return Labelling(source, names, spans, unit_counts, unit)
+
+
+def _unit_labels(source: str, kind: str, sources: list[str], files: list[Path],
+                 music_index: list | None) -> tuple[list[str], list[int]]:
+    """The label of each file (text, code) or piece (music) by `source`, and the lines each unit spans."""
+    if kind == "music":
+        units = [(path, number) for path, number, _ in music_index or []]
+        repeats = [lines for _, _, lines in music_index or []]
+    else:
+        units, repeats = [(str(path), None) for path in files], [1] * len(files)
+    by_path = _tsv_labels(source[4:]) if source.startswith("tsv:") else None
+    headers: dict[str, dict[int | None, dict[str, str]]] = {}
+    labels = []
+    for path, number in units:
+        if source == "folder":
+            labels.append(_folder_label(Path(path), sources))
+        elif by_path is not None:
+            labels.append(by_path.get(os.path.realpath(path)) or by_path.get(Path(path).name) or NONE)
+        else:
+            if path not in headers:
+                headers[path] = _abc_headers(Path(path))
+            labels.append(_header_label(source, headers[path].get(number, {})))
+    return labels, repeats
 
 
 def _unit(kind: str) -> str:

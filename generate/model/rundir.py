@@ -182,12 +182,7 @@ class RunDir:
         Raises:
             UsageError: a `meters` entry that does not hold `{"meters": {METER: PIECES}, "min_pieces": N}`.
         """
-        try:
-            record = json.loads(self.pieces.read_text(encoding="utf-8")).get("meters")
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, AttributeError) as exc:
-            raise UsageError(f"{self.pieces}: expected a JSON object ({exc})") from None
+        record = self._pieces_entry("meters")
         if record is None:
             return None
         try:
@@ -200,6 +195,19 @@ class RunDir:
             raise UsageError(f"{self.pieces}: meters: expected {{\"meters\": {{METER: PIECES}}, \"min_pieces\": N}}")
         return record
 
+    def _pieces_entry(self, key: str):
+        """One entry of `pieces.json`, or None without the file or the entry.
+
+        Raises:
+            UsageError: a file that is not a JSON object.
+        """
+        try:
+            return json.loads(self.pieces.read_text(encoding="utf-8")).get(key)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, AttributeError) as exc:
+            raise UsageError(f"{self.pieces}: expected a JSON object ({exc})") from None
+
     def piece_repeats(self) -> dict | None:
         """Music: how often the training corpus's tunes repeat a part, and how long their parts run
         (`music.sampling.piece_repeats`), or None when not recorded.
@@ -207,12 +215,7 @@ class RunDir:
         Raises:
             UsageError: a `repeats` entry without shares between 0 and 1.
         """
-        try:
-            record = json.loads(self.pieces.read_text(encoding="utf-8")).get("repeats")
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, AttributeError) as exc:
-            raise UsageError(f"{self.pieces}: expected a JSON object ({exc})") from None
+        record = self._pieces_entry("repeats")
         if record is None:
             return None
         try:
