@@ -147,10 +147,9 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
     key = _resolve_key(options, run, prime)
     if options.regulated and not han_chars(run.vocab.chars):
         raise OptionError("regulated", "expected a model that writes Chinese verse; this vocabulary has no Han characters")
-    verse = _resolve_english_verse(options, run)
-    acrostic, form, lines = _in_the_vocabulary_script(options.acrostic, run), options.form, options.lines
-    if verse:
-        form, lines = "", 0  # English verse is written line by line (`english_verse`), not by the poem automaton
+    verse = _resolve_english_verse(options, run)  # drawn line by line (`english_verse`), not by the poem automaton
+    acrostic = _in_the_vocabulary_script(options.acrostic, run)
+    form, lines = ("", 0) if verse else (options.form, options.lines)
     if acrostic and not (form or lines) and re.fullmatch(f"[{HAN}]+", acrostic) and run.has("，。"):
         form = f"5x{len(acrostic)}"  # a Chinese acrostic is a five-character poem unless told otherwise
         log.info("--acrostic: writing the form %s (give --form or --lines to choose another)", form)
@@ -161,9 +160,7 @@ def resolve_options(options: SampleOptions, run: RunFacts) -> SamplingConfig:
     if prime:
         run.vocab.encode(prime, oov=options.oov, option="prime")
     music_on = run.music
-    length = options.length
-    if length is None and verse:
-        length = POEM_LINE_LENGTH * verse["verse_lines"]
+    length = POEM_LINE_LENGTH * verse["verse_lines"] if verse else options.length
     if length is None:
         bounded = music_on and (options.bars or options.notes)
         length = POEM_LINE_LENGTH * poem_lines if poem_lines else (
