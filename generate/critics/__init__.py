@@ -8,6 +8,7 @@ same measure on the run's own corpus.
 
 from __future__ import annotations
 
+from ..data.vocab import ENGLISH_MIN_LETTERS, latin_letters
 from ..errors import UsageError
 from .base import Critic, Measure
 from .code import CodeCritic
@@ -32,7 +33,7 @@ def critic_key(kind: str, encoding: str, chars: tuple[str, ...] = ()) -> str:
         return encoding
     if kind == "text" and "，" in chars and any("\u4e00" <= c <= "\u9fff" for c in chars):
         return "chinese verse"
-    if kind == "text" and sum(c.isascii() and c.isalpha() for c in chars) >= 40:  # most of both cases
+    if kind == "text" and latin_letters(chars) >= ENGLISH_MIN_LETTERS:
         return "english verse"
     return kind
 

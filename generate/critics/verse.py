@@ -10,15 +10,13 @@ from __future__ import annotations
 import re
 
 from ..data.pingshui import pingshui
-from ..data.vocab import HAN
+from ..data.vocab import HAN_RUN
 from .base import Critic, Judged, Measure
-
-_LINE = re.compile(f"[{HAN}]+")
 
 
 def poem_lines(poem: str) -> list[str]:
     """A poem's lines: each run of Han characters (a line ends at its punctuation or newline)."""
-    return _LINE.findall(poem)
+    return HAN_RUN.findall(poem)
 
 
 def is_regulated_shape(lines: list[str]) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,15 +20,14 @@ import numpy as np
 
 from ..errors import CheckpointError
 from ..fileio import atomic_path
-from .vocab import HAN
+from .vocab import HAN_RUN
 
 LINE_LENGTHS = (5, 7)
-_PIECES = re.compile(f"[{HAN}]+")
 
 
 def verse_lines(text: str) -> list[str]:
     """The runs of five or seven Han characters in `text`: a poem's lines, without their punctuation."""
-    return [piece for piece in _PIECES.findall(text) if len(piece) in LINE_LENGTHS]
+    return [piece for piece in HAN_RUN.findall(text) if len(piece) in LINE_LENGTHS]
 
 
 def line_hash(line: str) -> int:

@@ -114,9 +114,20 @@ class Vocab:
         return cls(chars, unk_id)
 
 
+HAN_RUN = re.compile(f"[{HAN}]+")  # a run of Han characters: a line of Chinese verse, between its punctuation
+
+
 def han_chars(chars: tuple[str, ...]) -> str:
     """The Han characters among `chars`, which a Chinese form's lines are made of."""
     return "".join(c for c in chars if re.fullmatch(f"[{HAN}]", c))
+
+
+ENGLISH_MIN_LETTERS = 40  # Latin letters a vocabulary holds to write English words: most of both cases
+
+
+def latin_letters(chars: tuple[str, ...]) -> int:
+    """How many of `chars` are Latin letters: a vocabulary with ENGLISH_MIN_LETTERS of them writes English."""
+    return sum(c.isascii() and c.isalpha() for c in chars)
 
 
 def character_frequencies(ids, vocab_size: int) -> np.ndarray:

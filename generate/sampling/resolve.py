@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ..data.config import FILE_SEPARATOR, is_python_corpus
 from ..data.labels import ANY, NONE, rhyme_group
 from ..data.prosody import METERS, SONNET
-from ..data.vocab import HAN, Vocab, han_chars
+from ..data.vocab import ENGLISH_MIN_LETTERS, HAN, Vocab, han_chars, latin_letters
 from ..errors import OptionError, UsageError, expect
 from ..limits import Limit
 from ..music import MUSIC_SUFFIXES
@@ -317,8 +317,8 @@ def _resolve_english_verse(options: SampleOptions, run: RunFacts) -> dict:
     if not asked:
         return {}
     first = asked[0]
-    letters = sum(c.isascii() and c.isalpha() for c in run.vocab.chars)
-    if run.kind != "text" or letters < 40 or not run.has("\n "):
+    letters = latin_letters(run.vocab.chars)
+    if run.kind != "text" or letters < ENGLISH_MIN_LETTERS or not run.has("\n "):
         what = "music" if run.music else "code" if run.kind == "code" else "no English words (its vocabulary has " \
             f"{letters} Latin letters)"
         raise OptionError(first, f"expected a model that writes English lines; this one writes {what}")
