@@ -96,7 +96,6 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
 
     def run(token, states, automaton_states, forced, uniforms, steps, deadline, settings):
         out = ops.zeros(ops.shape(forced), "int32")
-        rows = ops.arange(ops.shape(forced)[0], dtype="int32")[:, None]
 
         def body(t, carry):
             token, states, automaton_states, out = carry
@@ -113,12 +112,33 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
             chosen = choose(logits, ops.take(uniforms, t, axis=0), settings)
             token = ops.where(forced_t >= 0, forced_t, chosen)
             # Record it in row t of the output buffer.
-            out = ops.where(rows == t, token[None, :], out)
+            out = ops.slice_update(out, [t, 0], token[None, :])
             return token, states, automaton_states, out
 
         return ops.fori_loop(0, steps, body, (token, list(states), list(automaton_states), out))
 
-    return net.compile(run)
+    in_graph = getattr(net, "chunk_runner", None)
+    runner = in_graph(tuple(f.shape for f in filters), greedy) if in_graph and not automata and not guided else None
+    if runner is None:
+        return net.compile(run)
+
+    def run_in_graph(token, states, automaton_states, forced, uniforms, steps, deadline, settings):
+        # The same steps in a few graph calls (`OnnxStepNetwork.chunk_runner`); a draw the graph finds too
+        # close to call comes back as its logits, and `choose` draws it here, as `run` would have.
+        out, done, steps = np.zeros(np.shape(forced), np.int32), 0, int(steps)
+        while done < steps:
+            result = runner(token, states, forced[done:steps], uniforms[done:steps], settings)
+            if result is None:  # the graph is not built (yet): this chunk steps from NumPy
+                return run(token, states, automaton_states, forced, uniforms, steps, deadline, settings)
+            tokens, token, states, logits = result
+            out[done : done + len(tokens)] = tokens
+            done += len(tokens)
+            if logits is not None:
+                drawn = choose(logits, uniforms[done - 1], settings)
+                token = out[done - 1] = np.where(forced[done - 1] >= 0, forced[done - 1], drawn)
+        return token, states, automaton_states, out
+
+    return run_in_graph
 
 
 @dataclass(frozen=True)

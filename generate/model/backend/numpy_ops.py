@@ -74,24 +74,26 @@ def concatenate(xs, axis=0):
     return np.concatenate(xs, axis=axis)
 
 
+# Reductions call the ufuncs' own `reduce`: the same result as `np.max` and the rest, without their
+# Python-level dispatch, which the loops would pay on every step.
 def any(x, axis=None, keepdims=False):  # noqa: A001 - the keras.ops name
-    return np.any(x, axis=axis, keepdims=keepdims)
+    return np.logical_or.reduce(np.asarray(x, bool), axis=axis, keepdims=keepdims)
 
 
 def all(x, axis=None, keepdims=False):  # noqa: A001 - the keras.ops name
-    return np.all(x, axis=axis, keepdims=keepdims)
+    return np.logical_and.reduce(np.asarray(x, bool), axis=axis, keepdims=keepdims)
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001 - the keras.ops name
-    return np.max(x, axis=axis, keepdims=keepdims)
+    return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001 - the keras.ops name
-    return np.min(x, axis=axis, keepdims=keepdims)
+    return np.minimum.reduce(x, axis=axis, keepdims=keepdims)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - the keras.ops name
-    return np.sum(x, axis=axis, keepdims=keepdims)
+    return np.add.reduce(x, axis=axis, keepdims=keepdims)
 
 
 def argmax(x, axis=None):
@@ -135,6 +137,12 @@ def fori_loop(lower, upper, body_fun: Callable, init_val):
     for i in range(int(lower), int(upper)):
         value = body_fun(i, value)
     return value
+
+
+def slice_update(x, start_indices, updates):
+    """`updates` written into `x` at `start_indices`, in place: the loops keep only the array this returns."""
+    x[tuple(slice(int(i), int(i) + n) for i, n in zip(start_indices, np.shape(updates)))] = updates
+    return x
 
 
 def bitwise_and(x, y):

@@ -10,12 +10,19 @@ onnxruntime alone.
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..label_schedule import guided_initial_states, guided_step
-from . import numpy_ops
+from . import numpy_ops, onnxruntime_chunk
+
+log = logging.getLogger(__name__)
+# Rows (streams x steps) stepped from NumPy before the in-graph loop is built: at 1 stream it saves about
+# 40 us a step and costs 15-30 ms to build, and `generate sample`'s first character comes after ~430 steps.
+ROWS_BEFORE_IN_GRAPH = 512
 
 
 class OnnxStepNetwork:
@@ -46,10 +53,18 @@ class OnnxStepNetwork:
         self.graph = model
         self.state_names = list(state_names)
         self._vocab_size = vocab_size
+        self.session = self._session(model if isinstance(model, bytes) else str(model))
+        self._chunk_runners: dict = {}
+        self.rows_stepped = 0  # rows (streams x steps) stepped one graph call a step
+        self._chunk_lock = threading.Lock()
+
+    @staticmethod
+    def _session(source: str | bytes):
+        import onnxruntime
+
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initializers are not the user's business
-        source = model if isinstance(model, bytes) else str(model)
-        self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
     def mismatch(self, meta_inputs: list[str]) -> str:
         """What the graph's own inputs and outputs say against its description (meta.json's), or "" if they agree."""
@@ -89,6 +104,51 @@ class OnnxStepNetwork:
         """The loops run as written: each step's work is the graph call, so there is nothing to compile."""
         return fn
 
+    def chunk_runner(self, filter_shapes: tuple, greedy: bool):
+        """`run(token, states, forced, uniforms, settings)`: up to `len(forced)` steps in one graph call, each
+        drawing its character inside the graph (`onnxruntime_chunk`), or None where the graph cannot draw
+        as the NumPy loop does (a labelled network, a filter it does not hold).
+
+        `run` returns the characters drawn ((steps run, N) int64), the one to feed next, the states, and
+        None, or where the last step's draw was too close to call, that step's logits: the caller draws it.
+        `run` returns None, and the caller steps from NumPy as before, until the network has stepped
+        `ROWS_BEFORE_IN_GRAPH` rows that way, and for good if onnxruntime refuses the graph. The graph is
+        built once per filter chain, 15-30 ms for a 2x512 LSTM: a short sample, and a long one's first
+        character, are done before it would pay for itself.
+        """
+        if self.labels or not onnxruntime_chunk.supports(filter_shapes):
+            return None
+        key = (tuple(filter_shapes), greedy)
+        names = self.state_names
+
+        def run(token, states, forced, uniforms, settings):
+            with self._chunk_lock:
+                if key not in self._chunk_runners:
+                    if self.rows_stepped < ROWS_BEFORE_IN_GRAPH:
+                        return None
+                    self._chunk_runners[key] = self._chunk_session(*key)
+            session = self._chunk_runners[key]
+            if session is None:
+                return None
+            rows = len(token)
+            feeds = {"steps": np.array(len(forced), np.int64), "first_id": np.asarray(token, np.int64),
+                     **{f"first_{name}": np.asarray(s, np.float32) for name, s in zip(names, states)},
+                     "logits0": np.zeros((rows, self._vocab_size), np.float32), "uniforms": np.asarray(uniforms, np.float32),
+                     "forced": np.asarray(forced, np.int64), "settings": np.asarray(settings, np.float32)}
+            next_id, *rest = session.run(None, feeds)
+            states, (logits, clear, tokens) = rest[: len(names)], rest[len(names) :]
+            return tokens, next_id, states, None if clear else logits
+
+        return run
+
+    def _chunk_session(self, filter_shapes: tuple, greedy: bool):
+        try:
+            return self._session(onnxruntime_chunk.chunk_graph(self.graph_bytes(), filter_shapes, greedy, self.state_names,
+                                                               self.units, self._vocab_size))
+        except Exception as exc:  # noqa: BLE001 - any refusal leaves the NumPy loop in charge, which is always right
+            log.debug("no in-graph sampling loop for this bundle (%s): stepping from NumPy", exc)
+            return None
+
     def initial_states(self, batch: int) -> list[np.ndarray]:
         """As `network.StepNetwork.initial_states`: a labelled graph's are two branches' and the label schedule."""
         states = [np.zeros((batch, self.units), np.float32) for _ in self.state_names]
@@ -102,9 +162,11 @@ class OnnxStepNetwork:
 
     def _core(self, tokens, labels, states):
         """One call of the graph for plain rows."""
-        feeds = {"ids": np.asarray(tokens).astype(np.int64),
+        feeds = {"ids": np.asarray(tokens, np.int64),
                  **{name: np.asarray(s, np.float32) for name, s in zip(self.state_names, states)}}
         if labels is not None:
             feeds["label"] = np.asarray(labels).astype(np.int64)
         logits, *new_states = self.session.run(None, feeds)
+        self.rows_stepped += len(feeds["ids"])
         return logits, new_states
+
