@@ -35,3 +35,21 @@ def test_longest_copy_matches_brute_force(tmp_path, monkeypatch):
         assert index.longest_copy(sample) == brute_longest_copy(corpus, sample)
     again = CopyIndex.for_corpus(corpus, "a" * 64)  # loaded from the cache
     assert again.longest_copy(list(corpus[10:60])) == 50
+
+
+def test_long_samples_match_brute_force_past_the_window_and_at_the_corpus_end():
+    """Every start searched at once on a window of ids; copies longer than it, and neighbours that run past the
+    corpus's end, are followed up exactly."""
+    from generate.data.novelty import WINDOW
+
+    rng = np.random.default_rng(7)
+    corpus = rng.integers(0, 3, 3000).astype(np.uint16)
+    index = CopyIndex(corpus, build_suffix_array(corpus))
+    for trial in range(12):
+        sample = list(rng.integers(0, 3, 120))
+        if trial % 3 == 0:  # a copy longer than the window
+            start = int(rng.integers(0, 2800))
+            sample[20:20] = list(corpus[start : start + WINDOW + 15 + trial])
+        elif trial % 3 == 1:  # the corpus's last ids, then ids that follow nothing there
+            sample[40:40] = list(corpus[-(WINDOW // 2 + trial) :]) + [0, 0, 0]
+        assert index.longest_copy(sample) == brute_longest_copy(corpus, sample), trial

@@ -47,8 +47,6 @@ class OnnxStepNetwork:
 
     def __init__(self, model: Path | bytes, cell: str, units: int, layers: int, state_names: list[str], vocab_size: int,
                  labels: int = 0):
-        import onnxruntime  # a bundle's only runtime, loaded when a bundle is
-
         self.cell, self.units, self.layers, self.labels = cell, units, layers, labels
         self.graph = model
         self.state_names = list(state_names)
@@ -60,7 +58,7 @@ class OnnxStepNetwork:
 
     @staticmethod
     def _session(source: str | bytes):
-        import onnxruntime
+        import onnxruntime  # a bundle's only runtime, loaded when a bundle is
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initializers are not the user's business
