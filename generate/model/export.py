@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +118,7 @@ def check_export_target(run: RunDir, target: Path, overwrite: bool) -> None:
 
 
 def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onnx", float16: bool = False,
-                  overwrite: bool = False) -> Path:
+                  overwrite: bool = False, rewrite_graph: Callable | None = None) -> Path:
     """Writes a bundle of `run` into `dest` (`bundle.py`): one step of the network, the run's config,
     vocabulary, sampling defaults and piece lengths, and `meta.json`.
 
@@ -129,7 +130,10 @@ def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onn
     Before the bundle appears, its graph runs `SELF_CHECK_STEPS` teacher-forced steps in its own
     runtime and must give Keras's logits within `SELF_CHECK_TOLERANCE`. `dest` appears whole or
     not at all. With `float16` (ONNX only) the weights are stored as float16, and the self-check
-    compares with Keras on the same rounded weights.
+    compares with Keras on the same rounded weights. `rewrite_graph(path, network)`, after the
+    self-check, rewrites the ONNX graph at `path` (its int8 form: `training.quantize`) and returns
+    what `meta.json` records of it under `quantization`; `network(graph_bytes)` steps a graph of
+    this model on onnxruntime. It may raise to write nothing.
 
     Raises:
         UsageError: `dest` already holds files, the checkpoint is missing, a runtime is missing,
@@ -140,6 +144,8 @@ def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onn
     check_export_target(run, target, overwrite)
     if float16 and kind != "onnx":
         raise UsageError(f"--float16: expected --format onnx or keras, received {kind}")
+    if rewrite_graph is not None and (kind != "onnx" or float16):
+        raise UsageError("--quantize: expected --format onnx without --float16 (its weights are quantized from float32's)")
     source = run.checkpoint(which)
     config = run.load_config()
     model = build_model(config.model, 1)
@@ -157,10 +163,17 @@ def export_bundle(run: RunDir, dest: Path, which: str = "best", kind: str = "onn
             raise GenerateError(f"the {kind} graph of {run.path} differs from Keras by {worst:.2e} in a logit (expected at "
                                 f"most {SELF_CHECK_TOLERANCE:g}); nothing was written: please report it")
         graph["self_check"] = {"steps": SELF_CHECK_STEPS, "largest_logit_difference": worst}
+        rewritten = None
+        if rewrite_graph is not None:
+            states = state_names(net)
+            rewritten = rewrite_graph(staging / MODEL_FILE, lambda model: OnnxStepNetwork(
+                model, net.cell, net.units, net.num_layers, states, net.vocab_size, net.labels))
         for facts in (run.config, run.vocab, run.sampling, run.pieces, run.labels, run.lines):  # as they are: the run reads them already
             if facts.is_file():
                 atomic_write_text(staging / facts.name, facts.read_text(encoding="utf-8"))
         meta = _bundle_meta(run, config, source, graph, float16)
+        if rewritten is not None:
+            meta["weights_dtype"], meta["quantization"] = rewritten["weights"], rewritten
         meta["files"] = {path.relative_to(staging).as_posix(): sha256_file(path)
                          for path in sorted(staging.rglob("*")) if path.is_file()}
         atomic_write_text(staging / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")

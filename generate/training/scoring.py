@@ -64,14 +64,7 @@ def score_validation(run: RunDir, which: str = "best", sources: list[str] | None
         CorpusError: the corpus cannot be read.
     """
     config = run.load_config()
-    try:
-        corpus = load_run_corpus(config.corpus, config.corpus_sha256, sources, show_progress=False)
-    except CorpusChanged as exc:
-        raise UsageError(f"--corpus: expected the corpus run {str(run.path)!r} was trained on "
-                         f"(sha256 {exc.expected[:12]}...), received sha256 {exc.actual[:12]}...") from None
-    except (UsageError, CorpusError) as exc:
-        raise type(exc)(f"{exc} (the validation split needs the run's corpus; pass --corpus with its location)") from None
-    batches = _validation_batches(run, config, corpus)
+    batches = _validation_batches(run, config, _run_corpus(run, config, sources))
     path = run.sampling_model(which)
     if config.model.label_count:
         nats, _ = _position_nats(run, config, batches, path)
@@ -87,6 +80,22 @@ def score_validation(run: RunDir, which: str = "best", sources: list[str] | None
         reset_states(model)
         losses = [test_batch(model, *batches.batch(k)) for k in range(len(batches))]
     return Score("validation", len(batches) * batches.batch_size * batches.seq_len, float(np.mean(losses)))
+
+
+def network_validation_nats(run: RunDir, net, sources: list[str] | None = None) -> np.ndarray:
+    """Every validation character's loss (K, B, T) under `net` (a step network, such as a graph not yet in any
+    bundle), the split laid out as training lays it.
+
+    Raises:
+        As `score_validation`.
+    """
+    config = run.load_config()
+    batches = _validation_batches(run, config, _run_corpus(run, config, sources))
+    states, all_nats = net.initial_states(batches.batch_size), []
+    for k in range(len(batches)):
+        nats, states = _stepped_nats(net, *batches.batch(k), states)
+        all_nats.append(nats)
+    return np.stack(all_nats)
 
 
 def score_validation_by_label(run: RunDir, which: str = "best", sources: list[str] | None = None) -> list[Score]:
@@ -109,6 +118,16 @@ def score_validation_by_label(run: RunDir, which: str = "best", sources: list[st
             scores.append(Score(f"validation {name}", int(mask.sum()), float(nats[mask].mean())))
     unlabelled, _ = _position_nats(run, config, batches, path, drop_labels=True)
     return scores + [Score("validation without labels", unlabelled.size, float(unlabelled.mean()))]
+
+
+def _run_corpus(run: RunDir, config, sources: list[str] | None):
+    try:
+        return load_run_corpus(config.corpus, config.corpus_sha256, sources, show_progress=False)
+    except CorpusChanged as exc:
+        raise UsageError(f"--corpus: expected the corpus run {str(run.path)!r} was trained on "
+                         f"(sha256 {exc.expected[:12]}...), received sha256 {exc.actual[:12]}...") from None
+    except (UsageError, CorpusError) as exc:
+        raise type(exc)(f"{exc} (the validation split needs the run's corpus; pass --corpus with its location)") from None
 
 
 def _validation_batches(run: RunDir, config, corpus) -> StreamBatches:
