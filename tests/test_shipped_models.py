@@ -42,14 +42,33 @@ def test_validation_scores_match_the_model_cards(case, tmp_path, monkeypatch):
 
 
 def test_every_shipped_checkpoint_matches_its_recorded_sha256():
+    from generate.model.bundle import read_meta, verify_bundle
     from generate.model.checkpoint import checkpoint_problem
     from generate.model.rundir import shipped_runs
 
     runs = shipped_runs()
     assert {run.path.name for run in runs} >= {"shakespeare", "tang", "python", "folk", "bach"}
     for run in runs:
+        if run.path.name.endswith("-int8"):  # a bundle alone, made from the model it names
+            assert not run.best.exists() and read_meta(run.path)["weights_dtype"] == "int8", run.path
+            verify_bundle(run.path)
+            continue
         assert run.recorded_checksums().get("best.keras"), run.path  # verified by hash, not only by the zip's CRCs
         assert checkpoint_problem(run.best) is None, run.path
+
+
+def test_each_shipped_int8_bundle_is_a_quarter_of_float32_and_records_its_checks():
+    from generate.model.bundle import read_meta
+    from generate.model.rundir import shipped_runs
+
+    int8 = [run for run in shipped_runs() if run.path.name.endswith("-int8")]
+    assert {run.path.name for run in int8} >= {"shakespeare-int8", "tang-int8"}
+    for run in int8:
+        facts = read_meta(run.path)["quantization"]
+        assert (run.path / "model.onnx").stat().st_size == facts["model_bytes"] <= 0.3 * facts["float32_model_bytes"]
+        assert facts["validation_bpc"]["int8"] <= 1.01 * facts["validation_bpc"]["float32"]
+        assert abs(facts["samples_read_by_float32"]["difference"]) <= 0.02
+        assert f"{facts['validation_bpc']['int8']:.4f}" in (run.path / "README.md").read_text(encoding="utf-8")
 
 
 def test_the_shipped_python_model_carries_its_syntax_tables_and_builds_nothing(tmp_path, monkeypatch):

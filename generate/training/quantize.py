@@ -126,8 +126,12 @@ def int8_graph(path: Path) -> bytes:
     tied = _tied_lookups(model)
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / "int8.onnx"
-        quantize_dynamic(model, target, per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS,
-                         nodes_to_exclude=[node.name for node in tied])
+        logging.disable(logging.WARNING)  # its advice to pre-process the graph (for convolutions) is not the user's business
+        try:
+            quantize_dynamic(model, target, per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=[node.name for node in tied])
+        finally:
+            logging.disable(logging.NOTSET)
         quantized = onnx.load(str(target))
     for lookup in tied:
         _share_tied_embedding(quantized, lookup)

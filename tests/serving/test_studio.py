@@ -58,7 +58,7 @@ return [...document.querySelectorAll('input, button, select, textarea, summary')
 
 @pytest.fixture(scope="module")
 def address():
-    child, url = start_server("tang", "folk")
+    child, url = start_server("tang", "folk", "tang-int8")
     yield url
     child.terminate()
     child.wait(timeout=30)
@@ -84,7 +84,7 @@ def until(driver, condition, seconds: float = 30):
 def open_studio(browser, address: str, model: str) -> None:
     browser.set_window_size(1280, 1000)
     browser.get(address + "/")
-    until(browser, lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+    until(browser, lambda d: len(Select(d.find_element(By.ID, "model")).options) == 3)
     Select(browser.find_element(By.ID, "model")).select_by_value(model)
 
 
@@ -127,7 +127,7 @@ def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address
     browser.set_window_size(375, 800)
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 375  # nothing wider than a phone
     browser.get(browser.current_url)  # a phone opens the page: the prime and Generate come first, settings folded
-    until(browser, lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+    until(browser, lambda d: len(Select(d.find_element(By.ID, "model")).options) == 3)
     assert browser.execute_script("return document.getElementById('settings').open") is False
     go, prime = browser.find_element(By.ID, "go"), browser.find_element(By.ID, "prime")
     assert go.is_displayed() and go.location["y"] < 400 and prime.location["y"] < go.location["y"]
@@ -138,10 +138,11 @@ def test_a_poem_streams_in_and_its_command_gives_the_same_bytes(browser, address
     screenshot(browser, "studio-phone", tmp_path)
 
 
-def test_the_model_runs_in_the_browser_itself_and_writes_the_server_s_greedy_text(browser, address):
+@pytest.mark.parametrize("model", ["tang", "tang-int8"])  # int8: onnxruntime-web runs the quantized graph as well
+def test_the_model_runs_in_the_browser_itself_and_writes_the_server_s_greedy_text(browser, address, model):
     import httpx
 
-    open_studio(browser, address, "tang")
+    open_studio(browser, address, model)
     browser.find_element(By.ID, "prime").send_keys("春")
     browser.find_element(By.ID, "temperature").send_keys("0")
     browser.find_element(By.ID, "length").send_keys("60")
@@ -159,11 +160,11 @@ def test_the_model_runs_in_the_browser_itself_and_writes_the_server_s_greedy_tex
     written = browser.execute_script("return studio.browserText")
     # tang draws each text's rhyme group unless told; the browser cannot draw as the server does, so it writes
     # with none, and says so in its command.
-    server = httpx.post(address + "/v1/samples", json={"model": "tang", "prime": "春", "greedy": True, "length": 60,
+    server = httpx.post(address + "/v1/samples", json={"model": model, "prime": "春", "greedy": True, "length": 60,
                                                        "label": "none"}, timeout=60).json()["samples"][0]["text"]
     assert written == server and len(written) == 61
     command = browser.find_element(By.CSS_SELECTOR, "#history li code").text
-    assert command == "generate sample tang --prime '春' --length 60 --label none --greedy"
+    assert command == f"generate sample {model} --prime '春' --length 60 --label none --greedy"
     again = CliRunner().invoke(cli, shlex.split(command)[1:])
     assert again.exit_code == 0 and again.stdout.rstrip("\n") == written.rstrip("\n")
 
