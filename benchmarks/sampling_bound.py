@@ -164,6 +164,8 @@ def main() -> int:
     parser.add_argument("--length", type=int, default=1000, help="characters per stream of each sampling call")
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--no-tensorflow", action="store_true", help="leave out the compiled loop")
+    parser.add_argument("--also", nargs="*", default=[], metavar="MODEL",
+                        help="more light paths, against the same bound (e.g. shakespeare-int8)")
     parser.add_argument("--compiled-child", metavar="MODEL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compiled_child:
@@ -178,6 +180,8 @@ def main() -> int:
         "one onnxruntime step alone": (lambda rate: lambda n, r: rate(n, steps(n)))(onnxruntime_step(net)),
         "light: bundle, onnxruntime + NumPy loop": (lambda rate: lambda n, r: rate(n, r))(user_samples(light, args.length)),
     }
+    for other in args.also:
+        paths[f"light: {other}"] = (lambda rate: lambda n, r: rate(n, r))(user_samples(generate.load(other), args.length))
     if not args.no_tensorflow:
         paths["compiled TensorFlow loop, best.keras"] = compiled_in_child(args.model, args.length)
 

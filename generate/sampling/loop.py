@@ -123,8 +123,8 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
         return net.compile(run)
 
     def run_in_graph(token, states, automaton_states, forced, uniforms, steps, deadline, settings):
-        # The same steps in a few graph calls (`OnnxStepNetwork.chunk_runner`); a draw the graph finds too
-        # close to call comes back as its logits, and `choose` draws it here, as `run` would have.
+        # The same steps in a few graph calls (`OnnxStepNetwork.chunk_runner`). A call ends early after a draw
+        # too close to call; `choose` draws each call's last step again from its logits, as `run` would have.
         out, done, steps = np.zeros(np.shape(forced), np.int32), 0, int(steps)
         while done < steps:
             result = runner(token, states, forced[done:steps], uniforms[done:steps], settings)
@@ -133,9 +133,8 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
             tokens, token, states, logits = result
             out[done : done + len(tokens)] = tokens
             done += len(tokens)
-            if logits is not None:
-                drawn = choose(logits, uniforms[done - 1], settings)
-                token = out[done - 1] = np.where(forced[done - 1] >= 0, forced[done - 1], drawn)
+            drawn = choose(logits, uniforms[done - 1], settings)
+            token = out[done - 1] = np.where(forced[done - 1] >= 0, forced[done - 1], drawn)
         return token, states, automaton_states, out
 
     return run_in_graph

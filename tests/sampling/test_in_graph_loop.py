@@ -78,7 +78,7 @@ def test_a_draw_too_close_to_call_is_drawn_by_numpy(monkeypatch):
 
         def counted(*inputs):
             result = run(*inputs)
-            handed_back.append(result is not None and result[3] is not None)
+            handed_back.append(result is not None and len(result[0]) == 1)
             return result
         return counted
 

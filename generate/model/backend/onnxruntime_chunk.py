@@ -55,29 +55,29 @@ def chunk_graph(step_model: bytes, filter_shapes: tuple, greedy: bool, state_nam
     Inputs: `steps` (int64 scalar), `first_id` (int64 [N]), the states (`first_state0`, ...), `logits0`
     (float [N, V], any values), `uniforms` (float [T, N]), `forced` (int64 [T, N]: -1 to draw) and
     `settings` (float [F, N]: filter i's setting in row i). Outputs: the character to feed next, the
-    states, the last step's logits, `clear` (bool: false when the last step's draw was too close to
-    call) and `tokens` (int64 [steps run, N]).
+    states, the last step's logits and `tokens` (int64 [steps run, N]). Fewer rows than `steps`: the
+    last one's draw was too close to call.
     """
     model_fields, graph = _split_model(step_model)
     draw = _Draw(filter_shapes, greedy, vocab_size)
     carried = [("ids", INT64, ["N"]), *((name, FLOAT, ["N", units]) for name in state_names),
-               ("logits_in", FLOAT, ["N", vocab_size]), ("clear_in", BOOL, [])]
+               ("logits_in", FLOAT, ["N", vocab_size])]
     body_outputs = [("clear_out", BOOL, []), ("draw_next", INT64, ["N"]),
                     *((f"{name}_out", FLOAT, ["N", units]) for name in state_names),
-                    ("logits", FLOAT, ["N", vocab_size]), ("draw_clear", BOOL, []), ("draw_token", INT64, ["N"])]
+                    ("logits", FLOAT, ["N", vocab_size]), ("draw_token", INT64, ["N"])]
     body = (_Proto.graph_without_signature(graph) + draw.body.message() + _Proto.string(2, "draw-body")
             + b"".join(_Proto.field(11, _Proto.value(*v)) for v in [("iteration", INT64, []), ("condition", BOOL, []), *carried])
             + b"".join(_Proto.field(12, _Proto.value(*v)) for v in body_outputs))
 
-    finals = ["next_id", *(f"{name}_final" for name in state_names), "last_logits", "clear"]
+    finals = ["next_id", *(f"{name}_final" for name in state_names), "last_logits"]
     # The outer graph's names are apart from the body's: a subgraph may not shadow its parent's values.
-    loop = _Proto.node("Loop", ["steps", "", "first_id", *(f"first_{name}" for name in state_names), "logits0",
-                                draw.outer.const("always_clear", np.array(True))], [*finals, "tokens"], body=body)
+    loop = _Proto.node("Loop", ["steps", "", "first_id", *(f"first_{name}" for name in state_names), "logits0"],
+                       [*finals, "tokens"], body=body)
     outer_inputs = [("steps", INT64, []), ("first_id", INT64, ["N"]),
                     *((f"first_{n}", FLOAT, ["N", units]) for n in state_names), ("logits0", FLOAT, ["N", vocab_size]),
                     ("uniforms", FLOAT, ["T", "N"]), ("forced", INT64, ["T", "N"]), ("settings", FLOAT, ["F", "N"])]
     outer_outputs = [("next_id", INT64, ["N"]), *((f"{n}_final", FLOAT, ["N", units]) for n in state_names),
-                     ("last_logits", FLOAT, ["N", vocab_size]), ("clear", BOOL, []), ("tokens", INT64, ["S", "N"])]
+                     ("last_logits", FLOAT, ["N", vocab_size]), ("tokens", INT64, ["S", "N"])]
     outer = (_Parts(draw.outer.message(), _Proto.field(1, loop)) + _Proto.string(2, "draw-chunk")
              + b"".join(_Proto.field(11, _Proto.value(*v)) for v in outer_inputs)
              + b"".join(_Proto.field(12, _Proto.value(*v)) for v in outer_outputs))
@@ -139,26 +139,22 @@ class _Draw:
             cdf = body.op("CumSum", [weights, body.const("draw_axis1_scalar", np.array(1, np.int64))])
             total = body.op("Slice", [cdf, body.const("draw_last", np.array([-1], np.int64)),
                                       body.const("draw_end", np.array([vocab_size], np.int64)), column])
-            # (T, N, 1): each step's uniform, floored as `choose` does, and its share of the total for a close call:
-            # none on a forced step, whose character is not drawn.
-            steps_column = outer.const("chunk_axis2", np.array([2], np.int64))
+            # (T, N, 1): each step's uniform, floored as `choose` does.
             floored = outer.op("Unsqueeze", [outer.op("Max", ["uniforms", outer.const("chunk_floor", np.array(1e-7, np.float32))]),
-                                             steps_column])
-            is_forced = outer.op("GreaterOrEqual", ["forced", outer.const("chunk_zero", np.array(0, np.int64))])
-            margins = outer.op("Unsqueeze", [outer.op("Where", [is_forced, outer.const("chunk_no_margin", np.array(0, np.float32)),
-                                                                 outer.const("chunk_margin", np.array(draw_margin(vocab_size), np.float32))]),
-                                             steps_column])
+                                             outer.const("chunk_axis2", np.array([2], np.int64))])
             target = body.op("Mul", [body.op("Gather", [floored, "iteration"], axis=0), total])
-            chosen = body.op("ReduceSum", [body.op("Cast", [body.op("Less", [cdf, target])], to=INT64), column], keepdims=0)
-            # Too close to call: a drawn stream's target within its margin of a boundary (gap - margin < 0).
-            margin = body.op("Mul", [body.op("Gather", [margins, "iteration"], axis=0), total])
-            gap = body.op("Abs", [body.op("Sub", [cdf, target])])
-            closest = body.op("ReduceMin", [body.op("Sub", [gap, margin])], keepdims=0)
-            body.op("GreaterOrEqual", [closest, body.const("draw_zero_float", np.array(0, np.float32))], name="clear_out")
+            # cdf - target < 0 exactly where cdf < target (a difference of floats is 0 only where they are equal).
+            below = body.op("Sub", [cdf, target])
+            zero_float = body.const("draw_zero_float", np.array(0, np.float32))
+            chosen = body.op("ReduceSum", [body.op("Cast", [body.op("Less", [below, zero_float])], to=INT64), column], keepdims=0)
+            # Too close to call: some stream's target within the margin of a boundary (gap - margin < 0). A forced
+            # step may stop the loop too: its character is the forced one either way.
+            margin = body.op("Mul", [total, body.const("draw_margin", np.array(draw_margin(vocab_size), np.float32))])
+            closest = body.op("ReduceMin", [body.op("Sub", [body.op("Abs", [below]), margin])], keepdims=0)
+            body.op("GreaterOrEqual", [closest, zero_float], name="clear_out")
         is_forced_now = body.op("GreaterOrEqual", [forced, body.const("draw_zero", np.array(0, np.int64))])
         body.op("Where", [is_forced_now, forced, chosen], name="draw_next")
         body.op("Identity", ["draw_next"], name="draw_token")
-        body.op("Identity", ["clear_out"], name="draw_clear")
 
 
 def _split_model(model: bytes) -> tuple[_Parts, memoryview]:

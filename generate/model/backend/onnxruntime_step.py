@@ -108,7 +108,8 @@ class OnnxStepNetwork:
         as the NumPy loop does (a labelled network, a filter it does not hold).
 
         `run` returns the characters drawn ((steps run, N) int64), the one to feed next, the states, and
-        None, or where the last step's draw was too close to call, that step's logits: the caller draws it.
+        the last step's logits. The graph stops after a draw too close to call; the caller draws a call's
+        last step again from its logits, as the NumPy loop would, whether it was (a few steps' work a chunk).
         `run` returns None, and the caller steps from NumPy as before, until the network has stepped
         `ROWS_BEFORE_IN_GRAPH` rows that way, and for good if onnxruntime refuses the graph. The graph is
         built once per filter chain, 15-30 ms for a 2x512 LSTM: a short sample, and a long one's first
@@ -134,8 +135,8 @@ class OnnxStepNetwork:
                      "logits0": np.zeros((rows, self._vocab_size), np.float32), "uniforms": np.asarray(uniforms, np.float32),
                      "forced": np.asarray(forced, np.int64), "settings": np.asarray(settings, np.float32)}
             next_id, *rest = session.run(None, feeds)
-            states, (logits, clear, tokens) = rest[: len(names)], rest[len(names) :]
-            return tokens, next_id, states, None if clear else logits
+            states, (logits, tokens) = rest[: len(names)], rest[len(names) :]
+            return tokens, next_id, states, logits
 
         return run
 
