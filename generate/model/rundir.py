@@ -22,6 +22,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -424,9 +425,15 @@ def list_runs(directory: Path, depth: int = 3) -> list[RunListing]:
     listings = []
     for run in shipped:
         cfg = run.load_config()
-        state = read_training_state(run.best)
-        listings.append(RunListing(run.path, True, cfg.corpus.kind, f"{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}",
-                                   best_val_loss=state.get("best_val_loss")))
+        model = f"{cfg.model.cell} {cfg.model.layers}x{cfg.model.units}"
+        if run.best.exists():
+            best = read_training_state(run.best).get("best_val_loss")
+        else:  # a bundle alone (an int8 model): its validation as its export measured it
+            quantization = read_meta(run.path).get("quantization") or {}
+            measured = (quantization.get("validation_bpc") or {}).get(quantization.get("weights"))
+            best = measured * math.log(2) if isinstance(measured, (int, float)) else None
+            model += f" {quantization.get('weights', 'bundle')}"
+        listings.append(RunListing(run.path, True, cfg.corpus.kind, model, best_val_loss=best))
     patterns = ["*/" * level + "config.json" for level in range(depth + 1)]
     found = sorted({p.parent for pattern in patterns for p in Path(directory).glob(pattern)} - {r.path for r in shipped})
     for path in found:

@@ -116,8 +116,8 @@ def int8_graph(path: Path) -> bytes:
         UsageError: onnx or onnxruntime's quantization tools are missing.
     """
     try:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic  # only an int8 export needs them
+        import onnx  # only an int8 export needs onnx and the quantization tools
+        from onnxruntime.quantization import QuantType, quantize_dynamic  # (the same)
     except ImportError as exc:
         raise UsageError(f"--quantize int8: expected onnx and onnxruntime's quantization tools ({exc})") from None
     model = onnx.load(str(path))
@@ -149,7 +149,7 @@ def _tied_lookups(model) -> list:
 def _share_tied_embedding(model, lookup) -> None:
     """Makes `lookup` (a float Gather of table E) read E's rows from the int8 transposed copy the quantizer made for
     the output layer (E_Transposed_quantized, D x V, one scale and zero point per row of E), then drops float E."""
-    from onnx import helper
+    from onnx import helper  # an int8 export's, like int8_graph's
 
     table, ids, out = lookup.input[0], lookup.input[1], lookup.output[0]
     weights = {t.name for t in model.graph.initializer}
