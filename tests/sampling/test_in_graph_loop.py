@@ -1,6 +1,8 @@
 """Sampling inside one ONNX Loop a chunk gives the NumPy loop's bytes, for every architecture and filter chain
 it takes, close draws included; what it cannot take stays with the NumPy loop."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -25,13 +27,21 @@ CHARS = tuple(chr(48 + i) for i in range(30))
 
 def onnx_network(architecture: dict, label_count: int = 0):
     from generate.model.backend.onnxruntime_step import OnnxStepNetwork
-    from generate.model.onnx_step import state_names, step_graph
+    from generate.model.onnx_step import state_names
+
+    graph, net = step_graph_of(tuple(sorted(architecture.items())), label_count)
+    return OnnxStepNetwork(graph, net.cell, net.units, net.num_layers, state_names(net), net.vocab_size, net.labels)
+
+
+@functools.cache
+def step_graph_of(architecture: tuple, label_count: int):
+    """A perturbed model's step graph and network, built once per architecture for the module."""
+    from generate.model.onnx_step import step_graph
 
     cfg = ModelConfig(vocab_size=30, label_count=label_count, label_dim=4 if label_count else 0,
-                      **{"residual": False, **architecture})
+                      **{"residual": False, **dict(architecture)})
     net = StepNetwork.from_model(perturbed_model(cfg, 1, seed=5), cfg)
-    return OnnxStepNetwork(step_graph(net).SerializeToString(), net.cell, net.units, net.num_layers, state_names(net),
-                           net.vocab_size, net.labels)
+    return step_graph(net).SerializeToString(), net
 
 
 def sample_both_ways(net, cfg: SamplingConfig, prime=(3, 1, 4, 1, 5)):
