@@ -35,7 +35,6 @@ import time
 import numpy as np
 
 import generate
-from generate.model.bundle import META_FILE  # noqa: F401 - the bundle's layout, named where it is defined
 
 PRIME = "ROMEO:"
 # Idle time before each measurement: OpenBLAS's threads spin for a while after the bound's products and

@@ -119,12 +119,16 @@ def make_chunk_fn(net: StepNetwork, filters: list[LogitFilter], greedy: bool, au
 
     in_graph = getattr(net, "chunk_runner", None)
     runner = in_graph(tuple(f.shape for f in filters), greedy) if in_graph and not automata and not guided else None
-    if runner is None:
-        return net.compile(run)
+    return net.compile(run) if runner is None else _in_graph(runner, choose, run)
 
+
+def _in_graph(runner, choose, run):
+    """`run`'s steps in a few graph calls (`OnnxStepNetwork.chunk_runner`), with `run` itself until the graph is built.
+
+    A call ends early after a draw too close to call; `choose` draws each call's last step again from its
+    logits, as `run` would have, so the text is `run`'s byte for byte.
+    """
     def run_in_graph(token, states, automaton_states, forced, uniforms, steps, deadline, settings):
-        # The same steps in a few graph calls (`OnnxStepNetwork.chunk_runner`). A call ends early after a draw
-        # too close to call; `choose` draws each call's last step again from its logits, as `run` would have.
         out, done, steps = np.zeros(np.shape(forced), np.int32), 0, int(steps)
         while done < steps:
             result = runner(token, states, forced[done:steps], uniforms[done:steps], settings)
