@@ -82,13 +82,29 @@ class GenerateGroup(SentenceGroup):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             code = 141
         except Exception as exc:  # a bug: one line unless -v asks for the traceback
-            if verbose:
-                traceback.print_exc()
-            click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
-            code = 1
+            if _interrupted(exc):
+                click.echo("Interrupted.", err=True)
+                code = 130
+            else:
+                if verbose:
+                    traceback.print_exc()
+                click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
+                code = 1
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether Ctrl-C caused `exc`: a KeyboardInterrupt raised inside a C function that then returned a value
+    reaches Python as a SystemError ("returned a result with an exception set") chained to it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class _StderrHandler(logging.Handler):

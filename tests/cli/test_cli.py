@@ -362,3 +362,19 @@ def test_sampling_a_run_that_never_validated_names_its_checkpoint(trained_run, t
     result = CliRunner().invoke(cli, ["sample", str(run), "-n", "20", "--seed", "1"])
     assert result.exit_code == 0, result.stderr
     assert "has not validated yet" in result.stderr and "latest.keras" in result.stderr
+
+
+def test_ctrl_c_inside_a_c_function_is_an_interruption_not_a_bug(runner, monkeypatch, tmp_path):
+    # A KeyboardInterrupt raised while a C function runs (NumPy's __array__, a TensorFlow call) reaches Python
+    # as a SystemError caused by it: still Ctrl-C, exit 130, not "unexpected SystemError".
+    import generate.model.rundir
+
+    def interrupted(directory, depth=3):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as cause:
+            raise SystemError("<built-in method __array__> returned a result with an exception set") from cause
+
+    monkeypatch.setattr(generate.model.rundir, "list_runs", interrupted)
+    result = runner.invoke(cli, ["list", str(tmp_path)])
+    assert result.exit_code == 130 and result.stderr.strip() == "Interrupted."
