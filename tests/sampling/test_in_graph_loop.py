@@ -118,3 +118,15 @@ def test_the_graph_waits_until_the_numpy_loop_has_stepped_enough_rows():
     assert not net._chunk_runners  # a short sample: the graph is not worth building
     sampler.generate([1], SamplingConfig(length=ROWS_BEFORE_IN_GRAPH + 300, seed=1), np.random.default_rng(1))
     assert list(net._chunk_runners.values())[0] is not None
+
+
+def test_values_of_k_and_banned_lists_share_one_graph_and_each_draws_as_numpy_does():
+    net = onnx_network(ARCHITECTURES["lstm"])
+    configs = [SamplingConfig(length=150, num_samples=3, top_k=k, seed=k, banned=(k % 30,)) for k in (2, 7, 30, 500)]
+    expected = {cfg.top_k: sample_both_ways(net, cfg)[0] for cfg in configs}  # 500 > vocabulary: NumPy keeps it all
+    net._chunk_runners.clear()
+    net.rows_stepped = 10**9
+    for cfg in configs:  # one sampler, as a server's: a new k must not build a new session
+        texts = [s.text for s in Sampler(net, CHARS).generate([3, 1, 4, 1, 5], cfg, np.random.default_rng(cfg.seed))]
+        assert texts == expected[cfg.top_k], cfg.top_k
+    assert len(net._chunk_runners) == 1 and None not in net._chunk_runners.values()

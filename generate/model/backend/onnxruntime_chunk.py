@@ -48,18 +48,38 @@ def supports(filter_shapes: tuple) -> bool:
     return all(shape[0] in IN_GRAPH_FILTERS for shape in filter_shapes)
 
 
-def chunk_graph(step_model: bytes, filter_shapes: tuple, greedy: bool, state_names: list[str], units: int,
+def filter_kinds(filter_shapes: tuple) -> tuple[str, ...]:
+    """What a chunk graph is built for: the filters' kinds. Their shapes' values (top-k's k, the banned characters)
+    are fed at run time (`filter_feeds`), so a server's requests with a hundred values of k share one graph."""
+    return tuple(shape[0] for shape in filter_shapes)
+
+
+def filter_feeds(filter_shapes: tuple, vocab_size: int) -> dict[str, np.ndarray]:
+    """The chunk graph's inputs for these filters' values: top-k's k (at most the vocabulary: all of it then
+    stays, as NumPy's `top_k` keeps it), and the characters a banned list leaves allowed."""
+    feeds = {}
+    for i, shape in enumerate(filter_shapes):
+        if shape[0] == "TopK":
+            feeds[f"top_k{i}"] = np.array([min(shape[1], vocab_size)], np.int64)
+        elif shape[0] == "TokenMask":
+            allowed = np.ones((1, vocab_size), bool)
+            allowed[0, list(shape[1])] = False
+            feeds[f"allowed{i}"] = allowed
+    return feeds
+
+
+def chunk_graph(step_model: bytes, filter_kinds: tuple, greedy: bool, state_names: list[str], units: int,
                 vocab_size: int) -> bytes:
     """A model that runs the step graph `steps` times, drawing each character; see the module's text.
 
     Inputs: `steps` (int64 scalar), `first_id` (int64 [N]), the states (`first_state0`, ...), `logits0`
     (float [N, V], any values), `uniforms` (float [T, N]), `forced` (int64 [T, N]: -1 to draw) and
-    `settings` (float [F, N]: filter i's setting in row i). Outputs: the character to feed next, the
+    `settings` (float [F, N]: filter i's setting in row i), and each filter's own (`filter_feeds`). Outputs: the character to feed next, the
     states, the last step's logits and `tokens` (int64 [steps run, N]). Fewer rows than `steps`: the
     last one's draw was too close to call.
     """
     model_fields, graph = _split_model(step_model)
-    draw = _Draw(filter_shapes, greedy, vocab_size)
+    draw = _Draw(filter_kinds, greedy, vocab_size)
     carried = [("ids", INT64, ["N"]), *((name, FLOAT, ["N", units]) for name in state_names),
                ("logits_in", FLOAT, ["N", vocab_size])]
     body_outputs = [("clear_out", BOOL, []), ("draw_next", INT64, ["N"]),
@@ -75,7 +95,8 @@ def chunk_graph(step_model: bytes, filter_shapes: tuple, greedy: bool, state_nam
                        [*finals, "tokens"], body=body)
     outer_inputs = [("steps", INT64, []), ("first_id", INT64, ["N"]),
                     *((f"first_{n}", FLOAT, ["N", units]) for n in state_names), ("logits0", FLOAT, ["N", vocab_size]),
-                    ("uniforms", FLOAT, ["T", "N"]), ("forced", INT64, ["T", "N"]), ("settings", FLOAT, ["F", "N"])]
+                    ("uniforms", FLOAT, ["T", "N"]), ("forced", INT64, ["T", "N"]), ("settings", FLOAT, ["F", "N"]),
+                    *draw.inputs]
     outer_outputs = [("next_id", INT64, ["N"]), *((f"{n}_final", FLOAT, ["N", units]) for n in state_names),
                      ("last_logits", FLOAT, ["N", vocab_size]), ("tokens", INT64, ["S", "N"])]
     outer = (_Parts(draw.outer.message(), _Proto.field(1, loop)) + _Proto.string(2, "draw-chunk")
@@ -110,26 +131,25 @@ class _Draw:
     the chunk's inputs (each filter's setting as a column, the uniforms' floor, each row's margin) once, in
     the outer graph; the rest in the body, once a step. Fewer nodes a step is most of what one stream costs."""
 
-    def __init__(self, filter_shapes: tuple, greedy: bool, vocab_size: int):
+    def __init__(self, filter_kinds: tuple, greedy: bool, vocab_size: int):
         outer, body = self.outer, self.body = _Nodes("chunk_"), _Nodes("draw_")
+        self.inputs: list = []  # the filters' own inputs (`filter_feeds`)
         minus_inf = body.const("draw_minus_inf", np.array(-np.inf, np.float32))
         column = outer.const("chunk_axis1", np.array([1], np.int64))
         x = "logits"
-        for i, shape in enumerate(filter_shapes):
-            if shape[0] == "Temperature":  # logits / setting[:, None]
+        for i, kind in enumerate(filter_kinds):
+            if kind == "Temperature":  # logits / setting[:, None]
                 setting = outer.op("Gather", ["settings", outer.const(f"chunk_row{i}", np.array(i, np.int64))], axis=0)
                 x = body.op("Div", [x, outer.op("Unsqueeze", [setting, column])])
-            elif shape[0] == "TopK":  # logits below the k-th largest are -inf
-                k = shape[1]
-                values = body.op("TopK", [x, body.const(f"draw_k{i}", np.array([k], np.int64))], outputs=2,
-                                 axis=-1, largest=1, sorted=1)
-                kth = body.op("Slice", [values, body.const(f"draw_k{i}_from", np.array([k - 1], np.int64)),
-                                        body.const(f"draw_k{i}_to", np.array([k], np.int64)), column])
+            elif kind == "TopK":  # logits below the k-th largest are -inf; k is an input (`filter_feeds`)
+                values = body.op("TopK", [x, f"top_k{i}"], outputs=2, axis=-1, largest=1, sorted=1)
+                before_kth = outer.op("Sub", [f"top_k{i}", outer.const("chunk_one", np.array([1], np.int64))])
+                kth = body.op("Slice", [values, before_kth, f"top_k{i}", column])
                 x = body.op("Where", [body.op("Less", [x, kth]), minus_inf, x])
-            elif shape[0] == "TokenMask":
-                allowed = np.ones((1, vocab_size), bool)
-                allowed[0, list(shape[1])] = False
-                x = body.op("Where", [body.const(f"draw_allowed{i}", allowed), x, minus_inf])
+                self.inputs.append((f"top_k{i}", INT64, [1]))
+            elif kind == "TokenMask":  # the allowed characters are an input too
+                x = body.op("Where", [f"allowed{i}", x, minus_inf])
+                self.inputs.append((f"allowed{i}", BOOL, [1, vocab_size]))
         forced = body.op("Gather", ["forced", "iteration"], axis=0)
         if greedy:
             chosen = body.op("ArgMax", [x], axis=-1, keepdims=0)

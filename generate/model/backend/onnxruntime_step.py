@@ -112,13 +112,14 @@ class OnnxStepNetwork:
         last step again from its logits, as the NumPy loop would, whether it was (a few steps' work a chunk).
         `run` returns None, and the caller steps from NumPy as before, until the network has stepped
         `ROWS_BEFORE_IN_GRAPH` rows that way, and for good if onnxruntime refuses the graph. The graph is
-        built once per filter chain, 15-30 ms for a 2x512 LSTM: a short sample, and a long one's first
+        built once per chain of filter kinds (top-k's k and the banned characters are its inputs, so no
+        stream of requests can make a session per value), 15-30 ms for a 2x512 LSTM: a short sample, and a long one's first
         character, are done before it would pay for itself.
         """
         if self.labels or not onnxruntime_chunk.supports(filter_shapes):
             return None
-        key = (tuple(filter_shapes), greedy)
-        names = self.state_names
+        key = (onnxruntime_chunk.filter_kinds(filter_shapes), greedy)
+        names, filter_feeds = self.state_names, onnxruntime_chunk.filter_feeds(filter_shapes, self._vocab_size)
 
         def run(token, states, forced, uniforms, settings):
             with self._chunk_lock:
@@ -133,16 +134,16 @@ class OnnxStepNetwork:
             feeds = {"steps": np.array(len(forced), np.int64), "first_id": np.asarray(token, np.int64),
                      **{f"first_{name}": np.asarray(s, np.float32) for name, s in zip(names, states)},
                      "logits0": np.zeros((rows, self._vocab_size), np.float32), "uniforms": np.asarray(uniforms, np.float32),
-                     "forced": np.asarray(forced, np.int64), "settings": np.asarray(settings, np.float32)}
+                     "forced": np.asarray(forced, np.int64), "settings": np.asarray(settings, np.float32), **filter_feeds}
             next_id, *rest = session.run(None, feeds)
             states, (logits, tokens) = rest[: len(names)], rest[len(names) :]
             return tokens, next_id, states, logits
 
         return run
 
-    def _chunk_session(self, filter_shapes: tuple, greedy: bool):
+    def _chunk_session(self, filter_kinds: tuple, greedy: bool):
         try:
-            return self._session(onnxruntime_chunk.chunk_graph(self.graph_bytes(), filter_shapes, greedy, self.state_names,
+            return self._session(onnxruntime_chunk.chunk_graph(self.graph_bytes(), filter_kinds, greedy, self.state_names,
                                                                self.units, self._vocab_size))
         except Exception as exc:  # noqa: BLE001 - any refusal leaves the NumPy loop in charge, which is always right
             log.debug("no in-graph sampling loop for this bundle (%s): stepping from NumPy", exc)
