@@ -90,12 +90,7 @@ def network_validation_nats(run: RunDir, net, sources: list[str] | None = None) 
         As `score_validation`.
     """
     config = run.load_config()
-    batches = _validation_batches(run, config, _run_corpus(run, config, sources))
-    states, all_nats = net.initial_states(batches.batch_size), []
-    for k in range(len(batches)):
-        nats, states = _stepped_nats(net, *batches.batch(k), states)
-        all_nats.append(nats)
-    return np.stack(all_nats)
+    return _network_nats(net, _validation_batches(run, config, _run_corpus(run, config, sources)))[0]
 
 
 def score_validation_by_label(run: RunDir, which: str = "best", sources: list[str] | None = None) -> list[Score]:
@@ -145,26 +140,34 @@ def _validation_batches(run: RunDir, config, corpus) -> StreamBatches:
 def _position_nats(run: RunDir, config, batches: StreamBatches, path: Path,
                    drop_labels: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Every validation character's loss (K, B, T) as training lays the split out, and the label each was predicted with."""
+    if path.suffix == ".onnx":  # a bundle: the same streams, stepped through its graph
+        return _network_nats(bundle.step_network(run.path), batches, drop_labels)
     vocab_size = config.model.vocab_size
+    model = build_model(config.model, batches.batch_size)
+    load_weights_into(model, path)
+    reset_states(model)
     all_nats, all_labels = [], []
-    if path.suffix == ".onnx":
-        net = bundle.step_network(run.path)
-        states = net.initial_states(batches.batch_size)
-    else:
-        model = build_model(config.model, batches.batch_size)
-        load_weights_into(model, path)
-        reset_states(model)
     for k in range(len(batches)):
         inputs, targets = batches.batch(k)
         if drop_labels:
             inputs = inputs % vocab_size
-        if path.suffix == ".onnx":
-            nats, states = _stepped_nats(net, inputs, targets, states)
-        else:
-            logits = np.asarray(model.predict_on_batch(inputs), np.float64)
-            nats = _nats(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).reshape(targets.shape)
-        all_nats.append(nats)
+        logits = np.asarray(model.predict_on_batch(inputs), np.float64)
+        all_nats.append(_nats(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).reshape(targets.shape))
         all_labels.append(inputs // vocab_size if config.model.label_count else np.zeros_like(inputs))
+    return np.stack(all_nats), np.stack(all_labels)
+
+
+def _network_nats(net, batches: StreamBatches, drop_labels: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """As `_position_nats`, for a step network (a bundle's graph on onnxruntime), its states carried across batches."""
+    vocab_size, labelled = net.vocab_size, bool(getattr(net, "labels", 0))
+    states, all_nats, all_labels = net.initial_states(batches.batch_size), [], []
+    for k in range(len(batches)):
+        inputs, targets = batches.batch(k)
+        if drop_labels:
+            inputs = inputs % vocab_size
+        nats, states = _stepped_nats(net, inputs, targets, states)
+        all_nats.append(nats)
+        all_labels.append(inputs // vocab_size if labelled else np.zeros_like(inputs))
     return np.stack(all_nats), np.stack(all_labels)
 
 

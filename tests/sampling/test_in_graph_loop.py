@@ -48,7 +48,7 @@ def sample_both_ways(net, cfg: SamplingConfig, prime=(3, 1, 4, 1, 5)):
     """The same draw on the NumPy loop (the in-graph loop never built) and on the in-graph loop."""
     texts = []
     for in_graph in (False, True):
-        net._chunk_runners.clear()
+        net._chunk_sessions.clear()
         net.rows_stepped = 10**9 if in_graph else -(10**9)
         sampler = Sampler(net, CHARS)
         texts.append([s.text for s in sampler.generate(list(prime), cfg, np.random.default_rng(cfg.seed))])
@@ -61,7 +61,7 @@ def test_the_in_graph_loop_samples_the_numpy_loops_bytes(name):
     cfg = SamplingConfig(length=300, num_samples=5, temperature=1.3, top_k=9, seed=4)
     on_numpy, in_graph = sample_both_ways(net, cfg)
     assert in_graph == on_numpy
-    assert len(net._chunk_runners) == 1 and None not in net._chunk_runners.values()  # it did run in the graph
+    assert len(net._chunk_sessions) == 1 and None not in net._chunk_sessions.values()  # it did run in the graph
 
 
 @pytest.mark.parametrize("settings", [dict(temperature=0.7), dict(top_k=3), dict(banned=(0, 7, 9)), dict(greedy=True)],
@@ -115,18 +115,18 @@ def test_the_graph_waits_until_the_numpy_loop_has_stepped_enough_rows():
     net = onnx_network(ARCHITECTURES["lstm"])
     sampler = Sampler(net, CHARS)
     sampler.generate([1], SamplingConfig(length=ROWS_BEFORE_IN_GRAPH // 2 - 8, seed=1), np.random.default_rng(1))
-    assert not net._chunk_runners  # a short sample: the graph is not worth building
+    assert not net._chunk_sessions  # a short sample: the graph is not worth building
     sampler.generate([1], SamplingConfig(length=ROWS_BEFORE_IN_GRAPH + 300, seed=1), np.random.default_rng(1))
-    assert list(net._chunk_runners.values())[0] is not None
+    assert list(net._chunk_sessions.values())[0] is not None
 
 
 def test_values_of_k_and_banned_lists_share_one_graph_and_each_draws_as_numpy_does():
     net = onnx_network(ARCHITECTURES["lstm"])
     configs = [SamplingConfig(length=150, num_samples=3, top_k=k, seed=k, banned=(k % 30,)) for k in (2, 7, 30, 500)]
     expected = {cfg.top_k: sample_both_ways(net, cfg)[0] for cfg in configs}  # 500 > vocabulary: NumPy keeps it all
-    net._chunk_runners.clear()
+    net._chunk_sessions.clear()
     net.rows_stepped = 10**9
     for cfg in configs:  # one sampler, as a server's: a new k must not build a new session
         texts = [s.text for s in Sampler(net, CHARS).generate([3, 1, 4, 1, 5], cfg, np.random.default_rng(cfg.seed))]
         assert texts == expected[cfg.top_k], cfg.top_k
-    assert len(net._chunk_runners) == 1 and None not in net._chunk_runners.values()
+    assert len(net._chunk_sessions) == 1 and None not in net._chunk_sessions.values()

@@ -11,13 +11,14 @@ the next step: one `session.run` a chunk (`chunk_graph`).
 but onnxruntime's `Exp` differs from NumPy's by up to 3 units in the last
 place, so a uniform that lands next to a boundary of the CDF could choose
 another character. The graph therefore checks every draw: where the target
-lies within `margin` of a boundary (a bound on how far the two runtimes'
-CDFs can drift apart, `draw_margin`), it stops after that step and hands its
-logits back, and the caller draws that step with NumPy, as the NumPy loop
-would (`sampling.loop`). Every sampled byte is the NumPy loop's.
+lies within `draw_margin` of a boundary (a bound on how far the two
+runtimes' CDFs can drift apart), it stops after that step, and the caller
+draws each call's last step again with NumPy from the logits the graph hands
+back, as the NumPy loop would (`sampling.loop`). Every sampled byte is the
+NumPy loop's.
 
-The graph is built from the bundle's own `model.onnx` bytes, at load time,
-by writing the few protobuf messages it needs here (`_Proto`): the `onnx`
+The graph is built in memory from the bundle's own `model.onnx` bytes by
+writing the few protobuf messages it needs here (`_Proto`): the `onnx`
 package takes 0.7 s to import, more than a light sample's whole start.
 """
 
@@ -38,7 +39,7 @@ def draw_margin(vocab_size: int) -> float:
 
     Each weight's `exp` may differ by 3 units in the last place (measured: onnxruntime 1.32 against NumPy 2);
     each partial sum of V weights then by 3 units plus one rounding a term, and the target, u times the
-    total, by as much again plus its own rounding. Twice that, to be safe: about 3.5e-5 for 65 characters.
+    total, by as much again plus its own rounding. Twice that, to be safe: about 3.3e-5 for 65 characters.
     """
     unit = 2.0**-23
     return 2 * (2 * (3 + vocab_size) * unit + unit)
@@ -128,7 +129,7 @@ class _Nodes:
 
 class _Draw:
     """`sampling.loop.make_chunk_fn`'s `choose`, op for op, then the forced character: what depends only on
-    the chunk's inputs (each filter's setting as a column, the uniforms' floor, each row's margin) once, in
+    the chunk's inputs (each filter's setting as a column, the uniforms' floor, top-k's k - 1) once, in
     the outer graph; the rest in the body, once a step. Fewer nodes a step is most of what one stream costs."""
 
     def __init__(self, filter_kinds: tuple, greedy: bool, vocab_size: int):

@@ -52,7 +52,7 @@ class OnnxStepNetwork:
         self.state_names = list(state_names)
         self._vocab_size = vocab_size
         self.session = self._session(model if isinstance(model, bytes) else str(model))
-        self._chunk_runners: dict = {}
+        self._chunk_sessions: dict = {}
         self.rows_stepped = 0  # rows (streams x steps) stepped one graph call a step
         self._chunk_lock = threading.Lock()
 
@@ -113,8 +113,8 @@ class OnnxStepNetwork:
         `run` returns None, and the caller steps from NumPy as before, until the network has stepped
         `ROWS_BEFORE_IN_GRAPH` rows that way, and for good if onnxruntime refuses the graph. The graph is
         built once per chain of filter kinds (top-k's k and the banned characters are its inputs, so no
-        stream of requests can make a session per value), 15-30 ms for a 2x512 LSTM: a short sample, and a long one's first
-        character, are done before it would pay for itself.
+        run of requests makes a session per value), in 15-30 ms for a 2x512 LSTM: a short sample, and a
+        long one's first character, are done before it would pay for itself.
         """
         if self.labels or not onnxruntime_chunk.supports(filter_shapes):
             return None
@@ -123,11 +123,11 @@ class OnnxStepNetwork:
 
         def run(token, states, forced, uniforms, settings):
             with self._chunk_lock:
-                if key not in self._chunk_runners:
+                if key not in self._chunk_sessions:
                     if self.rows_stepped < ROWS_BEFORE_IN_GRAPH:
                         return None
-                    self._chunk_runners[key] = self._chunk_session(*key)
-            session = self._chunk_runners[key]
+                    self._chunk_sessions[key] = self._chunk_session(*key)
+            session = self._chunk_sessions[key]
             if session is None:
                 return None
             rows = len(token)
