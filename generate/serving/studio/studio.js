@@ -521,8 +521,16 @@ function showTab(name) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("model").addEventListener("change", (event) => choose(event.target.value));
-  $("together-temperature").addEventListener("change", (e) => setTogether("temperature", Number(e.target.value)));
-  $("together-count").addEventListener("change", (e) => setTogether("count", Number(e.target.value)));
+  for (const setting of ["temperature", "count"]) {
+    $(`together-${setting}`).addEventListener("change", (e) => {
+      // An emptied or unreadable field keeps the session's setting rather than sending 0.
+      if (e.target.value.trim() === "" || !Number.isFinite(Number(e.target.value))) {
+        if (studio.state) e.target.value = studio.state[setting];
+      } else {
+        setTogether(setting, Number(e.target.value));
+      }
+    });
+  }
   if (matchMedia("(max-width: 600px)").matches) $("settings").open = false;  // a phone: the prime and Write first
   $("write-form").addEventListener("submit", write);
   $("stop").addEventListener("click", () => studio.controller && studio.controller.abort());
