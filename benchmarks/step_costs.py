@@ -10,6 +10,14 @@ Microseconds a step, median of repeats (0.2 s idle between measurements), one pr
 
 Then what building the in-graph loop costs, and how far onnxruntime's `Exp` is from NumPy's (the bound the
 loop's close-call margin rests on).
+
+    python benchmarks/step_costs.py --what-else [--repeats 7]
+
+What else was tried on the in-graph loop, against the shipped session: onnxruntime's session options
+(threads, spinning, memory arena and patterns, optimisation levels, prepacked weights, parallel execution),
+and the step graph unrolled 2 and 4 times a `Loop` iteration (greedy, built with the `onnx` package), which
+would show what the `Loop`'s own iterations cost. Last, where a user's call goes: `samples(length=1000)` on
+one stream, timed whole and under cProfile, against the time spent inside onnxruntime's `run`.
 """
 
 from __future__ import annotations
@@ -73,9 +81,12 @@ def main() -> int:
     parser.add_argument("--model", default="shakespeare")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--what-else", action="store_true", help="session options and unrolled loops instead")
     args = parser.parse_args()
     model = generate.load(args.model)
     net = model.generator.sampler.net
+    if args.what_else:
+        return what_else(model, net, args.streams, args.repeats)
     sessions = {greedy: net._session(onnxruntime_chunk.chunk_graph(net.graph_bytes(), () if greedy else ("Temperature",),
                                                                   greedy, net.state_names, net.units, net.vocab_size))
                 for greedy in (False, True)}
@@ -111,6 +122,145 @@ def main() -> int:
     print(f"onnxruntime's Exp against NumPy's over 10 M values in [-104, 0]: {differ:.0%} differ, by at most "
           f"{worst} units in the last place (draw_margin assumes 3)")
     return 0
+
+
+def what_else(model, net, streams: int, repeats: int) -> int:
+    """Microseconds a step of the in-graph loop under other session options, and unrolled; the table to stdout."""
+    import onnxruntime
+    from sampling_bound import graph_products, onnxruntime_products
+
+    drawing = onnxruntime_chunk.chunk_graph(net.graph_bytes(), ("Temperature",), False, net.state_names, net.units,
+                                            net.vocab_size)
+
+    def session(graph=drawing, threads=0, arena=True, pattern=True, level=None, parallel=False, **entries):
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = threads
+        options.enable_cpu_mem_arena, options.enable_mem_pattern = arena, pattern
+        if level is not None:
+            options.graph_optimization_level = level
+        if parallel:
+            options.execution_mode = onnxruntime.ExecutionMode.ORT_PARALLEL
+        for key, value in entries.items():
+            options.add_session_config_entry(key.replace("__", "."), value)
+        return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+    levels = onnxruntime.GraphOptimizationLevel
+    drawn = {
+        "as shipped (default options)": session(),
+        "one intra-op thread": session(threads=1),
+        "no spinning": session(session__intra_op__allow_spinning="0"),
+        "no memory arena": session(arena=False),
+        "no memory patterns": session(pattern=False),
+        "extended optimisations only": session(level=levels.ORT_ENABLE_EXTENDED),
+        "basic optimisations only": session(level=levels.ORT_ENABLE_BASIC),
+        "weights not prepacked": session(session__disable_prepacking="1"),
+        "parallel execution": session(parallel=True),
+    }
+    unrolled = {times: session(unrolled_greedy_loop(model.run_dir.model_onnx, times)) for times in (1, 2, 4)}
+    products = onnxruntime_products(graph_products(model.run_dir.model_onnx))
+    paths = {f"drawing: {name}": (lambda s=s: in_graph_steps(s, net, streams, 8, False)) for name, s in drawn.items()}
+    paths.update({f"greedy, {n} step{'s' if n > 1 else ''} an iteration": (lambda n=n: unrolled_steps(unrolled[n], net, streams, n))
+                  for n in unrolled})
+    paths["products alone, onnxruntime MatMul"] = lambda: streams / products(streams, 2000) * 1e6
+    for measure in paths.values():
+        measure()
+    times = {name: [] for name in paths}
+    for _ in range(repeats):
+        for name, measure in paths.items():
+            time.sleep(0.2)
+            times[name].append(measure())
+    print(f"{model.run_dir.path.name}, {streams} stream(s), in-graph loop: microseconds a step, median of {repeats} (min-max)\n")
+    print("| variant | us a step |\n|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f}) |")
+    calls = [call_seconds(model, seed) for seed in range(1, 11)]
+    inside, whole = onnxruntime_share(model)
+    print(f"\nsamples(prime='ROMEO:', length=1000), one stream: median {1000 * statistics.median(calls):.1f} ms a call "
+          f"({1000 * min(calls):.1f}-{1000 * max(calls):.1f}); under cProfile, {inside / whole:.1%} of it inside "
+          f"onnxruntime's run ({1000 * inside / 10:.1f} of {1000 * whole / 10:.1f} ms a call)")
+    return 0
+
+
+def call_seconds(model, seed: int) -> float:
+    start = time.perf_counter()
+    model.samples(prime="ROMEO:", length=1000, seed=seed, num_samples=1)
+    return time.perf_counter() - start
+
+
+def onnxruntime_share(model) -> tuple[float, float]:
+    """(seconds inside onnxruntime's `run`, seconds in all) over ten one-stream calls, by cProfile."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for seed in range(11, 21):
+        model.samples(prime="ROMEO:", length=1000, seed=seed, num_samples=1)
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    inside = sum(row[2] for (_, _, name), row in stats.items() if name == "<built-in method onnxruntime.capi.onnxruntime_pybind11_state.run>")
+    return inside, pstats.Stats(profile).total_tt
+
+
+def unrolled_greedy_loop(model_file, times: int) -> bytes:
+    """A greedy `Loop` whose body is the step graph `times` over (each copy's values renamed, the weights shared)."""
+    import copy
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(model_file))
+    graph = model.graph
+    states = [i.name for i in graph.input if i.name != "ids"]
+    units = graph.input[1].type.tensor_type.shape.dim[-1].dim_value
+    weights = {t.name for t in graph.initializer}
+    nodes, ids, carried = [], "ids_in", [f"{s}_in" for s in states]
+    for copy_index in range(times):
+        names = {"ids": ids, **dict(zip(states, carried))}
+
+        def renamed(name, names=names, copy_index=copy_index):
+            return name if name in weights or not name else names.get(name, f"copy{copy_index}_{name}")
+
+        for node in graph.node:
+            twin = copy.deepcopy(node)
+            twin.name = f"copy{copy_index}_{node.name or node.output[0]}"
+            twin.input[:] = [renamed(n) for n in node.input]
+            twin.output[:] = [renamed(n) for n in node.output]
+            nodes.append(twin)
+        ids = f"copy{copy_index}_next"
+        nodes.append(helper.make_node("ArgMax", [renamed("logits")], [ids], axis=-1, keepdims=0))
+        carried = [renamed(f"{s}_out") for s in states]
+    nodes += [helper.make_node("Identity", [ids], ["ids_next"]), helper.make_node("Identity", ["going"], ["going_next"]),
+              *(helper.make_node("Identity", [c], [f"{s}_next"]) for s, c in zip(states, carried))]
+
+    def tensors(names, kind=TensorProto.FLOAT, shape=("N", units)):
+        return [helper.make_tensor_value_info(n, kind, list(shape)) for n in names]
+
+    body = helper.make_graph(
+        nodes, "body",
+        [*tensors(["iteration"], TensorProto.INT64, []), *tensors(["going"], TensorProto.BOOL, []),
+         *tensors(["ids_in"], TensorProto.INT64, ["N"]), *tensors([f"{s}_in" for s in states])],
+        [*tensors(["going_next"], TensorProto.BOOL, []), *tensors(["ids_next"], TensorProto.INT64, ["N"]),
+         *tensors([f"{s}_next" for s in states])], list(graph.initializer))
+    loop = helper.make_node("Loop", ["trips", "", "ids0", *(f"{s}0" for s in states)],
+                            ["ids_last", *(f"{s}_last" for s in states)], body=body)
+    outer = helper.make_graph(
+        [loop], "unrolled", [*tensors(["trips"], TensorProto.INT64, []), *tensors(["ids0"], TensorProto.INT64, ["N"]),
+                             *tensors([f"{s}0" for s in states])],
+        [*tensors(["ids_last"], TensorProto.INT64, ["N"]), *tensors([f"{s}_last" for s in states])])
+    unrolled = helper.make_model(outer, opset_imports=model.opset_import)
+    unrolled.ir_version = model.ir_version
+    return unrolled.SerializeToString()
+
+
+def unrolled_steps(session, net, streams: int, times: int) -> float:
+    feeds = {"trips": np.array(CHUNK // times, np.int64), "ids0": np.zeros(streams, np.int64),
+             **{f"{n}0": np.zeros((streams, net.units), np.float32) for n in net.state_names}}
+    start = time.perf_counter()
+    for _ in range(8):
+        session.run(None, feeds)
+    return (time.perf_counter() - start) / (8 * CHUNK) * 1e6
 
 
 def exp_differences() -> tuple[float, int]:
