@@ -138,6 +138,8 @@ def test_tied_embeddings_share_one_matrix_step_like_keras_and_reload(tmp_path, u
     reset_states(model)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "expected.npy", np.asarray(model(x)))
+    if units == cfg.embedding_dim:
+        return  # the projected case below loads the same registered layer and a projection besides (a process is ~5 s)
     # A fresh process, which has built no tied model, loads the checkpoint in safe mode.
     script = ("import numpy as np, sys; from generate.model.checkpoint import load_trainable_model; "
               "from generate.model.builder import reset_states; d = sys.argv[1]; m = load_trainable_model(d + '/latest.keras'); "
