@@ -99,17 +99,8 @@ def main() -> int:
         "in-graph loop, greedy": lambda: in_graph_steps(sessions[True], net, args.streams, max(1, steps // CHUNK), True),
         "products alone, onnxruntime MatMul": lambda: args.streams / products(args.streams, steps) * 1e6,
     }
-    for measure in paths.values():  # warm
-        measure()
-    times = {name: [] for name in paths}
-    for _ in range(args.repeats):
-        for name, measure in paths.items():
-            time.sleep(0.2)
-            times[name].append(measure())
     print(f"{args.model}, {args.streams} stream(s): microseconds a step, median of {args.repeats} (min-max)\n")
-    print("| path | us a step |\n|---|---|")
-    for name, values in times.items():
-        print(f"| {name} | {statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f}) |")
+    print_table("path", paths, args.repeats)
     builds = []
     for _ in range(args.repeats):
         started = time.perf_counter()
@@ -122,6 +113,20 @@ def main() -> int:
     print(f"onnxruntime's Exp against NumPy's over 10 M values in [-104, 0]: {differ:.0%} differ, by at most "
           f"{worst} units in the last place (draw_margin assumes 3)")
     return 0
+
+
+def print_table(heading: str, paths: dict, repeats: int) -> None:
+    """Each path's microseconds a step, median (min-max) of `repeats` turns taken in rotation, 0.2 s apart."""
+    for measure in paths.values():  # warm
+        measure()
+    times = {name: [] for name in paths}
+    for _ in range(repeats):
+        for name, measure in paths.items():
+            time.sleep(0.2)
+            times[name].append(measure())
+    print(f"| {heading} | us a step |\n|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f}) |")
 
 
 def what_else(model, net, streams: int, repeats: int) -> int:
@@ -163,17 +168,8 @@ def what_else(model, net, streams: int, repeats: int) -> int:
     paths.update({f"greedy, {n} step{'s' if n > 1 else ''} an iteration": (lambda n=n: unrolled_steps(unrolled[n], net, streams, n))
                   for n in unrolled})
     paths["products alone, onnxruntime MatMul"] = lambda: streams / products(streams, 2000) * 1e6
-    for measure in paths.values():
-        measure()
-    times = {name: [] for name in paths}
-    for _ in range(repeats):
-        for name, measure in paths.items():
-            time.sleep(0.2)
-            times[name].append(measure())
     print(f"{model.run_dir.path.name}, {streams} stream(s), in-graph loop: microseconds a step, median of {repeats} (min-max)\n")
-    print("| variant | us a step |\n|---|---|")
-    for name, values in times.items():
-        print(f"| {name} | {statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f}) |")
+    print_table("variant", paths, repeats)
     calls = [call_seconds(model, seed) for seed in range(1, 11)]
     inside, whole = onnxruntime_share(model)
     print(f"\nsamples(prime='ROMEO:', length=1000), one stream: median {1000 * statistics.median(calls):.1f} ms a call "
